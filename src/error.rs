@@ -1,0 +1,134 @@
+//! The crate's error type.
+//!
+//! - [`Error`]: everything the library can fail with, one variant per cause.
+//! - [`Result`]: `std::result::Result<T, Error>`.
+//!
+//! Database errors carry their classification: [`Error::is_transient`] tells whether the same
+//! operation may succeed if retried (a connection dropped, a lock was busy) or will fail again.
+
+use std::fmt;
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything cronlease can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A job spec or a scheduler setting is invalid; the message names the field and the fix.
+    #[error("invalid job `{job}`: {message}")]
+    InvalidJob {
+        /// The job's name as given (may be empty).
+        job: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A scheduler setting is invalid.
+    #[error("invalid scheduler setting: {0}")]
+    InvalidConfig(String),
+    /// Two registered jobs share a name; names identify rows in the database.
+    #[error("job `{0}` is registered twice: job names must be unique")]
+    DuplicateJob(String),
+    /// A database call failed.
+    #[error("database error ({kind}) during {operation}: {source}")]
+    Database {
+        /// The store operation that failed, e.g. `execution_claim`.
+        operation: &'static str,
+        /// Whether retrying the same operation may succeed.
+        kind: DbErrorKind,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        /// The migration's version number.
+        version: i64,
+        /// The migration's name.
+        name: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database holds a migration newer than this library knows.
+    #[error(
+        "the database schema is at migration {found}, newer than this version of cronlease knows ({known}): upgrade cronlease"
+    )]
+    SchemaTooNew {
+        /// Highest version found in the migrations table.
+        found: i64,
+        /// Highest version this library ships.
+        known: i64,
+    },
+    /// A row could not be decoded (unknown status, malformed JSON).
+    #[error("corrupt execution row {id}: {message}")]
+    CorruptRow {
+        /// The execution id, or `?` when unreadable.
+        id: String,
+        /// What could not be decoded.
+        message: String,
+    },
+    /// The scheduler has been shut down (or its actors have stopped).
+    #[error("the scheduler is not running")]
+    NotRunning,
+    /// No execution has this id.
+    #[error("no execution with id {0}")]
+    ExecutionNotFound(uuid::Uuid),
+    /// A replay was asked for an execution that is not DEAD.
+    #[error("execution {id} is {status}, only DEAD executions can be replayed")]
+    NotDead {
+        /// The execution id.
+        id: uuid::Uuid,
+        /// Its current status.
+        status: String,
+    },
+}
+
+/// How a database error should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// Retrying may succeed: connection lost or refused, pool timeout, I/O, server shutting down,
+    /// serialization failure, deadlock, SQLite busy/locked.
+    Transient,
+    /// Retrying will fail the same way: bad SQL, constraint violations, decode errors.
+    Permanent,
+}
+
+impl fmt::Display for DbErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DbErrorKind::Transient => "transient",
+            DbErrorKind::Permanent => "permanent",
+        })
+    }
+}
+
+impl Error {
+    /// Whether retrying the failed operation may succeed (a database blip, not a bug).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Database {
+                kind: DbErrorKind::Transient,
+                ..
+            }
+        )
+    }
+
+    /// Whether this is an invalid spec, setting or duplicate name.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidJob { .. } | Error::InvalidConfig(_) | Error::DuplicateJob(_)
+        )
+    }
+
+    pub(crate) fn invalid_job(job: &str, message: impl Into<String>) -> Self {
+        Error::InvalidJob {
+            job: job.to_owned(),
+            message: message.into(),
+        }
+    }
+}

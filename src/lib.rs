@@ -1,0 +1,43 @@
+//! # cronlease
+//!
+//! Durable recurring jobs for actix services. Every `(job, scope, plan_time)` is one row in an
+//! executions table, and that row is both the distributed lease and the audit record: any number
+//! of replicas tick every job, a unique key lets exactly one win each plan, heartbeats keep the
+//! winner's lease alive, and a lease whose runner died goes stale and is taken over. Failed
+//! attempts are retried with backoff, then dead-lettered. All timing uses the database clock.
+//!
+//! - Storage: [`SqliteStore`] (embedded default, a file) and `PgStore` (several replicas), behind
+//!   the [`Store`] trait.
+//! - Jobs: [`JobSpec::builder`] with a [`Schedule`], [`Scopes`], a [`CatchUp`] mode and a
+//!   [`Handler`].
+//! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
+//!   RetryPolicy; see `docs/architecture.md`) and returns a [`Scheduler`] handle.
+#![deny(missing_docs)]
+
+mod actors;
+mod error;
+mod execution;
+mod handler;
+mod plan;
+pub mod prelude;
+mod retry;
+mod schedule;
+mod scheduler;
+mod scope;
+mod spec;
+pub mod telemetry;
+pub mod store;
+
+pub use error::{DbErrorKind, Error, Result};
+pub use execution::{
+    ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,
+    Status,
+};
+pub use handler::{Handler, JobContext, JobError, JobOutput};
+pub use plan::CatchUp;
+pub use retry::{Backoff, DbRetry, RetryDecision};
+pub use schedule::{Schedule, floor_plan};
+pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
+pub use scope::{ProviderError, Scope, Scopes};
+pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
+pub use store::{ExecutionFilter, SqliteStore, Store};

@@ -1,0 +1,317 @@
+//! The public handle: build a scheduler, register jobs, start, inspect, shut down.
+//!
+//! - [`SchedulerBuilder`]: every runtime setting with its default.
+//! - [`Scheduler`]: the running scheduler; cheap to clone.
+//! - [`TickReport`]: what one tick did (for tests, demos and operators).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::actors::Runtime;
+use crate::actors::handler_runtime::HandlerRuntime;
+use crate::actors::retry_policy::RetryPolicy;
+use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow};
+use crate::error::{Error, Result};
+use crate::execution::{Execution, Status};
+use crate::retry::DbRetry;
+use crate::spec::JobSpec;
+use crate::store::{ExecutionFilter, Store};
+
+/// Default tick interval: the longest a Supervisor sleeps between ticks.
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(30);
+/// Default bound on executions running at once on one runner.
+pub const DEFAULT_MAX_CONCURRENT_EXECUTIONS: usize = 64;
+/// Default shutdown grace.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default number of handler runtime threads.
+pub const DEFAULT_HANDLER_THREADS: usize = 2;
+
+/// Builds and starts a [`Scheduler`].
+///
+/// ```no_run
+/// use cronlease::prelude::*;
+///
+/// # async fn demo() -> cronlease::Result<()> {
+/// let store = SqliteStore::open("cronlease.db").await?;
+/// let scheduler = Scheduler::builder(store)
+///     .job(
+///         JobSpec::builder("nightly-report")
+///             .every("1d")
+///             .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(1)) })
+///             .build()?,
+///     )
+///     .start()
+///     .await?;
+/// // ... serve requests ...
+/// scheduler.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct SchedulerBuilder {
+    store: Arc<dyn Store>,
+    runner_id: Option<String>,
+    tick_interval: Duration,
+    max_concurrent: usize,
+    shutdown_grace: Duration,
+    handler_threads: usize,
+    db_retry: DbRetry,
+    auto_tick: bool,
+    jobs: Vec<JobSpec>,
+}
+
+impl SchedulerBuilder {
+    /// This runner's id, stored in the rows it claims. Default: a fresh UUID v4.
+    pub fn runner_id(mut self, id: impl Into<String>) -> Self {
+        self.runner_id = Some(id.into());
+        self
+    }
+
+    /// The longest sleep between ticks; the Supervisor also wakes at the next plan boundary or
+    /// retry time. Default: 30 s.
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
+        self
+    }
+
+    /// How many executions may run at once on this runner; more due plans wait for a slot.
+    /// Default: 64.
+    pub fn max_concurrent_executions(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
+        self
+    }
+
+    /// How long [`Scheduler::shutdown`] waits for running handlers after cancelling them before
+    /// recording them `canceled`. Default: 10 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Worker threads of the runtime handlers run on. Default: 2.
+    pub fn handler_threads(mut self, threads: usize) -> Self {
+        self.handler_threads = threads;
+        self
+    }
+
+    /// Backoff for the runtime's own database calls after transient errors.
+    /// Default: [`DbRetry::default`] (5 s doubling to 60 s).
+    pub fn db_retry(mut self, retry: DbRetry) -> Self {
+        self.db_retry = retry;
+        self
+    }
+
+    /// Whether the scheduler ticks by itself (at start, then on its timer). `false` ticks only
+    /// on [`Scheduler::tick_now`], which lets tests drive every step. Default: `true`.
+    pub fn auto_tick(mut self, auto: bool) -> Self {
+        self.auto_tick = auto;
+        self
+    }
+
+    /// Registers a job. Names must be unique.
+    pub fn job(mut self, spec: JobSpec) -> Self {
+        self.jobs.push(spec);
+        self
+    }
+
+    /// Checks the settings, brings the schema up to date and starts the actors on the current
+    /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`).
+    pub async fn start(self) -> Result<Scheduler> {
+        if self.tick_interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "tick_interval must be longer than zero".into(),
+            ));
+        }
+        if self.max_concurrent == 0 {
+            return Err(Error::InvalidConfig(
+                "max_concurrent_executions must be at least 1".into(),
+            ));
+        }
+        if self.handler_threads == 0 {
+            return Err(Error::InvalidConfig(
+                "handler_threads must be at least 1".into(),
+            ));
+        }
+        if self.db_retry.initial.is_zero() || self.db_retry.max < self.db_retry.initial {
+            return Err(Error::InvalidConfig(
+                "db_retry needs initial > 0 and max >= initial".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        for spec in &self.jobs {
+            if !names.insert(spec.name.clone()) {
+                return Err(Error::DuplicateJob(spec.name.to_string()));
+            }
+        }
+        if self.jobs.is_empty() {
+            tracing::warn!("starting a scheduler without jobs");
+        }
+        if !cfg!(panic = "unwind") {
+            tracing::warn!(
+                "built with panic = \"abort\": a panicking handler will abort the process instead of being recorded"
+            );
+        }
+        self.store.migrate().await?;
+        let runner_id: Arc<str> = self
+            .runner_id
+            .unwrap_or_else(|| Uuid::new_v4().to_string())
+            .into();
+        let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let backoffs: HashMap<_, _> = jobs
+            .iter()
+            .map(|spec| (spec.name.clone(), spec.backoff.clone()))
+            .collect();
+        let handlers = HandlerRuntime::new(self.handler_threads).map_err(|e| {
+            Error::InvalidConfig(format!("cannot start the handler runtime: {e}"))
+        })?;
+        let rt = Arc::new(Runtime {
+            store: self.store.clone(),
+            runner_id: runner_id.clone(),
+            handlers,
+            db_retry: self.db_retry,
+            retry_policy: RetryPolicy::new(backoffs).start(),
+            shutdown_grace: self.shutdown_grace,
+        });
+        tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
+        let supervisor = Supervisor::new(
+            rt,
+            jobs,
+            self.max_concurrent,
+            self.tick_interval,
+            self.auto_tick,
+        )
+        .start();
+        Ok(Scheduler {
+            supervisor,
+            store: self.store,
+            runner_id,
+        })
+    }
+}
+
+/// A running scheduler. Dropping the handle does not stop it; call [`Scheduler::shutdown`].
+#[derive(Clone)]
+pub struct Scheduler {
+    supervisor: Addr<Supervisor>,
+    store: Arc<dyn Store>,
+    runner_id: Arc<str>,
+}
+
+impl Scheduler {
+    /// Starts building a scheduler on `store`.
+    pub fn builder(store: impl Store) -> SchedulerBuilder {
+        Self::builder_shared(Arc::new(store))
+    }
+
+    /// Starts building a scheduler on a store shared with other code.
+    pub fn builder_shared(store: Arc<dyn Store>) -> SchedulerBuilder {
+        SchedulerBuilder {
+            store,
+            runner_id: None,
+            tick_interval: DEFAULT_TICK_INTERVAL,
+            max_concurrent: DEFAULT_MAX_CONCURRENT_EXECUTIONS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            handler_threads: DEFAULT_HANDLER_THREADS,
+            db_retry: DbRetry::default(),
+            auto_tick: true,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// This runner's id.
+    pub fn runner_id(&self) -> &str {
+        &self.runner_id
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs one tick now (after any tick in progress) and reports what it did. The executions it
+    /// starts run in the background.
+    pub async fn tick_now(&self) -> Result<TickReport> {
+        self.supervisor
+            .send(TickNow)
+            .await
+            .map_err(|_| Error::NotRunning)?
+    }
+
+    /// How many executions are running on this runner.
+    pub async fn running(&self) -> Result<usize> {
+        self.supervisor
+            .send(RunningCount)
+            .await
+            .map_err(|_| Error::NotRunning)
+    }
+
+    /// Waits until no execution is running on this runner (polling every 10 ms), or `timeout`.
+    /// Returns whether it became idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.running().await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) if tokio::time::Instant::now() >= deadline => return false,
+                Ok(_) => actix_rt::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    /// Executions matching `filter`, newest plan first.
+    pub async fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        self.store.execution_list(filter).await
+    }
+
+    /// One execution by id.
+    pub async fn execution(&self, id: Uuid) -> Result<Option<Execution>> {
+        self.store.execution_get(id).await
+    }
+
+    /// Row counts by status, for one job or all.
+    pub async fn counts(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
+        self.store.execution_count_by_status(job).await
+    }
+
+    /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown
+    /// grace, records unfinished attempts as FAILED `canceled` (retry-eligible at once, not
+    /// counted against the budget) and completes when done. Never stops the actix System.
+    pub async fn shutdown(&self) {
+        let _ = self.supervisor.send(Shutdown).await;
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TickReport {
+    /// The database time the tick planned with.
+    pub db_now: DateTime<Utc>,
+    /// Plans and retries found due.
+    pub planned: usize,
+    /// New rows inserted and started.
+    pub won: usize,
+    /// Stale leases taken over and started.
+    pub stole: usize,
+    /// Failed rows retried (or replays) and started.
+    pub retried: usize,
+    /// Plans someone else holds or that are finished.
+    pub conflicted: usize,
+    /// Due plans left for a later tick because every execution slot was busy.
+    pub deferred: usize,
+    /// Stale RUNNING rows moved by the sweep.
+    pub swept: usize,
+    /// Jobs or scopes skipped because of an error (logged).
+    pub job_errors: usize,
+}
+
+impl TickReport {
+    /// Executions this tick started.
+    pub fn started(&self) -> usize {
+        self.won + self.stole + self.retried
+    }
+}

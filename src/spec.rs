@@ -1,0 +1,358 @@
+//! Job specs: a named recurring job and its limits.
+//!
+//! - [`JobSpec`]: a validated job, ready to register with a scheduler.
+//! - [`JobSpecBuilder`]: every setting with its default; [`JobSpecBuilder::build`] checks them all
+//!   and names the first invalid field and the fix.
+//! - [`PlannerHook`]: replaces cadence planning for cron-like or data-driven schedules.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::handler::Handler;
+use crate::plan::CatchUp;
+use crate::retry::Backoff;
+use crate::schedule::Schedule;
+use crate::scope::{ProviderError, Scope, Scopes};
+
+/// A planner hook: `(scope, db_now, newest known plan of the scope) -> plan times`.
+///
+/// Its output is kept in order, plans later than `db_now - schedule_delay` are left for later
+/// ticks, and the list is cut to the catch-up mode's `max_plans_per_tick` (1 for LatestOnly).
+/// An error skips only that scope for that tick.
+pub type PlannerHook = Arc<
+    dyn Fn(&Scope, DateTime<Utc>, Option<DateTime<Utc>>) -> Result<Vec<DateTime<Utc>>, ProviderError>
+        + Send
+        + Sync,
+>;
+
+/// Default `run_timeout`.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `max_attempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// A registered, named recurring job. Build one with [`JobSpec::builder`].
+#[derive(Clone)]
+pub struct JobSpec {
+    pub(crate) name: Arc<str>,
+    pub(crate) schedule: Option<Schedule>,
+    pub(crate) planner: Option<PlannerHook>,
+    pub(crate) scopes: Scopes,
+    pub(crate) catch_up: CatchUp,
+    pub(crate) schedule_delay: Duration,
+    pub(crate) run_timeout: Duration,
+    pub(crate) stale_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) allow_stale_reentry: bool,
+    pub(crate) handler: Arc<dyn Handler>,
+}
+
+impl JobSpec {
+    /// Starts a job named `name`. The name identifies the job's rows in the database: keep it
+    /// stable across deployments.
+    pub fn builder(name: impl Into<String>) -> JobSpecBuilder {
+        JobSpecBuilder {
+            name: name.into(),
+            schedule: None,
+            parse_error: None,
+            planner: None,
+            scopes: Scopes::default(),
+            catch_up: CatchUp::default(),
+            schedule_delay: Duration::ZERO,
+            run_timeout: DEFAULT_RUN_TIMEOUT,
+            stale_timeout: None,
+            heartbeat_interval: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff: Backoff::default(),
+            allow_stale_reentry: true,
+            handler: None,
+        }
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schedule, unless a planner hook replaces it.
+    pub fn schedule(&self) -> Option<Schedule> {
+        self.schedule
+    }
+
+    /// The catch-up mode.
+    pub fn catch_up(&self) -> CatchUp {
+        self.catch_up
+    }
+
+    /// How long one attempt may run.
+    pub fn run_timeout(&self) -> Duration {
+        self.run_timeout
+    }
+
+    /// How long a lease lives without a heartbeat.
+    pub fn stale_timeout(&self) -> Duration {
+        self.stale_timeout
+    }
+
+    /// How often running leases are renewed.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// Attempts per plan, the first run included.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Whether a stale lease may be taken over and re-run.
+    pub fn allows_stale_reentry(&self) -> bool {
+        self.allow_stale_reentry
+    }
+}
+
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("schedule", &self.schedule)
+            .field("planner", &self.planner.is_some())
+            .field("scopes", &self.scopes)
+            .field("catch_up", &self.catch_up)
+            .field("run_timeout", &self.run_timeout)
+            .field("stale_timeout", &self.stale_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`JobSpec`]; every setting states its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use cronlease::{CatchUp, JobContext, JobOutput, JobSpec, Scope};
+///
+/// let spec = JobSpec::builder("refresh-stats")
+///     .every("5m")
+///     .scopes([Scope::new("workspace", "42"), Scope::new("workspace", "43")])
+///     .catch_up(CatchUp::EveryPlan { window: Duration::from_secs(3600), max_plans_per_tick: 4 })
+///     .run_timeout(Duration::from_secs(30))
+///     .handler(|ctx: JobContext| async move { Ok(JobOutput::rows(1)) })
+///     .build()
+///     .unwrap();
+/// assert_eq!(spec.name(), "refresh-stats");
+/// ```
+#[must_use]
+pub struct JobSpecBuilder {
+    name: String,
+    schedule: Option<Schedule>,
+    parse_error: Option<String>,
+    planner: Option<PlannerHook>,
+    scopes: Scopes,
+    catch_up: CatchUp,
+    schedule_delay: Duration,
+    run_timeout: Duration,
+    stale_timeout: Option<Duration>,
+    heartbeat_interval: Option<Duration>,
+    max_attempts: u32,
+    backoff: Backoff,
+    allow_stale_reentry: bool,
+    handler: Option<Arc<dyn Handler>>,
+}
+
+impl JobSpecBuilder {
+    /// Runs at every multiple of `cadence`, a `humantime` string such as `"30s"` or `"5m"`.
+    /// Required unless a [planner hook](Self::planner) is given.
+    pub fn every(mut self, cadence: &str) -> Self {
+        match Schedule::every(cadence) {
+            Ok(schedule) => self.schedule = Some(schedule),
+            Err(e) => self.parse_error = Some(e.to_string()),
+        }
+        self
+    }
+
+    /// Sets the schedule directly.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Replaces cadence planning with a function of `(scope, db_now, newest known plan)`.
+    pub fn planner<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Scope, DateTime<Utc>, Option<DateTime<Utc>>) -> Result<Vec<DateTime<Utc>>, ProviderError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.planner = Some(Arc::new(hook));
+        self
+    }
+
+    /// The scopes to run for: a list or a [`Scopes`] provider. Default: the global scope only.
+    pub fn scopes(mut self, scopes: impl Into<Scopes>) -> Self {
+        self.scopes = scopes.into();
+        self
+    }
+
+    /// What to do about missed plans. Default: [`CatchUp::LatestOnly`].
+    pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// How long after its plan time a plan becomes due (for data that lands late). Default: 0.
+    pub fn schedule_delay(mut self, delay: Duration) -> Self {
+        self.schedule_delay = delay;
+        self
+    }
+
+    /// How long one attempt may run before it is cancelled and recorded as `run_timeout`.
+    /// Default: 60 s.
+    pub fn run_timeout(mut self, timeout: Duration) -> Self {
+        self.run_timeout = timeout;
+        self
+    }
+
+    /// How long a lease lives without a heartbeat before another runner may take it over; must be
+    /// longer than `run_timeout`. Default: `run_timeout + 60 s`.
+    pub fn stale_timeout(mut self, timeout: Duration) -> Self {
+        self.stale_timeout = Some(timeout);
+        self
+    }
+
+    /// How often a running lease is renewed; must be shorter than `stale_timeout`.
+    /// Default: a third of `stale_timeout`, at most 10 s.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = Some(interval);
+        self
+    }
+
+    /// Attempts per plan, the first run included; at least 1. Default: 3.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The delay between failed attempts. Default: [`Backoff::default`].
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Whether a lease whose runner stopped heartbeating may be taken over and the plan re-run.
+    /// Set `false` for work that must not run twice: swept rows then go DEAD for an operator to
+    /// replay. Default: `true`.
+    pub fn allow_stale_reentry(mut self, allow: bool) -> Self {
+        self.allow_stale_reentry = allow;
+        self
+    }
+
+    /// The work to run. Required.
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Checks every setting and returns the spec, or the first invalid field with its fix.
+    pub fn build(self) -> Result<JobSpec> {
+        let name = self.name.trim().to_owned();
+        let fail = |message: String| Err(Error::invalid_job(&name, message));
+        if name.is_empty() {
+            return fail("job name must not be empty".into());
+        }
+        if let Some(message) = self.parse_error {
+            return fail(message);
+        }
+        match (&self.schedule, &self.planner) {
+            (None, None) => {
+                return fail(
+                    "a schedule is required: call .every(\"5m\") or give a .planner(..) hook"
+                        .into(),
+                );
+            }
+            (Some(schedule), None) => {
+                if let Err(message) = schedule.validate() {
+                    return fail(format!("{message} (or give a .planner(..) hook)"));
+                }
+            }
+            _ => {}
+        }
+        if self.run_timeout.is_zero() {
+            return fail("run_timeout must be longer than zero".into());
+        }
+        let stale_timeout = self
+            .stale_timeout
+            .unwrap_or(self.run_timeout + Duration::from_secs(60));
+        if stale_timeout <= self.run_timeout {
+            return fail(format!(
+                "stale_timeout ({}) must be longer than run_timeout ({})",
+                fmt_duration(stale_timeout),
+                fmt_duration(self.run_timeout)
+            ));
+        }
+        let heartbeat_interval = self
+            .heartbeat_interval
+            .unwrap_or((stale_timeout / 3).min(Duration::from_secs(10)));
+        if heartbeat_interval.is_zero() || heartbeat_interval >= stale_timeout {
+            return fail(format!(
+                "heartbeat_interval ({}) must be longer than zero and shorter than stale_timeout ({})",
+                fmt_duration(heartbeat_interval),
+                fmt_duration(stale_timeout)
+            ));
+        }
+        if self.max_attempts < 1 {
+            return fail("max_attempts must be at least 1".into());
+        }
+        if let Err(message) = self.backoff.validate() {
+            return fail(message);
+        }
+        let Some(handler) = self.handler else {
+            return fail("a handler is required: call .handler(..)".into());
+        };
+        if self.catch_up.max_plans_per_tick() == 0 {
+            return fail(
+                "catch-up EveryPlan needs max_plans_per_tick of at least 1 (the most plans one scope may claim per tick)"
+                    .into(),
+            );
+        }
+        if let Scopes::Static(list) = &self.scopes {
+            if list.is_empty() {
+                return fail(
+                    "the scope list is empty: give at least one scope, or leave scopes unset for the global scope"
+                        .into(),
+                );
+            }
+        }
+        Ok(JobSpec {
+            name: name.into(),
+            schedule: self.schedule,
+            planner: self.planner,
+            scopes: self.scopes,
+            catch_up: self.catch_up,
+            schedule_delay: self.schedule_delay,
+            run_timeout: self.run_timeout,
+            stale_timeout,
+            heartbeat_interval,
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            allow_stale_reentry: self.allow_stale_reentry,
+            handler,
+        })
+    }
+}
+
+impl<I: IntoIterator<Item = Scope>> From<I> for Scopes {
+    fn from(scopes: I) -> Self {
+        Scopes::list(scopes)
+    }
+}
+
+fn fmt_duration(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
+}

@@ -1,0 +1,3 @@
+//! [`PgStore`]: PostgreSQL, for several replicas.
+
+pub(crate) mod error;

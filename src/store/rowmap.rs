@@ -1,0 +1,52 @@
+//! Decoding shared by every backend: text and JSON columns into the crate's types.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::execution::FailedAttempt;
+use crate::schedule::from_millis;
+
+/// Parses a stored UUID.
+pub(crate) fn uuid(id_for_errors: &str, text: &str) -> Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| corrupt(id_for_errors, format!("bad uuid `{text}`: {e}")))
+}
+
+/// Parses a text column with `FromStr` (status, claim outcome).
+pub(crate) fn parsed<T: std::str::FromStr<Err = String>>(id: &str, text: &str) -> Result<T> {
+    text.parse().map_err(|message| corrupt(id, message))
+}
+
+/// Parses the `failures` history. Times in it are Unix milliseconds on every backend.
+pub(crate) fn failures(id: &str, json: &serde_json::Value) -> Result<Vec<FailedAttempt>> {
+    let entries = json
+        .as_array()
+        .ok_or_else(|| corrupt(id, "failures is not a JSON array".into()))?;
+    Ok(entries
+        .iter()
+        .map(|entry| FailedAttempt {
+            attempt: entry["attempt"].as_u64().unwrap_or(0) as u32,
+            code: entry["code"].as_str().unwrap_or_default().to_owned(),
+            message: entry["message"].as_str().unwrap_or_default().to_owned(),
+            started_at: entry["started_at"].as_i64().map(from_millis),
+            finished_at: entry["finished_at"].as_i64().map(from_millis),
+        })
+        .collect())
+}
+
+/// Milliseconds to a time, for nullable columns.
+pub(crate) fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.map(from_millis)
+}
+
+/// Converts a count to `u32`, reporting out-of-range values as corruption.
+pub(crate) fn count(id: &str, column: &str, value: i64) -> Result<u32> {
+    u32::try_from(value).map_err(|_| corrupt(id, format!("{column} out of range: {value}")))
+}
+
+pub(crate) fn corrupt(id: &str, message: String) -> Error {
+    Error::CorruptRow {
+        id: id.to_owned(),
+        message,
+    }
+}

@@ -1,0 +1,117 @@
+//! SQLite schema, tracked in `cronlease_migrations`.
+
+use sqlx::SqlitePool;
+
+use crate::error::{Error, Result};
+use crate::store::db_error;
+
+/// `(version, name, sql)`, applied in order, each in its own `BEGIN IMMEDIATE` transaction.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "executions",
+    "
+CREATE TABLE cronlease_executions (
+  id            TEXT PRIMARY KEY,
+  job_name      TEXT NOT NULL,
+  scope_kind    TEXT NOT NULL,
+  scope_id      TEXT NOT NULL,
+  plan_time     INTEGER NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD')),
+  attempt       INTEGER NOT NULL CHECK (attempt >= 1),
+  max_attempts  INTEGER NOT NULL CHECK (max_attempts >= 1),
+  next_retry_at INTEGER,
+  runner_id     TEXT NOT NULL,
+  lease_token   TEXT NOT NULL,
+  claim_outcome TEXT NOT NULL DEFAULT 'won',
+  heartbeat_at  INTEGER,
+  stale_after   INTEGER,
+  started_at    INTEGER,
+  finished_at   INTEGER,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  duration_ms   INTEGER,
+  rows_affected INTEGER,
+  result        TEXT NOT NULL DEFAULT '{}',
+  error_code    TEXT,
+  error_msg     TEXT,
+  failures      TEXT NOT NULL DEFAULT '[]',
+  UNIQUE (job_name, scope_kind, scope_id, plan_time)
+);
+CREATE INDEX cronlease_executions_stale ON cronlease_executions (job_name, stale_after)
+  WHERE status = 'RUNNING';
+CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_retry_at)
+  WHERE status = 'FAILED';
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'FAILED', 'DEAD');
+",
+)];
+
+/// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before
+/// reading the version, so concurrent processes apply each migration once.
+pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS cronlease_migrations (
+           version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| db_error("migrate", e))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    for &(version, name, sql) in MIGRATIONS {
+        let mut conn = pool.acquire().await.map_err(|e| db_error("migrate", e))?;
+        let fail = |source| Error::Migration {
+            version,
+            name,
+            source,
+        };
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+        let applied: Result<bool, sqlx::Error> = async {
+            let current: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if current > known {
+                return Ok(false);
+            }
+            if current >= version {
+                return Ok(true);
+            }
+            sqlx::raw_sql(sql).execute(&mut *conn).await?;
+            sqlx::query(
+                "INSERT INTO cronlease_migrations (version, name, applied_at)
+                 VALUES (?1, ?2, CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+            )
+            .bind(version)
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+            Ok(true)
+        }
+        .await;
+        match applied {
+            Ok(true) => {
+                sqlx::raw_sql("COMMIT")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(fail)?;
+            }
+            Ok(false) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                let found: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
+                        .fetch_one(pool)
+                        .await
+                        .map_err(|e| db_error("migrate", e))?;
+                return Err(Error::SchemaTooNew { found, known });
+            }
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(fail(e));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! [`SqliteStore`]: the embedded default. A file in WAL mode with a busy timeout; every write is a
+//! single statement, so two processes can share one file without "database is locked" errors.
+//!
+//! Times are stored as INTEGER Unix milliseconds (UTC); ids and tokens as hyphenated TEXT;
+//! `result` and `failures` as JSON TEXT.
+
+pub(crate) mod error;
+mod migrate;
+mod row;
+mod sql;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::{
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, RetryCandidate, Renewal, Store,
+    SuccessWrite, Swept, db_error,
+};
+use crate::error::{Error, Result};
+use crate::execution::{Execution, Status};
+use crate::schedule::{duration_ms, from_millis};
+use crate::scope::Scope;
+use crate::store::rowmap::{corrupt, count, parsed, uuid};
+
+/// Default SQLite busy timeout: how long a statement waits for another connection's write lock.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Store`] on a SQLite file.
+///
+/// ```no_run
+/// # async fn demo() -> cronlease::Result<()> {
+/// let store = cronlease::SqliteStore::open("cronlease.db").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sql: Arc<Statements>,
+}
+
+/// The statements with the clock expression filled in.
+#[derive(Debug)]
+struct Statements {
+    db_now: Arc<str>,
+    retry_candidates: Arc<str>,
+    claim: Arc<str>,
+    heartbeat: Arc<str>,
+    finish_success: Arc<str>,
+    finish_failure: Arc<str>,
+    sweep_stale: Arc<str>,
+}
+
+impl Statements {
+    fn new(skew: TimeDelta) -> Self {
+        let now = sql::NOW_EXPR.replace("{SKEW}", &skew.num_milliseconds().to_string());
+        let fill = |s: &str| Arc::<str>::from(s.replace("{NOW}", &now));
+        Statements {
+            db_now: fill(sql::DB_NOW),
+            retry_candidates: fill(sql::EXECUTION_RETRY_CANDIDATES),
+            claim: fill(sql::EXECUTION_CLAIM),
+            heartbeat: fill(sql::EXECUTION_HEARTBEAT),
+            finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
+            finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
+            sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the SQLite file at `path` with WAL, `synchronous = NORMAL` and a
+    /// 5 s busy timeout.
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::connect_with(options).await
+    }
+
+    /// Connects with a URL such as `sqlite://cronlease.db` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::InvalidConfig(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true);
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options; WAL, `synchronous = NORMAL` and the busy timeout are added.
+    /// An in-memory database is kept on one connection that is never reaped.
+    pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
+        let in_memory = options.get_filename().as_os_str() == ":memory:"
+            || options.get_filename().as_os_str().is_empty();
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(DEFAULT_BUSY_TIMEOUT);
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        };
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error("connect", e))?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses an existing pool (configure WAL and a busy timeout on it yourself).
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteStore {
+            pool,
+            sql: Arc::new(Statements::new(TimeDelta::zero())),
+        }
+    }
+
+    /// Shifts the database clock as seen through this store by `skew`: every lease stamp, plan
+    /// decision and retry time it computes moves with it. For tests and simulations that need a
+    /// runner to live in the future (to see a lease go stale without waiting).
+    pub fn with_clock_skew(mut self, skew: TimeDelta) -> Self {
+        self.sql = Arc::new(Statements::new(skew));
+        self
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(sql.clone())
+}
+
+fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
+    rows.iter()
+        .map(|row| {
+            let id: String = row
+                .try_get(0)
+                .map_err(|e| corrupt("?", e.to_string()))?;
+            uuid(&id, &id)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrate::run(&self.pool).await
+    }
+
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        let ms: i64 = sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("db_now", e))?;
+        Ok(from_millis(ms))
+    }
+
+    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_latest_plans", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((
+                    Scope::new(
+                        row.try_get::<String, _>(0).map_err(dec)?,
+                        row.try_get::<String, _>(1).map_err(dec)?,
+                    ),
+                    from_millis(row.try_get(2).map_err(dec)?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn execution_retry_candidates(
+        &self,
+        job: &str,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<RetryCandidate>> {
+        let rows = sqlx::query(q(&self.sql.retry_candidates))
+            .bind(job)
+            .bind(since.map_or(i64::MIN, |t| t.timestamp_millis()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_retry_candidates", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok(RetryCandidate {
+                    scope: Scope::new(
+                        row.try_get::<String, _>(0).map_err(dec)?,
+                        row.try_get::<String, _>(1).map_err(dec)?,
+                    ),
+                    plan_time: from_millis(row.try_get(2).map_err(dec)?),
+                    next_retry_at: from_millis(row.try_get(3).map_err(dec)?),
+                    due: row.try_get(4).map_err(dec)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        if request.plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plans: Vec<_> = request
+            .plans
+            .iter()
+            .map(|p| {
+                json!([
+                    p.id.to_string(),
+                    p.scope.kind,
+                    p.scope.id,
+                    p.plan_time.timestamp_millis(),
+                    p.token.to_string()
+                ])
+            })
+            .collect();
+        let rows = sqlx::query(q(&self.sql.claim))
+            .bind(request.job)
+            .bind(i64::from(request.max_attempts))
+            .bind(request.runner_id)
+            .bind(duration_ms(request.stale_timeout))
+            .bind(serde_json::Value::Array(plans).to_string())
+            .bind(request.allow_stale_reentry)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_claim", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: String = row.try_get("id").map_err(dec)?;
+                let token: String = row.try_get("lease_token").map_err(dec)?;
+                let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+                Ok(Claimed {
+                    lease: Lease {
+                        id: uuid(&id, &id)?,
+                        token: uuid(&id, &token)?,
+                    },
+                    scope: Scope::new(
+                        row.try_get::<String, _>("scope_kind").map_err(dec)?,
+                        row.try_get::<String, _>("scope_id").map_err(dec)?,
+                    ),
+                    plan_time: from_millis(row.try_get("plan_time").map_err(dec)?),
+                    attempt: count(&id, "attempt", row.try_get("attempt").map_err(dec)?)?,
+                    max_attempts: count(
+                        &id,
+                        "max_attempts",
+                        row.try_get("max_attempts").map_err(dec)?,
+                    )?,
+                    outcome: parsed(&id, &outcome)?,
+                    started_at: from_millis(row.try_get("started_at").map_err(dec)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
+        if renewals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch: Vec<_> = renewals
+            .iter()
+            .map(|r| {
+                json!([
+                    r.lease.id.to_string(),
+                    r.lease.token.to_string(),
+                    duration_ms(r.stale_timeout)
+                ])
+            })
+            .collect();
+        let rows = sqlx::query(q(&self.sql.heartbeat))
+            .bind(serde_json::Value::Array(batch).to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_heartbeat", e))?;
+        ids(rows)
+    }
+
+    async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch: Vec<_> = writes
+            .iter()
+            .map(|w| {
+                json!([
+                    w.lease.id.to_string(),
+                    w.lease.token.to_string(),
+                    w.duration_ms,
+                    w.rows_affected,
+                    w.result
+                ])
+            })
+            .collect();
+        let rows = sqlx::query(q(&self.sql.finish_success))
+            .bind(serde_json::Value::Array(batch).to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_finish_success", e))?;
+        ids(rows)
+    }
+
+    async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch: Vec<_> = writes
+            .iter()
+            .map(|w| {
+                json!([
+                    w.lease.id.to_string(),
+                    w.lease.token.to_string(),
+                    w.status.as_str(),
+                    w.code,
+                    w.message,
+                    w.retry_in.map(duration_ms),
+                    w.extend_budget,
+                    w.duration_ms
+                ])
+            })
+            .collect();
+        let rows = sqlx::query(q(&self.sql.finish_failure))
+            .bind(serde_json::Value::Array(batch).to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_finish_failure", e))?;
+        ids(rows)
+    }
+
+    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+        let rows = sqlx::query(q(&self.sql.sweep_stale))
+            .bind(job)
+            .bind(allow_reentry)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_sweep_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: String = row.try_get(0).map_err(dec)?;
+                let status: String = row.try_get(1).map_err(dec)?;
+                Ok(Swept {
+                    id: uuid(&id, &id)?,
+                    status: parsed(&id, &status)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
+        let row = sqlx::query(sql::EXECUTION_GET)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_get", e))?;
+        row.as_ref().map(row::execution).transpose()
+    }
+
+    async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(sql::EXECUTION_LIST)
+            .bind(filter.job.as_deref())
+            .bind(filter.scope.as_ref().map(|s| s.kind.as_str()))
+            .bind(filter.scope.as_ref().map(|s| s.id.as_str()))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.plan_from.map(|t| t.timestamp_millis()))
+            .bind(filter.plan_before.map(|t| t.timestamp_millis()))
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_list", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
+        let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_by_status", e))?;
+        super::counts(rows.iter().map(|row| {
+            (
+                row.try_get::<String, _>(0).unwrap_or_default(),
+                row.try_get::<i64, _>(1).unwrap_or_default(),
+            )
+        }))
+    }
+}

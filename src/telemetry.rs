@@ -1,0 +1,85 @@
+//! Metric names and the calls that move them, through the `metrics` facade (Prometheus-style
+//! names). Installing a recorder is the host's choice; without one these calls cost nothing.
+//! `docs/metrics.md` lists every metric with its labels and what to alert on.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+/// Claims by outcome (`won`, `stole`, `retried`, `conflicted`).
+pub const CLAIMS: &str = "cronlease_claims_total";
+/// Finished attempts by outcome (`success`, `failed`, `dead`, `lease_lost`) and error code.
+pub const EXECUTIONS: &str = "cronlease_executions_total";
+/// Retries scheduled, by the attempt that failed.
+pub const RETRIES: &str = "cronlease_retries_total";
+/// Plans moved to DEAD.
+pub const DEAD_LETTERED: &str = "cronlease_dead_lettered_total";
+/// Leases found taken over by another runner.
+pub const LEASE_LOST: &str = "cronlease_lease_lost_total";
+/// RUNNING rows the sweep moved because their lease went stale.
+pub const SWEPT_STALE: &str = "cronlease_swept_stale_total";
+/// Transient database errors met by the runtime, by store operation.
+pub const DB_TRANSIENT_ERRORS: &str = "cronlease_db_transient_errors_total";
+/// Database writes the runtime gave up on after retrying, by store operation.
+pub const DB_GAVE_UP: &str = "cronlease_db_gave_up_total";
+/// Handler run time in seconds.
+pub const HANDLER_DURATION: &str = "cronlease_handler_duration_seconds";
+/// Seconds from plan time (plus schedule delay) to handler start.
+pub const START_LAG: &str = "cronlease_start_lag_seconds";
+/// Executions running on this runner.
+pub const RUNNING: &str = "cronlease_running_executions";
+/// Database clock minus runner clock, in seconds.
+pub const CLOCK_OFFSET: &str = "cronlease_clock_offset_seconds";
+
+pub(crate) fn claims(job: &str, outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!(CLAIMS, "job" => job.to_owned(), "outcome" => outcome).increment(n);
+    }
+}
+
+pub(crate) fn execution(job: &str, outcome: &'static str, code: &'static str) {
+    counter!(EXECUTIONS, "job" => job.to_owned(), "outcome" => outcome, "code" => code)
+        .increment(1);
+}
+
+pub(crate) fn retry(job: &str, attempt: u32) {
+    counter!(RETRIES, "job" => job.to_owned(), "attempt" => attempt.to_string()).increment(1);
+}
+
+pub(crate) fn dead_lettered(job: &str) {
+    counter!(DEAD_LETTERED, "job" => job.to_owned()).increment(1);
+}
+
+pub(crate) fn lease_lost(job: &str) {
+    counter!(LEASE_LOST, "job" => job.to_owned()).increment(1);
+}
+
+pub(crate) fn swept(job: &str, n: u64) {
+    if n > 0 {
+        counter!(SWEPT_STALE, "job" => job.to_owned()).increment(n);
+    }
+}
+
+pub(crate) fn db_transient(operation: &'static str) {
+    counter!(DB_TRANSIENT_ERRORS, "operation" => operation).increment(1);
+}
+
+pub(crate) fn db_gave_up(operation: &'static str) {
+    counter!(DB_GAVE_UP, "operation" => operation).increment(1);
+}
+
+pub(crate) fn handler_duration(job: &str, d: Duration) {
+    histogram!(HANDLER_DURATION, "job" => job.to_owned()).record(d.as_secs_f64());
+}
+
+pub(crate) fn start_lag(job: &str, seconds: f64) {
+    histogram!(START_LAG, "job" => job.to_owned()).record(seconds);
+}
+
+pub(crate) fn running(n: usize) {
+    gauge!(RUNNING).set(n as f64);
+}
+
+pub(crate) fn clock_offset(seconds: f64) {
+    gauge!(CLOCK_OFFSET).set(seconds);
+}
