@@ -45,7 +45,12 @@ impl Status {
     }
 
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 4] = [Status::Running, Status::Success, Status::Failed, Status::Dead];
+    pub const ALL: [Status; 4] = [
+        Status::Running,
+        Status::Success,
+        Status::Failed,
+        Status::Dead,
+    ];
 }
 
 impl fmt::Display for Status {

@@ -6,8 +6,8 @@
 //! winner's lease alive, and a lease whose runner died goes stale and is taken over. Failed
 //! attempts are retried with backoff, then dead-lettered. All timing uses the database clock.
 //!
-//! - Storage: [`SqliteStore`] (embedded default, a file) and `PgStore` (several replicas), behind
-//!   the [`Store`] trait.
+//! - Storage: [`SqliteStore`] (embedded default, a file) and [`PgStore`] (several replicas),
+//!   behind the [`Store`] trait.
 //! - Jobs: [`JobSpec::builder`] with a [`Schedule`], [`Scopes`], a [`CatchUp`] mode and a
 //!   [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
@@ -25,8 +25,8 @@ mod schedule;
 mod scheduler;
 mod scope;
 mod spec;
-pub mod telemetry;
 pub mod store;
+pub mod telemetry;
 
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
@@ -40,4 +40,4 @@ pub use schedule::{Schedule, floor_plan};
 pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionFilter, SqliteStore, Store};
+pub use store::{ExecutionFilter, PgStore, SqliteStore, Store};

@@ -129,7 +129,11 @@ pub(crate) fn retry_is_current(
 /// The first plan boundary at or after `t`.
 fn ceil_plan(t: DateTime<Utc>, cadence: Duration) -> DateTime<Utc> {
     let floor = floor_plan(t, cadence);
-    if floor < t { floor + delta(cadence) } else { floor }
+    if floor < t {
+        floor + delta(cadence)
+    } else {
+        floor
+    }
 }
 
 #[cfg(test)]

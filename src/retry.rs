@@ -123,9 +123,9 @@ impl Backoff {
             Backoff::Exponential { factor, .. } if !(*factor >= 1.0 && factor.is_finite()) => {
                 Err(format!("backoff factor ({factor}) must be at least 1"))
             }
-            Backoff::Exponential { jitter, .. } if !(0.0..=1.0).contains(jitter) => Err(format!(
-                "backoff jitter ({jitter}) must be between 0 and 1"
-            )),
+            Backoff::Exponential { jitter, .. } if !(0.0..=1.0).contains(jitter) => {
+                Err(format!("backoff jitter ({jitter}) must be between 0 and 1"))
+            }
             _ => Ok(()),
         }
     }

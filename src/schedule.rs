@@ -47,7 +47,7 @@ impl Schedule {
         if cadence.is_zero() {
             return Err("cadence must be longer than zero".into());
         }
-        if cadence.subsec_nanos() % 1_000_000 != 0 {
+        if !cadence.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(format!(
                 "cadence ({}) must be a whole number of milliseconds",
                 humantime::format_duration(cadence)
@@ -133,7 +133,10 @@ mod tests {
         let t = at("2026-11-22T10:05:00Z");
         assert_eq!(floor_plan(t, five_min), t);
         let just_before = at("2026-11-22T10:04:59.999Z");
-        assert_eq!(floor_plan(just_before, five_min), at("2026-11-22T10:00:00Z"));
+        assert_eq!(
+            floor_plan(just_before, five_min),
+            at("2026-11-22T10:00:00Z")
+        );
     }
 
     #[test]
@@ -199,7 +202,11 @@ mod tests {
     #[test]
     fn validation_rejects_zero_and_sub_millisecond_cadences() {
         assert!(Schedule::Every(Duration::ZERO).validate().is_err());
-        assert!(Schedule::Every(Duration::from_micros(1500)).validate().is_err());
+        assert!(
+            Schedule::Every(Duration::from_micros(1500))
+                .validate()
+                .is_err()
+        );
         assert!(Schedule::Every(Duration::from_millis(1)).validate().is_ok());
     }
 }

@@ -165,9 +165,8 @@ impl SchedulerBuilder {
             .iter()
             .map(|spec| (spec.name.clone(), spec.backoff.clone()))
             .collect();
-        let handlers = HandlerRuntime::new(self.handler_threads).map_err(|e| {
-            Error::InvalidConfig(format!("cannot start the handler runtime: {e}"))
-        })?;
+        let handlers = HandlerRuntime::new(self.handler_threads)
+            .map_err(|e| Error::InvalidConfig(format!("cannot start the handler runtime: {e}")))?;
         let rt = Arc::new(Runtime {
             store: self.store.clone(),
             runner_id: runner_id.clone(),

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 /// What a job runs for: one execution row exists per `(job, scope, plan_time)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Scope {
     /// The kind of thing, e.g. `workspace` or `tenant`.
     pub kind: String,

@@ -24,7 +24,11 @@ use crate::scope::{ProviderError, Scope, Scopes};
 /// ticks, and the list is cut to the catch-up mode's `max_plans_per_tick` (1 for LatestOnly).
 /// An error skips only that scope for that tick.
 pub type PlannerHook = Arc<
-    dyn Fn(&Scope, DateTime<Utc>, Option<DateTime<Utc>>) -> Result<Vec<DateTime<Utc>>, ProviderError>
+    dyn Fn(
+            &Scope,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        ) -> Result<Vec<DateTime<Utc>>, ProviderError>
         + Send
         + Sync,
 >;
@@ -185,7 +189,11 @@ impl JobSpecBuilder {
     /// Replaces cadence planning with a function of `(scope, db_now, newest known plan)`.
     pub fn planner<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&Scope, DateTime<Utc>, Option<DateTime<Utc>>) -> Result<Vec<DateTime<Utc>>, ProviderError>
+        F: Fn(
+                &Scope,
+                DateTime<Utc>,
+                Option<DateTime<Utc>>,
+            ) -> Result<Vec<DateTime<Utc>>, ProviderError>
             + Send
             + Sync
             + 'static,
@@ -321,13 +329,11 @@ impl JobSpecBuilder {
                     .into(),
             );
         }
-        if let Scopes::Static(list) = &self.scopes {
-            if list.is_empty() {
-                return fail(
-                    "the scope list is empty: give at least one scope, or leave scopes unset for the global scope"
-                        .into(),
-                );
-            }
+        if matches!(&self.scopes, Scopes::Static(list) if list.is_empty()) {
+            return fail(
+                "the scope list is empty: give at least one scope, or leave scopes unset for the global scope"
+                    .into(),
+            );
         }
         Ok(JobSpec {
             name: name.into(),

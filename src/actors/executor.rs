@@ -2,8 +2,9 @@
 //!
 //! Lifecycle:
 //! 1. `started`: starts its Heartbeat and spawns the handler on the handler runtime, bounded by
-//!    `run_timeout` and watched for cancellation; a panic while building or polling the future
-//!    becomes a `handler_panic` failure.
+//!    `run_timeout`; a panic while building or polling the future becomes a `handler_panic`
+//!    failure. Cancellation is cooperative: the handler's token fires, and the task is dropped
+//!    after a grace (one heartbeat interval after LeaseLost, the shutdown grace at shutdown).
 //! 2. The attempt ends: success, error, panic, timeout, or cancellation (`LeaseLost` from the
 //!    Heartbeat, `Cancel` from the Supervisor at shutdown).
 //! 3. It writes the outcome, fenced by the lease token; failures ask the RetryPolicy for a retry
@@ -80,10 +81,7 @@ impl Executor {
     }
 
     fn start_handler(&mut self, ctx: &mut Context<Self>) {
-        let heartbeat = self
-            .heartbeat
-            .clone()
-            .expect("the heartbeat starts first");
+        let heartbeat = self.heartbeat.clone().expect("the heartbeat starts first");
         let job_ctx = JobContext {
             job: self.spec.name.clone(),
             scope: self.claimed.scope.clone(),
@@ -96,19 +94,15 @@ impl Executor {
             heartbeat: heartbeat.recipient(),
         };
         let handler = self.spec.handler.clone();
-        let cancel = self.cancel.clone();
         let run_timeout = self.spec.run_timeout;
         let task = self.rt.handlers.spawn(async move {
             // Built inside the task, so a panic while building is caught like one while polling.
-            let future = handler.run(job_ctx);
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Attempt::Cancelled,
-                outcome = tokio::time::timeout(run_timeout, future) => match outcome {
-                    Ok(Ok(output)) => Attempt::Succeeded(output),
-                    Ok(Err(error)) => Attempt::Failed(error),
-                    Err(_) => Attempt::TimedOut,
-                },
+            // Cancellation is cooperative: the handler sees the token; the executor drops the
+            // task when the cancellation grace runs out.
+            match tokio::time::timeout(run_timeout, handler.run(job_ctx)).await {
+                Ok(Ok(output)) => Attempt::Succeeded(output),
+                Ok(Err(error)) => Attempt::Failed(error),
+                Err(_) => Attempt::TimedOut,
             }
         });
         self.handler_task = Some(task.abort_handle());
@@ -148,9 +142,10 @@ impl Executor {
                 tracing::warn!(job = %job, execution = %lease.id, "lease lost: another runner owns this plan; the attempt's outcome is discarded");
                 return self.done(ctx);
             }
-            (Some(ErrorCode::Canceled), Attempt::Cancelled | Attempt::TimedOut) => {
-                Attempt::Cancelled
-            }
+            // Shutdown: an attempt that finished within the grace keeps its success; anything
+            // else was interrupted.
+            (Some(ErrorCode::Canceled), Attempt::Succeeded(output)) => Attempt::Succeeded(output),
+            (Some(ErrorCode::Canceled), _) => Attempt::Cancelled,
             (_, attempt) => attempt,
         };
         let (code, message, permanent) = match attempt {
@@ -196,42 +191,43 @@ impl Executor {
             permanent,
         };
         let message = truncate_error_msg(&message).to_owned();
-        ctx.wait(
-            self.rt
-                .retry_policy
-                .send(decide)
-                .into_actor(self)
-                .map(move |decision, act, ctx| {
-                    // Without a RetryPolicy (it stopped) the row stays retryable: the sweep and
-                    // the attempt counter in the row keep the plan safe.
-                    let decision = decision.unwrap_or(RetryDecision::RetryIn(Duration::ZERO));
-                    let (status, retry_in) = match decision {
-                        RetryDecision::RetryIn(delay) => (Status::Failed, Some(delay)),
-                        RetryDecision::Dead => (Status::Dead, None),
-                    };
-                    let write = FailureWrite {
-                        lease,
-                        status,
-                        code: code.as_str().to_owned(),
-                        message,
-                        retry_in,
-                        extend_budget: false,
-                        duration_ms,
-                    };
-                    act.write_failure(write, code, ctx);
-                }),
-        );
+        ctx.wait(self.rt.retry_policy.send(decide).into_actor(self).map(
+            move |decision, act, ctx| {
+                // Without a RetryPolicy (it stopped) the row stays retryable: the sweep and
+                // the attempt counter in the row keep the plan safe.
+                let decision = decision.unwrap_or(RetryDecision::RetryIn(Duration::ZERO));
+                let (status, retry_in) = match decision {
+                    RetryDecision::RetryIn(delay) => (Status::Failed, Some(delay)),
+                    RetryDecision::Dead => (Status::Dead, None),
+                };
+                let write = FailureWrite {
+                    lease,
+                    status,
+                    code: code.as_str().to_owned(),
+                    message,
+                    retry_in,
+                    extend_budget: false,
+                    duration_ms,
+                };
+                act.write_failure(write, code, ctx);
+            },
+        ));
     }
 
     fn write_success(&mut self, write: SuccessWrite, ctx: &mut Context<Self>) {
         let store = self.rt.store.clone();
         let job = self.spec.name.clone();
         let policy = self.rt.db_retry;
-        let fut = retry_transient(policy, "execution_finish_success", policy.give_up_after, move || {
-            let store = store.clone();
-            let write = write.clone();
-            async move { store.execution_finish_success(&[write]).await }
-        });
+        let fut = retry_transient(
+            policy,
+            "execution_finish_success",
+            policy.give_up_after,
+            move || {
+                let store = store.clone();
+                let write = write.clone();
+                async move { store.execution_finish_success(&[write]).await }
+            },
+        );
         let id = self.claimed.lease.id;
         ctx.wait(fut.into_actor(self).map(move |written, act, ctx| {
             match written {
@@ -255,11 +251,16 @@ impl Executor {
         let status = write.status;
         let attempt = self.claimed.attempt;
         let message = write.message.clone();
-        let fut = retry_transient(policy, "execution_finish_failure", policy.give_up_after, move || {
-            let store = store.clone();
-            let write = write.clone();
-            async move { store.execution_finish_failure(&[write]).await }
-        });
+        let fut = retry_transient(
+            policy,
+            "execution_finish_failure",
+            policy.give_up_after,
+            move || {
+                let store = store.clone();
+                let write = write.clone();
+                async move { store.execution_finish_failure(&[write]).await }
+            },
+        );
         let id = self.claimed.lease.id;
         ctx.wait(fut.into_actor(self).map(move |written, act, ctx| {
             match written {
@@ -340,15 +341,20 @@ impl Actor for Executor {
 impl Handler<LeaseLost> for Executor {
     type Result = ();
 
-    fn handle(&mut self, _: LeaseLost, _: &mut Context<Self>) {
-        self.cancel_reason.get_or_insert(ErrorCode::LeaseLost);
+    fn handle(&mut self, _: LeaseLost, ctx: &mut Context<Self>) {
+        self.cancel_reason = Some(ErrorCode::LeaseLost);
         self.heartbeat = None;
         self.cancel.cancel();
+        // The handler gets one heartbeat interval to notice; then it is dropped.
+        ctx.run_later(self.spec.heartbeat_interval, |act, ctx| {
+            act.finish(Attempt::Cancelled, ctx)
+        });
     }
 }
 
-/// Asks a running attempt to stop because the runner is shutting down; after `grace` a handler
-/// that has not stopped is abandoned and the attempt recorded `canceled`.
+/// Asks a running attempt to stop because the runner is shutting down. A handler that returns
+/// success within `grace` is recorded as such; otherwise, after `grace` at the latest, the
+/// attempt is recorded `canceled` (retry-eligible at once) and the handler dropped.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Cancel {

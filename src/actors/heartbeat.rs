@@ -115,14 +115,18 @@ impl Handler<BeatNow> for Heartbeat {
     type Result = ResponseActFuture<Self, Result<(), LeaseLostError>>;
 
     fn handle(&mut self, _: BeatNow, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.renew().into_actor(self).map(|held, act, ctx| match held {
-            Renewed::Held | Renewed::Unknown => Ok(()),
-            Renewed::Lost => {
-                act.owner.do_send(LeaseLost);
-                ctx.stop();
-                Err(LeaseLostError)
-            }
-        }))
+        Box::pin(
+            self.renew()
+                .into_actor(self)
+                .map(|held, act, ctx| match held {
+                    Renewed::Held | Renewed::Unknown => Ok(()),
+                    Renewed::Lost => {
+                        act.owner.do_send(LeaseLost);
+                        ctx.stop();
+                        Err(LeaseLostError)
+                    }
+                }),
+        )
     }
 }
 

@@ -93,7 +93,11 @@ impl Supervisor {
     }
 
     /// Starts a tick unless one is running; `reply` receives its report.
-    fn tick(&mut self, ctx: &mut Context<Self>, reply: Option<oneshot::Sender<Result<TickReport>>>) {
+    fn tick(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: Option<oneshot::Sender<Result<TickReport>>>,
+    ) {
         if let Some(reply) = reply {
             self.waiting_ticks.push(reply);
         }
@@ -274,25 +278,29 @@ async fn tick_job(
     let newest = job.newest.as_mut().expect("loaded above");
     let eligible = db_now - delta(spec.schedule_delay);
     let latest = spec.schedule.map(|s| s.latest_plan(eligible));
-    if let (Some(schedule), Some(latest)) = (spec.schedule, latest) {
-        if spec.planner.is_none() {
-            let next_due = latest + delta(schedule.cadence()) + delta(spec.schedule_delay);
-            let wait = (next_due - db_now).to_std().unwrap_or_default();
-            tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
-        }
+    if let (Some(schedule), Some(latest), None) = (spec.schedule, latest, &spec.planner) {
+        let next_due = latest + delta(schedule.cadence()) + delta(spec.schedule_delay);
+        let wait = (next_due - db_now).to_std().unwrap_or_default();
+        tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
     }
 
     // Retries first: they are the oldest due work.
     let mut due: Vec<PlanClaim> = Vec::new();
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
-    let since = retry_since(spec.catch_up, latest.filter(|_| spec.planner.is_none()), db_now);
+    let since = retry_since(
+        spec.catch_up,
+        latest.filter(|_| spec.planner.is_none()),
+        db_now,
+    );
     let candidates = rt
         .store
         .execution_retry_candidates(&spec.name, since, (*free).max(1))
         .await?;
     for candidate in candidates {
         if !candidate.due {
-            let wait = (candidate.next_retry_at - db_now).to_std().unwrap_or_default();
+            let wait = (candidate.next_retry_at - db_now)
+                .to_std()
+                .unwrap_or_default();
             tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
             continue;
         }

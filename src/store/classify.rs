@@ -35,7 +35,10 @@ mod tests {
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(classify(&sqlx::Error::Io(reset)), DbErrorKind::Transient);
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), DbErrorKind::Transient);
-        assert_eq!(classify(&sqlx::Error::WorkerCrashed), DbErrorKind::Transient);
+        assert_eq!(
+            classify(&sqlx::Error::WorkerCrashed),
+            DbErrorKind::Transient
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`Store`]: one method per statement, named entity first (`execution_claim`,
 //!   `execution_finish_success`); batched methods take slices so many plans cost one statement.
 //! - [`SqliteStore`]: the embedded default (a file, WAL, busy timeout).
-//! - `PgStore`: PostgreSQL, for several replicas (lease times from `clock_timestamp()`).
+//! - [`PgStore`]: PostgreSQL, for several replicas (lease times from `clock_timestamp()`).
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`].
 //!
@@ -12,8 +12,8 @@
 //! statement (except [`Store::migrate`]), so a test can count statements by counting calls.
 
 mod classify;
-mod rowmap;
 pub mod postgres;
+mod rowmap;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -28,6 +28,7 @@ use crate::scope::Scope;
 
 pub use classify::classify;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The database seam. Implementations hold the SQL of one backend; the runtime decides.

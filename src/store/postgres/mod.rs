@@ -1,3 +1,597 @@
-//! [`PgStore`]: PostgreSQL, for several replicas.
+//! [`PgStore`]: PostgreSQL, for several replicas sharing one table.
+//!
+//! - [`PgStore`]: the store; `connect`, `connect_with` or `from_pool`, then [`Store::migrate`].
+//! - `sql`: the statements, one per [`Store`] method; batches travel as parallel arrays read
+//!   with `UNNEST`, so a batch of any size is one statement.
+//! - `migrate`: the schema, tracked in `cronlease_migrations` and applied under an advisory lock.
+//! - `row`: decoding rows into [`Execution`].
+//! - `error`: which SQLSTATE codes are transient.
+//!
+//! Times are `timestamptz` (lease stamps from `clock_timestamp()`, cut to milliseconds); ids and
+//! tokens are `uuid`; `result` and `failures` are `jsonb`, with the failure history's times as
+//! Unix-millisecond integers, as on every backend. Table names are unqualified: the connection's
+//! `search_path` chooses the schema.
 
 pub(crate) mod error;
+mod migrate;
+mod row;
+mod sql;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::{
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, Renewal, RetryCandidate, Store,
+    SuccessWrite, Swept, db_error,
+};
+use crate::error::{Error, Result};
+use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
+use crate::schedule::duration_ms;
+use crate::scope::Scope;
+use crate::store::rowmap::{corrupt, count, parsed};
+
+/// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// A [`Store`] on a PostgreSQL database, shared by any number of replicas.
+///
+/// ```no_run
+/// # async fn demo() -> cronlease::Result<()> {
+/// let store = cronlease::PgStore::connect("postgres://cronlease@db.internal/app").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    sql: Arc<Statements>,
+}
+
+/// The statements with the clock expression filled in.
+#[derive(Debug)]
+struct Statements {
+    db_now: Arc<str>,
+    retry_candidates: Arc<str>,
+    claim: Arc<str>,
+    heartbeat: Arc<str>,
+    finish_success: Arc<str>,
+    finish_failure: Arc<str>,
+    sweep_stale: Arc<str>,
+}
+
+impl Statements {
+    fn new(skew: TimeDelta) -> Self {
+        let now = sql::NOW_EXPR.replace("{SKEW}", &skew.num_milliseconds().to_string());
+        let fill = |s: &str| Arc::<str>::from(s.replace("{NOW}", &now));
+        Statements {
+            db_now: fill(sql::DB_NOW),
+            retry_candidates: fill(sql::EXECUTION_RETRY_CANDIDATES),
+            claim: fill(sql::EXECUTION_CLAIM),
+            heartbeat: fill(sql::EXECUTION_HEARTBEAT),
+            finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
+            finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
+            sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects with a URL such as `postgres://user:password@host/database` (a pool of
+    /// [`DEFAULT_MAX_CONNECTIONS`]). The URL is never logged: it may hold a password.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::InvalidConfig(format!("bad PostgreSQL URL: {e}")))?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with explicit options (a pool of [`DEFAULT_MAX_CONNECTIONS`]). Set the schema
+    /// with `options.options([("search_path", "my_schema")])`.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| db_error("connect", e))?;
+        Ok(Self::from_pool(pool))
+    }
+
+    /// Uses an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PgStore {
+            pool,
+            sql: Arc::new(Statements::new(TimeDelta::zero())),
+        }
+    }
+
+    /// Shifts the database clock as seen through this store by `skew`: every lease stamp, plan
+    /// decision and retry time it computes moves with it. For tests and simulations that need a
+    /// runner to live in the future (to see a lease go stale without waiting).
+    pub fn with_clock_skew(mut self, skew: TimeDelta) -> Self {
+        self.sql = Arc::new(Statements::new(skew));
+        self
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(sql.clone())
+}
+
+fn ids(rows: Vec<PgRow>) -> Result<Vec<Uuid>> {
+    rows.iter()
+        .map(|row| row.try_get(0).map_err(|e| corrupt("?", e.to_string())))
+        .collect()
+}
+
+/// PostgreSQL `text` cannot hold NUL, which SQLite stores: a terminal write must not fail on it
+/// (the row would stay RUNNING and run again), so NUL becomes U+FFFD, still within the limit.
+fn pg_message(message: &str) -> String {
+    if message.contains('\0') {
+        truncate_error_msg(&message.replace('\0', "\u{FFFD}")).to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+/// `jsonb` rejects the escape `\u0000`, which SQLite's JSON text keeps: NUL characters in the
+/// result's strings become U+FFFD (re-capped at 16 KiB), so the success is still recorded.
+fn pg_result(text: &str) -> String {
+    if !text.contains("\\u0000") {
+        return text.to_owned();
+    }
+    fn scrub(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(scrub),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    scrub(&mut item);
+                    map.insert(key.replace('\0', "\u{FFFD}"), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(mut value) => {
+            scrub(&mut value);
+            capped_result(&value)
+        }
+        Err(_) => text.to_owned(),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrate::run(&self.pool).await
+    }
+
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("db_now", e))
+    }
+
+    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_latest_plans", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((
+                    Scope::new(
+                        row.try_get::<String, _>(0).map_err(dec)?,
+                        row.try_get::<String, _>(1).map_err(dec)?,
+                    ),
+                    row.try_get(2).map_err(dec)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn execution_retry_candidates(
+        &self,
+        job: &str,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<RetryCandidate>> {
+        let rows = sqlx::query(q(&self.sql.retry_candidates))
+            .bind(job)
+            .bind(since)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_retry_candidates", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok(RetryCandidate {
+                    scope: Scope::new(
+                        row.try_get::<String, _>(0).map_err(dec)?,
+                        row.try_get::<String, _>(1).map_err(dec)?,
+                    ),
+                    plan_time: row.try_get(2).map_err(dec)?,
+                    next_retry_at: row.try_get(3).map_err(dec)?,
+                    due: row.try_get(4).map_err(dec)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        if request.plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plans = &request.plans;
+        let rows = sqlx::query(q(&self.sql.claim))
+            .bind(request.job)
+            .bind(i64::from(request.max_attempts))
+            .bind(request.runner_id)
+            .bind(duration_ms(request.stale_timeout))
+            .bind(plans.iter().map(|p| p.id).collect::<Vec<Uuid>>())
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.plan_time)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
+            .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
+            .bind(request.allow_stale_reentry)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_claim", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: Uuid = row.try_get("id").map_err(dec)?;
+                let id_text = id.to_string();
+                let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+                Ok(Claimed {
+                    lease: Lease {
+                        id,
+                        token: row.try_get("lease_token").map_err(dec)?,
+                    },
+                    scope: Scope::new(
+                        row.try_get::<String, _>("scope_kind").map_err(dec)?,
+                        row.try_get::<String, _>("scope_id").map_err(dec)?,
+                    ),
+                    plan_time: row.try_get("plan_time").map_err(dec)?,
+                    attempt: count(
+                        &id_text,
+                        "attempt",
+                        row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
+                    )?,
+                    max_attempts: count(
+                        &id_text,
+                        "max_attempts",
+                        row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
+                    )?,
+                    outcome: parsed(&id_text, &outcome)?,
+                    started_at: row.try_get("started_at").map_err(dec)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
+        if renewals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(q(&self.sql.heartbeat))
+            .bind(renewals.iter().map(|r| r.lease.id).collect::<Vec<Uuid>>())
+            .bind(
+                renewals
+                    .iter()
+                    .map(|r| r.lease.token)
+                    .collect::<Vec<Uuid>>(),
+            )
+            .bind(
+                renewals
+                    .iter()
+                    .map(|r| duration_ms(r.stale_timeout))
+                    .collect::<Vec<i64>>(),
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_heartbeat", e))?;
+        ids(rows)
+    }
+
+    async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(q(&self.sql.finish_success))
+            .bind(writes.iter().map(|w| w.lease.id).collect::<Vec<Uuid>>())
+            .bind(writes.iter().map(|w| w.lease.token).collect::<Vec<Uuid>>())
+            .bind(writes.iter().map(|w| w.duration_ms).collect::<Vec<i64>>())
+            .bind(writes.iter().map(|w| w.rows_affected).collect::<Vec<i64>>())
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| pg_result(&w.result))
+                    .collect::<Vec<String>>(),
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_finish_success", e))?;
+        ids(rows)
+    }
+
+    async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(q(&self.sql.finish_failure))
+            .bind(writes.iter().map(|w| w.lease.id).collect::<Vec<Uuid>>())
+            .bind(writes.iter().map(|w| w.lease.token).collect::<Vec<Uuid>>())
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.status.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| pg_message(&w.code))
+                    .collect::<Vec<String>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| pg_message(&w.message))
+                    .collect::<Vec<String>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.retry_in.map(duration_ms))
+                    .collect::<Vec<Option<i64>>>(),
+            )
+            .bind(
+                writes
+                    .iter()
+                    .map(|w| w.extend_budget)
+                    .collect::<Vec<bool>>(),
+            )
+            .bind(writes.iter().map(|w| w.duration_ms).collect::<Vec<i64>>())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_finish_failure", e))?;
+        ids(rows)
+    }
+
+    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+        let rows = sqlx::query(q(&self.sql.sweep_stale))
+            .bind(job)
+            .bind(allow_reentry)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_sweep_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: Uuid = row.try_get(0).map_err(dec)?;
+                let status: String = row.try_get(1).map_err(dec)?;
+                Ok(Swept {
+                    id,
+                    status: parsed(&id.to_string(), &status)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
+        let row = sqlx::query(sql::EXECUTION_GET)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_get", e))?;
+        row.as_ref().map(row::execution).transpose()
+    }
+
+    async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(sql::EXECUTION_LIST)
+            .bind(filter.job.as_deref())
+            .bind(filter.scope.as_ref().map(|s| s.kind.as_str()))
+            .bind(filter.scope.as_ref().map(|s| s.id.as_str()))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.plan_from)
+            .bind(filter.plan_before)
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_list", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
+        let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_by_status", e))?;
+        super::counts(rows.iter().map(|row| {
+            (
+                row.try_get::<String, _>(0).unwrap_or_default(),
+                row.try_get::<i64, _>(1).unwrap_or_default(),
+            )
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::MAX_ERROR_MSG_BYTES;
+
+    #[test]
+    fn clock_skew_is_filled_into_every_statement() {
+        let sql = Statements::new(TimeDelta::milliseconds(-3_600_000));
+        for statement in [
+            &sql.db_now,
+            &sql.retry_candidates,
+            &sql.claim,
+            &sql.heartbeat,
+            &sql.finish_success,
+            &sql.finish_failure,
+            &sql.sweep_stale,
+        ] {
+            assert!(!statement.contains("{NOW}"), "{statement}");
+            assert!(!statement.contains("{SKEW}"), "{statement}");
+            assert!(statement.contains("clock_timestamp()"), "{statement}");
+            assert!(statement.contains("interval '-3600000 milliseconds'"));
+            assert!(!statement.contains("now()"), "{statement}");
+        }
+    }
+
+    #[test]
+    fn nul_is_replaced_where_postgres_refuses_it() {
+        assert_eq!(pg_message("plain"), "plain");
+        assert_eq!(pg_message("a\0b"), "a\u{FFFD}b");
+        let long = "\0".repeat(MAX_ERROR_MSG_BYTES);
+        assert!(pg_message(&long).len() <= MAX_ERROR_MSG_BYTES);
+
+        assert_eq!(pg_result(r#"{"n":1}"#), r#"{"n":1}"#);
+        let scrubbed: serde_json::Value =
+            serde_json::from_str(&pg_result(r#"{"a\u0000":["x\u0000y"]}"#)).unwrap();
+        assert_eq!(scrubbed, serde_json::json!({ "a\u{FFFD}": ["x\u{FFFD}y"] }));
+    }
+
+    /// Against the server named by `CRONLEASE_TEST_POSTGRES_URL` (skipped when unset): four
+    /// replicas migrating at once apply each migration once, and a newer schema is refused.
+    #[tokio::test]
+    async fn concurrent_migrations_apply_once_and_newer_schemas_are_refused() {
+        let Ok(url) = std::env::var("CRONLEASE_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let schema = format!("cronlease_unit_{}", Uuid::new_v4().simple());
+        let admin = PgPool::connect(&url).await.expect("connect");
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        let options = PgConnectOptions::from_str(&url)
+            .expect("url")
+            .options([("search_path", schema.as_str())]);
+        let replicas = futures_util::future::join_all((0..4).map(|_| {
+            let options = options.clone();
+            async move {
+                let store = PgStore::connect_with(options).await?;
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            }
+        }))
+        .await;
+        let store = replicas
+            .into_iter()
+            .map(|r| r.expect("migrate"))
+            .next_back()
+            .expect("a replica");
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cronlease_migrations")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(applied, 1);
+        // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
+        let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
+        let claim = |plan: crate::store::PlanClaim| {
+            let store = store.clone();
+            async move {
+                let request = ClaimRequest {
+                    job: "nul",
+                    max_attempts: 3,
+                    runner_id: "r",
+                    stale_timeout: std::time::Duration::from_secs(60),
+                    allow_stale_reentry: true,
+                    plans: vec![plan],
+                };
+                store
+                    .execution_claim(&request)
+                    .await
+                    .expect("claim")
+                    .remove(0)
+            }
+        };
+        let first = claim(plan.clone()).await;
+        let failed = store
+            .execution_finish_failure(&[FailureWrite {
+                lease: first.lease,
+                status: Status::Failed,
+                code: "handler_error".into(),
+                message: "bad\0byte".into(),
+                retry_in: Some(std::time::Duration::ZERO),
+                extend_budget: false,
+                duration_ms: 1,
+            }])
+            .await
+            .expect("failure with NUL");
+        assert_eq!(failed, vec![first.lease.id]);
+        let second = claim(crate::store::PlanClaim::new(plan.scope, plan.plan_time)).await;
+        let done = store
+            .execution_finish_success(&[SuccessWrite {
+                lease: second.lease,
+                duration_ms: 1,
+                rows_affected: 1,
+                result: serde_json::json!({ "s": "a\0b" }).to_string(),
+            }])
+            .await
+            .expect("success with NUL");
+        assert_eq!(done, vec![first.lease.id]);
+        let row = store.execution_get(first.lease.id).await.unwrap().unwrap();
+        assert_eq!(row.failures[0].message, "bad\u{FFFD}byte");
+        assert_eq!(row.result, serde_json::json!({ "s": "a\u{FFFD}b" }));
+        sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES (99, 'future')")
+            .execute(store.pool())
+            .await
+            .expect("insert");
+        let refused = store.migrate().await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::SchemaTooNew {
+                    found: 99,
+                    known: 1
+                })
+            ),
+            "{refused:?}"
+        );
+        store.pool().close().await;
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .expect("drop schema");
+    }
+}

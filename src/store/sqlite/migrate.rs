@@ -100,11 +100,12 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
             }
             Ok(false) => {
                 let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                let found: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
-                        .fetch_one(pool)
-                        .await
-                        .map_err(|e| db_error("migrate", e))?;
+                let found: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations",
+                )
+                .fetch_one(pool)
+                .await
+                .map_err(|e| db_error("migrate", e))?;
                 return Err(Error::SchemaTooNew { found, known });
             }
             Err(e) => {

@@ -24,7 +24,7 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, RetryCandidate, Renewal, Store,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, Renewal, RetryCandidate, Store,
     SuccessWrite, Swept, db_error,
 };
 use crate::error::{Error, Result};
@@ -149,9 +149,7 @@ fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
 fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
     rows.iter()
         .map(|row| {
-            let id: String = row
-                .try_get(0)
-                .map_err(|e| corrupt("?", e.to_string()))?;
+            let id: String = row.try_get(0).map_err(|e| corrupt("?", e.to_string()))?;
             uuid(&id, &id)
         })
         .collect()

@@ -33,7 +33,11 @@ pub(super) fn execution(row: &SqliteRow) -> Result<Execution> {
         plan_time: from_millis(row.try_get("plan_time").map_err(dec)?),
         status: parsed(id, &status)?,
         attempt: count(id, "attempt", row.try_get("attempt").map_err(dec)?)?,
-        max_attempts: count(id, "max_attempts", row.try_get("max_attempts").map_err(dec)?)?,
+        max_attempts: count(
+            id,
+            "max_attempts",
+            row.try_get("max_attempts").map_err(dec)?,
+        )?,
         next_retry_at: opt_time(row.try_get("next_retry_at").map_err(dec)?),
         runner_id: row.try_get("runner_id").map_err(dec)?,
         lease_token: uuid(id, &token)?,

@@ -67,7 +67,7 @@ UPDATE cronlease_executions AS e SET
   updated_at = {NOW}
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS stale_ms FROM json_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
-RETURNING e.id";
+RETURNING id";
 
 /// ?1 is `[[id, token, duration_ms, rows_affected, result_json_text], ...]`.
 pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
@@ -84,7 +84,7 @@ UPDATE cronlease_executions AS e SET
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS duration_ms,
         value ->> 3 AS rows_affected, value ->> 4 AS result FROM json_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
-RETURNING e.id";
+RETURNING id";
 
 /// ?1 is `[[id, token, status, code, message, retry_in_ms|null, extend_budget, duration_ms], ...]`.
 pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
@@ -104,7 +104,7 @@ FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status, val
         value ->> 4 AS message, value ->> 5 AS retry_ms, value ->> 6 AS extend,
         value ->> 7 AS duration_ms FROM json_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
-RETURNING e.id";
+RETURNING id";
 
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
 UPDATE cronlease_executions SET

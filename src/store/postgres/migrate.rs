@@ -1,0 +1,111 @@
+//! PostgreSQL schema, tracked in `cronlease_migrations`.
+//!
+//! Table names are unqualified, so the connection's `search_path` chooses the schema.
+
+use sqlx::PgPool;
+
+use crate::error::{Error, Result};
+use crate::store::db_error;
+
+/// The `pg_advisory_xact_lock` key every replica takes before reading or applying a migration
+/// (the bytes of `cronleas`), so replicas starting together apply each migration once.
+const MIGRATION_LOCK_KEY: i64 = 0x6372_6f6e_6c65_6173;
+
+/// The migrations table, created under the advisory lock (a bare concurrent
+/// `CREATE TABLE IF NOT EXISTS` can fail with a unique violation in the catalog).
+/// `client_min_messages` hides the "already exists, skipping" notice.
+const CREATE_MIGRATIONS_TABLE: &str = "
+SET LOCAL client_min_messages = warning;
+CREATE TABLE IF NOT EXISTS cronlease_migrations (
+  version    bigint PRIMARY KEY,
+  name       text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);";
+
+/// `(version, name, sql)`, applied in order, each in its own transaction.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "executions",
+    "
+CREATE TABLE cronlease_executions (
+  id            uuid PRIMARY KEY,
+  job_name      text NOT NULL,
+  scope_kind    text NOT NULL,
+  scope_id      text NOT NULL,
+  plan_time     timestamptz NOT NULL,
+  status        text NOT NULL CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD')),
+  attempt       integer NOT NULL CHECK (attempt >= 1),
+  max_attempts  integer NOT NULL CHECK (max_attempts >= 1),
+  next_retry_at timestamptz,
+  runner_id     text NOT NULL,
+  lease_token   uuid NOT NULL,
+  claim_outcome text NOT NULL DEFAULT 'won',
+  heartbeat_at  timestamptz,
+  stale_after   timestamptz,
+  started_at    timestamptz,
+  finished_at   timestamptz,
+  created_at    timestamptz NOT NULL,
+  updated_at    timestamptz NOT NULL,
+  duration_ms   bigint,
+  rows_affected bigint,
+  result        jsonb NOT NULL DEFAULT '{}',
+  error_code    text,
+  error_msg     text,
+  failures      jsonb NOT NULL DEFAULT '[]',
+  CONSTRAINT cronlease_executions_plan_key UNIQUE (job_name, scope_kind, scope_id, plan_time)
+);
+CREATE INDEX cronlease_executions_stale ON cronlease_executions (job_name, stale_after)
+  WHERE status = 'RUNNING';
+CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_retry_at)
+  WHERE status = 'FAILED';
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'FAILED', 'DEAD');
+",
+)];
+
+/// Applies the migrations the database lacks. Each runs in a transaction that first takes the
+/// advisory lock, then reads the version, so concurrent replicas apply each migration once.
+pub(super) async fn run(pool: &PgPool) -> Result<()> {
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    for &(version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(|e| db_error("migrate", e))?;
+        let fail = |source| Error::Migration {
+            version,
+            name,
+            source,
+        };
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate", e))?;
+        sqlx::raw_sql(CREATE_MIGRATIONS_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate", e))?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+        if current > known {
+            // Dropping the transaction rolls it back and releases the lock.
+            drop(tx);
+            return Err(Error::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        if current < version {
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
+            sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES ($1, $2)")
+                .bind(version)
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+    }
+    Ok(())
+}

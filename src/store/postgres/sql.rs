@@ -1,0 +1,171 @@
+//! PostgreSQL statements. Times are `timestamptz`; `{NOW}` is replaced by the database clock
+//! expression (plus the store's clock skew) when the store is built.
+//!
+//! Batches travel as one array parameter per column, read with `UNNEST`, so one statement serves
+//! any number of plans. Durations travel as milliseconds (`bigint`) and become intervals here.
+//! Every statement that stamps or compares lease times reads the clock once, in a
+//! `MATERIALIZED` CTE (`c.now`), so the value it stores is the value it compared against.
+
+/// The database clock; `{SKEW}` is the store's clock skew in milliseconds. `clock_timestamp()`
+/// advances inside a transaction (unlike `now()`), so a lease is never stamped with a stale
+/// transaction start. Cut to milliseconds, the resolution of the SQLite store and of the
+/// failure history, so a time read back from the history equals the column it came from.
+pub(super) const NOW_EXPR: &str =
+    "date_trunc('milliseconds', clock_timestamp() + interval '{SKEW} milliseconds')";
+
+pub(super) const DB_NOW: &str = "SELECT {NOW}";
+
+pub(super) const EXECUTION_LATEST_PLANS: &str = "\
+SELECT scope_kind, scope_id, MAX(plan_time) AS plan_time
+FROM cronlease_executions
+WHERE job_name = $1
+GROUP BY scope_kind, scope_id";
+
+/// $2 is the optional lower bound on `plan_time`.
+pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+SELECT e.scope_kind, e.scope_id, e.plan_time, e.next_retry_at, e.next_retry_at <= c.now AS due
+FROM cronlease_executions AS e CROSS JOIN c
+WHERE e.job_name = $1 AND e.status = 'FAILED' AND e.next_retry_at IS NOT NULL
+  AND e.attempt < e.max_attempts AND ($2::timestamptz IS NULL OR e.plan_time >= $2::timestamptz)
+ORDER BY e.next_retry_at
+LIMIT $3";
+
+/// $5..$9 are the plans' ids, scope kinds, scope ids, plan times and tokens (parallel arrays).
+/// A plan repeated in the batch is claimed once (its first occurrence), as one row per plan
+/// allows; rows are inserted in key order so concurrent batches lock in the same order.
+/// On conflict the SET expressions read the old row (`e`), the new values come from `excluded`,
+/// and `excluded.started_at` is the statement's single clock reading.
+pub(super) const EXECUTION_CLAIM: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+INSERT INTO cronlease_executions AS e (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at, updated_at)
+SELECT p.id, $1::text, p.scope_kind, p.scope_id, p.plan_time, 'RUNNING', 1, $2::bigint,
+  $3::text, p.token, 'won', c.now, c.now + $4::bigint * interval '1 millisecond', c.now, c.now, c.now
+FROM (
+  SELECT DISTINCT ON (u.scope_kind, u.scope_id, u.plan_time)
+    u.id, u.scope_kind, u.scope_id, u.plan_time, u.token
+  FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::uuid[])
+    WITH ORDINALITY AS u(id, scope_kind, scope_id, plan_time, token, n)
+  ORDER BY u.scope_kind, u.scope_id, u.plan_time, u.n
+) AS p CROSS JOIN c
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
+  status = 'RUNNING',
+  attempt = e.attempt + 1,
+  runner_id = excluded.runner_id,
+  lease_token = excluded.lease_token,
+  claim_outcome = CASE WHEN e.status = 'RUNNING' THEN 'stole' ELSE 'retried' END,
+  failures = CASE WHEN e.status = 'RUNNING'
+    THEN e.failures || jsonb_build_array(jsonb_build_object(
+      'attempt', e.attempt, 'code', 'stale_timeout',
+      'message', 'lease expired without heartbeat; taken over by runner ' || excluded.runner_id,
+      'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
+      'finished_at', floor(extract(epoch FROM excluded.started_at) * 1000)::bigint))
+    ELSE e.failures END,
+  heartbeat_at = excluded.heartbeat_at,
+  stale_after = excluded.stale_after,
+  started_at = excluded.started_at,
+  updated_at = excluded.updated_at,
+  finished_at = NULL,
+  next_retry_at = NULL,
+  duration_ms = NULL,
+  rows_affected = NULL,
+  result = '{}',
+  error_code = NULL,
+  error_msg = NULL
+WHERE e.attempt < e.max_attempts AND (
+  (e.status = 'FAILED' AND e.next_retry_at IS NOT NULL AND e.next_retry_at <= excluded.started_at)
+  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at))
+RETURNING e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
+  e.claim_outcome, e.started_at";
+
+/// $1..$3 are the leases' ids, tokens and stale timeouts in milliseconds.
+pub(super) const EXECUTION_HEARTBEAT: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  heartbeat_at = c.now,
+  stale_after = c.now + v.stale_ms * interval '1 millisecond',
+  updated_at = c.now
+FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS v(id, token, stale_ms) CROSS JOIN c
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+RETURNING e.id";
+
+/// $1..$5 are ids, tokens, durations, row counts and result JSON texts.
+pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  status = 'SUCCESS',
+  finished_at = c.now,
+  updated_at = c.now,
+  duration_ms = v.duration_ms,
+  rows_affected = v.rows_affected,
+  result = v.result::jsonb,
+  next_retry_at = NULL,
+  error_code = NULL,
+  error_msg = NULL
+FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[])
+    AS v(id, token, duration_ms, rows_affected, result)
+  CROSS JOIN c
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+RETURNING e.id";
+
+/// $1..$8 are ids, tokens, statuses, codes, messages, retry delays in milliseconds (null: no
+/// retry), extend-budget flags and durations.
+pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  status = v.status,
+  next_retry_at = CASE WHEN v.retry_ms IS NULL THEN NULL
+    ELSE c.now + v.retry_ms * interval '1 millisecond' END,
+  error_code = v.code,
+  error_msg = v.message,
+  finished_at = c.now,
+  updated_at = c.now,
+  duration_ms = v.duration_ms,
+  max_attempts = CASE WHEN v.extend THEN GREATEST(e.max_attempts, e.attempt + 1)
+    ELSE e.max_attempts END,
+  failures = e.failures || jsonb_build_array(jsonb_build_object(
+    'attempt', e.attempt, 'code', v.code, 'message', v.message,
+    'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
+    'finished_at', floor(extract(epoch FROM c.now) * 1000)::bigint))
+FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+      $7::boolean[], $8::bigint[])
+    AS v(id, token, status, code, message, retry_ms, extend, duration_ms)
+  CROSS JOIN c
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+RETURNING e.id";
+
+pub(super) const EXECUTION_SWEEP_STALE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  status = CASE WHEN $2::boolean AND e.attempt < e.max_attempts THEN 'FAILED' ELSE 'DEAD' END,
+  next_retry_at = CASE WHEN $2::boolean AND e.attempt < e.max_attempts THEN c.now ELSE NULL END,
+  error_code = 'stale_timeout',
+  error_msg = 'lease expired without heartbeat',
+  finished_at = c.now,
+  updated_at = c.now,
+  failures = e.failures || jsonb_build_array(jsonb_build_object(
+    'attempt', e.attempt, 'code', 'stale_timeout', 'message', 'lease expired without heartbeat',
+    'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
+    'finished_at', floor(extract(epoch FROM c.now) * 1000)::bigint))
+FROM c
+WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
+RETURNING e.id, e.status";
+
+pub(super) const EXECUTION_GET: &str = "SELECT * FROM cronlease_executions WHERE id = $1";
+
+pub(super) const EXECUTION_LIST: &str = "\
+SELECT * FROM cronlease_executions
+WHERE ($1::text IS NULL OR job_name = $1::text)
+  AND ($2::text IS NULL OR (scope_kind = $2::text AND scope_id = $3::text))
+  AND ($4::text IS NULL OR status = $4::text)
+  AND ($5::timestamptz IS NULL OR plan_time >= $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR plan_time < $6::timestamptz)
+ORDER BY plan_time DESC, id DESC
+LIMIT $7";
+
+pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
+SELECT status, COUNT(*) AS n FROM cronlease_executions
+WHERE ($1::text IS NULL OR job_name = $1::text)
+GROUP BY status";

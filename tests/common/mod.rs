@@ -1,0 +1,374 @@
+//! Test fixtures shared by the integration tests: a fresh database per test on every backend,
+//! and store wrappers that count statements or inject transient faults.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use cronlease::store::{
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PgStore, Renewal, RetryCandidate,
+    SuccessWrite, Swept,
+};
+use cronlease::{DbErrorKind, Error, Execution, Scope, SqliteStore, Status, Store};
+use uuid::Uuid;
+
+/// The environment variable naming the PostgreSQL server for the PostgreSQL suite.
+pub const POSTGRES_URL_VAR: &str = "CRONLEASE_TEST_POSTGRES_URL";
+
+/// A fresh, migrated database for one test.
+///
+/// Its clock is pinned near the middle of an hour (`base_skew` from the real clock), so a test
+/// using hourly plans never straddles a plan boundary.
+pub struct TestDb {
+    pub backend: &'static str,
+    pub store: Arc<dyn Store>,
+    pub base_skew: TimeDelta,
+    skewed: Box<dyn Fn(TimeDelta) -> Arc<dyn Store> + Send + Sync>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// The same database seen through a clock shifted by `skew` (a runner living in the future).
+    pub fn skewed(&self, skew: TimeDelta) -> Arc<dyn Store> {
+        (self.skewed)(self.base_skew + skew)
+    }
+}
+
+/// The skew that puts the database clock at half past the current hour.
+fn mid_hour_skew() -> TimeDelta {
+    let now = Utc::now();
+    let into_hour = now - cronlease::floor_plan(now, std::time::Duration::from_secs(3600));
+    TimeDelta::minutes(30) - into_hour
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A SQLite file in a temporary directory.
+pub async fn sqlite() -> TestDb {
+    init_logging();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("cronlease.db"))
+        .await
+        .expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    let base_skew = mid_hour_skew();
+    let base = store.clone();
+    TestDb {
+        backend: "sqlite",
+        store: Arc::new(store.with_clock_skew(base_skew)),
+        base_skew,
+        skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh schema on the PostgreSQL server named by `CRONLEASE_TEST_POSTGRES_URL`, or `None`
+/// when it is unset. When it is set, an unreachable server fails the test.
+pub async fn postgres() -> Option<TestDb> {
+    init_logging();
+    let url = std::env::var(POSTGRES_URL_VAR).ok()?;
+    let schema = format!("cronlease_test_{}", Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    admin.close().await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
+    let options = options.options([("search_path", schema.as_str())]);
+    let store = PgStore::connect_with(options)
+        .await
+        .expect("connect postgres");
+    store.migrate().await.expect("migrate postgres");
+    let base_skew = mid_hour_skew();
+    let base = store.clone();
+    Some(TestDb {
+        backend: "postgres",
+        store: Arc::new(store.with_clock_skew(base_skew)),
+        base_skew,
+        skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
+        _dir: None,
+    })
+}
+
+/// Defines `mod sqlite` and `mod postgres` versions of an async test taking a `TestDb`.
+/// The PostgreSQL version passes without running when `CRONLEASE_TEST_POSTGRES_URL` is unset.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::TestDb) $body
+
+            #[actix::test]
+            async fn sqlite() {
+                run($crate::common::sqlite().await).await;
+            }
+
+            #[actix::test]
+            async fn postgres() {
+                match $crate::common::postgres().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+        }
+    };
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = f().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Every execution of `job`, newest plan first.
+pub async fn rows(store: &dyn Store, job: &str) -> Vec<Execution> {
+    store
+        .execution_list(&ExecutionFilter {
+            job: Some(job.to_owned()),
+            limit: 100_000,
+            ..ExecutionFilter::default()
+        })
+        .await
+        .expect("list executions")
+}
+
+/// Waits until every row of `job` is in a terminal state and there are at least `n` rows.
+pub async fn settled(store: &dyn Store, job: &str, n: usize) -> Vec<Execution> {
+    eventually(20, &format!("{n} settled rows of {job}"), || async {
+        let rows = rows(store, job).await;
+        (rows.len() >= n && rows.iter().all(|r| r.status != Status::Running)).then_some(rows)
+    })
+    .await
+}
+
+/// A store that counts calls per method (each method is one statement).
+pub struct CountingStore {
+    pub inner: Arc<dyn Store>,
+    pub calls: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(CountingStore {
+            inner,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn take(&self) -> usize {
+        self.calls.swap(0, Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A store whose terminal writes fail with a transient error the first `fail_finishes` times.
+pub struct FlakyStore {
+    pub inner: Arc<dyn Store>,
+    pub fail_finishes: AtomicUsize,
+}
+
+fn transient(operation: &'static str) -> Error {
+    Error::Database {
+        operation,
+        kind: DbErrorKind::Transient,
+        source: sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+    }
+}
+
+macro_rules! delegate_store {
+    ($ty:ty, |$this:ident, $op:ident| $before:expr) => {
+        #[async_trait]
+        impl Store for $ty {
+            fn backend(&self) -> &'static str {
+                self.inner.backend()
+            }
+            async fn migrate(&self) -> cronlease::Result<()> {
+                self.inner.migrate().await
+            }
+            async fn db_now(&self) -> cronlease::Result<DateTime<Utc>> {
+                let ($this, $op) = (self, "db_now");
+                $before;
+                self.inner.db_now().await
+            }
+            async fn execution_latest_plans(
+                &self,
+                job: &str,
+            ) -> cronlease::Result<Vec<(Scope, DateTime<Utc>)>> {
+                let ($this, $op) = (self, "execution_latest_plans");
+                $before;
+                self.inner.execution_latest_plans(job).await
+            }
+            async fn execution_retry_candidates(
+                &self,
+                job: &str,
+                since: Option<DateTime<Utc>>,
+                limit: usize,
+            ) -> cronlease::Result<Vec<RetryCandidate>> {
+                let ($this, $op) = (self, "execution_retry_candidates");
+                $before;
+                self.inner
+                    .execution_retry_candidates(job, since, limit)
+                    .await
+            }
+            async fn execution_claim(
+                &self,
+                request: &ClaimRequest<'_>,
+            ) -> cronlease::Result<Vec<Claimed>> {
+                let ($this, $op) = (self, "execution_claim");
+                $before;
+                self.inner.execution_claim(request).await
+            }
+            async fn execution_heartbeat(
+                &self,
+                renewals: &[Renewal],
+            ) -> cronlease::Result<Vec<Uuid>> {
+                let ($this, $op) = (self, "execution_heartbeat");
+                $before;
+                self.inner.execution_heartbeat(renewals).await
+            }
+            async fn execution_finish_success(
+                &self,
+                writes: &[SuccessWrite],
+            ) -> cronlease::Result<Vec<Uuid>> {
+                let ($this, $op) = (self, "execution_finish_success");
+                $before;
+                self.inner.execution_finish_success(writes).await
+            }
+            async fn execution_finish_failure(
+                &self,
+                writes: &[FailureWrite],
+            ) -> cronlease::Result<Vec<Uuid>> {
+                let ($this, $op) = (self, "execution_finish_failure");
+                $before;
+                self.inner.execution_finish_failure(writes).await
+            }
+            async fn execution_sweep_stale(
+                &self,
+                job: &str,
+                allow_reentry: bool,
+            ) -> cronlease::Result<Vec<Swept>> {
+                let ($this, $op) = (self, "execution_sweep_stale");
+                $before;
+                self.inner.execution_sweep_stale(job, allow_reentry).await
+            }
+            async fn execution_get(&self, id: Uuid) -> cronlease::Result<Option<Execution>> {
+                self.inner.execution_get(id).await
+            }
+            async fn execution_list(
+                &self,
+                filter: &ExecutionFilter,
+            ) -> cronlease::Result<Vec<Execution>> {
+                self.inner.execution_list(filter).await
+            }
+            async fn execution_count_by_status(
+                &self,
+                job: Option<&str>,
+            ) -> cronlease::Result<Vec<(Status, i64)>> {
+                self.inner.execution_count_by_status(job).await
+            }
+        }
+    };
+}
+
+delegate_store!(CountingStore, |this, _op| this.count());
+delegate_store!(FlakyStore, |this, op| {
+    if op.starts_with("execution_finish")
+        && this
+            .fail_finishes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        return Err(transient(op));
+    }
+});
+
+/// A scheduler builder for tests: manual ticks, short backoffs, a short shutdown grace.
+pub fn scheduler(store: Arc<dyn Store>) -> cronlease::SchedulerBuilder {
+    cronlease::Scheduler::builder_shared(store)
+        .auto_tick(false)
+        .shutdown_grace(std::time::Duration::from_millis(500))
+        .db_retry(cronlease::DbRetry {
+            initial: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(200),
+            give_up_after: std::time::Duration::from_secs(20),
+        })
+}
+
+/// One handler run: (scope id, plan time, attempt).
+pub type Run = (String, DateTime<Utc>, u32);
+
+/// Records every handler run.
+#[derive(Clone, Default)]
+pub struct Runs(Arc<std::sync::Mutex<Vec<Run>>>);
+
+impl Runs {
+    pub fn record(&self, ctx: &cronlease::JobContext) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((ctx.scope().id.clone(), ctx.plan_time(), ctx.attempt()));
+    }
+
+    pub fn all(&self) -> Vec<Run> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// A handler that records its run and succeeds.
+    pub fn ok_handler(
+        &self,
+    ) -> impl Fn(
+        cronlease::JobContext,
+    ) -> std::future::Ready<Result<cronlease::JobOutput, cronlease::JobError>>
+    + Send
+    + Sync
+    + 'static {
+        let runs = self.clone();
+        move |ctx| {
+            runs.record(&ctx);
+            std::future::ready(Ok(cronlease::JobOutput::rows(1)))
+        }
+    }
+}
+
+/// `n` scopes of kind `tenant`.
+pub fn tenants(n: usize) -> Vec<Scope> {
+    (0..n)
+        .map(|i| Scope::new("tenant", i.to_string()))
+        .collect()
+}

@@ -1,0 +1,248 @@
+//! Planning through the public API: the database clock, LatestOnly, EveryPlan, the planner hook,
+//! and the cost of a tick where nothing is due.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{CountingStore, Runs, rows, scheduler, settled, tenants};
+use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
+use cronlease::{CatchUp, JobSpec, Scope, Status, floor_plan};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+on_every_backend! {
+    async fn plans_follow_the_database_clock_not_the_runner_clock(db: TestDb) {
+        // The database clock is an hour ahead of this runner's clock.
+        let store = db.skewed(TimeDelta::hours(1));
+        let runs = Runs::default();
+        let s = scheduler(store.clone())
+            .job(JobSpec::builder("skew").every("1m").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.unwrap();
+        assert_eq!(report.won, 1);
+        let db_now = store.db_now().await.unwrap();
+        let rows = settled(&*db.store, "skew", 1).await;
+        let expected = floor_plan(report.db_now, Duration::from_secs(60));
+        assert_eq!(rows[0].plan_time, expected);
+        let local = Utc::now() + db.base_skew;
+        assert!(rows[0].plan_time > local + TimeDelta::minutes(50), "planned an hour ahead of the local clock");
+        assert!(db_now - rows[0].plan_time < TimeDelta::minutes(2));
+        // Lease stamps come from the database clock too.
+        assert!(rows[0].started_at.unwrap() > local + TimeDelta::minutes(50));
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn plan_times_sit_on_cadence_boundaries(db: TestDb) {
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("bounds").every("15m").scopes(tenants(3)).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        s.tick_now().await.unwrap();
+        for row in settled(&*db.store, "bounds", 3).await {
+            assert_eq!(row.plan_time.timestamp_millis() % (15 * 60 * 1000), 0);
+        }
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn latest_only_runs_the_latest_plan_once(db: TestDb) {
+        let runs = Runs::default();
+        let spec = || JobSpec::builder("latest").every("1h").scopes(tenants(3)).handler(runs.ok_handler()).build().unwrap();
+        // A runner five hours in the past leaves history behind.
+        let past = scheduler(db.skewed(TimeDelta::hours(-5))).job(spec()).start().await.unwrap();
+        assert_eq!(past.tick_now().await.unwrap().won, 3);
+        settled(&*db.store, "latest", 3).await;
+        past.shutdown().await;
+
+        let s = scheduler(db.store.clone()).job(spec()).start().await.unwrap();
+        let report = s.tick_now().await.unwrap();
+        assert_eq!(report.won, 3, "only the latest plan: missed plans are skipped");
+        let all = settled(&*db.store, "latest", 6).await;
+        let latest = floor_plan(report.db_now, HOUR);
+        assert_eq!(all.iter().filter(|r| r.plan_time == latest).count(), 3);
+        assert_eq!(all.len(), 6);
+        // Finished: ticking again (here or on a fresh runner) is a no-op.
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        let fresh = scheduler(db.store.clone()).job(spec()).start().await.unwrap();
+        let report = fresh.tick_now().await.unwrap();
+        assert_eq!((report.planned, report.started()), (0, 0));
+        assert_eq!(runs.len(), 6);
+        s.shutdown().await;
+        fresh.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn every_plan_catches_up_in_capped_ascending_steps(db: TestDb) {
+        let runs = Runs::default();
+        let spec = |window: Duration| {
+            JobSpec::builder("catchup")
+                .every("1h")
+                .catch_up(CatchUp::EveryPlan { window, max_plans_per_tick: 2 })
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap()
+        };
+        let past = scheduler(db.skewed(TimeDelta::hours(-5))).job(spec(10 * HOUR)).start().await.unwrap();
+        past.tick_now().await.unwrap();
+        settled(&*db.store, "catchup", 1).await;
+        past.shutdown().await;
+
+        let s = scheduler(db.store.clone()).job(spec(10 * HOUR)).start().await.unwrap();
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        let hours_ago = |h: i64| latest - TimeDelta::hours(h);
+        // Oldest first, two per tick; handlers of one tick run concurrently, so compare sets.
+        let expected_per_tick = vec![vec![hours_ago(4), hours_ago(3)], vec![hours_ago(2), hours_ago(1)], vec![latest], vec![]];
+        for expected in expected_per_tick {
+            let before = runs.len();
+            let report = s.tick_now().await.unwrap();
+            assert_eq!(report.won, expected.len());
+            s.wait_idle(Duration::from_secs(10)).await;
+            let mut plans: Vec<DateTime<Utc>> = runs.all()[before..].iter().map(|r| r.1).collect();
+            plans.sort();
+            assert_eq!(plans, expected, "every missed plan, ascending");
+        }
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn every_plan_never_goes_back_further_than_its_window(db: TestDb) {
+        let runs = Runs::default();
+        let spec = || {
+            JobSpec::builder("window")
+                .every("1h")
+                .catch_up(CatchUp::EveryPlan { window: Duration::from_secs(150 * 60), max_plans_per_tick: 10 })
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap()
+        };
+        let past = scheduler(db.skewed(TimeDelta::hours(-6))).job(spec()).start().await.unwrap();
+        past.tick_now().await.unwrap();
+        settled(&*db.store, "window", 1).await;
+        past.shutdown().await;
+        let s = scheduler(db.store.clone()).job(spec()).start().await.unwrap();
+        let report = s.tick_now().await.unwrap();
+        let now = report.db_now;
+        assert!(report.won == 2 || report.won == 3, "plans within 2.5 h: {report:?}");
+        settled(&*db.store, "window", 1 + report.won).await;
+        for (_, plan, _) in runs.all().iter().skip(1) {
+            assert!(*plan >= now - TimeDelta::minutes(150));
+        }
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn the_planner_hook_replaces_cadence_planning(db: TestDb) {
+        let runs = Runs::default();
+        type Seen = Vec<(String, Option<DateTime<Utc>>)>;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let base = floor_plan(Utc::now(), HOUR) - TimeDelta::hours(3);
+        let seen_in_hook = seen.clone();
+        let spec = JobSpec::builder("hooked")
+            .scopes([Scope::new("t", "a"), Scope::new("t", "broken"), Scope::new("t", "idle")])
+            .catch_up(CatchUp::EveryPlan { window: 24 * HOUR, max_plans_per_tick: 5 })
+            .planner(move |scope, _db_now, newest| {
+                seen_in_hook.lock().unwrap().push((scope.id.clone(), newest));
+                match scope.id.as_str() {
+                    "a" => Ok(vec![base + TimeDelta::hours(1), base, base + TimeDelta::days(2)]),
+                    "broken" => Err("no data source".into()),
+                    _ => Ok(vec![]),
+                }
+            })
+            .handler(runs.ok_handler())
+            .build()
+            .unwrap();
+        let s = scheduler(db.store.clone()).job(spec).start().await.unwrap();
+        let report = s.tick_now().await.unwrap();
+        assert_eq!(report.won, 2, "future plans wait; {report:?}");
+        assert_eq!(report.job_errors, 1, "only the broken scope is skipped");
+        let got = settled(&*db.store, "hooked", 2).await;
+        assert!(got.iter().all(|r| r.scope.id == "a"));
+        let mut order: Vec<_> = runs.all().iter().map(|r| r.1).collect();
+        order.sort();
+        assert_eq!(order, vec![base, base + TimeDelta::hours(1)]);
+        // Second tick: the hook learns the newest plan, and repeats are no-ops.
+        let report = s.tick_now().await.unwrap();
+        assert_eq!(report.started(), 0);
+        let newest_seen = seen.lock().unwrap().iter().rev().find(|(id, _)| id == "a").unwrap().1;
+        assert_eq!(newest_seen, Some(base + TimeDelta::hours(1)));
+        s.shutdown().await;
+    }
+}
+
+/// Statements a tick issues with `scopes` scopes whose plans already have rows.
+async fn idle_tick_statements(db: &common::TestDb, job: &str, scopes: usize) -> (usize, usize) {
+    // Every scope's latest plan already succeeded.
+    let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+    let plans: Vec<_> = tenants(scopes)
+        .into_iter()
+        .map(|s| PlanClaim::new(s, latest))
+        .collect();
+    let claimed = db
+        .store
+        .execution_claim(&ClaimRequest {
+            job,
+            max_attempts: 3,
+            runner_id: "seed",
+            stale_timeout: HOUR,
+            allow_stale_reentry: true,
+            plans,
+        })
+        .await
+        .unwrap();
+    let writes: Vec<_> = claimed
+        .iter()
+        .map(|c| SuccessWrite {
+            lease: c.lease,
+            duration_ms: 1,
+            rows_affected: 0,
+            result: "{}".into(),
+        })
+        .collect();
+    db.store.execution_finish_success(&writes).await.unwrap();
+
+    let counting = CountingStore::new(db.store.clone());
+    let s = scheduler(counting.clone())
+        .job(
+            JobSpec::builder(job)
+                .every("1h")
+                .scopes(tenants(scopes))
+                .handler(Runs::default().ok_handler())
+                .build()
+                .unwrap(),
+        )
+        .start()
+        .await
+        .unwrap();
+    counting.take();
+    let first = s.tick_now().await.unwrap();
+    let first_statements = counting.take();
+    let second = s.tick_now().await.unwrap();
+    let second_statements = counting.take();
+    assert_eq!((first.planned, second.planned), (0, 0));
+    s.shutdown().await;
+    (first_statements, second_statements)
+}
+
+on_every_backend! {
+    async fn an_idle_tick_costs_the_same_for_ten_or_ten_thousand_scopes(db: TestDb) {
+        let small = idle_tick_statements(&db, "idle-small", 10).await;
+        let large = idle_tick_statements(&db, "idle-large", 10_000).await;
+        assert_eq!(small, large, "statements per tick do not grow with scopes");
+        // Clock, sweep, retry candidates; the first tick also reads the newest plans once.
+        assert_eq!(large, (4, 3));
+        assert_eq!(rows(&*db.store, "idle-large").await.iter().filter(|r| r.status == Status::Success).count(), 10_000);
+    }
+}

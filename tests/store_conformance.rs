@@ -1,0 +1,527 @@
+//! The store conformance suite: the same behaviour on every backend.
+//! SQLite always; PostgreSQL when `CRONLEASE_TEST_POSTGRES_URL` is set.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cronlease::store::{
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PlanClaim, Renewal, SuccessWrite,
+};
+use cronlease::{ClaimOutcome, Scope, Status, Store};
+
+const JOB: &str = "conformance";
+const STALE: Duration = Duration::from_secs(60);
+
+fn plan(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 - 1_700_000_000 % 60 + minute * 60, 0).unwrap()
+}
+
+fn scope(i: usize) -> Scope {
+    Scope::new("tenant", i.to_string())
+}
+
+fn request<'a>(runner: &'a str, plans: Vec<PlanClaim>) -> ClaimRequest<'a> {
+    ClaimRequest {
+        job: JOB,
+        max_attempts: 3,
+        runner_id: runner,
+        stale_timeout: STALE,
+        allow_stale_reentry: true,
+        plans,
+    }
+}
+
+async fn claim_one(
+    store: &dyn Store,
+    runner: &str,
+    scope: Scope,
+    at: DateTime<Utc>,
+) -> Vec<Claimed> {
+    store
+        .execution_claim(&request(runner, vec![PlanClaim::new(scope, at)]))
+        .await
+        .expect("claim")
+}
+
+async fn claim_with(store: &dyn Store, req: ClaimRequest<'_>) -> Vec<Claimed> {
+    store.execution_claim(&req).await.expect("claim")
+}
+
+fn failure(lease: Lease, status: Status, retry_in: Option<Duration>) -> FailureWrite {
+    FailureWrite {
+        lease,
+        status,
+        code: "handler_error".into(),
+        message: "boom".into(),
+        retry_in,
+        extend_budget: false,
+        duration_ms: 7,
+    }
+}
+
+fn success(lease: Lease) -> SuccessWrite {
+    SuccessWrite {
+        lease,
+        duration_ms: 12,
+        rows_affected: 5,
+        result: r#"{"ok":true}"#.into(),
+    }
+}
+
+async fn get(store: &dyn Store, id: uuid::Uuid) -> cronlease::Execution {
+    store.execution_get(id).await.unwrap().expect("row exists")
+}
+
+fn close(a: DateTime<Utc>, b: DateTime<Utc>, within: TimeDelta) -> bool {
+    (a - b).abs() <= within
+}
+
+on_every_backend! {
+    async fn migrate_is_idempotent(db: TestDb) {
+        db.store.migrate().await.unwrap();
+        let concurrent: Vec<_> = (0..4)
+            .map(|_| {
+                let store = db.store.clone();
+                tokio::spawn(async move { store.migrate().await })
+            })
+            .collect();
+        for task in concurrent {
+            task.await.unwrap().unwrap();
+        }
+        assert!(db.store.execution_list(&ExecutionFilter::default()).await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn won_row_has_fresh_lease_stamps(db: TestDb) {
+        let before = db.store.db_now().await.unwrap();
+        let claimed = claim_one(&*db.store, "runner-a", Scope::global(), plan(0)).await;
+        let after = db.store.db_now().await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        let c = &claimed[0];
+        assert_eq!(c.outcome, ClaimOutcome::Won);
+        assert_eq!(c.attempt, 1);
+        let row = get(&*db.store, c.lease.id).await;
+        assert_eq!(row.status, Status::Running);
+        assert_eq!(row.attempt, 1);
+        assert_eq!(row.max_attempts, 3);
+        assert_eq!(row.id.get_version_num(), 7, "id is a UUID v7");
+        assert_eq!(row.lease_token.get_version_num(), 4, "token is a UUID v4");
+        assert_eq!(row.lease_token, c.lease.token);
+        assert_eq!(row.runner_id, "runner-a");
+        assert_eq!(row.scope, Scope::global());
+        assert_eq!(row.plan_time, plan(0));
+        assert_eq!(row.claim_outcome, ClaimOutcome::Won);
+        let started = row.started_at.unwrap();
+        assert!(started >= before - TimeDelta::milliseconds(1) && started <= after + TimeDelta::milliseconds(1));
+        assert_eq!(row.heartbeat_at, Some(started));
+        assert_eq!(row.stale_after, Some(started + TimeDelta::seconds(60)));
+        assert!(row.finished_at.is_none() && row.next_retry_at.is_none());
+        assert_eq!(row.result, serde_json::json!({}));
+        assert!(row.failures.is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn a_claimed_plan_conflicts(db: TestDb) {
+        assert_eq!(claim_one(&*db.store, "a", Scope::global(), plan(0)).await.len(), 1);
+        assert!(claim_one(&*db.store, "b", Scope::global(), plan(0)).await.is_empty());
+        // A different plan time or scope is a different plan.
+        assert_eq!(claim_one(&*db.store, "b", Scope::global(), plan(1)).await.len(), 1);
+        assert_eq!(claim_one(&*db.store, "b", scope(1), plan(0)).await.len(), 1);
+    }
+}
+
+on_every_backend! {
+    async fn sixteen_concurrent_claimers_one_winner(db: TestDb) {
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = db.store.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let runner = format!("runner-{i}");
+                    claim_one(&*store, &runner, Scope::global(), plan(0)).await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for task in tasks {
+            let claimed = task.await.unwrap();
+            won += claimed.iter().filter(|c| c.outcome == ClaimOutcome::Won).count();
+            assert!(claimed.len() <= 1);
+        }
+        assert_eq!(won, 1, "exactly one claimer wins");
+        assert_eq!(common::rows(&*db.store, JOB).await.len(), 1);
+    }
+}
+
+on_every_backend! {
+    async fn one_statement_claims_a_batch(db: TestDb) {
+        let plans: Vec<_> = (0..100).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
+        let claimed = claim_with(&*db.store, request("a", plans.clone())).await;
+        assert_eq!(claimed.len(), 100);
+        assert!(claimed.iter().all(|c| c.outcome == ClaimOutcome::Won));
+        for c in &claimed {
+            let sent = plans.iter().find(|p| p.scope == c.scope).unwrap();
+            assert_eq!(c.lease.id, sent.id);
+            assert_eq!(c.lease.token, sent.token);
+        }
+        // Fresh ids and tokens, same plans: all conflict.
+        let again: Vec<_> = (0..100).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
+        assert!(claim_with(&*db.store, request("b", again)).await.is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn failed_rows_are_retried_once_due(db: TestDb) {
+        let first = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let written = db
+            .store
+            .execution_finish_failure(&[failure(first.lease, Status::Failed, Some(Duration::from_secs(3600)))])
+            .await
+            .unwrap();
+        assert_eq!(written, vec![first.lease.id]);
+        let now = db.store.db_now().await.unwrap();
+        let row = get(&*db.store, first.lease.id).await;
+        assert_eq!(row.status, Status::Failed);
+        assert_eq!(row.error_code.as_deref(), Some("handler_error"));
+        assert_eq!(row.error_msg.as_deref(), Some("boom"));
+        assert_eq!(row.duration_ms, Some(7));
+        let retry_at = row.next_retry_at.unwrap();
+        assert!(close(retry_at, now + TimeDelta::hours(1), TimeDelta::seconds(5)));
+        // Not yet due.
+        assert!(claim_one(&*db.store, "b", Scope::global(), plan(0)).await.is_empty());
+        // Due for a runner whose database clock is two hours later.
+        let later = db.skewed(TimeDelta::hours(2));
+        let retried = claim_one(&*later, "b", Scope::global(), plan(0)).await.remove(0);
+        assert_eq!(retried.outcome, ClaimOutcome::Retried);
+        assert_eq!(retried.attempt, 2);
+        assert_eq!(retried.lease.id, first.lease.id, "same row, same idempotency key");
+        assert_ne!(retried.lease.token, first.lease.token, "a fresh token");
+        let row = get(&*db.store, first.lease.id).await;
+        assert_eq!(row.status, Status::Running);
+        assert_eq!(row.runner_id, "b");
+        assert_eq!(row.claim_outcome, ClaimOutcome::Retried);
+        assert!(row.error_code.is_none() && row.next_retry_at.is_none() && row.finished_at.is_none());
+        assert_eq!(row.failures.len(), 1, "history kept");
+    }
+}
+
+on_every_backend! {
+    async fn retry_times_and_dead_rows(db: TestDb) {
+        let a = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
+        let b = claim_one(&*db.store, "a", scope(2), plan(0)).await.remove(0);
+        db.store
+            .execution_finish_failure(&[
+                failure(a.lease, Status::Failed, Some(Duration::ZERO)),
+                failure(b.lease, Status::Dead, None),
+            ])
+            .await
+            .unwrap();
+        let dead = get(&*db.store, b.lease.id).await;
+        assert_eq!(dead.status, Status::Dead);
+        assert!(dead.next_retry_at.is_none(), "DEAD rows have no retry time");
+        // DEAD is never claimed again, whatever the clock says.
+        let far = db.skewed(TimeDelta::days(30));
+        assert!(claim_one(&*far, "b", scope(2), plan(0)).await.is_empty());
+        // FAILED with retry_in = 0 is due at once.
+        assert_eq!(claim_one(&*db.store, "b", scope(1), plan(0)).await[0].outcome, ClaimOutcome::Retried);
+    }
+}
+
+on_every_backend! {
+    async fn exhausted_plans_never_run_again(db: TestDb) {
+        let mut req = request("a", vec![PlanClaim::new(Scope::global(), plan(0))]);
+        req.max_attempts = 2;
+        let first = claim_with(&*db.store, req.clone()).await.remove(0);
+        db.store.execution_finish_failure(&[failure(first.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
+        let second = claim_with(&*db.store, request("a", vec![PlanClaim::new(Scope::global(), plan(0))])).await.remove(0);
+        assert_eq!(second.attempt, 2);
+        assert_eq!(second.max_attempts, 2, "the budget copied at insert is kept");
+        // A (mis)written FAILED row at its last attempt is still not claimable.
+        db.store.execution_finish_failure(&[failure(second.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
+        let far = db.skewed(TimeDelta::days(1));
+        assert!(claim_one(&*far, "b", Scope::global(), plan(0)).await.is_empty());
+        let candidates = db.store.execution_retry_candidates(JOB, None, 10).await.unwrap();
+        assert!(candidates.is_empty(), "exhausted rows are not retry candidates");
+    }
+}
+
+on_every_backend! {
+    async fn stale_leases_are_stolen_with_history(db: TestDb) {
+        let first = claim_one(&*db.store, "dead-runner", Scope::global(), plan(0)).await.remove(0);
+        // Live lease: not stolen.
+        assert!(claim_one(&*db.store, "b", Scope::global(), plan(0)).await.is_empty());
+        // Two minutes later the 60 s lease is stale.
+        let later = db.skewed(TimeDelta::minutes(2));
+        let stolen = claim_one(&*later, "b", Scope::global(), plan(0)).await.remove(0);
+        assert_eq!(stolen.outcome, ClaimOutcome::Stole);
+        assert_eq!(stolen.attempt, 2);
+        assert_eq!(stolen.lease.id, first.lease.id);
+        let row = get(&*db.store, first.lease.id).await;
+        assert_eq!(row.runner_id, "b");
+        assert_eq!(row.claim_outcome, ClaimOutcome::Stole);
+        assert_eq!(row.failures.len(), 1);
+        assert_eq!(row.failures[0].attempt, 1);
+        assert_eq!(row.failures[0].code, "stale_timeout");
+        assert!(row.failures[0].started_at.is_some());
+    }
+}
+
+on_every_backend! {
+    async fn stale_leases_of_non_reentrant_jobs_are_not_stolen(db: TestDb) {
+        claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let mut req = request("b", vec![PlanClaim::new(Scope::global(), plan(0))]);
+        req.allow_stale_reentry = false;
+        assert!(claim_with(&*later, req).await.is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn sixteen_concurrent_stealers_one_winner(db: TestDb) {
+        claim_one(&*db.store, "dead-runner", Scope::global(), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = later.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    claim_one(&*store, &format!("thief-{i}"), Scope::global(), plan(0)).await
+                })
+            })
+            .collect();
+        let mut stole = 0;
+        for task in tasks {
+            stole += task.await.unwrap().iter().filter(|c| c.outcome == ClaimOutcome::Stole).count();
+        }
+        assert_eq!(stole, 1, "exactly one stealer wins");
+        assert_eq!(common::rows(&*db.store, JOB).await[0].attempt, 2);
+    }
+}
+
+on_every_backend! {
+    async fn writes_are_fenced_by_the_lease_token(db: TestDb) {
+        let old = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let new = claim_one(&*later, "b", Scope::global(), plan(0)).await.remove(0);
+        let before = get(&*db.store, old.lease.id).await;
+        // The old owner's heartbeat, success and failure writes change nothing.
+        let renewal = Renewal { lease: old.lease, stale_timeout: STALE };
+        assert!(db.store.execution_heartbeat(&[renewal]).await.unwrap().is_empty());
+        assert!(db.store.execution_finish_success(&[success(old.lease)]).await.unwrap().is_empty());
+        assert!(db.store.execution_finish_failure(&[failure(old.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap().is_empty());
+        assert_eq!(get(&*db.store, old.lease.id).await, before, "nothing changed");
+        // The new owner's write succeeds.
+        assert_eq!(db.store.execution_finish_success(&[success(new.lease)]).await.unwrap(), vec![new.lease.id]);
+        let row = get(&*db.store, new.lease.id).await;
+        assert_eq!(row.status, Status::Success);
+        assert_eq!(row.rows_affected, Some(5));
+        assert_eq!(row.duration_ms, Some(12));
+        assert_eq!(row.result, serde_json::json!({"ok": true}));
+        assert!(row.finished_at.is_some());
+        // A finished row is fenced too.
+        assert!(db.store.execution_finish_failure(&[failure(new.lease, Status::Failed, None)]).await.unwrap().is_empty());
+        assert!(db.store.execution_heartbeat(&[Renewal { lease: new.lease, stale_timeout: STALE }]).await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn heartbeats_extend_the_lease(db: TestDb) {
+        let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let first = get(&*db.store, c.lease.id).await;
+        actix_rt::time::sleep(Duration::from_millis(30)).await;
+        let renewed = db
+            .store
+            .execution_heartbeat(&[Renewal { lease: c.lease, stale_timeout: Duration::from_secs(600) }])
+            .await
+            .unwrap();
+        assert_eq!(renewed, vec![c.lease.id]);
+        let row = get(&*db.store, c.lease.id).await;
+        let beat = row.heartbeat_at.unwrap();
+        assert!(beat > first.heartbeat_at.unwrap());
+        assert_eq!(row.stale_after, Some(beat + TimeDelta::minutes(10)));
+        assert_eq!(row.status, Status::Running);
+    }
+}
+
+on_every_backend! {
+    async fn the_sweep_moves_only_stale_rows(db: TestDb) {
+        let stale = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
+        let mut last = request("a", vec![PlanClaim::new(scope(2), plan(0))]);
+        last.max_attempts = 1;
+        let exhausted = claim_with(&*db.store, last).await.remove(0);
+        let mut other_job = request("a", vec![PlanClaim::new(scope(1), plan(0))]);
+        other_job.job = "other-job";
+        claim_with(&*db.store, other_job).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        // A fresh lease taken in the future is not stale for the sweep either.
+        let fresh = claim_one(&*later, "b", scope(3), plan(0)).await.remove(0);
+
+        let swept = later.execution_sweep_stale(JOB, true).await.unwrap();
+        assert_eq!(swept.len(), 2, "{swept:?}");
+        let row = get(&*db.store, stale.lease.id).await;
+        assert_eq!(row.status, Status::Failed);
+        assert_eq!(row.error_code.as_deref(), Some("stale_timeout"));
+        assert_eq!(row.error_msg.as_deref(), Some("lease expired without heartbeat"));
+        let retry_at = row.next_retry_at.expect("retry-eligible at once");
+        assert!(retry_at <= later.db_now().await.unwrap());
+        assert_eq!(row.failures.len(), 1);
+        assert_eq!(get(&*db.store, exhausted.lease.id).await.status, Status::Dead, "no attempts left");
+        assert_eq!(get(&*db.store, fresh.lease.id).await.status, Status::Running);
+        let others = common::rows(&*db.store, "other-job").await;
+        assert_eq!(others[0].status, Status::Running, "other jobs untouched");
+        // The swept row is retried by a claim.
+        assert_eq!(claim_one(&*later, "b", scope(1), plan(0)).await[0].outcome, ClaimOutcome::Retried);
+    }
+}
+
+on_every_backend! {
+    async fn the_sweep_dead_letters_non_reentrant_jobs(db: TestDb) {
+        let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let swept = later.execution_sweep_stale(JOB, false).await.unwrap();
+        assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].status, Status::Dead);
+        let row = get(&*db.store, c.lease.id).await;
+        assert_eq!(row.status, Status::Dead);
+        assert!(row.next_retry_at.is_none());
+        let far = db.skewed(TimeDelta::days(1));
+        assert!(claim_one(&*far, "c", Scope::global(), plan(0)).await.is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn failure_history_and_utf8_messages_round_trip(db: TestDb) {
+        let first = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let message = "é".repeat(2000); // 4000 bytes, multi-byte
+        let mut write = failure(first.lease, Status::Failed, Some(Duration::ZERO));
+        write.code = "handler_panic".into();
+        write.message = message.clone();
+        db.store.execution_finish_failure(&[write]).await.unwrap();
+        let second = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        db.store
+            .execution_finish_failure(&[failure(second.lease, Status::Dead, None)])
+            .await
+            .unwrap();
+        let row = get(&*db.store, first.lease.id).await;
+        assert_eq!(row.status, Status::Dead);
+        assert_eq!(row.attempt, 2);
+        assert_eq!(row.failures.len(), 2);
+        assert_eq!(row.failures[0].attempt, 1);
+        assert_eq!(row.failures[0].code, "handler_panic");
+        assert_eq!(row.failures[0].message, message);
+        assert_eq!(row.failures[1].attempt, 2);
+        assert_eq!(row.failures[1].code, "handler_error");
+        for f in &row.failures {
+            let (started, finished) = (f.started_at.unwrap(), f.finished_at.unwrap());
+            assert!(started <= finished);
+        }
+    }
+}
+
+on_every_backend! {
+    async fn results_up_to_the_cap_are_stored_intact(db: TestDb) {
+        let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
+        let body = "x".repeat(cronlease::MAX_RESULT_BYTES - 12);
+        let result = serde_json::json!({ "b": body });
+        let text = result.to_string();
+        assert!(text.len() <= cronlease::MAX_RESULT_BYTES);
+        let write = SuccessWrite { result: text, ..success(c.lease) };
+        db.store.execution_finish_success(&[write]).await.unwrap();
+        assert_eq!(get(&*db.store, c.lease.id).await.result, result);
+    }
+}
+
+on_every_backend! {
+    async fn canceled_attempts_do_not_use_up_the_budget(db: TestDb) {
+        let mut req = request("a", vec![PlanClaim::new(Scope::global(), plan(0))]);
+        req.max_attempts = 1;
+        let c = claim_with(&*db.store, req).await.remove(0);
+        let mut write = failure(c.lease, Status::Failed, Some(Duration::ZERO));
+        write.code = "canceled".into();
+        write.extend_budget = true;
+        db.store.execution_finish_failure(&[write]).await.unwrap();
+        let row = get(&*db.store, c.lease.id).await;
+        assert_eq!(row.max_attempts, 2);
+        let again = claim_one(&*db.store, "b", Scope::global(), plan(0)).await.remove(0);
+        assert_eq!((again.outcome, again.attempt), (ClaimOutcome::Retried, 2));
+    }
+}
+
+on_every_backend! {
+    async fn latest_plans_are_grouped_per_scope(db: TestDb) {
+        for (s, minute) in [(1, 0), (1, 5), (1, 3), (2, 1)] {
+            claim_one(&*db.store, "a", scope(s), plan(minute)).await;
+        }
+        let mut latest = db.store.execution_latest_plans(JOB).await.unwrap();
+        latest.sort();
+        assert_eq!(latest, vec![(scope(1), plan(5)), (scope(2), plan(1))]);
+        assert!(db.store.execution_latest_plans("nobody").await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn retry_candidates_are_ordered_and_bounded(db: TestDb) {
+        let mut leases = Vec::new();
+        for minute in 0..4 {
+            leases.push(claim_one(&*db.store, "a", Scope::global(), plan(minute)).await.remove(0).lease);
+        }
+        db.store
+            .execution_finish_failure(&[
+                failure(leases[0], Status::Failed, Some(Duration::from_secs(30))),
+                failure(leases[1], Status::Failed, Some(Duration::ZERO)),
+                failure(leases[2], Status::Dead, None),
+            ])
+            .await
+            .unwrap();
+        db.store.execution_finish_success(&[success(leases[3])]).await.unwrap();
+        let all = db.store.execution_retry_candidates(JOB, None, 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].plan_time, all[0].due), (plan(1), true));
+        assert_eq!((all[1].plan_time, all[1].due), (plan(0), false));
+        let bounded = db.store.execution_retry_candidates(JOB, Some(plan(1)), 10).await.unwrap();
+        assert_eq!(bounded.len(), 1);
+        assert_eq!(db.store.execution_retry_candidates(JOB, None, 1).await.unwrap().len(), 1);
+    }
+}
+
+on_every_backend! {
+    async fn listing_filters_and_counts(db: TestDb) {
+        for i in 0..3 {
+            let c = claim_one(&*db.store, "a", scope(i), plan(i as i64)).await.remove(0);
+            if i == 0 {
+                db.store.execution_finish_success(&[success(c.lease)]).await.unwrap();
+            }
+        }
+        let all = common::rows(&*db.store, JOB).await;
+        assert_eq!(all.iter().map(|r| r.plan_time).collect::<Vec<_>>(), vec![plan(2), plan(1), plan(0)]);
+        let by_scope = db.store.execution_list(&ExecutionFilter { scope: Some(scope(1)), ..Default::default() }).await.unwrap();
+        assert_eq!(by_scope.len(), 1);
+        let by_status = db.store.execution_list(&ExecutionFilter { status: Some(Status::Success), ..Default::default() }).await.unwrap();
+        assert_eq!(by_status.len(), 1);
+        let page = db.store.execution_list(&ExecutionFilter { job: Some(JOB.into()), plan_before: Some(plan(2)), plan_from: Some(plan(1)), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].plan_time, plan(1));
+        let mut counts = db.store.execution_count_by_status(Some(JOB)).await.unwrap();
+        counts.sort_by_key(|(s, _)| s.as_str());
+        assert_eq!(counts, vec![(Status::Running, 2), (Status::Success, 1)]);
+        assert!(db.store.execution_count_by_status(Some("nobody")).await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn the_clock_is_the_databases(db: TestDb) {
+        let now = db.store.db_now().await.unwrap();
+        assert!(close(now, Utc::now() + db.base_skew, TimeDelta::seconds(5)), "this machine's database runs on its clock");
+        let ahead = db.skewed(TimeDelta::hours(1)).db_now().await.unwrap();
+        assert!((ahead - now - TimeDelta::hours(1)).abs() <= TimeDelta::seconds(5));
+    }
+}
