@@ -41,3 +41,8 @@ pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
 pub use store::{ExecutionFilter, PgStore, SqliteStore, Store};
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -27,6 +27,35 @@ pub struct TestDb {
     pub base_skew: TimeDelta,
     skewed: Box<dyn Fn(TimeDelta) -> Arc<dyn Store> + Send + Sync>,
     _dir: Option<tempfile::TempDir>,
+    /// `(server url, schema)` of a PostgreSQL test schema, dropped with the `TestDb`.
+    pg_schema: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((url, schema)) = self.pg_schema.take() else {
+            return;
+        };
+        // Drop runs outside async code paths we control: use a private runtime on a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&url).await.map_err(std::io::Error::other)?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )))
+                .execute(&pool)
+                .await
+                .map_err(std::io::Error::other)?;
+                pool.close().await;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop a test schema: {error}");
+        }
+    }
 }
 
 impl TestDb {
@@ -69,6 +98,7 @@ pub async fn sqlite() -> TestDb {
         base_skew,
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: Some(dir),
+        pg_schema: None,
     }
 }
 
@@ -100,6 +130,7 @@ pub async fn postgres() -> Option<TestDb> {
         base_skew,
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: None,
+        pg_schema: Some((url, schema)),
     })
 }
 

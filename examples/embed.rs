@@ -1,0 +1,32 @@
+//! Embedding cronlease in an actix service: one job per tenant, every five minutes.
+//! `cargo run --example embed` (stops after 10 seconds; a real service runs until its shutdown).
+
+use std::time::Duration;
+
+use cronlease::prelude::*;
+
+#[actix_rt::main]
+async fn main() -> cronlease::Result<()> {
+    // SQLite for one process; `PgStore::connect("postgres://...")` for several replicas.
+    let store = SqliteStore::open("cronlease-embed.db").await?;
+
+    let refresh = JobSpec::builder("refresh-usage")
+        .every("5m")
+        .scopes(Scopes::provider(|| async {
+            // Read your tenants table here; called at every tick.
+            Ok(vec![Scope::new("tenant", "acme"), Scope::new("tenant", "globex")])
+        }))
+        .max_attempts(5)
+        .backoff(Backoff::list(["30s", "2m", "10m"])?)
+        .handler(|ctx: JobContext| async move {
+            // `ctx.execution_id()` is stable across retries: use it as an idempotency key.
+            println!("refreshing {} for {}", ctx.scope(), ctx.plan_time());
+            Ok(JobOutput::rows(1))
+        })
+        .build()?;
+
+    let scheduler = Scheduler::builder(store).job(refresh).start().await?;
+    actix_rt::time::sleep(Duration::from_secs(10)).await; // your server runs here
+    scheduler.shutdown().await; // stop ticking, hand unfinished attempts off
+    Ok(())
+}
