@@ -25,7 +25,9 @@ fn say(ctx: &JobContext, what: &str) {
 }
 
 fn jobs() -> cronlease::Result<Vec<JobSpec>> {
-    let workspaces: Vec<Scope> = (1..=4).map(|i| Scope::new("workspace", i.to_string())).collect();
+    let workspaces: Vec<Scope> = (1..=4)
+        .map(|i| Scope::new("workspace", i.to_string()))
+        .collect();
     Ok(vec![
         // Runs every 2 s for four workspaces.
         JobSpec::builder("refresh-stats")
@@ -91,16 +93,31 @@ async fn simulate_crashed_runner(store: &SqliteStore) -> cronlease::Result<()> {
             plans: vec![PlanClaim::new(Scope::global(), plan)],
         })
         .await?;
-    println!("a runner crashed while running nightly-rollup (plan {plan}); its lease expires in 2 s\n");
+    println!(
+        "a runner crashed while running nightly-rollup (plan {plan}); its lease expires in 2 s\n"
+    );
     Ok(())
 }
 
 async fn summary(scheduler: &Scheduler) -> cronlease::Result<()> {
     println!("\nexecutions by job and status:");
-    println!("  {:<15} {:>8} {:>8} {:>8} {:>8}", "job", "SUCCESS", "FAILED", "DEAD", "RUNNING");
-    for job in ["refresh-stats", "sync-invoices", "export-report", "nightly-rollup"] {
+    println!(
+        "  {:<15} {:>8} {:>8} {:>8} {:>8}",
+        "job", "SUCCESS", "FAILED", "DEAD", "RUNNING"
+    );
+    for job in [
+        "refresh-stats",
+        "sync-invoices",
+        "export-report",
+        "nightly-rollup",
+    ] {
         let counts = scheduler.counts(Some(job)).await?;
-        let n = |status: Status| counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+        let n = |status: Status| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n)
+        };
         println!(
             "  {:<15} {:>8} {:>8} {:>8} {:>8}",
             job,
@@ -111,16 +128,30 @@ async fn summary(scheduler: &Scheduler) -> cronlease::Result<()> {
         );
     }
     let dead = scheduler
-        .executions(&ExecutionFilter { status: Some(Status::Dead), ..Default::default() })
+        .executions(&ExecutionFilter {
+            status: Some(Status::Dead),
+            ..Default::default()
+        })
         .await?;
     for row in dead {
-        println!("\ndead letter {} ({} {}):", row.id, row.job_name, row.plan_time.format("%H:%M:%S"));
+        println!(
+            "\ndead letter {} ({} {}):",
+            row.id,
+            row.job_name,
+            row.plan_time.format("%H:%M:%S")
+        );
         for failure in &row.failures {
-            println!("  attempt {}: {} — {}", failure.attempt, failure.code, failure.message);
+            println!(
+                "  attempt {}: {} — {}",
+                failure.attempt, failure.code, failure.message
+            );
         }
     }
     let rollup = scheduler
-        .executions(&ExecutionFilter { job: Some("nightly-rollup".into()), ..Default::default() })
+        .executions(&ExecutionFilter {
+            job: Some("nightly-rollup".into()),
+            ..Default::default()
+        })
         .await?;
     for row in rollup {
         println!(
@@ -158,7 +189,11 @@ async fn main() -> cronlease::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| cronlease::Error::InvalidConfig(e.to_string()))?;
     let path = dir.path().join("cronlease-demo.db");
     let store = SqliteStore::open(&path).await?;
-    println!("cronlease demo: a scheduler on {} for {} s\n", path.display(), RUN_FOR.as_secs());
+    println!(
+        "cronlease demo: a scheduler on {} for {} s\n",
+        path.display(),
+        RUN_FOR.as_secs()
+    );
     simulate_crashed_runner(&store).await?;
 
     let mut builder = Scheduler::builder(store)
@@ -172,7 +207,10 @@ async fn main() -> cronlease::Result<()> {
     let started = Utc::now();
     actix_rt::time::sleep(RUN_FOR).await;
     scheduler.shutdown().await;
-    println!("\nshut down after {} s", (Utc::now() - started).num_seconds());
+    println!(
+        "\nshut down after {} s",
+        (Utc::now() - started).num_seconds()
+    );
     summary(&scheduler).await?;
     Ok(())
 }

@@ -14,7 +14,10 @@ async fn main() -> cronlease::Result<()> {
         .every("5m")
         .scopes(Scopes::provider(|| async {
             // Read your tenants table here; called at every tick.
-            Ok(vec![Scope::new("tenant", "acme"), Scope::new("tenant", "globex")])
+            Ok(vec![
+                Scope::new("tenant", "acme"),
+                Scope::new("tenant", "globex"),
+            ])
         }))
         .max_attempts(5)
         .backoff(Backoff::list(["30s", "2m", "10m"])?)

@@ -38,9 +38,13 @@ impl Drop for TestDb {
         };
         // Drop runs outside async code paths we control: use a private runtime on a thread.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
-                let pool = sqlx::PgPool::connect(&url).await.map_err(std::io::Error::other)?;
+                let pool = sqlx::PgPool::connect(&url)
+                    .await
+                    .map_err(std::io::Error::other)?;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                     "SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
                 )))
