@@ -69,6 +69,23 @@ pub enum Error {
         /// What could not be decoded.
         message: String,
     },
+    /// A database write was abandoned after retrying transient errors for `give_up_after`.
+    #[error("gave up on a database write after transient errors: {0}")]
+    GaveUp(String),
+    /// The database could not be reached when the scheduler started (see
+    /// [`SchedulerBuilder::wait_for_database`](crate::SchedulerBuilder::wait_for_database)).
+    #[error(
+        "the database is unreachable at start (waited {}): {source}; check that it is running and that the URL is right, or let start wait for it with SchedulerBuilder::wait_for_database",
+        humantime::format_duration(*waited)
+    )]
+    DatabaseUnavailable {
+        /// How long start kept trying (failing fast: the one try, bounded by the pool's acquire
+        /// timeout or the SQLite busy timeout).
+        waited: std::time::Duration,
+        /// The last transient error.
+        #[source]
+        source: Box<Error>,
+    },
     /// The scheduler has been shut down (or its actors have stopped).
     #[error("the scheduler is not running")]
     NotRunning,
@@ -107,14 +124,18 @@ impl fmt::Display for DbErrorKind {
 
 impl Error {
     /// Whether retrying the failed operation may succeed (a database blip, not a bug).
+    ///
+    /// A migration that failed for a transient reason (the connection dropped, the SQLite file was
+    /// locked) is transient too: it is rolled back and can be run again.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::Database {
-                kind: DbErrorKind::Transient,
-                ..
+        match self {
+            Error::Database { kind, .. } => *kind == DbErrorKind::Transient,
+            Error::Migration { source, .. } => {
+                crate::store::classify(source) == DbErrorKind::Transient
             }
-        )
+            Error::DatabaseUnavailable { .. } => true,
+            _ => false,
+        }
     }
 
     /// Whether this is an invalid spec, setting or duplicate name.
@@ -130,5 +151,42 @@ impl Error {
             job: job.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reset() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    }
+
+    #[test]
+    fn migrations_and_start_inherit_the_transience_of_their_cause() {
+        let dropped = Error::Migration {
+            version: 1,
+            name: "executions",
+            source: reset(),
+        };
+        assert!(dropped.is_transient());
+        let bad_sql = Error::Migration {
+            version: 1,
+            name: "executions",
+            source: sqlx::Error::Protocol("syntax".into()),
+        };
+        assert!(!bad_sql.is_transient());
+        let unavailable = Error::DatabaseUnavailable {
+            waited: std::time::Duration::from_millis(1500),
+            source: Box::new(dropped),
+        };
+        assert!(unavailable.is_transient());
+        let message = unavailable.to_string();
+        assert!(
+            message.starts_with("the database is unreachable at start (waited 1s 500ms)"),
+            "{message}"
+        );
+        assert!(message.contains("wait_for_database"), "{message}");
+        assert!(!Error::NotRunning.is_transient());
     }
 }

@@ -25,11 +25,13 @@ pub enum Status {
     Running,
     /// Done. In: the owner's fenced success write. Out: never (pruned after retention).
     Success,
-    /// The last attempt failed and attempts remain. In: the owner's failure write or the sweep.
-    /// Out: a retry claim once `next_retry_at` passes.
+    /// The last attempt failed and attempts remain. In: the owner's failure write, the sweep,
+    /// or an operator's replay of a DEAD row. Out: a retry claim once `next_retry_at` passes
+    /// (pruned after retention if it is never retried).
     Failed,
     /// Dead-lettered: out of attempts, failed permanently, or swept while the job forbids
-    /// re-entry. In: a failure write or the sweep. Out: only an operator's replay.
+    /// re-entry. In: a failure write or the sweep. Out: only an operator's replay (back to
+    /// FAILED, same id, history kept), or the prune once its own retention has passed.
     Dead,
 }
 
@@ -175,6 +177,8 @@ pub struct Execution {
     pub error_msg: Option<String>,
     /// Every failed attempt, oldest first.
     pub failures: Vec<FailedAttempt>,
+    /// When an operator last replayed the row out of the dead-letter set; `None` if never.
+    pub replayed_at: Option<DateTime<Utc>>,
 }
 
 /// How a claim of one plan went.

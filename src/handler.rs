@@ -16,7 +16,7 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::actors::heartbeat::BeatNow;
+use crate::actors::heartbeat::{BeatNow, Heartbeat};
 use crate::error::DbErrorKind;
 use crate::scope::Scope;
 
@@ -64,7 +64,7 @@ pub struct JobContext {
     pub(crate) runner_id: Arc<str>,
     pub(crate) execution_id: Uuid,
     pub(crate) cancel: CancellationToken,
-    pub(crate) heartbeat: actix::Recipient<BeatNow>,
+    pub(crate) heartbeat: actix::Addr<Heartbeat>,
 }
 
 impl JobContext {
@@ -122,7 +122,13 @@ impl JobContext {
     /// Renews the lease now, on top of the automatic heartbeats. An error means the lease is
     /// lost (another runner owns the plan): stop working.
     pub async fn heartbeat(&self) -> Result<(), JobError> {
-        match self.heartbeat.send(BeatNow).await {
+        match self
+            .heartbeat
+            .send(BeatNow {
+                id: self.execution_id,
+            })
+            .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(lost)) => Err(JobError::retryable(lost)),
             Err(_) => Err(JobError::retryable("the heartbeat has stopped")),
@@ -250,5 +256,43 @@ impl From<String> for JobError {
 impl From<&str> for JobError {
     fn from(message: &str) -> Self {
         JobError::retryable(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_handlers_database_errors_are_classified_like_the_runtimes() {
+        // Transient: the handler's attempt is retried with the job's backoff.
+        for error in [
+            io(std::io::ErrorKind::ConnectionRefused),
+            io(std::io::ErrorKind::ConnectionReset),
+            io(std::io::ErrorKind::UnexpectedEof),
+            sqlx::Error::PoolTimedOut,
+        ] {
+            let text = error.to_string();
+            let job_error = JobError::from_sqlx(error);
+            assert!(!job_error.is_permanent(), "{text}");
+            assert_eq!(job_error.message(), text);
+        }
+        // Permanent: the plan is dead-lettered at once.
+        for error in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::ColumnNotFound("total".into()),
+            sqlx::Error::PoolClosed,
+        ] {
+            assert!(JobError::from_sqlx(error).is_permanent());
+        }
+        // `?` on a sqlx result does the same.
+        fn query() -> Result<JobOutput, JobError> {
+            Err(io(std::io::ErrorKind::BrokenPipe))?
+        }
+        assert!(!query().unwrap_err().is_permanent());
     }
 }

@@ -12,6 +12,9 @@
 //!   [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
 //!   RetryPolicy; see `docs/architecture.md`) and returns a [`Scheduler`] handle.
+//! - Operations: history ([`Scheduler::executions`], keyset pages), the dead-letter set
+//!   ([`Scheduler::dead_executions`], [`Scheduler::replay`]), [`Retention`] of old rows, and
+//!   metrics through the `metrics` facade ([`telemetry`]; `docs/metrics.md`).
 #![deny(missing_docs)]
 
 mod actors;
@@ -28,6 +31,7 @@ mod spec;
 pub mod store;
 pub mod telemetry;
 
+pub use actors::retention::{PruneReport, Retention};
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,
@@ -40,7 +44,7 @@ pub use schedule::{Schedule, floor_plan};
 pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionFilter, PgStore, SqliteStore, Store};
+pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store};
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

@@ -45,6 +45,31 @@ impl CatchUp {
         }
     }
 
+    /// The plan times a scope with newest stored plan `newest_known` is due for at `db_now`
+    /// (ascending, at most `max_plans_per_tick`), for a cadence schedule without delay: what one
+    /// tick would claim for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cronlease::CatchUp;
+    ///
+    /// let now = "2026-11-22T10:07:30Z".parse().unwrap();
+    /// let newest = Some("2026-11-22T10:05:00Z".parse().unwrap());
+    /// let catch_up = CatchUp::EveryPlan { window: Duration::from_secs(3600), max_plans_per_tick: 5 };
+    /// let due = catch_up.due_plans(Duration::from_secs(60), now, newest);
+    /// assert_eq!(due.len(), 2); // 10:06 and 10:07
+    /// assert!(CatchUp::LatestOnly.due_plans(Duration::from_secs(60), now, due.last().copied()).is_empty());
+    /// ```
+    pub fn due_plans(
+        &self,
+        cadence: Duration,
+        db_now: DateTime<Utc>,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
+        let latest = floor_plan(db_now, cadence);
+        cadence_plans(*self, cadence, latest, db_now, newest_known)
+    }
+
     /// The catch-up window, `None` meaning latest only.
     fn window(&self) -> Option<Duration> {
         match *self {

@@ -166,15 +166,28 @@ pub(crate) fn decide(
 /// How the runtime retries its own database calls after a transient error (connection lost,
 /// database locked, server restarting).
 ///
-/// Default: 5 s doubling to a 60 s cap; terminal writes give up after 15 min (logged and counted;
-/// the lease then goes stale and the plan is re-run elsewhere).
+/// Default: 5 s doubling to a 60 s cap; claims and terminal writes give up after 15 min (logged
+/// and counted in `cronlease_db_gave_up_total`, never written to the failing database; the lease
+/// then goes stale and the plan is re-run).
+///
+/// Who uses it:
+/// - a tick whose reads or sweep fail transiently: the next tick comes after `delay(n)` for the
+///   `n`th failing tick in a row, instead of at the next plan boundary;
+/// - a claim: the same statement (same ids and tokens) is sent again after each delay, so a
+///   claim that committed before its reply was lost is recovered, not orphaned;
+/// - terminal writes (SUCCESS, FAILED, DEAD, `canceled`): sent again after each delay while the
+///   heartbeats keep the lease alive;
+/// - `SchedulerBuilder::wait_for_database`: the tries at start.
+///
+/// Heartbeats do not back off: a failed renewal is tried again at the next beat, since the lease
+/// must be renewed before `stale_timeout` whatever happened to the previous beat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DbRetry {
-    /// First delay after a transient error.
+    /// First delay after a transient error. Default: 5 s.
     pub initial: Duration,
-    /// Longest delay.
+    /// Longest delay. Default: 60 s.
     pub max: Duration,
-    /// How long a terminal write keeps retrying before giving up.
+    /// How long a claim or terminal write keeps retrying before giving up. Default: 15 min.
     pub give_up_after: Duration,
 }
 
@@ -229,6 +242,26 @@ mod tests {
         assert_eq!(b.delay(1, 0.0), 90 * S);
         assert_eq!(b.delay(1, 0.5), 100 * S);
         assert_eq!(b.delay(1, 1.0), 110 * S);
+    }
+
+    #[test]
+    fn jittered_delays_stay_within_their_band_and_under_the_cap() {
+        let b = Backoff::exponential(10 * S, 3.0, 100 * S);
+        for attempt in 1..=12u32 {
+            let raw = 10.0 * 3f64.powi(attempt as i32 - 1);
+            for step in 0..=20 {
+                let secs = b.delay(attempt, f64::from(step) / 20.0).as_secs_f64();
+                assert!(secs <= 100.0, "attempt {attempt}: {secs} over the cap");
+                assert!(
+                    secs >= (raw * 0.9).min(100.0) - 1e-6,
+                    "attempt {attempt}: {secs}"
+                );
+                assert!(secs <= raw * 1.1 + 1e-6, "attempt {attempt}: {secs}");
+            }
+        }
+        // An empty jitter band is deterministic.
+        let fixed = b.without_jitter();
+        assert_eq!(fixed.delay(2, 0.0), fixed.delay(2, 1.0));
     }
 
     #[test]

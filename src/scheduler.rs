@@ -13,14 +13,17 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actors::Runtime;
+use crate::actors::completer::Completer;
 use crate::actors::handler_runtime::HandlerRuntime;
+use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPruner};
 use crate::actors::retry_policy::RetryPolicy;
-use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow};
+use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
 use crate::spec::JobSpec;
 use crate::store::{ExecutionFilter, Store};
+use crate::telemetry;
 
 /// Default tick interval: the longest a Supervisor sleeps between ticks.
 pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(30);
@@ -30,6 +33,8 @@ pub const DEFAULT_MAX_CONCURRENT_EXECUTIONS: usize = 64;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default number of handler runtime threads.
 pub const DEFAULT_HANDLER_THREADS: usize = 2;
+/// Default number of attempts a replay grants a dead execution.
+pub const DEFAULT_REPLAY_ATTEMPTS: u32 = 1;
 
 /// Builds and starts a [`Scheduler`].
 ///
@@ -60,7 +65,10 @@ pub struct SchedulerBuilder {
     shutdown_grace: Duration,
     handler_threads: usize,
     db_retry: DbRetry,
+    wait_for_database: Duration,
     auto_tick: bool,
+    retention: Retention,
+    replay_attempts: u32,
     jobs: Vec<JobSpec>,
 }
 
@@ -105,10 +113,41 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long [`start`](Self::start) keeps trying when the database cannot be reached (a
+    /// transient error while bringing the schema up to date), backing off by
+    /// [`db_retry`](Self::db_retry) between tries. Zero fails fast: `start` returns
+    /// [`Error::DatabaseUnavailable`] at the first transient error. Permanent errors (a bad
+    /// password, a schema newer than this library) are returned at once either way.
+    /// Default: zero (fail fast).
+    ///
+    /// With PostgreSQL, build the store with [`PgStore::connect_lazy`](crate::PgStore::connect_lazy)
+    /// so that creating it does not already need the server.
+    pub fn wait_for_database(mut self, limit: Duration) -> Self {
+        self.wait_for_database = limit;
+        self
+    }
+
     /// Whether the scheduler ticks by itself (at start, then on its timer). `false` ticks only
-    /// on [`Scheduler::tick_now`], which lets tests drive every step. Default: `true`.
+    /// on [`Scheduler::tick_now`] and prunes only on [`Scheduler::prune_now`], which lets tests
+    /// drive every step. Default: `true`.
     pub fn auto_tick(mut self, auto: bool) -> Self {
         self.auto_tick = auto;
+        self
+    }
+
+    /// How long finished and dead executions are kept, and how often the retention service
+    /// prunes them; [`Retention::disabled`] keeps everything. Default: [`Retention::default`]
+    /// (SUCCESS and FAILED rows 30 days, DEAD rows 7 days after their last failure, a run every
+    /// 5 min in batches of 1000).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How many more attempts [`Scheduler::replay`] grants a dead execution (its `max_attempts`
+    /// becomes `attempt + n`); if they all fail it is dead again, its history kept. Default: 1.
+    pub fn replay_attempts(mut self, n: u32) -> Self {
+        self.replay_attempts = n;
         self
     }
 
@@ -141,6 +180,12 @@ impl SchedulerBuilder {
                 "db_retry needs initial > 0 and max >= initial".into(),
             ));
         }
+        self.retention.validate().map_err(Error::InvalidConfig)?;
+        if self.replay_attempts == 0 {
+            return Err(Error::InvalidConfig(
+                "replay_attempts must be at least 1".into(),
+            ));
+        }
         let mut names = HashSet::new();
         for spec in &self.jobs {
             if !names.insert(spec.name.clone()) {
@@ -155,7 +200,7 @@ impl SchedulerBuilder {
                 "built with panic = \"abort\": a panicking handler will abort the process instead of being recorded"
             );
         }
-        self.store.migrate().await?;
+        migrate_at_start(&*self.store, self.db_retry, self.wait_for_database).await?;
         let runner_id: Arc<str> = self
             .runner_id
             .unwrap_or_else(|| Uuid::new_v4().to_string())
@@ -173,6 +218,7 @@ impl SchedulerBuilder {
             handlers,
             db_retry: self.db_retry,
             retry_policy: RetryPolicy::new(backoffs).start(),
+            completer: Completer::new(self.store.clone(), self.db_retry).start(),
             shutdown_grace: self.shutdown_grace,
         });
         tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
@@ -184,11 +230,36 @@ impl SchedulerBuilder {
             self.auto_tick,
         )
         .start();
+        let pruner = Pruner::new(self.store.clone(), self.retention, self.auto_tick).start();
         Ok(Scheduler {
             supervisor,
+            pruner,
             store: self.store,
             runner_id,
+            replay_attempts: self.replay_attempts,
         })
+    }
+}
+
+/// Brings the schema up to date, retrying transient errors for up to `wait` (none when zero);
+/// an unreachable database becomes [`Error::DatabaseUnavailable`].
+async fn migrate_at_start(store: &dyn Store, retry: DbRetry, wait: Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    let outcome = if wait.is_zero() {
+        store.migrate().await
+    } else {
+        crate::actors::retry_transient(retry, "migrate", wait, || store.migrate()).await
+    };
+    match outcome {
+        Err(error) if error.is_transient() => {
+            let waited = Duration::from_millis(started.elapsed().as_millis() as u64);
+            tracing::error!(%error, ?waited, "the database is unreachable at start");
+            Err(Error::DatabaseUnavailable {
+                waited,
+                source: Box::new(error),
+            })
+        }
+        other => other,
     }
 }
 
@@ -196,8 +267,10 @@ impl SchedulerBuilder {
 #[derive(Clone)]
 pub struct Scheduler {
     supervisor: Addr<Supervisor>,
+    pruner: Addr<Pruner>,
     store: Arc<dyn Store>,
     runner_id: Arc<str>,
+    replay_attempts: u32,
 }
 
 impl Scheduler {
@@ -216,7 +289,10 @@ impl Scheduler {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             handler_threads: DEFAULT_HANDLER_THREADS,
             db_retry: DbRetry::default(),
+            wait_for_database: Duration::ZERO,
             auto_tick: true,
+            retention: Retention::default(),
+            replay_attempts: DEFAULT_REPLAY_ATTEMPTS,
             jobs: Vec::new(),
         }
     }
@@ -261,9 +337,103 @@ impl Scheduler {
         }
     }
 
-    /// Executions matching `filter`, newest plan first.
+    /// Executions matching `filter` (job, scope, status, plan time range), newest plan first,
+    /// one page of at most `filter.limit` rows; [`ExecutionFilter::next_page`] gives the next.
     pub async fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
         self.store.execution_list(filter).await
+    }
+
+    /// The dead-letter set: DEAD executions matching `filter` (its `status` is ignored), newest
+    /// plan first, one page. Each row carries its whole failure history.
+    pub async fn dead_executions(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let filter = ExecutionFilter {
+            status: Some(Status::Dead),
+            ..filter.clone()
+        };
+        self.store.execution_list(&filter).await
+    }
+
+    /// One dead execution with its failure history. Errors: [`Error::ExecutionNotFound`],
+    /// or [`Error::NotDead`] when the row is in another state.
+    pub async fn dead_execution(&self, id: Uuid) -> Result<Execution> {
+        match self.store.execution_get(id).await? {
+            None => Err(Error::ExecutionNotFound(id)),
+            Some(row) if row.status == Status::Dead => Ok(row),
+            Some(row) => Err(Error::NotDead {
+                id,
+                status: row.status.to_string(),
+            }),
+        }
+    }
+
+    /// Replays one dead execution: the same row (same id, the handler's idempotency key, same
+    /// job, scope and plan time) becomes FAILED and due now, with `replay_attempts` more
+    /// attempts and its failure history kept. The next tick of any runner that has the job
+    /// registered runs it, whatever the job's catch-up mode, and reports the claim as
+    /// [`ClaimOutcome::Replayed`](crate::ClaimOutcome::Replayed). Works from any replica; when
+    /// several replay the same row at once, it is replayed once and the others get
+    /// [`Error::NotDead`]. Returns the replayed row.
+    ///
+    /// Errors: [`Error::ExecutionNotFound`] for an unknown id, [`Error::NotDead`] when the row
+    /// is not DEAD.
+    pub async fn replay(&self, id: Uuid) -> Result<Execution> {
+        let mut replayed = self
+            .store
+            .execution_replay(&[id], self.replay_attempts)
+            .await?;
+        match replayed.pop() {
+            Some(row) => {
+                self.replayed(std::slice::from_ref(&row));
+                Ok(row)
+            }
+            None => match self.store.execution_get(id).await? {
+                None => Err(Error::ExecutionNotFound(id)),
+                Some(row) => Err(Error::NotDead {
+                    id,
+                    status: row.status.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Replays the dead executions matching `filter` (job, scope, plan time range; its `status`
+    /// is ignored), at most `filter.limit` of them, newest plan first, as [`Scheduler::replay`]
+    /// does for one. Call again to replay more: replayed rows are no longer dead. Returns the
+    /// rows replayed; rows another replica replayed at the same moment are not among them.
+    pub async fn replay_where(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let ids: Vec<Uuid> = self
+            .dead_executions(filter)
+            .await?
+            .iter()
+            .map(|row| row.id)
+            .collect();
+        let mut replayed = self
+            .store
+            .execution_replay(&ids, self.replay_attempts)
+            .await?;
+        replayed.sort_by_key(|row| std::cmp::Reverse((row.plan_time, row.id)));
+        self.replayed(&replayed);
+        Ok(replayed)
+    }
+
+    fn replayed(&self, rows: &[Execution]) {
+        for row in rows {
+            telemetry::replayed(&row.job_name);
+            tracing::info!(job = %row.job_name, execution = %row.id, scope = %row.scope, plan_time = %row.plan_time, attempts = row.max_attempts - row.attempt, "dead execution replayed");
+        }
+        if !rows.is_empty() {
+            self.supervisor.do_send(Wake);
+        }
+    }
+
+    /// Runs the retention service once now (after a run in progress): measures stale RUNNING
+    /// rows and prunes what is past its retention, in batches. Works with or without
+    /// [`SchedulerBuilder::auto_tick`].
+    pub async fn prune_now(&self) -> Result<PruneReport> {
+        self.pruner
+            .send(PruneNow)
+            .await
+            .map_err(|_| Error::NotRunning)?
     }
 
     /// One execution by id.
@@ -278,9 +448,11 @@ impl Scheduler {
 
     /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown
     /// grace, records unfinished attempts as FAILED `canceled` (retry-eligible at once, not
-    /// counted against the budget) and completes when done. Never stops the actix System.
+    /// counted against the budget), stops the retention service and completes when done.
+    /// Never stops the actix System.
     pub async fn shutdown(&self) {
         let _ = self.supervisor.send(Shutdown).await;
+        let _ = self.pruner.send(StopPruner).await;
     }
 }
 

@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
-/// Claims by outcome (`won`, `stole`, `retried`, `conflicted`).
+/// Claims by outcome (`won`, `stole`, `retried`, `replayed`, `conflicted`).
 pub const CLAIMS: &str = "cronlease_claims_total";
 /// Finished attempts by outcome (`success`, `failed`, `dead`, `lease_lost`) and error code.
 pub const EXECUTIONS: &str = "cronlease_executions_total";
 /// Retries scheduled, by the attempt that failed.
 pub const RETRIES: &str = "cronlease_retries_total";
-/// Plans moved to DEAD.
+/// Plans moved to DEAD, by a failure write or by the stale sweep.
 pub const DEAD_LETTERED: &str = "cronlease_dead_lettered_total";
+/// DEAD plans an operator replayed.
+pub const REPLAYED: &str = "cronlease_replayed_total";
 /// Leases found taken over by another runner.
 pub const LEASE_LOST: &str = "cronlease_lease_lost_total";
 /// RUNNING rows the sweep moved because their lease went stale.
@@ -28,8 +30,13 @@ pub const HANDLER_DURATION: &str = "cronlease_handler_duration_seconds";
 pub const START_LAG: &str = "cronlease_start_lag_seconds";
 /// Executions running on this runner.
 pub const RUNNING: &str = "cronlease_running_executions";
+/// RUNNING rows whose lease is stale and not yet swept, per job (measured by the retention
+/// service at each run).
+pub const STALE_RUNNING: &str = "cronlease_stale_running_executions";
 /// Database clock minus runner clock, in seconds.
 pub const CLOCK_OFFSET: &str = "cronlease_clock_offset_seconds";
+/// Rows deleted by the retention prune, by set (`finished`, `dead`).
+pub const PRUNED: &str = "cronlease_pruned_total";
 
 pub(crate) fn claims(job: &str, outcome: &'static str, n: u64) {
     if n > 0 {
@@ -48,6 +55,16 @@ pub(crate) fn retry(job: &str, attempt: u32) {
 
 pub(crate) fn dead_lettered(job: &str) {
     counter!(DEAD_LETTERED, "job" => job.to_owned()).increment(1);
+}
+
+pub(crate) fn dead_lettered_many(job: &str, n: u64) {
+    if n > 0 {
+        counter!(DEAD_LETTERED, "job" => job.to_owned()).increment(n);
+    }
+}
+
+pub(crate) fn replayed(job: &str) {
+    counter!(REPLAYED, "job" => job.to_owned()).increment(1);
 }
 
 pub(crate) fn lease_lost(job: &str) {
@@ -82,4 +99,14 @@ pub(crate) fn running(n: usize) {
 
 pub(crate) fn clock_offset(seconds: f64) {
     gauge!(CLOCK_OFFSET).set(seconds);
+}
+
+pub(crate) fn stale_running(job: &str, n: i64) {
+    gauge!(STALE_RUNNING, "job" => job.to_owned()).set(n as f64);
+}
+
+pub(crate) fn pruned(set: &'static str, n: u64) {
+    if n > 0 {
+        counter!(PRUNED, "set" => set).increment(n);
+    }
 }

@@ -144,6 +144,13 @@ on_every_backend! {
         assert_eq!((row.status, row.attempt), (Status::Dead, 1));
         assert_eq!(row.error_code.as_deref(), Some("permanent"));
         assert_eq!(row.error_msg.as_deref(), Some("bad input"));
+        assert!(row.next_retry_at.is_none(), "no retry scheduled");
+        assert_eq!(row.failures.len(), 1, "its history: the one failed attempt");
+        assert_eq!((row.failures[0].attempt, row.failures[0].code.as_str()), (1, "permanent"));
+        assert!(row.failures[0].started_at.is_some() && row.failures[0].finished_at.is_some());
+        // The remaining four attempts are skipped: it never runs again on its own.
+        assert_eq!(s.tick_now().await.unwrap().started(), 0);
+        assert_eq!(s.dead_executions(&Default::default()).await.unwrap(), vec![row]);
         s.shutdown().await;
     }
 }

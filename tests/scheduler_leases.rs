@@ -89,6 +89,46 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn a_blocking_handler_does_not_stall_heartbeats(db: TestDb) {
+        // Handlers run on their own runtime: a handler that blocks its thread for 1.4 s must not
+        // stop the actors from renewing its 2 s lease (the thief sees it stale after 0.5 s
+        // without renewal).
+        let runs = Runs::default();
+        let record = runs.clone();
+        let blocking = JobSpec::builder("blocking")
+            .every("1h")
+            .run_timeout(Duration::from_millis(1700))
+            .stale_timeout(Duration::from_secs(2))
+            .heartbeat_interval(Duration::from_millis(150))
+            .handler(move |ctx: JobContext| {
+                std::thread::sleep(Duration::from_millis(1400));
+                record.record(&ctx);
+                async { Ok(JobOutput::rows(1)) }
+            })
+            .build()
+            .unwrap();
+        let owner = scheduler(db.store.clone())
+            .runner_id("owner")
+            .handler_threads(1)
+            .job(blocking)
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(owner.tick_now().await.unwrap().won, 1);
+        // This code runs on the actors' arbiter: if the handler blocked it, we would only get
+        // here after the handler returned.
+        actix_rt::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(runs.len(), 0, "the handler is still blocking its own thread");
+        let row = rows(&*db.store, "blocking").await.remove(0);
+        assert!(row.heartbeat_at.unwrap() > row.started_at.unwrap(), "the lease was renewed meanwhile");
+        let row = settled(&*db.store, "blocking", 1).await.remove(0);
+        assert_eq!((row.status, row.attempt, row.runner_id.as_str()), (Status::Success, 1, "owner"));
+        assert_eq!(runs.len(), 1);
+        owner.shutdown().await;
+    }
+}
+
+on_every_backend! {
     async fn without_heartbeats_the_same_lease_is_taken_over(db: TestDb) {
         // Control for the test above: a heartbeat interval longer than the attempt means no
         // renewal, and the thief takes the lease.

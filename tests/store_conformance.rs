@@ -525,3 +525,233 @@ on_every_backend! {
         assert!((ahead - now - TimeDelta::hours(1)).abs() <= TimeDelta::seconds(5));
     }
 }
+
+on_every_backend! {
+    async fn a_claim_sent_again_after_a_lost_reply_gets_its_rows_back(db: TestDb) {
+        // The first try committed (a won row and a stolen one) but its reply was lost; the
+        // runtime sends the same request again (same ids and tokens).
+        let stale = claim_one(&*db.store, "dead", scope(1), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let plans = vec![PlanClaim::new(scope(0), plan(0)), PlanClaim::new(scope(1), plan(0))];
+        let first = claim_with(&*later, request("r", plans.clone())).await;
+        let again = claim_with(&*later, request("r", plans)).await;
+        assert_eq!(again.len(), 2, "both rows come back: {again:?}");
+        for (a, b) in first.iter().zip(&again) {
+            assert_eq!((a.lease, a.attempt, a.outcome), (b.lease, b.attempt, b.outcome));
+        }
+        let stolen = get(&*db.store, stale.lease.id).await;
+        assert_eq!((stolen.attempt, stolen.failures.len()), (2, 1), "history written once");
+        // Another request (fresh tokens) still conflicts on the live leases.
+        let plans = vec![PlanClaim::new(scope(0), plan(0)), PlanClaim::new(scope(1), plan(0))];
+        assert!(claim_with(&*later, request("other", plans)).await.is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn a_terminal_write_sent_again_after_a_lost_reply_is_reported_written(db: TestDb) {
+        let won = claim_one(&*db.store, "r", scope(0), plan(0)).await.remove(0);
+        let write = success(won.lease);
+        assert_eq!(db.store.execution_finish_success(std::slice::from_ref(&write)).await.unwrap(), vec![won.lease.id]);
+        let done = get(&*db.store, won.lease.id).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(db.store.execution_finish_success(&[write]).await.unwrap(), vec![won.lease.id]);
+        assert_eq!(get(&*db.store, won.lease.id).await, done, "nothing changed");
+
+        let won = claim_one(&*db.store, "r", scope(1), plan(0)).await.remove(0);
+        let write = failure(won.lease, Status::Failed, Some(Duration::from_secs(30)));
+        assert_eq!(db.store.execution_finish_failure(std::slice::from_ref(&write)).await.unwrap(), vec![won.lease.id]);
+        let failed = get(&*db.store, won.lease.id).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(db.store.execution_finish_failure(&[write]).await.unwrap(), vec![won.lease.id]);
+        let again = get(&*db.store, won.lease.id).await;
+        assert_eq!(again, failed, "no second history entry, same retry time");
+        assert_eq!(again.failures.len(), 1);
+        // A different outcome for the same lease is still fenced out.
+        assert!(db.store.execution_finish_success(&[success(won.lease)]).await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
+    async fn a_swept_lease_still_fences_its_owners_late_write(db: TestDb) {
+        let won = claim_with(&*db.store, ClaimRequest { stale_timeout: Duration::from_secs(1), ..request("r", vec![PlanClaim::new(scope(0), plan(0))]) }).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        assert_eq!(later.execution_sweep_stale(JOB, true).await.unwrap().len(), 1);
+        let swept = get(&*db.store, won.lease.id).await;
+        // The swept row keeps the owner's token, but neither late outcome matches it.
+        assert!(db.store.execution_finish_success(&[success(won.lease)]).await.unwrap().is_empty());
+        assert!(db.store.execution_finish_failure(&[failure(won.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap().is_empty());
+        assert_eq!(get(&*db.store, won.lease.id).await, swept);
+    }
+}
+
+/// A claimed row of `job` at `at`, failed to DEAD through `store` (whose clock sets its times).
+async fn dead_row(store: &dyn Store, job: &str, scope: Scope, at: DateTime<Utc>) -> Claimed {
+    let mut req = request("a", vec![PlanClaim::new(scope, at)]);
+    req.job = job;
+    let c = claim_with(store, req).await.remove(0);
+    store
+        .execution_finish_failure(&[failure(c.lease, Status::Dead, None)])
+        .await
+        .unwrap();
+    c
+}
+
+on_every_backend! {
+    async fn replay_revives_dead_rows_once_with_their_history(db: TestDb) {
+        let c = dead_row(&*db.store, JOB, Scope::global(), plan(0)).await;
+        let before = get(&*db.store, c.lease.id).await;
+        let replayed = db.store.execution_replay(&[c.lease.id], 2).await.unwrap();
+        let now = db.store.db_now().await.unwrap();
+        assert_eq!(replayed.len(), 1);
+        let row = &replayed[0];
+        assert_eq!(row, &get(&*db.store, c.lease.id).await, "the statement returns the row it wrote");
+        assert_eq!((row.status, row.attempt, row.max_attempts), (Status::Failed, 1, 3));
+        assert!(row.next_retry_at.unwrap() <= now, "due at once");
+        assert!(row.replayed_at.is_some() && before.replayed_at.is_none());
+        assert_eq!(row.failures, before.failures, "history kept");
+        assert_eq!((row.id, row.plan_time, &row.scope), (before.id, before.plan_time, &before.scope));
+        // No longer DEAD: a second replay, unknown ids and live rows change nothing.
+        let live = claim_one(&*db.store, "a", scope(9), plan(0)).await.remove(0);
+        let unknown = uuid::Uuid::now_v7();
+        assert!(db.store.execution_replay(&[c.lease.id, unknown, live.lease.id], 2).await.unwrap().is_empty());
+        assert_eq!(get(&*db.store, live.lease.id).await.status, Status::Running);
+        // Offered for retry whatever the lower bound on plan times, marked as replayed.
+        let candidates = db.store.execution_retry_candidates(JOB, Some(plan(60)), 10).await.unwrap();
+        assert_eq!(candidates.len(), 1);
+        assert!(candidates[0].replayed && candidates[0].due);
+        // The next claim is a replay of the same row; the marker is spent by it.
+        let claimed = claim_one(&*db.store, "b", Scope::global(), plan(0)).await.remove(0);
+        assert_eq!((claimed.outcome, claimed.attempt, claimed.max_attempts), (ClaimOutcome::Replayed, 2, 3));
+        assert_eq!(claimed.lease.id, c.lease.id, "same idempotency key");
+        assert_eq!(get(&*db.store, c.lease.id).await.claim_outcome, ClaimOutcome::Replayed);
+        db.store.execution_finish_failure(&[failure(claimed.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
+        assert!(db.store.execution_retry_candidates(JOB, Some(plan(60)), 10).await.unwrap().is_empty());
+        let again = claim_one(&*db.store, "b", Scope::global(), plan(0)).await.remove(0);
+        assert_eq!((again.outcome, again.attempt), (ClaimOutcome::Retried, 3));
+        assert_eq!(get(&*db.store, c.lease.id).await.failures.len(), 2);
+    }
+}
+
+on_every_backend! {
+    async fn concurrent_replays_of_one_row_replay_it_once(db: TestDb) {
+        let c = dead_row(&*db.store, JOB, Scope::global(), plan(0)).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = db.store.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.execution_replay(&[c.lease.id], 1).await.unwrap().len()
+                })
+            })
+            .collect();
+        let mut replayed = 0;
+        for task in tasks {
+            replayed += task.await.unwrap();
+        }
+        assert_eq!(replayed, 1, "exactly one replay wins");
+        assert_eq!(get(&*db.store, c.lease.id).await.max_attempts, 2, "the budget grew once");
+    }
+}
+
+on_every_backend! {
+    async fn prune_deletes_only_what_is_past_retention_in_batches(db: TestDb) {
+        let days_ago = |d: i64| db.skewed(TimeDelta::days(-d));
+        let done = |store: Arc<dyn Store>, s: usize, minute: i64| async move {
+            let c = claim_one(&*store, "a", scope(s), plan(minute)).await.remove(0);
+            store.execution_finish_success(&[success(c.lease)]).await.unwrap();
+            c.lease.id
+        };
+        // Scope 1: three SUCCESS rows finished 40 days ago, and a recent newest one.
+        let mut old = Vec::new();
+        for minute in 0..3 {
+            old.push(done(days_ago(40), 1, minute).await);
+        }
+        let recent = done(db.store.clone(), 1, 3).await;
+        // Scope 2: one old SUCCESS row, the newest of its scope: kept for planning.
+        let newest_of_scope = done(days_ago(40), 2, 0).await;
+        // Scope 3: an old FAILED row under a newer RUNNING one.
+        let failed = claim_one(&*days_ago(40), "a", scope(3), plan(0)).await.remove(0);
+        days_ago(40).execution_finish_failure(&[failure(failed.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
+        let running = claim_one(&*days_ago(40), "a", scope(3), plan(1)).await.remove(0);
+        // Scope 4: DEAD rows 10 and 3 days after their last failure, one replayed, then a success.
+        let dead_old = dead_row(&*days_ago(10), JOB, scope(4), plan(0)).await.lease.id;
+        let dead_recent = dead_row(&*days_ago(3), JOB, scope(4), plan(1)).await.lease.id;
+        let replayed = dead_row(&*days_ago(10), JOB, scope(4), plan(2)).await.lease.id;
+        db.store.execution_replay(&[replayed], 1).await.unwrap();
+        done(db.store.clone(), 4, 3).await;
+
+        let thirty_days = Duration::from_secs(30 * 24 * 3600);
+        let mut batches = Vec::new();
+        loop {
+            let n = db.store.execution_prune(cronlease::store::PruneSet::Finished, thirty_days, 2).await.unwrap();
+            batches.push(n);
+            if n < 2 {
+                break;
+            }
+        }
+        assert_eq!(batches, vec![2, 2, 0], "four rows, two per statement, until a short batch");
+        for id in old.iter().chain([&failed.lease.id]) {
+            assert!(db.store.execution_get(*id).await.unwrap().is_none());
+        }
+        for id in [recent, newest_of_scope, running.lease.id, dead_old, dead_recent, replayed] {
+            assert!(db.store.execution_get(id).await.unwrap().is_some(), "{id} kept");
+        }
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 1);
+        assert!(db.store.execution_get(dead_old).await.unwrap().is_none());
+        assert_eq!(get(&*db.store, dead_recent).await.status, Status::Dead, "younger than its retention");
+        assert_eq!(get(&*db.store, replayed).await.status, Status::Failed, "awaiting its replay");
+        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 0);
+    }
+}
+
+on_every_backend! {
+    async fn stale_running_rows_are_counted_per_job(db: TestDb) {
+        for (job, n) in [("job-a", 1), ("job-b", 2)] {
+            let plans = (0..n).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
+            let mut req = request("a", plans);
+            req.job = job;
+            claim_with(&*db.store, req).await;
+        }
+        let done = claim_one(&*db.store, "a", scope(5), plan(0)).await.remove(0);
+        db.store.execution_finish_success(&[success(done.lease)]).await.unwrap();
+        assert!(db.store.execution_count_stale().await.unwrap().is_empty(), "live leases");
+        let mut stale = db.skewed(TimeDelta::minutes(2)).execution_count_stale().await.unwrap();
+        stale.sort();
+        assert_eq!(stale, vec![("job-a".to_owned(), 1), ("job-b".to_owned(), 2)]);
+    }
+}
+
+on_every_backend! {
+    async fn pages_follow_a_keyset_cursor_without_gaps_or_repeats(db: TestDb) {
+        // Seven scopes share each plan time: a plan-time cursor alone would skip or repeat rows.
+        let plans: Vec<_> = (0..7).flat_map(|s| (0..3).map(move |m| PlanClaim::new(scope(s), plan(m)))).collect();
+        claim_with(&*db.store, request("a", plans)).await;
+        let all = common::rows(&*db.store, JOB).await;
+        assert_eq!(all.len(), 21);
+        let mut filter = ExecutionFilter { job: Some(JOB.into()), limit: 4, ..Default::default() };
+        let mut paged = Vec::new();
+        loop {
+            let page = db.store.execution_list(&filter).await.unwrap();
+            assert!(page.len() <= 4);
+            paged.extend(page.iter().cloned());
+            match filter.next_page(&page) {
+                Some(next) => filter = next,
+                None => break,
+            }
+        }
+        assert_eq!(paged, all, "every row once, newest plan first");
+        assert!(all.windows(2).all(|w| (w[0].plan_time, w[0].id) > (w[1].plan_time, w[1].id)));
+        // The cursor combines with the other filters and survives its text form.
+        let cursor: cronlease::ExecutionCursor = cronlease::ExecutionCursor::of(&all[9]).to_string().parse().unwrap();
+        let rest = db.store.execution_list(&ExecutionFilter {
+            after: Some(cursor),
+            plan_from: Some(plan(1)),
+            limit: 100,
+            ..Default::default()
+        }).await.unwrap();
+        assert_eq!(rest, all[10..14].to_vec());
+    }
+}

@@ -1,16 +1,17 @@
 //! The Executor actor: owns one claimed lease from handler start to terminal write.
 //!
 //! Lifecycle:
-//! 1. `started`: starts its Heartbeat and spawns the handler on the handler runtime, bounded by
+//! 1. `started`: registers its lease with the job's Heartbeat and spawns the handler on the handler runtime, bounded by
 //!    `run_timeout`; a panic while building or polling the future becomes a `handler_panic`
 //!    failure. Cancellation is cooperative: the handler's token fires, and the task is dropped
 //!    after a grace (one heartbeat interval after LeaseLost, the shutdown grace at shutdown).
 //! 2. The attempt ends: success, error, panic, timeout, or cancellation (`LeaseLost` from the
 //!    Heartbeat, `Cancel` from the Supervisor at shutdown).
-//! 3. It writes the outcome, fenced by the lease token; failures ask the RetryPolicy for a retry
-//!    time or DEAD. A write that fails transiently is retried with backoff while the heartbeat
-//!    keeps the lease alive. After LeaseLost nothing is written: the new owner decides.
-//! 4. It stops its Heartbeat, reports `ExecutionFinished` to the Supervisor and stops.
+//! 3. It hands the outcome to the Completer, which writes it (batched, fenced by the lease token,
+//!    retried while the database fails transiently); failures first ask the RetryPolicy for a
+//!    retry time or DEAD. The job's Heartbeat keeps the lease alive until then. After LeaseLost
+//!    nothing is written: the new owner decides.
+//! 4. It stops tracking its lease, reports `ExecutionFinished` to the Supervisor and stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +20,11 @@ use actix::prelude::*;
 use tokio::task::{AbortHandle, JoinError};
 use tokio_util::sync::CancellationToken;
 
-use super::heartbeat::{Heartbeat, LeaseLost, StopHeartbeat};
+use super::Runtime;
+use super::completer::{Complete, Outcome};
+use super::heartbeat::{Heartbeat, LeaseLost, Track, Untrack};
 use super::retry_policy::Decide;
 use super::supervisor::{ExecutionFinished, Supervisor};
-use super::{Runtime, retry_transient};
 use crate::execution::{ErrorCode, Status, capped_result, truncate_error_msg};
 use crate::handler::{JobContext, JobError, JobOutput};
 use crate::retry::RetryDecision;
@@ -38,7 +40,7 @@ pub(crate) struct Executor {
     supervisor: Addr<Supervisor>,
     cancel: CancellationToken,
     cancel_reason: Option<ErrorCode>,
-    heartbeat: Option<Addr<Heartbeat>>,
+    heartbeat: Addr<Heartbeat>,
     handler_task: Option<AbortHandle>,
     started: Instant,
     finishing: bool,
@@ -60,6 +62,7 @@ impl Executor {
         spec: Arc<JobSpec>,
         claimed: Claimed,
         supervisor: Addr<Supervisor>,
+        heartbeat: Addr<Heartbeat>,
     ) -> Self {
         Executor {
             rt,
@@ -68,7 +71,7 @@ impl Executor {
             supervisor,
             cancel: CancellationToken::new(),
             cancel_reason: None,
-            heartbeat: None,
+            heartbeat,
             handler_task: None,
             started: Instant::now(),
             finishing: false,
@@ -81,7 +84,6 @@ impl Executor {
     }
 
     fn start_handler(&mut self, ctx: &mut Context<Self>) {
-        let heartbeat = self.heartbeat.clone().expect("the heartbeat starts first");
         let job_ctx = JobContext {
             job: self.spec.name.clone(),
             scope: self.claimed.scope.clone(),
@@ -91,7 +93,7 @@ impl Executor {
             runner_id: self.rt.runner_id.clone(),
             execution_id: self.claimed.lease.id,
             cancel: self.cancel.clone(),
-            heartbeat: heartbeat.recipient(),
+            heartbeat: self.heartbeat.clone(),
         };
         let handler = self.spec.handler.clone();
         let run_timeout = self.spec.run_timeout;
@@ -215,56 +217,35 @@ impl Executor {
     }
 
     fn write_success(&mut self, write: SuccessWrite, ctx: &mut Context<Self>) {
-        let store = self.rt.store.clone();
         let job = self.spec.name.clone();
-        let policy = self.rt.db_retry;
-        let fut = retry_transient(
-            policy,
-            "execution_finish_success",
-            policy.give_up_after,
-            move || {
-                let store = store.clone();
-                let write = write.clone();
-                async move { store.execution_finish_success(&[write]).await }
-            },
-        );
         let id = self.claimed.lease.id;
-        ctx.wait(fut.into_actor(self).map(move |written, act, ctx| {
+        let complete = self.rt.completer.send(Complete(Outcome::Success(write)));
+        ctx.wait(complete.into_actor(self).map(move |written, act, ctx| {
             match written {
-                Ok(ids) if ids.contains(&id) => {
+                Ok(Ok(true)) => {
                     telemetry::execution(&job, "success", "");
                     tracing::debug!(job = %job, execution = %id, "execution succeeded");
                 }
-                Ok(_) => act.fenced_out(),
-                Err(error) => {
+                Ok(Ok(false)) => act.fenced_out(),
+                Ok(Err(error)) => {
                     tracing::error!(%error, job = %job, execution = %id, "could not record success; the lease will go stale and the plan re-run");
                 }
+                Err(_) => tracing::error!(job = %job, execution = %id, "the completer stopped; the lease will go stale and the plan re-run"),
             }
             act.done(ctx);
         }));
     }
 
     fn write_failure(&mut self, write: FailureWrite, code: ErrorCode, ctx: &mut Context<Self>) {
-        let store = self.rt.store.clone();
         let job = self.spec.name.clone();
-        let policy = self.rt.db_retry;
         let status = write.status;
         let attempt = self.claimed.attempt;
         let message = write.message.clone();
-        let fut = retry_transient(
-            policy,
-            "execution_finish_failure",
-            policy.give_up_after,
-            move || {
-                let store = store.clone();
-                let write = write.clone();
-                async move { store.execution_finish_failure(&[write]).await }
-            },
-        );
         let id = self.claimed.lease.id;
-        ctx.wait(fut.into_actor(self).map(move |written, act, ctx| {
+        let complete = self.rt.completer.send(Complete(Outcome::Failure(write)));
+        ctx.wait(complete.into_actor(self).map(move |written, act, ctx| {
             match written {
-                Ok(ids) if ids.contains(&id) => {
+                Ok(Ok(true)) => {
                     let outcome = if status == Status::Dead { "dead" } else { "failed" };
                     telemetry::execution(&job, outcome, code.as_str());
                     if status == Status::Dead {
@@ -277,10 +258,11 @@ impl Executor {
                         tracing::warn!(job = %job, execution = %id, attempt, code = code.as_str(), error = %message, "execution failed; will retry");
                     }
                 }
-                Ok(_) => act.fenced_out(),
-                Err(error) => {
+                Ok(Ok(false)) => act.fenced_out(),
+                Ok(Err(error)) => {
                     tracing::error!(%error, job = %job, execution = %id, "could not record failure; the lease will go stale and the plan re-run");
                 }
+                Err(_) => tracing::error!(job = %job, execution = %id, "the completer stopped; the lease will go stale and the plan re-run"),
             }
             act.done(ctx);
         }));
@@ -293,9 +275,9 @@ impl Executor {
     }
 
     fn done(&mut self, ctx: &mut Context<Self>) {
-        if let Some(heartbeat) = self.heartbeat.take() {
-            heartbeat.do_send(StopHeartbeat);
-        }
+        self.heartbeat.do_send(Untrack {
+            id: self.claimed.lease.id,
+        });
         self.supervisor.do_send(ExecutionFinished {
             id: self.claimed.lease.id,
         });
@@ -322,18 +304,11 @@ impl Actor for Executor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let spec = &self.spec;
-        let heartbeat = Heartbeat::new(
-            self.rt.clone(),
-            spec.name.clone(),
-            self.claimed.lease,
-            spec.stale_timeout,
-            spec.heartbeat_interval,
-            spec.run_timeout + self.grace(),
-            ctx.address().recipient(),
-        )
-        .start();
-        self.heartbeat = Some(heartbeat);
+        self.heartbeat.do_send(Track {
+            lease: self.claimed.lease,
+            owner: ctx.address().recipient(),
+            beat_for: self.spec.run_timeout + self.grace(),
+        });
         self.start_handler(ctx);
     }
 }
@@ -342,8 +317,11 @@ impl Handler<LeaseLost> for Executor {
     type Result = ();
 
     fn handle(&mut self, _: LeaseLost, ctx: &mut Context<Self>) {
+        if self.finishing {
+            // The outcome is being written; the fenced write itself tells whether it counted.
+            return;
+        }
         self.cancel_reason = Some(ErrorCode::LeaseLost);
-        self.heartbeat = None;
         self.cancel.cancel();
         // The handler gets one heartbeat interval to notice; then it is dropped.
         ctx.run_later(self.spec.heartbeat_interval, |act, ctx| {
@@ -384,9 +362,9 @@ impl Handler<Abandon> for Executor {
         if let Some(task) = self.handler_task.take() {
             task.abort();
         }
-        if let Some(heartbeat) = self.heartbeat.take() {
-            heartbeat.do_send(StopHeartbeat);
-        }
+        self.heartbeat.do_send(Untrack {
+            id: self.claimed.lease.id,
+        });
         tracing::warn!(job = %self.spec.name, execution = %self.claimed.lease.id, "abandoned at shutdown; the lease will go stale and the plan re-run");
         ctx.stop();
     }

@@ -3,32 +3,45 @@
 //! ```text
 //!                    Tick (self, re-armed after each tick; never overlapping)
 //!                      │
-//!  Scheduler ──TickNow/Shutdown──▶ Supervisor ──sweep, plan, claim──▶ Store
+//!  Scheduler ──TickNow/Shutdown──▶ Supervisor ──sweep, plan, claim (batched)──▶ Store
 //!                                     │ spawns one per claimed lease
 //!                                     ▼
 //!                                  Executor ──run handler on the handler runtime──▶ Handler
-//!                                     │  ▲  │                      (panic, timeout, cancel captured)
-//!                     starts/stops    │  │  └──Decide──▶ RetryPolicy ──RetryIn / Dead──┐
-//!                                     ▼  │ LeaseLost                                    │
-//!                                  Heartbeat ──renew lease every interval──▶ Store      │
-//!                                     Executor ◀────────────────────────────────────────┘
-//!                                     │ fenced terminal write (retried while transient)
-//!                                     └──ExecutionFinished──▶ Supervisor
+//!                                   │ │ ▲ │                     (panic, timeout, cancel captured)
+//!            Track/Untrack lease    │ │ │ └──Decide──▶ RetryPolicy ──RetryIn / Dead
+//!                                   ▼ │ │ LeaseLost
+//!           Heartbeat (one per job) ──renew all its leases, one statement per beat──▶ Store
+//!                                     │
+//!                                     │ Complete (terminal write)
+//!                                     ▼
+//!                                  Completer ──batched fenced writes (retried while transient)──▶ Store
+//!                                     │ written / fenced out
+//!                                  Executor ──ExecutionFinished──▶ Supervisor
+//!
+//!                    run_later(interval) (self, re-armed after each run; never overlapping)
+//!                      │
+//!  Scheduler ──PruneNow/StopPruner──▶ Pruner ──count stale RUNNING, prune in batches──▶ Store
 //! ```
 //!
 //! - [`supervisor::Supervisor`]: ticks every job (sweep stale leases, plan, claim in batches),
 //!   bounds concurrency, spawns executors, drains them on shutdown.
 //! - [`executor::Executor`]: owns one lease: runs the handler, records SUCCESS, FAILED or DEAD.
-//! - [`heartbeat::Heartbeat`]: renews one lease on a timer; reports `LeaseLost`.
+//! - [`heartbeat::Heartbeat`]: one per job; renews the job's running leases on a timer, all in
+//!   one statement; reports `LeaseLost`.
 //! - [`retry_policy::RetryPolicy`]: decides backoff versus dead-letter for a failed attempt.
+//! - [`completer::Completer`]: batches terminal writes (flush on size or after a few ms).
+//! - [`retention::Pruner`]: the retention service: prunes finished and dead rows past their
+//!   retention in batches, and measures stale RUNNING rows.
 //!
 //! All actors live on the arbiter that started the scheduler; handlers run on a separate
 //! multi-threaded runtime ([`handler_runtime::HandlerRuntime`]) so a blocking or panicking handler
 //! cannot stop the actors.
 
+pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
+pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;
 
@@ -53,6 +66,7 @@ pub(crate) struct Runtime {
     pub(crate) handlers: HandlerRuntime,
     pub(crate) db_retry: DbRetry,
     pub(crate) retry_policy: Addr<RetryPolicy>,
+    pub(crate) completer: Addr<completer::Completer>,
     /// How long a shutdown waits for running handlers to stop before recording them `canceled`.
     pub(crate) shutdown_grace: Duration,
 }

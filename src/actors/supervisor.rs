@@ -4,7 +4,8 @@
 //! 1. sweep the job's stale leases (before planning, so a dead runner's plan is retried now);
 //! 2. resolve the scopes and compute each scope's due plans from the database time read once
 //!    per tick (`plan::cadence_plans` or the planner hook);
-//! 3. add the FAILED rows due for retry that are still current (`plan::retry_is_current`);
+//! 3. add the FAILED rows due for retry that are still current (`plan::retry_is_current`) or
+//!    were replayed by an operator (whatever the catch-up mode);
 //! 4. claim them in batched statements, bounded by the free execution slots;
 //! 5. start an Executor for every Won, Stole or Retried lease.
 //!
@@ -24,8 +25,9 @@ use uuid::Uuid;
 
 use super::Runtime;
 use super::executor::{Abandon, Cancel, Executor};
+use super::heartbeat::{Heartbeat, StopHeartbeat};
 use crate::error::{Error, Result};
-use crate::execution::ClaimOutcome;
+use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{cadence_plans, hook_plans, retry_is_current, retry_since};
 use crate::schedule::delta;
 use crate::scheduler::TickReport;
@@ -35,13 +37,17 @@ use crate::store::{ClaimRequest, Claimed, PlanClaim};
 use crate::telemetry;
 
 /// Most plans sent in one claim statement.
-const CLAIM_BATCH: usize = 1000;
+const CLAIM_BATCH: usize = 2000;
+/// Most claim statements per job and tick (each sends up to the free slots' worth of plans).
+const MAX_CLAIM_ROUNDS: usize = 8;
 /// Shortest sleep between ticks, so a boundary just passing does not spin.
 const MIN_TICK_GAP: Duration = Duration::from_millis(5);
 
 /// What the Supervisor knows about one job between ticks.
 struct JobState {
     spec: Arc<JobSpec>,
+    /// Renews the leases of this job's running executions.
+    heartbeat: Addr<Heartbeat>,
     /// The newest plan time stored or claimed per scope; `None` until read from the store.
     newest: Option<HashMap<Scope, DateTime<Utc>>>,
 }
@@ -51,6 +57,8 @@ pub(crate) struct Supervisor {
     rt: Arc<Runtime>,
     jobs: Option<Vec<JobState>>,
     running: HashMap<Uuid, Addr<Executor>>,
+    /// Executors that finished before the tick that started them handed them over.
+    finished_early: HashSet<Uuid>,
     max_concurrent: usize,
     tick_interval: Duration,
     auto_tick: bool,
@@ -72,14 +80,25 @@ impl Supervisor {
         tick_interval: Duration,
         auto_tick: bool,
     ) -> Self {
+        let jobs = jobs
+            .into_iter()
+            .map(|spec| JobState {
+                heartbeat: Heartbeat::new(
+                    rt.store.clone(),
+                    spec.name.clone(),
+                    spec.heartbeat_interval,
+                    spec.stale_timeout,
+                )
+                .start(),
+                spec,
+                newest: None,
+            })
+            .collect();
         Supervisor {
             rt,
-            jobs: Some(
-                jobs.into_iter()
-                    .map(|spec| JobState { spec, newest: None })
-                    .collect(),
-            ),
+            jobs: Some(jobs),
             running: HashMap::new(),
+            finished_early: HashSet::new(),
             max_concurrent,
             tick_interval,
             auto_tick,
@@ -113,17 +132,42 @@ impl Supervisor {
         let capacity = self.max_concurrent.saturating_sub(self.running.len());
         let rotate = (self.ticks as usize) % jobs.len().max(1);
         self.ticks += 1;
-        let work = run_tick(self.rt.clone(), jobs, capacity, rotate, self.tick_interval);
+        let work = run_tick(
+            self.rt.clone(),
+            ctx.address(),
+            jobs,
+            capacity,
+            rotate,
+            self.tick_interval,
+        );
         ctx.spawn(work.into_actor(self).map(move |(jobs, outcome), act, ctx| {
             act.jobs = Some(jobs);
             act.ticking = false;
             let report = match outcome {
                 Ok(tick) => {
-                    act.db_failures = 0;
-                    for (spec, claimed) in tick.claimed {
-                        act.spawn_executor(spec, claimed, ctx);
+                    // Executors started during the tick; some may have finished already.
+                    for (id, executor) in tick.started {
+                        if !act.finished_early.remove(&id) {
+                            act.running.insert(id, executor);
+                        }
                     }
-                    act.schedule_next(tick.wake_in, ctx);
+                    act.finished_early.clear();
+                    telemetry::running(act.running.len());
+                    // A job that met a transient database error backs off like a failed tick
+                    // (doubling while the trouble lasts), not at the next plan boundary.
+                    if tick.db_trouble {
+                        act.db_failures += 1;
+                        act.schedule_next(act.rt.db_retry.delay(act.db_failures), ctx);
+                    } else {
+                        act.db_failures = 0;
+                        // Wake-up times were computed from the clock read at the tick's start.
+                        let wait = if tick.more_due {
+                            Duration::ZERO
+                        } else {
+                            tick.wake_in.saturating_sub(tick.clock_read_at.elapsed())
+                        };
+                        act.schedule_next(wait, ctx);
+                    }
                     Ok(tick.report)
                 }
                 Err(error) => {
@@ -154,6 +198,9 @@ impl Supervisor {
 
     /// Answers every shutdown caller and stops.
     fn complete_drain(&mut self, ctx: &mut Context<Self>) {
+        for job in self.jobs.iter().flatten() {
+            job.heartbeat.do_send(StopHeartbeat);
+        }
         for waiter in self.draining.iter_mut().flat_map(|w| w.drain(..)) {
             let _ = waiter.send(());
         }
@@ -176,24 +223,20 @@ impl Supervisor {
             act.tick(ctx, None);
         }));
     }
-
-    fn spawn_executor(&mut self, spec: Arc<JobSpec>, claimed: Claimed, ctx: &mut Context<Self>) {
-        let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
-            .num_milliseconds() as f64
-            / 1000.0;
-        telemetry::start_lag(&spec.name, lag.max(0.0));
-        let id = claimed.lease.id;
-        let executor = Executor::new(self.rt.clone(), spec, claimed, ctx.address()).start();
-        self.running.insert(id, executor);
-        telemetry::running(self.running.len());
-    }
 }
 
 /// The outcome of one tick.
 struct Tick {
     report: TickReport,
-    claimed: Vec<(Arc<JobSpec>, Claimed)>,
+    /// Executors started by this tick, as each claim batch returned.
+    started: Vec<(Uuid, Addr<Executor>)>,
     wake_in: Duration,
+    /// When the database clock was read (the reference point of `wake_in`).
+    clock_read_at: std::time::Instant,
+    /// A job met a transient database error: the next tick backs off.
+    db_trouble: bool,
+    /// Due plans were left unclaimed with slots free: tick again at once.
+    more_due: bool,
 }
 
 fn clone_report(report: &Result<TickReport>) -> Result<TickReport> {
@@ -206,11 +249,13 @@ fn clone_report(report: &Result<TickReport>) -> Result<TickReport> {
 /// One tick over every job. Returns the job states (caches updated) with the outcome.
 async fn run_tick(
     rt: Arc<Runtime>,
+    supervisor: Addr<Supervisor>,
     mut jobs: Vec<JobState>,
     capacity: usize,
     rotate: usize,
     tick_interval: Duration,
 ) -> (Vec<JobState>, Result<Tick>) {
+    let clock_read_at = std::time::Instant::now();
     let db_now = match rt.store.db_now().await {
         Ok(now) => now,
         Err(error) => return (jobs, Err(error)),
@@ -221,8 +266,11 @@ async fn run_tick(
             db_now,
             ..TickReport::default()
         },
-        claimed: Vec::new(),
+        started: Vec::new(),
         wake_in: tick_interval,
+        clock_read_at,
+        db_trouble: false,
+        more_due: false,
     };
     let mut free = capacity;
     let count = jobs.len();
@@ -230,15 +278,13 @@ async fn run_tick(
         let job = &mut jobs[(i + rotate) % count];
         let span = tracing::info_span!("tick", job = %job.spec.name, %db_now);
         let _enter = span.enter();
-        match tick_job(&rt, job, db_now, &mut free, &mut tick).await {
+        match tick_job(&rt, &supervisor, job, db_now, &mut free, &mut tick).await {
             Ok(()) => {}
             Err(error) => {
                 super::note_db_error("tick_job", &error);
                 tick.report.job_errors += 1;
                 // A transient error: come back after the database backoff, not a full interval.
-                if error.is_transient() {
-                    tick.wake_in = tick.wake_in.min(rt.db_retry.initial);
-                }
+                tick.db_trouble |= error.is_transient();
             }
         }
     }
@@ -247,7 +293,8 @@ async fn run_tick(
 
 /// Sweeps, plans and claims one job.
 async fn tick_job(
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
+    supervisor: &Addr<Supervisor>,
     job: &mut JobState,
     db_now: DateTime<Utc>,
     free: &mut usize,
@@ -260,6 +307,8 @@ async fn tick_job(
         .await?;
     if !swept.is_empty() {
         telemetry::swept(&spec.name, swept.len() as u64);
+        let dead = swept.iter().filter(|s| s.status == Status::Dead).count();
+        telemetry::dead_lettered_many(&spec.name, dead as u64);
         tracing::warn!(job = %spec.name, count = swept.len(), "swept stale leases");
         tick.report.swept += swept.len();
     }
@@ -304,12 +353,14 @@ async fn tick_job(
             tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
             continue;
         }
-        let current = retry_is_current(
-            spec.catch_up,
-            candidate.plan_time,
-            newest.get(&candidate.scope).copied(),
-            db_now,
-        );
+        // A replayed row runs whatever the catch-up mode: an operator asked for it.
+        let current = candidate.replayed
+            || retry_is_current(
+                spec.catch_up,
+                candidate.plan_time,
+                newest.get(&candidate.scope).copied(),
+                db_now,
+            );
         if current && queued.insert((candidate.scope.clone(), candidate.plan_time)) {
             due.push(PlanClaim::new(candidate.scope, candidate.plan_time));
         }
@@ -339,12 +390,19 @@ async fn tick_job(
         }
     }
     tick.report.planned += due.len();
-    if due.len() > *free {
-        tick.report.deferred += due.len() - *free;
-        due.truncate(*free);
-    }
-
-    for batch in due.chunks(CLAIM_BATCH) {
+    // Oldest plans first across scopes, in random order among equals: a runner short of slots
+    // serves every scope in turn, and replicas ticking together try different scopes first.
+    fastrand::shuffle(&mut due);
+    due.sort_by_key(|plan| plan.plan_time);
+    // Claim until the free slots are used. Plans another runner holds come back conflicted and
+    // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
+    // slots would all send the same first plans every tick and leave the others to starve.
+    let mut pending = &due[..];
+    let mut rounds = 0;
+    while !pending.is_empty() && *free > 0 && rounds < MAX_CLAIM_ROUNDS {
+        rounds += 1;
+        let (batch, rest) = pending.split_at(pending.len().min(*free).min(CLAIM_BATCH));
+        pending = rest;
         let request = ClaimRequest {
             job: &spec.name,
             max_attempts: spec.max_attempts,
@@ -353,7 +411,17 @@ async fn tick_job(
             allow_stale_reentry: spec.allow_stale_reentry,
             plans: batch.to_vec(),
         };
-        let claimed = rt.store.execution_claim(&request).await?;
+        // Retried with the same ids and tokens: if a try committed but its reply was lost (the
+        // connection dropped), the next try finds rows RUNNING under these tokens and adopts
+        // them instead of leaving them to go stale (SPEC §5.1, §7). Rows left behind when it
+        // gives up are swept once stale.
+        let claimed = super::retry_transient(
+            rt.db_retry,
+            "execution_claim",
+            rt.db_retry.give_up_after,
+            || rt.store.execution_claim(&request),
+        )
+        .await?;
         // Every plan sent now has a row (ours or another runner's): remember it as planned.
         for plan in batch {
             let entry = newest.entry(plan.scope.clone()).or_insert(plan.plan_time);
@@ -361,11 +429,12 @@ async fn tick_job(
                 *entry = plan.plan_time;
             }
         }
-        let mut by_outcome = [0u64; 3];
+        let mut by_outcome = [0u64; 4];
         for claim in &claimed {
             match claim.outcome {
                 ClaimOutcome::Stole => by_outcome[1] += 1,
-                ClaimOutcome::Retried | ClaimOutcome::Replayed => by_outcome[2] += 1,
+                ClaimOutcome::Retried => by_outcome[2] += 1,
+                ClaimOutcome::Replayed => by_outcome[3] += 1,
                 _ => by_outcome[0] += 1,
             }
         }
@@ -373,16 +442,49 @@ async fn tick_job(
         telemetry::claims(&spec.name, "won", by_outcome[0]);
         telemetry::claims(&spec.name, "stole", by_outcome[1]);
         telemetry::claims(&spec.name, "retried", by_outcome[2]);
+        telemetry::claims(&spec.name, "replayed", by_outcome[3]);
         telemetry::claims(&spec.name, "conflicted", conflicted);
         tick.report.won += by_outcome[0] as usize;
         tick.report.stole += by_outcome[1] as usize;
-        tick.report.retried += by_outcome[2] as usize;
+        tick.report.retried += (by_outcome[2] + by_outcome[3]) as usize;
         tick.report.conflicted += conflicted as usize;
         *free -= claimed.len();
-        tick.claimed
-            .extend(claimed.into_iter().map(|c| (spec.clone(), c)));
+        // Start each batch's executors at once, so handlers run while the next batch is claimed.
+        for claim in claimed {
+            let executor = start_executor(rt, &spec, &job.heartbeat, claim, supervisor);
+            tick.started.push(executor);
+        }
+    }
+    tick.report.deferred += pending.len();
+    if !pending.is_empty() && *free > 0 {
+        // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
+        tick.more_due = true;
     }
     Ok(())
+}
+
+/// Starts the Executor of one claimed lease.
+fn start_executor(
+    rt: &Arc<Runtime>,
+    spec: &Arc<JobSpec>,
+    heartbeat: &Addr<Heartbeat>,
+    claimed: Claimed,
+    supervisor: &Addr<Supervisor>,
+) -> (Uuid, Addr<Executor>) {
+    let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
+        .num_milliseconds() as f64
+        / 1000.0;
+    telemetry::start_lag(&spec.name, lag.max(0.0));
+    let id = claimed.lease.id;
+    let executor = Executor::new(
+        rt.clone(),
+        spec.clone(),
+        claimed,
+        supervisor.clone(),
+        heartbeat.clone(),
+    )
+    .start();
+    (id, executor)
 }
 
 impl Actor for Supervisor {
@@ -425,7 +527,9 @@ impl Handler<ExecutionFinished> for Supervisor {
 
     fn handle(&mut self, msg: ExecutionFinished, ctx: &mut Context<Self>) {
         let was_full = self.running.len() >= self.max_concurrent;
-        self.running.remove(&msg.id);
+        if self.running.remove(&msg.id).is_none() && self.ticking {
+            self.finished_early.insert(msg.id);
+        }
         telemetry::running(self.running.len());
         if self.draining.is_some() {
             if self.running.is_empty() && !self.ticking {
@@ -491,5 +595,21 @@ impl Handler<Shutdown> for Supervisor {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+/// Asks for a tick soon, e.g. after an operator replayed executions. Ignored while a tick runs
+/// (its end schedules the next one) and when the scheduler does not tick by itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Wake;
+
+impl Handler<Wake> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        if !self.ticking {
+            self.schedule_next(Duration::ZERO, ctx);
+        }
     }
 }

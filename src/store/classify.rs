@@ -9,9 +9,16 @@ use super::{postgres, sqlite};
 
 /// Classifies any sqlx error: transient if retrying the same operation may succeed.
 ///
-/// Transient: I/O errors (refused, reset, closed), pool timeouts, a crashed SQLite worker, and the
-/// database codes each backend lists (PostgreSQL connection exceptions, shutdown, serialization
-/// failure, deadlock; SQLite busy/locked). Everything else is permanent.
+/// | error | kind | why |
+/// |---|---|---|
+/// | `Io` (refused, reset, aborted, broken pipe, unexpected EOF, timed out, ...) | transient | the connection failed, not the statement |
+/// | `PoolTimedOut` | transient | no connection could be had in time (server down or saturated) |
+/// | `WorkerCrashed` | transient | SQLite's worker thread died; the pool opens a new connection |
+/// | `Database` with a code the backend lists | transient | PostgreSQL connection exceptions (class 08), shutdown (57P01-57P03), serialization failure, deadlock, lock not available, too many connections, statement cancelled; SQLite busy, locked, I/O error |
+/// | anything else (`Database` with another code, `PoolClosed`, `Protocol`, decode and configuration errors) | permanent | retrying sends the same statement to the same failure |
+///
+/// Only variants and codes decide, never message text. Handlers get the same answer through
+/// [`JobError::from_sqlx`](crate::JobError::from_sqlx).
 pub fn classify(error: &sqlx::Error) -> DbErrorKind {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => {
@@ -30,10 +37,26 @@ mod tests {
 
     #[test]
     fn connection_level_errors_are_transient() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(classify(&sqlx::Error::Io(refused)), DbErrorKind::Transient);
-        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-        assert_eq!(classify(&sqlx::Error::Io(reset)), DbErrorKind::Transient);
+        use std::io::ErrorKind;
+        // Refused (server down), reset/aborted (server or proxy cut the connection), broken
+        // pipe (writing to a cut connection), unexpected EOF (sqlx's error when the server
+        // closes the socket mid-message), timed out, not connected.
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::BrokenPipe,
+            ErrorKind::UnexpectedEof,
+            ErrorKind::TimedOut,
+            ErrorKind::NotConnected,
+        ] {
+            let io = std::io::Error::from(kind);
+            assert_eq!(
+                classify(&sqlx::Error::Io(io)),
+                DbErrorKind::Transient,
+                "{kind:?}"
+            );
+        }
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), DbErrorKind::Transient);
         assert_eq!(
             classify(&sqlx::Error::WorkerCrashed),
@@ -47,6 +70,14 @@ mod tests {
         assert_eq!(classify(&sqlx::Error::PoolClosed), DbErrorKind::Permanent);
         assert_eq!(
             classify(&sqlx::Error::Protocol("bad".into())),
+            DbErrorKind::Permanent
+        );
+        assert_eq!(
+            classify(&sqlx::Error::ColumnNotFound("x".into())),
+            DbErrorKind::Permanent
+        );
+        assert_eq!(
+            classify(&sqlx::Error::Configuration("bad url".into())),
             DbErrorKind::Permanent
         );
     }

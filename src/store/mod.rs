@@ -5,11 +5,31 @@
 //! - [`SqliteStore`]: the embedded default (a file, WAL, busy timeout).
 //! - [`PgStore`]: PostgreSQL, for several replicas (lease times from `clock_timestamp()`).
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
-//!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`].
+//!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
+//!   [`ExecutionCursor`], [`PruneSet`].
 //!
 //! Every time a store writes comes from the database clock, never the runner's. Every write of a
 //! lease owner is fenced by `(id, lease_token, status = RUNNING)`. Each method issues exactly one
 //! statement (except [`Store::migrate`]), so a test can count statements by counting calls.
+//!
+//! Every write the runtime retries after a transient error is safe to send twice with the same
+//! arguments: a claim re-offers the same ids and tokens and gets back the rows an earlier try
+//! committed; a terminal write finds its own row already written and reports it written without
+//! changing it. So a reply lost with a dropped connection neither orphans a lease nor turns a
+//! recorded outcome into a false "lease lost".
+
+/// The columns every statement that returns whole rows names, in every backend. Listed rather
+/// than `*`: a statement prepared before a migration added a column would otherwise change shape
+/// under a pooled connection (SQLite re-prepares it with more columns than sqlx described;
+/// PostgreSQL refuses with "cached plan must not change result type").
+macro_rules! execution_columns {
+    () => {
+        "id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, \
+         next_retry_at, runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, \
+         started_at, finished_at, created_at, updated_at, duration_ms, rows_affected, result, \
+         error_code, error_msg, failures, replayed_at"
+    };
+}
 
 mod classify;
 pub mod postgres;
@@ -48,7 +68,8 @@ pub trait Store: Send + Sync + 'static {
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>>;
 
     /// FAILED rows of `job` with a retry scheduled and attempts left, plan time at or after
-    /// `since` when given, soonest `next_retry_at` first, at most `limit`.
+    /// `since` when given (replayed rows whatever their plan time), soonest `next_retry_at`
+    /// first, at most `limit`.
     async fn execution_retry_candidates(
         &self,
         job: &str,
@@ -57,17 +78,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<RetryCandidate>>;
 
     /// Claims many plans in one statement (SPEC §5.1): inserts the missing rows (Won), takes over
-    /// stale or retry-due rows (Stole / Retried), leaves the rest (Conflicted, not returned).
+    /// stale or retry-due rows (Stole / Retried, or Replayed for a row an operator replayed),
+    /// leaves the rest (Conflicted, not returned). A row RUNNING under a token of the request
+    /// (an earlier try of the same request committed, its reply was lost) is returned again
+    /// unchanged but for fresh lease stamps.
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>>;
 
     /// Renews leases; returns the ids still held (a missing id means LeaseLost).
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>>;
 
-    /// Records successes; returns the ids written (a missing id was fenced out: LeaseLost).
+    /// Records successes; returns the ids written (a missing id was fenced out: LeaseLost). A
+    /// row already SUCCESS under the same token (an earlier try's reply was lost) counts as
+    /// written and is left as it is.
     async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>>;
 
     /// Records failures (FAILED with a retry time, or DEAD) and appends to the failure history;
-    /// returns the ids written (a missing id was fenced out).
+    /// returns the ids written (a missing id was fenced out). A row already in the written
+    /// status with the written code under the same token counts as written and is left as it is.
     async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>>;
 
     /// Moves `job`'s RUNNING rows whose lease went stale to FAILED (`stale_timeout`, retry due at
@@ -77,12 +104,55 @@ pub trait Store: Send + Sync + 'static {
     /// One execution by id.
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>>;
 
-    /// Executions matching `filter`, newest plan first. Rows that cannot be decoded (an unknown
-    /// status written by a newer version) are skipped with a warning.
+    /// Executions matching `filter`, newest plan first (`plan_time`, then `id`, descending), after
+    /// `filter.after` when given. Rows that cannot be decoded (an unknown status written by a
+    /// newer version) are skipped with a warning.
     async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>>;
 
     /// Row counts by status, for one job or all.
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>>;
+
+    /// Replays dead-lettered rows: each of `ids` that is DEAD at the moment of the update becomes
+    /// FAILED, due for retry now (database clock), with `max_attempts = attempt + extra_attempts`,
+    /// `replayed_at` stamped and a replay marker that makes the next claim report
+    /// [`ClaimOutcome::Replayed`] and makes it a retry candidate whatever its plan time. Id,
+    /// plan and failure history are kept. Returns the replayed rows; ids that are unknown or not
+    /// DEAD (for instance replayed a moment ago by another replica) are left alone and missing.
+    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>>;
+
+    /// Deletes at most `limit` rows of `set` whose `finished_at` is older than `older_than`
+    /// (database clock), oldest first, using the `finished_at` index; returns how many. Rows
+    /// awaiting a replay are kept, and so is the newest row of every `(job, scope)`: planning
+    /// reads it to know which plans were handled. Call again until it returns less than `limit`.
+    async fn execution_prune(
+        &self,
+        set: PruneSet,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64>;
+
+    /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
+    /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
+    async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
+}
+
+/// Which terminal rows [`Store::execution_prune`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PruneSet {
+    /// SUCCESS and FAILED rows.
+    Finished,
+    /// DEAD rows (the dead-letter set), kept for their own retention.
+    Dead,
+}
+
+impl PruneSet {
+    /// The metric label: `finished` or `dead`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PruneSet::Finished => "finished",
+            PruneSet::Dead => "dead",
+        }
+    }
 }
 
 /// A lease: the right to write an execution row, fenced by its token.
@@ -207,6 +277,8 @@ pub struct RetryCandidate {
     pub next_retry_at: DateTime<Utc>,
     /// Whether `next_retry_at` has passed (database clock).
     pub due: bool,
+    /// Whether an operator replayed the row: it is offered whatever the job's catch-up mode.
+    pub replayed: bool,
 }
 
 /// A row the stale sweep moved.
@@ -218,20 +290,41 @@ pub struct Swept {
     pub status: Status,
 }
 
-/// Which executions to list. Default: all, newest first, 100 at most.
+/// Which executions to list, newest plan first. Default: all, 100 at most.
+///
+/// Pages follow a keyset cursor, so rows with equal plan times are never skipped or repeated:
+///
+/// ```no_run
+/// # async fn demo(scheduler: cronlease::Scheduler) -> cronlease::Result<()> {
+/// use cronlease::ExecutionFilter;
+///
+/// let mut filter = ExecutionFilter { job: Some("nightly-report".into()), ..Default::default() };
+/// loop {
+///     let page = scheduler.executions(&filter).await?;
+///     // ... show the page ...
+///     match filter.next_page(&page) {
+///         Some(next) => filter = next,
+///         None => break,
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionFilter {
-    /// Only this job.
+    /// Only this job. Default: any.
     pub job: Option<String>,
-    /// Only this scope.
+    /// Only this scope. Default: any.
     pub scope: Option<Scope>,
-    /// Only this status.
+    /// Only this status. Default: any.
     pub status: Option<Status>,
-    /// Only plans at or after this time.
+    /// Only plans at or after this time. Default: no lower bound.
     pub plan_from: Option<DateTime<Utc>>,
-    /// Only plans before this time (also the cursor for the next page: the oldest plan seen).
+    /// Only plans before this time. Default: no upper bound.
     pub plan_before: Option<DateTime<Utc>>,
-    /// Most rows returned.
+    /// Only rows after this position in the newest-first order (the last row of the previous
+    /// page). Default: from the newest.
+    pub after: Option<ExecutionCursor>,
+    /// Most rows returned. Default: 100.
     pub limit: usize,
 }
 
@@ -243,8 +336,71 @@ impl Default for ExecutionFilter {
             status: None,
             plan_from: None,
             plan_before: None,
+            after: None,
             limit: 100,
         }
+    }
+}
+
+impl ExecutionFilter {
+    /// The filter for the page after `page` (a result of this filter), or `None` when `page` was
+    /// the last one (shorter than `limit`).
+    pub fn next_page(&self, page: &[Execution]) -> Option<ExecutionFilter> {
+        if page.len() < self.limit {
+            return None;
+        }
+        let last = page.last()?;
+        Some(ExecutionFilter {
+            after: Some(ExecutionCursor::of(last)),
+            ..self.clone()
+        })
+    }
+}
+
+/// A position in a newest-first listing: the `(plan_time, id)` of a row. A page continues
+/// strictly after it. Its text form, `<plan time in Unix ms>_<id>`, travels well in a URL.
+///
+/// ```
+/// use cronlease::store::ExecutionCursor;
+///
+/// let cursor: ExecutionCursor = "1700000000000_0190c7a4-0000-7000-8000-000000000000".parse().unwrap();
+/// assert_eq!(cursor.to_string().parse::<ExecutionCursor>().unwrap(), cursor);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExecutionCursor {
+    /// The row's plan time.
+    pub plan_time: DateTime<Utc>,
+    /// The row's id, which orders rows with equal plan times.
+    pub id: Uuid,
+}
+
+impl ExecutionCursor {
+    /// The position of `execution`.
+    pub fn of(execution: &Execution) -> Self {
+        ExecutionCursor {
+            plan_time: execution.plan_time,
+            id: execution.id,
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.plan_time.timestamp_millis(), self.id)
+    }
+}
+
+impl std::str::FromStr for ExecutionCursor {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("bad cursor `{s}`: expected `<unix ms>_<uuid>`");
+        let (ms, id) = s.split_once('_').ok_or_else(bad)?;
+        let ms: i64 = ms.parse().map_err(|_| bad())?;
+        Ok(ExecutionCursor {
+            plan_time: DateTime::from_timestamp_millis(ms).ok_or_else(bad)?,
+            id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
     }
 }
 
@@ -258,7 +414,9 @@ pub(crate) fn db_error(operation: &'static str, source: sqlx::Error) -> Error {
 }
 
 /// Keeps the rows that decode, logging the others (a newer version's status, a hand-edited row).
-pub(crate) fn skip_corrupt(rows: impl Iterator<Item = Result<Execution>>) -> Vec<Execution> {
+/// One bad row never fails a whole listing, planning read, claim or sweep: a claimed row that
+/// cannot be decoded is not started, stays RUNNING and is swept once its lease goes stale.
+pub(crate) fn skip_corrupt<T>(rows: impl Iterator<Item = Result<T>>) -> Vec<T> {
     rows.filter_map(|row| match row {
         Ok(execution) => Some(execution),
         Err(error) => {

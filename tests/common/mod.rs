@@ -2,14 +2,17 @@
 //! and store wrappers that count statements or inject transient faults.
 #![allow(dead_code)]
 
+pub mod chaos;
+pub mod proxy;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use cronlease::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PgStore, Renewal, RetryCandidate,
-    SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PgStore, PruneSet, Renewal,
+    RetryCandidate, SuccessWrite, Swept,
 };
 use cronlease::{DbErrorKind, Error, Execution, Scope, SqliteStore, Status, Store};
 use uuid::Uuid;
@@ -25,6 +28,10 @@ pub struct TestDb {
     pub backend: &'static str,
     pub store: Arc<dyn Store>,
     pub base_skew: TimeDelta,
+    /// The SQLite file (SQLite only), for tests that open more connections or processes on it.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    /// Connect options of the test schema (PostgreSQL only; `search_path` set), likewise.
+    pub pg_options: Option<sqlx::postgres::PgConnectOptions>,
     skewed: Box<dyn Fn(TimeDelta) -> Arc<dyn Store> + Send + Sync>,
     _dir: Option<tempfile::TempDir>,
     /// `(server url, schema)` of a PostgreSQL test schema, dropped with the `TestDb`.
@@ -67,6 +74,13 @@ impl TestDb {
     pub fn skewed(&self, skew: TimeDelta) -> Arc<dyn Store> {
         (self.skewed)(self.base_skew + skew)
     }
+
+    /// `(server url, schema)` of a PostgreSQL test database.
+    pub fn pg_schema(&self) -> Option<(&str, &str)> {
+        self.pg_schema
+            .as_ref()
+            .map(|(url, schema)| (url.as_str(), schema.as_str()))
+    }
 }
 
 /// The skew that puts the database clock at half past the current hour.
@@ -90,9 +104,8 @@ pub fn init_logging() {
 pub async fn sqlite() -> TestDb {
     init_logging();
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path().join("cronlease.db"))
-        .await
-        .expect("open sqlite");
+    let path = dir.path().join("cronlease.db");
+    let store = SqliteStore::open(&path).await.expect("open sqlite");
     store.migrate().await.expect("migrate sqlite");
     let base_skew = mid_hour_skew();
     let base = store.clone();
@@ -100,6 +113,8 @@ pub async fn sqlite() -> TestDb {
         backend: "sqlite",
         store: Arc::new(store.with_clock_skew(base_skew)),
         base_skew,
+        sqlite_path: Some(path),
+        pg_options: None,
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: Some(dir),
         pg_schema: None,
@@ -122,7 +137,7 @@ pub async fn postgres() -> Option<TestDb> {
     admin.close().await;
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
     let options = options.options([("search_path", schema.as_str())]);
-    let store = PgStore::connect_with(options)
+    let store = PgStore::connect_with(options.clone())
         .await
         .expect("connect postgres");
     store.migrate().await.expect("migrate postgres");
@@ -132,6 +147,8 @@ pub async fn postgres() -> Option<TestDb> {
         backend: "postgres",
         store: Arc::new(store.with_clock_skew(base_skew)),
         base_skew,
+        sqlite_path: None,
+        pg_options: Some(options),
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: None,
         pg_schema: Some((url, schema)),
@@ -333,11 +350,44 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<(Status, i64)>> {
                 self.inner.execution_count_by_status(job).await
             }
+            async fn execution_replay(
+                &self,
+                ids: &[Uuid],
+                extra_attempts: u32,
+            ) -> cronlease::Result<Vec<Execution>> {
+                let ($this, $op) = (self, "execution_replay");
+                $before;
+                self.inner.execution_replay(ids, extra_attempts).await
+            }
+            async fn execution_prune(
+                &self,
+                set: PruneSet,
+                older_than: std::time::Duration,
+                limit: usize,
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "execution_prune");
+                $before;
+                self.inner.execution_prune(set, older_than, limit).await
+            }
+            async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
+                let ($this, $op) = (self, "execution_count_stale");
+                $before;
+                self.inner.execution_count_stale().await
+            }
         }
     };
 }
 
+/// A store whose stale sweep finds nothing, so a stale lease is left for the claim to steal: the
+/// race a real sweep loses when a lease goes stale between the sweep and the claim of one tick.
+pub struct NoSweepStore {
+    pub inner: Arc<dyn Store>,
+}
+
 delegate_store!(CountingStore, |this, _op| this.count());
+delegate_store!(NoSweepStore, |_this, op| if op == "execution_sweep_stale" {
+    return Ok(Default::default());
+});
 delegate_store!(FlakyStore, |this, op| {
     if op.starts_with("execution_finish")
         && this

@@ -11,15 +11,23 @@ pub(crate) fn classify(error: &dyn DatabaseError) -> Option<DbErrorKind> {
     Some(classify_code(pg.code()))
 }
 
-/// Classifies a SQLSTATE: connection exceptions (class 08), operator intervention (57P01 admin
-/// shutdown, 57P02 crash shutdown, 57P03 cannot connect now), serialization failure (40001),
-/// deadlock (40P01), too many connections (53300) and lock not available (55P03) are transient.
+/// Classifies a SQLSTATE. Transient:
+/// - class 08, connection exceptions (08000, 08003 no connection, 08006 failure, 08001 cannot
+///   connect, 08004 rejected);
+/// - 57P01 admin shutdown (also `pg_terminate_backend`), 57P02 crash shutdown, 57P03 cannot
+///   connect now (starting up), 57P05 idle session timeout: the server ended the session;
+/// - 57014 query cancelled (a statement timeout or an operator's cancel; the runtime's
+///   statements are short, so a retry on a calmer server succeeds);
+/// - 40001 serialization failure, 40P01 deadlock detected, 55P03 lock not available;
+/// - 53300 too many connections;
+/// - 25P03 idle-in-transaction timeout (the server closed the session).
+///
+/// Everything else (syntax, constraint, data, permission, authentication errors) is permanent.
 pub(crate) fn classify_code(code: &str) -> DbErrorKind {
     match code {
         c if c.starts_with("08") => DbErrorKind::Transient,
-        "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300" | "55P03" => {
-            DbErrorKind::Transient
-        }
+        "57P01" | "57P02" | "57P03" | "57P05" | "57014" | "40001" | "40P01" | "55P03" | "53300"
+        | "25P03" => DbErrorKind::Transient,
         _ => DbErrorKind::Permanent,
     }
 }
@@ -31,8 +39,8 @@ mod tests {
     #[test]
     fn connection_shutdown_and_contention_codes_are_transient() {
         for code in [
-            "08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03", "40001",
-            "40P01", "53300", "55P03",
+            "08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03", "57P05",
+            "57014", "40001", "40P01", "53300", "55P03", "25P03",
         ] {
             assert_eq!(classify_code(code), DbErrorKind::Transient, "{code}");
         }
@@ -40,7 +48,11 @@ mod tests {
 
     #[test]
     fn data_and_syntax_codes_are_permanent() {
-        for code in ["23505", "23514", "42601", "42P01", "22P02", "42703"] {
+        // Unique and check violations, syntax error, undefined table, bad text representation,
+        // undefined column, authentication failed, insufficient privilege, disk full.
+        for code in [
+            "23505", "23514", "42601", "42P01", "22P02", "42703", "28P01", "42501", "53100",
+        ] {
             assert_eq!(classify_code(code), DbErrorKind::Permanent, "{code}");
         }
     }

@@ -23,10 +23,11 @@ CREATE TABLE IF NOT EXISTS cronlease_migrations (
 );";
 
 /// `(version, name, sql)`, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "executions",
-    "
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "executions",
+        "
 CREATE TABLE cronlease_executions (
   id            uuid PRIMARY KEY,
   job_name      text NOT NULL,
@@ -61,7 +62,17 @@ CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_
 CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'FAILED', 'DEAD');
 ",
-)];
+    ),
+    (
+        2,
+        "replay",
+        "
+ALTER TABLE cronlease_executions
+  ADD COLUMN replay_pending boolean NOT NULL DEFAULT false,
+  ADD COLUMN replayed_at timestamptz;
+",
+    ),
+];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the
 /// advisory lock, then reads the version, so concurrent replicas apply each migration once.

@@ -27,8 +27,8 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
+    Store, SuccessWrite, Swept, db_error,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
@@ -38,6 +38,11 @@ use crate::store::rowmap::{corrupt, count, parsed};
 
 /// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// How long a statement of a store built by [`PgStore::connect`] and its siblings waits for a
+/// connection before failing with a transient "pool timed out" error (sqlx's default is 30 s).
+/// While the server refuses connections, the pool keeps trying to connect for this long; the
+/// runtime then backs off and retries, logging each failure.
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A [`Store`] on a PostgreSQL database, shared by any number of replicas.
 ///
@@ -62,6 +67,9 @@ struct Statements {
     finish_success: Arc<str>,
     finish_failure: Arc<str>,
     sweep_stale: Arc<str>,
+    replay: Arc<str>,
+    prune: Arc<str>,
+    count_stale: Arc<str>,
 }
 
 impl Statements {
@@ -76,6 +84,9 @@ impl Statements {
             finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
             finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
             sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+            replay: fill(sql::EXECUTION_REPLAY),
+            prune: fill(sql::EXECUTION_PRUNE),
+            count_stale: fill(sql::EXECUTION_COUNT_STALE),
         }
     }
 }
@@ -92,12 +103,25 @@ impl PgStore {
     /// Connects with explicit options (a pool of [`DEFAULT_MAX_CONNECTIONS`]). Set the schema
     /// with `options.options([("search_path", "my_schema")])`.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(DEFAULT_MAX_CONNECTIONS)
+        let pool = pool_options()
             .connect_with(options)
             .await
             .map_err(|e| db_error("connect", e))?;
         Ok(Self::from_pool(pool))
+    }
+
+    /// Like [`PgStore::connect`], without connecting yet: the first statement connects. Use it
+    /// with [`SchedulerBuilder::wait_for_database`](crate::SchedulerBuilder::wait_for_database)
+    /// so a service can start before its database is reachable.
+    pub fn connect_lazy(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::InvalidConfig(format!("bad PostgreSQL URL: {e}")))?;
+        Ok(Self::connect_lazy_with(options))
+    }
+
+    /// Like [`PgStore::connect_with`], without connecting yet: the first statement connects.
+    pub fn connect_lazy_with(options: PgConnectOptions) -> Self {
+        Self::from_pool(pool_options().connect_lazy_with(options))
     }
 
     /// Uses an existing pool.
@@ -120,6 +144,13 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// The pool settings of the `connect*` constructors.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(DEFAULT_MAX_CONNECTIONS)
+        .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
 }
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
@@ -194,18 +225,16 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_latest_plans", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                Ok((
-                    Scope::new(
-                        row.try_get::<String, _>(0).map_err(dec)?,
-                        row.try_get::<String, _>(1).map_err(dec)?,
-                    ),
-                    row.try_get(2).map_err(dec)?,
-                ))
-            })
-            .collect()
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok((
+                Scope::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    row.try_get::<String, _>(1).map_err(dec)?,
+                ),
+                row.try_get(2).map_err(dec)?,
+            ))
+        })))
     }
 
     async fn execution_retry_candidates(
@@ -221,20 +250,19 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_retry_candidates", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                Ok(RetryCandidate {
-                    scope: Scope::new(
-                        row.try_get::<String, _>(0).map_err(dec)?,
-                        row.try_get::<String, _>(1).map_err(dec)?,
-                    ),
-                    plan_time: row.try_get(2).map_err(dec)?,
-                    next_retry_at: row.try_get(3).map_err(dec)?,
-                    due: row.try_get(4).map_err(dec)?,
-                })
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok(RetryCandidate {
+                scope: Scope::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    row.try_get::<String, _>(1).map_err(dec)?,
+                ),
+                plan_time: row.try_get(2).map_err(dec)?,
+                next_retry_at: row.try_get(3).map_err(dec)?,
+                due: row.try_get(4).map_err(dec)?,
+                replayed: row.try_get(5).map_err(dec)?,
             })
-            .collect()
+        })))
     }
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
@@ -271,37 +299,35 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_claim", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: Uuid = row.try_get("id").map_err(dec)?;
-                let id_text = id.to_string();
-                let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
-                Ok(Claimed {
-                    lease: Lease {
-                        id,
-                        token: row.try_get("lease_token").map_err(dec)?,
-                    },
-                    scope: Scope::new(
-                        row.try_get::<String, _>("scope_kind").map_err(dec)?,
-                        row.try_get::<String, _>("scope_id").map_err(dec)?,
-                    ),
-                    plan_time: row.try_get("plan_time").map_err(dec)?,
-                    attempt: count(
-                        &id_text,
-                        "attempt",
-                        row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
-                    )?,
-                    max_attempts: count(
-                        &id_text,
-                        "max_attempts",
-                        row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
-                    )?,
-                    outcome: parsed(&id_text, &outcome)?,
-                    started_at: row.try_get("started_at").map_err(dec)?,
-                })
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get("id").map_err(dec)?;
+            let id_text = id.to_string();
+            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+            Ok(Claimed {
+                lease: Lease {
+                    id,
+                    token: row.try_get("lease_token").map_err(dec)?,
+                },
+                scope: Scope::new(
+                    row.try_get::<String, _>("scope_kind").map_err(dec)?,
+                    row.try_get::<String, _>("scope_id").map_err(dec)?,
+                ),
+                plan_time: row.try_get("plan_time").map_err(dec)?,
+                attempt: count(
+                    &id_text,
+                    "attempt",
+                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
+                )?,
+                max_attempts: count(
+                    &id_text,
+                    "max_attempts",
+                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
+                )?,
+                outcome: parsed(&id_text, &outcome)?,
+                started_at: row.try_get("started_at").map_err(dec)?,
             })
-            .collect()
+        })))
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
@@ -400,17 +426,15 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: Uuid = row.try_get(0).map_err(dec)?;
-                let status: String = row.try_get(1).map_err(dec)?;
-                Ok(Swept {
-                    id,
-                    status: parsed(&id.to_string(), &status)?,
-                })
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get(0).map_err(dec)?;
+            let status: String = row.try_get(1).map_err(dec)?;
+            Ok(Swept {
+                id,
+                status: parsed(&id.to_string(), &status)?,
             })
-            .collect()
+        })))
     }
 
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
@@ -430,6 +454,8 @@ impl Store for PgStore {
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.plan_from)
             .bind(filter.plan_before)
+            .bind(filter.after.map(|c| c.plan_time))
+            .bind(filter.after.map(|c| c.id))
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
@@ -450,6 +476,48 @@ impl Store for PgStore {
             )
         }))
     }
+
+    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(q(&self.sql.replay))
+            .bind(ids)
+            .bind(i32::try_from(extra_attempts).unwrap_or(i32::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_replay", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_prune(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let done = sqlx::query(q(&self.sql.prune))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_prune", e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -468,6 +536,9 @@ mod tests {
             &sql.finish_success,
             &sql.finish_failure,
             &sql.sweep_stale,
+            &sql.replay,
+            &sql.prune,
+            &sql.count_stale,
         ] {
             assert!(!statement.contains("{NOW}"), "{statement}");
             assert!(!statement.contains("{SKEW}"), "{statement}");
@@ -524,7 +595,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 1);
+        assert_eq!(applied, 2);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -583,7 +654,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 1
+                    known: 2
                 })
             ),
             "{refused:?}"

@@ -54,5 +54,6 @@ pub(super) fn execution(row: &PgRow) -> Result<Execution> {
         error_code: row.try_get("error_code").map_err(dec)?,
         error_msg: row.try_get("error_msg").map_err(dec)?,
         failures: failures(id_str, &failures_json)?,
+        replayed_at: row.try_get("replayed_at").map_err(dec)?,
     })
 }

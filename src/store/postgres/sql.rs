@@ -24,10 +24,12 @@ GROUP BY scope_kind, scope_id";
 /// $2 is the optional lower bound on `plan_time`.
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
-SELECT e.scope_kind, e.scope_id, e.plan_time, e.next_retry_at, e.next_retry_at <= c.now AS due
+SELECT e.scope_kind, e.scope_id, e.plan_time, e.next_retry_at, e.next_retry_at <= c.now AS due,
+  e.replay_pending
 FROM cronlease_executions AS e CROSS JOIN c
 WHERE e.job_name = $1 AND e.status = 'FAILED' AND e.next_retry_at IS NOT NULL
-  AND e.attempt < e.max_attempts AND ($2::timestamptz IS NULL OR e.plan_time >= $2::timestamptz)
+  AND e.attempt < e.max_attempts
+  AND ($2::timestamptz IS NULL OR e.plan_time >= $2::timestamptz OR e.replay_pending)
 ORDER BY e.next_retry_at
 LIMIT $3";
 
@@ -36,6 +38,9 @@ LIMIT $3";
 /// allows; rows are inserted in key order so concurrent batches lock in the same order.
 /// On conflict the SET expressions read the old row (`e`), the new values come from `excluded`,
 /// and `excluded.started_at` is the statement's single clock reading.
+/// A row RUNNING under the very token offered was claimed by an earlier try of this request
+/// whose reply was lost: it is returned again (attempt, outcome and history unchanged, lease
+/// stamps renewed) instead of being conflicted and left to go stale.
 pub(super) const EXECUTION_CLAIM: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 INSERT INTO cronlease_executions AS e (
@@ -52,11 +57,15 @@ FROM (
 ) AS p CROSS JOIN c
 ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   status = 'RUNNING',
-  attempt = e.attempt + 1,
+  attempt = CASE WHEN e.status = 'RUNNING' AND e.lease_token = excluded.lease_token
+    THEN e.attempt ELSE e.attempt + 1 END,
   runner_id = excluded.runner_id,
   lease_token = excluded.lease_token,
-  claim_outcome = CASE WHEN e.status = 'RUNNING' THEN 'stole' ELSE 'retried' END,
-  failures = CASE WHEN e.status = 'RUNNING'
+  claim_outcome = CASE WHEN e.status = 'RUNNING' AND e.lease_token = excluded.lease_token
+    THEN e.claim_outcome WHEN e.status = 'RUNNING' THEN 'stole'
+    WHEN e.replay_pending THEN 'replayed' ELSE 'retried' END,
+  replay_pending = false,
+  failures = CASE WHEN e.status = 'RUNNING' AND e.lease_token <> excluded.lease_token
     THEN e.failures || jsonb_build_array(jsonb_build_object(
       'attempt', e.attempt, 'code', 'stale_timeout',
       'message', 'lease expired without heartbeat; taken over by runner ' || excluded.runner_id,
@@ -74,9 +83,10 @@ ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   result = '{}',
   error_code = NULL,
   error_msg = NULL
-WHERE e.attempt < e.max_attempts AND (
+WHERE (e.status = 'RUNNING' AND e.lease_token = excluded.lease_token)
+  OR (e.attempt < e.max_attempts AND (
   (e.status = 'FAILED' AND e.next_retry_at IS NOT NULL AND e.next_retry_at <= excluded.started_at)
-  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at))
+  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at)))
 RETURNING e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
   e.claim_outcome, e.started_at";
 
@@ -92,12 +102,14 @@ WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
 RETURNING e.id";
 
 /// $1..$5 are ids, tokens, durations, row counts and result JSON texts.
+/// Idempotent for its lease: a retry after a lost reply finds the row SUCCESS under the same
+/// token, reports it written and changes nothing.
 pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 UPDATE cronlease_executions AS e SET
   status = 'SUCCESS',
-  finished_at = c.now,
-  updated_at = c.now,
+  finished_at = CASE WHEN e.status = 'RUNNING' THEN c.now ELSE e.finished_at END,
+  updated_at = CASE WHEN e.status = 'RUNNING' THEN c.now ELSE e.updated_at END,
   duration_ms = v.duration_ms,
   rows_affected = v.rows_affected,
   result = v.result::jsonb,
@@ -107,33 +119,40 @@ UPDATE cronlease_executions AS e SET
 FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[])
     AS v(id, token, duration_ms, rows_affected, result)
   CROSS JOIN c
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status IN ('RUNNING', 'SUCCESS')
 RETURNING e.id";
 
 /// $1..$8 are ids, tokens, statuses, codes, messages, retry delays in milliseconds (null: no
 /// retry), extend-budget flags and durations.
+/// Idempotent for its lease: a retry after a lost reply finds the row already in the status and
+/// code it writes under the same token, reports it written and changes nothing (the sweep writes
+/// `stale_timeout`, a code executors never write, so a swept row still fences a late write).
 pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 UPDATE cronlease_executions AS e SET
   status = v.status,
-  next_retry_at = CASE WHEN v.retry_ms IS NULL THEN NULL
+  next_retry_at = CASE WHEN e.status <> 'RUNNING' THEN e.next_retry_at
+    WHEN v.retry_ms IS NULL THEN NULL
     ELSE c.now + v.retry_ms * interval '1 millisecond' END,
   error_code = v.code,
   error_msg = v.message,
-  finished_at = c.now,
-  updated_at = c.now,
+  finished_at = CASE WHEN e.status = 'RUNNING' THEN c.now ELSE e.finished_at END,
+  updated_at = CASE WHEN e.status = 'RUNNING' THEN c.now ELSE e.updated_at END,
   duration_ms = v.duration_ms,
   max_attempts = CASE WHEN v.extend THEN GREATEST(e.max_attempts, e.attempt + 1)
     ELSE e.max_attempts END,
-  failures = e.failures || jsonb_build_array(jsonb_build_object(
+  failures = CASE WHEN e.status = 'RUNNING'
+    THEN e.failures || jsonb_build_array(jsonb_build_object(
     'attempt', e.attempt, 'code', v.code, 'message', v.message,
     'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
     'finished_at', floor(extract(epoch FROM c.now) * 1000)::bigint))
+    ELSE e.failures END
 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[],
       $7::boolean[], $8::bigint[])
     AS v(id, token, status, code, message, retry_ms, extend, duration_ms)
   CROSS JOIN c
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+WHERE e.id = v.id AND e.lease_token = v.token
+  AND (e.status = 'RUNNING' OR (e.status = v.status AND e.error_code = v.code))
 RETURNING e.id";
 
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
@@ -153,19 +172,72 @@ FROM c
 WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
 RETURNING e.id, e.status";
 
-pub(super) const EXECUTION_GET: &str = "SELECT * FROM cronlease_executions WHERE id = $1";
+pub(super) const EXECUTION_GET: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions WHERE id = $1"
+);
 
-pub(super) const EXECUTION_LIST: &str = "\
-SELECT * FROM cronlease_executions
+/// $7 and $8 are the keyset cursor `(plan_time, id)`: rows strictly after it, newest first.
+pub(super) const EXECUTION_LIST: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions
 WHERE ($1::text IS NULL OR job_name = $1::text)
   AND ($2::text IS NULL OR (scope_kind = $2::text AND scope_id = $3::text))
   AND ($4::text IS NULL OR status = $4::text)
   AND ($5::timestamptz IS NULL OR plan_time >= $5::timestamptz)
   AND ($6::timestamptz IS NULL OR plan_time < $6::timestamptz)
+  AND ($7::timestamptz IS NULL OR (plan_time, id) < ($7::timestamptz, $8::uuid))
 ORDER BY plan_time DESC, id DESC
-LIMIT $7";
+LIMIT $9"
+);
 
 pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
 SELECT status, COUNT(*) AS n FROM cronlease_executions
 WHERE ($1::text IS NULL OR job_name = $1::text)
 GROUP BY status";
+
+/// $1 is the ids. Only rows that are DEAD when the statement runs change (a concurrent replay
+/// waits for the row lock, then finds it FAILED and skips it), so a row is replayed once.
+pub(super) const EXECUTION_REPLAY: &str = concat!(
+    "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  status = 'FAILED',
+  next_retry_at = c.now,
+  max_attempts = e.attempt + $2::integer,
+  replay_pending = true,
+  replayed_at = c.now,
+  updated_at = c.now
+FROM c
+WHERE e.id = ANY($1::uuid[]) AND e.status = 'DEAD'
+RETURNING ",
+    execution_columns!()
+);
+
+/// $1: whether to prune DEAD rows (else SUCCESS and FAILED); $2: the age in ms; $3: the batch.
+/// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
+/// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
+/// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
+pub(super) const EXECUTION_PRUNE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
+  SELECT e.id FROM cronlease_executions AS e
+  WHERE e.status IN ('SUCCESS', 'FAILED', 'DEAD')
+    AND e.finished_at < (SELECT c.now FROM c) - $2::bigint * interval '1 millisecond'
+    AND (e.status = 'DEAD') = $1::boolean
+    AND NOT e.replay_pending
+    AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+      WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+        AND n.plan_time > e.plan_time)
+  ORDER BY e.finished_at
+  LIMIT $3
+  FOR UPDATE OF e SKIP LOCKED))";
+
+/// The cutoff is a scalar subquery, so the partial stale index answers it.
+pub(super) const EXECUTION_COUNT_STALE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+SELECT e.job_name, COUNT(*) AS n FROM cronlease_executions AS e
+WHERE e.status = 'RUNNING' AND e.stale_after < (SELECT c.now FROM c)
+GROUP BY e.job_name";

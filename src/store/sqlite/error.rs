@@ -39,6 +39,7 @@ mod tests {
         assert_eq!(classify_code(262), DbErrorKind::Transient); // SQLITE_LOCKED_SHAREDCACHE
         assert_eq!(classify_code(10), DbErrorKind::Transient); // SQLITE_IOERR
         assert_eq!(classify_code(3338), DbErrorKind::Transient); // SQLITE_IOERR_FSYNC
+        assert_eq!(classify_code(15), DbErrorKind::Transient); // SQLITE_PROTOCOL (WAL lock race)
     }
 
     #[test]
@@ -47,5 +48,8 @@ mod tests {
         assert_eq!(classify_code(2067), DbErrorKind::Permanent); // SQLITE_CONSTRAINT_UNIQUE
         assert_eq!(classify_code(275), DbErrorKind::Permanent); // SQLITE_CONSTRAINT_CHECK
         assert_eq!(classify_code(8), DbErrorKind::Permanent); // SQLITE_READONLY
+        assert_eq!(classify_code(13), DbErrorKind::Permanent); // SQLITE_FULL
+        assert_eq!(classify_code(14), DbErrorKind::Permanent); // SQLITE_CANTOPEN
+        assert_eq!(classify_code(11), DbErrorKind::Permanent); // SQLITE_CORRUPT
     }
 }

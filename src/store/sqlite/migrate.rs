@@ -6,10 +6,11 @@ use crate::error::{Error, Result};
 use crate::store::db_error;
 
 /// `(version, name, sql)`, applied in order, each in its own `BEGIN IMMEDIATE` transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "executions",
-    "
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "executions",
+        "
 CREATE TABLE cronlease_executions (
   id            TEXT PRIMARY KEY,
   job_name      TEXT NOT NULL,
@@ -44,7 +45,17 @@ CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_
 CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'FAILED', 'DEAD');
 ",
-)];
+    ),
+    (
+        2,
+        "replay",
+        "
+ALTER TABLE cronlease_executions ADD COLUMN replay_pending INTEGER NOT NULL DEFAULT 0
+  CHECK (replay_pending IN (0, 1));
+ALTER TABLE cronlease_executions ADD COLUMN replayed_at INTEGER;
+",
+    ),
+];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before
 /// reading the version, so concurrent processes apply each migration once.

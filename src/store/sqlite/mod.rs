@@ -24,8 +24,8 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
+    Store, SuccessWrite, Swept, db_error,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
@@ -45,7 +45,11 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection, so this process's writers queue in the pool instead of meeting
+    /// SQLite's lock and its busy-handler sleeps; other processes still wait on the busy timeout.
+    writer: SqlitePool,
     sql: Arc<Statements>,
 }
 
@@ -59,6 +63,9 @@ struct Statements {
     finish_success: Arc<str>,
     finish_failure: Arc<str>,
     sweep_stale: Arc<str>,
+    replay: Arc<str>,
+    prune: Arc<str>,
+    count_stale: Arc<str>,
 }
 
 impl Statements {
@@ -73,6 +80,9 @@ impl Statements {
             finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
             finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
             sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+            replay: fill(sql::EXECUTION_REPLAY),
+            prune: fill(sql::EXECUTION_PRUNE),
+            count_stale: fill(sql::EXECUTION_COUNT_STALE),
         }
     }
 }
@@ -114,15 +124,30 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(4)
         };
         let pool = pool_options
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| db_error("connect", e))?;
-        Ok(Self::from_pool(pool))
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| db_error("connect", e))?
+        };
+        Ok(SqliteStore {
+            pool,
+            writer,
+            sql: Arc::new(Statements::new(TimeDelta::zero())),
+        })
     }
 
-    /// Uses an existing pool (configure WAL and a busy timeout on it yourself).
+    /// Uses an existing pool for reads and writes (configure WAL and a busy timeout on it
+    /// yourself; a dedicated single-connection writer, as `connect` sets up, avoids lock waits).
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStore {
+            writer: pool.clone(),
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
         }
@@ -141,6 +166,11 @@ impl SqliteStore {
         &self.pool
     }
 }
+
+/// One row of `EXECUTION_CLAIMED`: id, scope kind, scope id, plan time, attempt, max attempts,
+/// token, claim outcome, started at.
+#[derive(serde::Deserialize)]
+struct ClaimedRow(String, String, String, i64, i64, i64, String, String, i64);
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(sql.clone())
@@ -162,7 +192,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrate::run(&self.pool).await
+        migrate::run(&self.writer).await
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
@@ -179,18 +209,16 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_latest_plans", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                Ok((
-                    Scope::new(
-                        row.try_get::<String, _>(0).map_err(dec)?,
-                        row.try_get::<String, _>(1).map_err(dec)?,
-                    ),
-                    from_millis(row.try_get(2).map_err(dec)?),
-                ))
-            })
-            .collect()
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok((
+                Scope::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    row.try_get::<String, _>(1).map_err(dec)?,
+                ),
+                from_millis(row.try_get(2).map_err(dec)?),
+            ))
+        })))
     }
 
     async fn execution_retry_candidates(
@@ -206,20 +234,19 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_retry_candidates", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                Ok(RetryCandidate {
-                    scope: Scope::new(
-                        row.try_get::<String, _>(0).map_err(dec)?,
-                        row.try_get::<String, _>(1).map_err(dec)?,
-                    ),
-                    plan_time: from_millis(row.try_get(2).map_err(dec)?),
-                    next_retry_at: from_millis(row.try_get(3).map_err(dec)?),
-                    due: row.try_get(4).map_err(dec)?,
-                })
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok(RetryCandidate {
+                scope: Scope::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    row.try_get::<String, _>(1).map_err(dec)?,
+                ),
+                plan_time: from_millis(row.try_get(2).map_err(dec)?),
+                next_retry_at: from_millis(row.try_get(3).map_err(dec)?),
+                due: row.try_get(4).map_err(dec)?,
+                replayed: row.try_get(5).map_err(dec)?,
             })
-            .collect()
+        })))
     }
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
@@ -239,43 +266,49 @@ impl Store for SqliteStore {
                 ])
             })
             .collect();
-        let rows = sqlx::query(q(&self.sql.claim))
+        let plans = serde_json::Value::Array(plans).to_string();
+        let fail = |e| db_error("execution_claim", e);
+        // The upsert and the read-back share one write transaction: the claimed rows come back
+        // as a single JSON value instead of one result row per plan.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        sqlx::query(q(&self.sql.claim))
             .bind(request.job)
             .bind(i64::from(request.max_attempts))
             .bind(request.runner_id)
             .bind(duration_ms(request.stale_timeout))
-            .bind(serde_json::Value::Array(plans).to_string())
+            .bind(&plans)
             .bind(request.allow_stale_reentry)
-            .fetch_all(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| db_error("execution_claim", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: String = row.try_get("id").map_err(dec)?;
-                let token: String = row.try_get("lease_token").map_err(dec)?;
-                let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
-                Ok(Claimed {
-                    lease: Lease {
-                        id: uuid(&id, &id)?,
-                        token: uuid(&id, &token)?,
-                    },
-                    scope: Scope::new(
-                        row.try_get::<String, _>("scope_kind").map_err(dec)?,
-                        row.try_get::<String, _>("scope_id").map_err(dec)?,
-                    ),
-                    plan_time: from_millis(row.try_get("plan_time").map_err(dec)?),
-                    attempt: count(&id, "attempt", row.try_get("attempt").map_err(dec)?)?,
-                    max_attempts: count(
-                        &id,
-                        "max_attempts",
-                        row.try_get("max_attempts").map_err(dec)?,
-                    )?,
-                    outcome: parsed(&id, &outcome)?,
-                    started_at: from_millis(row.try_get("started_at").map_err(dec)?),
-                })
+            .map_err(fail)?;
+        let claimed: String = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
+            .bind(request.job)
+            .bind(&plans)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        let rows: Vec<ClaimedRow> =
+            serde_json::from_str(&claimed).map_err(|e| corrupt("?", e.to_string()))?;
+        Ok(super::skip_corrupt(rows.into_iter().map(|row| {
+            let id = row.0.as_str();
+            Ok(Claimed {
+                lease: Lease {
+                    id: uuid(id, id)?,
+                    token: uuid(id, &row.6)?,
+                },
+                scope: Scope::new(row.1.clone(), row.2.clone()),
+                plan_time: from_millis(row.3),
+                attempt: count(id, "attempt", row.4)?,
+                max_attempts: count(id, "max_attempts", row.5)?,
+                outcome: parsed(id, &row.7)?,
+                started_at: from_millis(row.8),
             })
-            .collect()
+        })))
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
@@ -294,7 +327,7 @@ impl Store for SqliteStore {
             .collect();
         let rows = sqlx::query(q(&self.sql.heartbeat))
             .bind(serde_json::Value::Array(batch).to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_heartbeat", e))?;
         ids(rows)
@@ -316,12 +349,29 @@ impl Store for SqliteStore {
                 ])
             })
             .collect();
-        let rows = sqlx::query(q(&self.sql.finish_success))
-            .bind(serde_json::Value::Array(batch).to_string())
-            .fetch_all(&self.pool)
+        let batch = serde_json::Value::Array(batch).to_string();
+        let fail = |e| db_error("execution_finish_success", e);
+        // Like claims: the update and the read-back of the written ids share one transaction,
+        // and the ids come back as one JSON value rather than a result row each.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(|e| db_error("execution_finish_success", e))?;
-        ids(rows)
+            .map_err(fail)?;
+        sqlx::query(q(&self.sql.finish_success))
+            .bind(&batch)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let written: String = sqlx::query_scalar(sql::EXECUTION_FINISHED_SUCCESS)
+            .bind(&batch)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        let written: Vec<String> =
+            serde_json::from_str(&written).map_err(|e| corrupt("?", e.to_string()))?;
+        written.iter().map(|id| uuid(id, id)).collect()
     }
 
     async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
@@ -345,7 +395,7 @@ impl Store for SqliteStore {
             .collect();
         let rows = sqlx::query(q(&self.sql.finish_failure))
             .bind(serde_json::Value::Array(batch).to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_finish_failure", e))?;
         ids(rows)
@@ -355,20 +405,18 @@ impl Store for SqliteStore {
         let rows = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
-        rows.iter()
-            .map(|row| {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: String = row.try_get(0).map_err(dec)?;
-                let status: String = row.try_get(1).map_err(dec)?;
-                Ok(Swept {
-                    id: uuid(&id, &id)?,
-                    status: parsed(&id, &status)?,
-                })
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: String = row.try_get(0).map_err(dec)?;
+            let status: String = row.try_get(1).map_err(dec)?;
+            Ok(Swept {
+                id: uuid(&id, &id)?,
+                status: parsed(&id, &status)?,
             })
-            .collect()
+        })))
     }
 
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
@@ -388,6 +436,8 @@ impl Store for SqliteStore {
             .bind(filter.status.map(|s| s.as_str()))
             .bind(filter.plan_from.map(|t| t.timestamp_millis()))
             .bind(filter.plan_before.map(|t| t.timestamp_millis()))
+            .bind(filter.after.map(|c| c.plan_time.timestamp_millis()))
+            .bind(filter.after.map(|c| c.id.to_string()))
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
@@ -407,5 +457,48 @@ impl Store for SqliteStore {
                 row.try_get::<i64, _>(1).unwrap_or_default(),
             )
         }))
+    }
+
+    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let rows = sqlx::query(q(&self.sql.replay))
+            .bind(json!(ids).to_string())
+            .bind(i64::from(extra_attempts))
+            .fetch_all(&self.writer)
+            .await
+            .map_err(|e| db_error("execution_replay", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_prune(
+        &self,
+        set: PruneSet,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let done = sqlx::query(q(&self.sql.prune))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("execution_prune", e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
     }
 }

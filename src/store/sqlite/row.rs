@@ -54,5 +54,6 @@ pub(super) fn execution(row: &SqliteRow) -> Result<Execution> {
         error_code: row.try_get("error_code").map_err(dec)?,
         error_msg: row.try_get("error_msg").map_err(dec)?,
         failures: failures(id, &json(&failures_text)?)?,
+        replayed_at: opt_time(row.try_get("replayed_at").map_err(dec)?),
     })
 }

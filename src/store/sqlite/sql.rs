@@ -15,14 +15,17 @@ WHERE job_name = ?1
 GROUP BY scope_kind, scope_id";
 
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
-SELECT scope_kind, scope_id, plan_time, next_retry_at, next_retry_at <= {NOW} AS due
+SELECT scope_kind, scope_id, plan_time, next_retry_at, next_retry_at <= {NOW} AS due, replay_pending
 FROM cronlease_executions
 WHERE job_name = ?1 AND status = 'FAILED' AND next_retry_at IS NOT NULL
-  AND attempt < max_attempts AND plan_time >= ?2
+  AND attempt < max_attempts AND (plan_time >= ?2 OR replay_pending = 1)
 ORDER BY next_retry_at
 LIMIT ?3";
 
 /// ?5 is `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+/// A row RUNNING under the very token offered was claimed by an earlier try of this request
+/// whose reply was lost: it is returned again (attempt, outcome and history unchanged, lease
+/// stamps renewed) instead of being conflicted and left to go stale.
 pub(super) const EXECUTION_CLAIM: &str = "\
 INSERT INTO cronlease_executions (
   id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
@@ -33,11 +36,15 @@ FROM json_each(?5) AS p
 WHERE true
 ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   status = 'RUNNING',
-  attempt = attempt + 1,
+  attempt = CASE WHEN status = 'RUNNING' AND lease_token = excluded.lease_token
+    THEN attempt ELSE attempt + 1 END,
   runner_id = excluded.runner_id,
   lease_token = excluded.lease_token,
-  claim_outcome = CASE WHEN status = 'RUNNING' THEN 'stole' ELSE 'retried' END,
-  failures = CASE WHEN status = 'RUNNING'
+  claim_outcome = CASE WHEN status = 'RUNNING' AND lease_token = excluded.lease_token
+    THEN claim_outcome WHEN status = 'RUNNING' THEN 'stole'
+    WHEN replay_pending = 1 THEN 'replayed' ELSE 'retried' END,
+  replay_pending = 0,
+  failures = CASE WHEN status = 'RUNNING' AND lease_token <> excluded.lease_token
     THEN json_insert(failures, '$[#]', json_object(
       'attempt', attempt, 'code', 'stale_timeout',
       'message', 'lease expired without heartbeat; taken over by runner ' || excluded.runner_id,
@@ -54,10 +61,24 @@ ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   result = '{}',
   error_code = NULL,
   error_msg = NULL
-WHERE attempt < max_attempts AND (
+WHERE (status = 'RUNNING' AND lease_token = excluded.lease_token) OR (attempt < max_attempts AND (
   (status = 'FAILED' AND next_retry_at IS NOT NULL AND next_retry_at <= excluded.started_at)
-  OR (status = 'RUNNING' AND ?6 AND stale_after < excluded.started_at))
-RETURNING id, scope_kind, scope_id, plan_time, attempt, max_attempts, lease_token, claim_outcome, started_at";
+  OR (status = 'RUNNING' AND ?6 AND stale_after < excluded.started_at)))
+";
+
+/// The rows a claim just took, as one JSON array (one result row, not one per plan): every
+/// offered plan whose row is RUNNING under the token offered for it. Runs in the claim's
+/// transaction, right after `EXECUTION_CLAIM`, with the same ?5 (here ?2). `CROSS JOIN` keeps
+/// the plans as the outer loop, so each plan is one lookup on the unique key.
+pub(super) const EXECUTION_CLAIMED: &str = "\
+SELECT json_group_array(json_array(
+  e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
+  e.claim_outcome, e.started_at))
+FROM json_each(?2) AS p
+CROSS JOIN cronlease_executions AS e
+  ON e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
+  AND e.plan_time = p.value ->> 3
+WHERE e.lease_token = p.value ->> 4 AND e.status = 'RUNNING'";
 
 /// ?1 is `[[id, token, stale_timeout_ms], ...]`.
 pub(super) const EXECUTION_HEARTBEAT: &str = "\
@@ -70,11 +91,13 @@ WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
 RETURNING id";
 
 /// ?1 is `[[id, token, duration_ms, rows_affected, result_json_text], ...]`.
+/// Idempotent for its lease: a retry after a lost reply finds the row SUCCESS under the same
+/// token, reports it written and changes nothing.
 pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
 UPDATE cronlease_executions AS e SET
   status = 'SUCCESS',
-  finished_at = {NOW},
-  updated_at = {NOW},
+  finished_at = CASE WHEN e.status = 'RUNNING' THEN {NOW} ELSE e.finished_at END,
+  updated_at = CASE WHEN e.status = 'RUNNING' THEN {NOW} ELSE e.updated_at END,
   duration_ms = v.duration_ms,
   rows_affected = v.rows_affected,
   result = v.result,
@@ -83,27 +106,39 @@ UPDATE cronlease_executions AS e SET
   error_msg = NULL
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS duration_ms,
         value ->> 3 AS rows_affected, value ->> 4 AS result FROM json_each(?1)) AS v
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
-RETURNING id";
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status IN ('RUNNING', 'SUCCESS')";
+
+/// The ids a success batch wrote, as one JSON array: rows SUCCESS under the token offered.
+/// Runs in the same transaction, right after `EXECUTION_FINISH_SUCCESS`, with the same ?1.
+pub(super) const EXECUTION_FINISHED_SUCCESS: &str = "\
+SELECT json_group_array(e.id)
+FROM json_each(?1) AS p
+CROSS JOIN cronlease_executions AS e ON e.id = p.value ->> 0
+WHERE e.lease_token = p.value ->> 1 AND e.status = 'SUCCESS'";
 
 /// ?1 is `[[id, token, status, code, message, retry_in_ms|null, extend_budget, duration_ms], ...]`.
+/// Idempotent for its lease: a retry after a lost reply finds the row already in the status and
+/// code it writes under the same token, reports it written and changes nothing (the sweep writes
+/// `stale_timeout`, a code executors never write, so a swept row still fences a late write).
 pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
 UPDATE cronlease_executions AS e SET
   status = v.status,
-  next_retry_at = CASE WHEN v.retry_ms IS NULL THEN NULL ELSE {NOW} + v.retry_ms END,
+  next_retry_at = CASE WHEN e.status <> 'RUNNING' THEN e.next_retry_at
+    WHEN v.retry_ms IS NULL THEN NULL ELSE {NOW} + v.retry_ms END,
   error_code = v.code,
   error_msg = v.message,
-  finished_at = {NOW},
-  updated_at = {NOW},
+  finished_at = CASE WHEN e.status = 'RUNNING' THEN {NOW} ELSE e.finished_at END,
+  updated_at = CASE WHEN e.status = 'RUNNING' THEN {NOW} ELSE e.updated_at END,
   duration_ms = v.duration_ms,
   max_attempts = CASE WHEN v.extend THEN max(e.max_attempts, e.attempt + 1) ELSE e.max_attempts END,
-  failures = json_insert(e.failures, '$[#]', json_object(
+  failures = CASE WHEN e.status = 'RUNNING' THEN json_insert(e.failures, '$[#]', json_object(
     'attempt', e.attempt, 'code', v.code, 'message', v.message,
-    'started_at', e.started_at, 'finished_at', {NOW}))
+    'started_at', e.started_at, 'finished_at', {NOW})) ELSE e.failures END
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status, value ->> 3 AS code,
         value ->> 4 AS message, value ->> 5 AS retry_ms, value ->> 6 AS extend,
         value ->> 7 AS duration_ms FROM json_each(?1)) AS v
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+WHERE e.id = v.id AND e.lease_token = v.token
+  AND (e.status = 'RUNNING' OR (e.status = v.status AND e.error_code = v.code))
 RETURNING id";
 
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
@@ -120,19 +155,65 @@ UPDATE cronlease_executions SET
 WHERE job_name = ?1 AND status = 'RUNNING' AND stale_after < {NOW}
 RETURNING id, status";
 
-pub(super) const EXECUTION_GET: &str = "SELECT * FROM cronlease_executions WHERE id = ?1";
+pub(super) const EXECUTION_GET: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions WHERE id = ?1"
+);
 
-pub(super) const EXECUTION_LIST: &str = "\
-SELECT * FROM cronlease_executions
+/// ?7 and ?8 are the keyset cursor `(plan_time, id)`: rows strictly after it, newest first.
+/// Hyphenated lowercase UUID text sorts like PostgreSQL's `uuid`, so pages agree across backends.
+pub(super) const EXECUTION_LIST: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions
 WHERE (?1 IS NULL OR job_name = ?1)
   AND (?2 IS NULL OR (scope_kind = ?2 AND scope_id = ?3))
   AND (?4 IS NULL OR status = ?4)
   AND (?5 IS NULL OR plan_time >= ?5)
   AND (?6 IS NULL OR plan_time < ?6)
+  AND (?7 IS NULL OR plan_time < ?7 OR (plan_time = ?7 AND id < ?8))
 ORDER BY plan_time DESC, id DESC
-LIMIT ?7";
+LIMIT ?9"
+);
 
 pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
 SELECT status, COUNT(*) AS n FROM cronlease_executions
 WHERE (?1 IS NULL OR job_name = ?1)
 GROUP BY status";
+
+/// ?1 is `[id, ...]`. Only rows that are DEAD when the statement runs change, so concurrent
+/// replays of one row from several replicas replay it once.
+pub(super) const EXECUTION_REPLAY: &str = concat!(
+    "\
+UPDATE cronlease_executions SET
+  status = 'FAILED',
+  next_retry_at = {NOW},
+  max_attempts = attempt + ?2,
+  replay_pending = 1,
+  replayed_at = {NOW},
+  updated_at = {NOW}
+WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'DEAD'
+RETURNING ",
+    execution_columns!()
+);
+
+/// ?1: whether to prune DEAD rows (else SUCCESS and FAILED); ?2: the age in ms; ?3: the batch.
+/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite uses it.
+pub(super) const EXECUTION_PRUNE: &str = "\
+DELETE FROM cronlease_executions WHERE id IN (
+  SELECT e.id FROM cronlease_executions AS e
+  WHERE e.status IN ('SUCCESS', 'FAILED', 'DEAD')
+    AND e.finished_at < {NOW} - ?2
+    AND (e.status = 'DEAD') = ?1
+    AND e.replay_pending = 0
+    AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+      WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+        AND n.plan_time > e.plan_time)
+  ORDER BY e.finished_at
+  LIMIT ?3)";
+
+pub(super) const EXECUTION_COUNT_STALE: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status = 'RUNNING' AND stale_after < {NOW}
+GROUP BY job_name";

@@ -1,0 +1,78 @@
+//! `claim/*`: claiming plans one statement at a time versus in batches, per backend.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use cronlease::Store;
+use cronlease::store::{ClaimRequest, PlanClaim};
+
+/// Claims `n` fresh plans with `per_statement` plans per call; returns the time spent claiming.
+async fn claim(
+    store: &Arc<dyn Store>,
+    n: usize,
+    per_statement: usize,
+    base: DateTime<Utc>,
+) -> Duration {
+    let plans: Vec<PlanClaim> = support::scopes(n)
+        .into_iter()
+        .map(|scope| PlanClaim::new(scope, base))
+        .collect();
+    let started = Instant::now();
+    for chunk in plans.chunks(per_statement) {
+        let claimed = store
+            .execution_claim(&ClaimRequest {
+                job: "claim-bench",
+                max_attempts: 3,
+                runner_id: "bench",
+                stale_timeout: Duration::from_secs(600),
+                allow_stale_reentry: true,
+                plans: chunk.to_vec(),
+            })
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), chunk.len());
+    }
+    started.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("claim");
+    group.sample_size(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runner = actix_rt::System::new();
+    let mut backends = vec![("sqlite", runner.block_on(support::sqlite(dir.path())))];
+    if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
+        backends.push(("postgres", runner.block_on(support::postgres(&url))));
+    }
+    let mut round = 0i64;
+    for (name, store) in &backends {
+        for per_statement in [1usize, 100, 1000] {
+            // 1,000 plans per measurement, claimed 1, 100 or 1,000 per statement.
+            group.throughput(Throughput::Elements(1000));
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_per_statement"), per_statement),
+                &per_statement,
+                |b, &per_statement| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            round += 1;
+                            let base = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::minutes(round);
+                            total += runner.block_on(claim(store, 1000, per_statement, base));
+                        }
+                        total
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

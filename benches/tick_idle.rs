@@ -1,0 +1,96 @@
+//! `tick_idle/<backend>/<scopes>`: one tick of a job whose every scope's latest plan already
+//! succeeded (nothing due), for 1,000 to 100,000 scopes.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use cronlease::prelude::*;
+use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
+
+const CADENCE: &str = "7d";
+
+/// Seeds a SUCCESS row at the latest plan of every scope and starts a manual-tick scheduler.
+async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str) -> Scheduler {
+    let cadence = Schedule::every(CADENCE).unwrap().cadence();
+    let latest = cronlease::floor_plan(store.db_now().await.unwrap(), cadence);
+    let plans: Vec<_> = support::scopes(scopes)
+        .into_iter()
+        .map(|s| PlanClaim::new(s, latest))
+        .collect();
+    for chunk in plans.chunks(5000) {
+        let claimed = store
+            .execution_claim(&ClaimRequest {
+                job,
+                max_attempts: 3,
+                runner_id: "seed",
+                stale_timeout: Duration::from_secs(3600),
+                allow_stale_reentry: true,
+                plans: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+        let writes: Vec<_> = claimed
+            .iter()
+            .map(|c| SuccessWrite {
+                lease: c.lease,
+                duration_ms: 1,
+                rows_affected: 0,
+                result: "{}".into(),
+            })
+            .collect();
+        store.execution_finish_success(&writes).await.unwrap();
+    }
+    let spec = JobSpec::builder(job)
+        .every(CADENCE)
+        .scopes(support::scopes(scopes))
+        .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
+        .build()
+        .unwrap();
+    let s = Scheduler::builder_shared(store)
+        .auto_tick(false)
+        .job(spec)
+        .start()
+        .await
+        .unwrap();
+    // The first tick reads the newest plans once; the measured ticks are the steady state.
+    assert_eq!(s.tick_now().await.unwrap().planned, 0);
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tick_idle");
+    group.sample_size(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runner = actix_rt::System::new();
+    let mut backends = vec![("sqlite", runner.block_on(support::sqlite(dir.path())))];
+    if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
+        backends.push(("postgres", runner.block_on(support::postgres(&url))));
+    }
+    for (name, store) in &backends {
+        for scopes in [1_000usize, 10_000, 100_000] {
+            let job = format!("idle-{scopes}");
+            let s = runner.block_on(idle_scheduler(store.clone(), scopes, &job));
+            group.bench_with_input(BenchmarkId::new(*name, scopes), &scopes, |b, _| {
+                b.iter_custom(|iters| {
+                    runner.block_on(async {
+                        let started = Instant::now();
+                        for _ in 0..iters {
+                            let report = s.tick_now().await.unwrap();
+                            assert_eq!(report.planned, 0);
+                        }
+                        started.elapsed()
+                    })
+                })
+            });
+            runner.block_on(s.shutdown());
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,255 @@
+//! The retention service: the Pruner actor and its [`Retention`] settings.
+//!
+//! - [`Retention`]: how long finished and dead executions are kept, how often the service runs,
+//!   and how many rows one statement deletes; the defaults sit next to it.
+//! - [`PruneReport`]: what one run did.
+//! - `Pruner`: the actor. Every `interval` (only when the scheduler ticks by itself; always on
+//!   [`Scheduler::prune_now`](crate::Scheduler::prune_now)) it:
+//!   1. measures the stale RUNNING rows per job (one grouped count) into the
+//!      `cronlease_stale_running_executions` gauge;
+//!   2. deletes SUCCESS and FAILED rows whose `finished_at` is older than `keep_finished`, in
+//!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
+//!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure.
+//!
+//! Rows awaiting a replay and the newest row of every `(job, scope)` are never pruned (planning
+//! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
+//! timed one. A failed run is logged and counted, and the next run tries again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::error::Result;
+use crate::store::{PruneSet, Store};
+use crate::telemetry;
+
+/// Default age after which SUCCESS and FAILED rows are pruned: 30 days.
+pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default age, counted from the last failure, after which DEAD rows are pruned: 7 days.
+pub const DEFAULT_KEEP_DEAD: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default time between two runs of the retention service: 5 minutes.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default number of rows one prune statement deletes: 1000.
+pub const DEFAULT_PRUNE_BATCH: usize = 1000;
+
+/// How long executions are kept, and how the retention service prunes them.
+///
+/// Default: SUCCESS and FAILED rows kept 30 days after they finished, DEAD rows 7 days after
+/// their last failure, a run every 5 minutes, 1000 rows per statement.
+///
+/// ```
+/// use std::time::Duration;
+/// use cronlease::Retention;
+///
+/// let week = Duration::from_secs(7 * 24 * 3600);
+/// let retention = Retention {
+///     keep_finished: Some(week),
+///     keep_dead: None, // keep dead letters until someone replays or deletes them
+///     ..Retention::default()
+/// };
+/// # let _ = (retention, Retention::disabled());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Time between two runs. Runs happen only while the scheduler ticks by itself
+    /// ([`SchedulerBuilder::auto_tick`](crate::SchedulerBuilder::auto_tick)); the first comes
+    /// one interval after start. Default: 5 min.
+    pub interval: Duration,
+    /// Age, from `finished_at`, after which SUCCESS and FAILED rows are deleted; `None` keeps
+    /// them forever. Default: 30 days.
+    pub keep_finished: Option<Duration>,
+    /// Age, from the last failure (`finished_at`), after which DEAD rows are deleted; `None`
+    /// keeps them until replayed. A dead row is never deleted earlier. Default: 7 days.
+    pub keep_dead: Option<Duration>,
+    /// Most rows one delete statement removes; a run repeats it until a batch comes back short,
+    /// so each statement holds its locks briefly. Default: 1000.
+    pub batch_size: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            interval: DEFAULT_RETENTION_INTERVAL,
+            keep_finished: Some(DEFAULT_KEEP_FINISHED),
+            keep_dead: Some(DEFAULT_KEEP_DEAD),
+            batch_size: DEFAULT_PRUNE_BATCH,
+        }
+    }
+}
+
+impl Retention {
+    /// Prunes nothing: every row is kept. The service still runs to measure stale RUNNING rows.
+    pub fn disabled() -> Self {
+        Retention {
+            keep_finished: None,
+            keep_dead: None,
+            ..Retention::default()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        if self.interval.is_zero() {
+            return Err("retention interval must be longer than zero".into());
+        }
+        if self.batch_size == 0 {
+            return Err("retention batch_size must be at least 1".into());
+        }
+        if self.keep_finished.is_some_and(|d| d.is_zero()) {
+            return Err(
+                "retention keep_finished must be longer than zero (None keeps rows forever)".into(),
+            );
+        }
+        if self.keep_dead.is_some_and(|d| d.is_zero()) {
+            return Err(
+                "retention keep_dead must be longer than zero (None keeps rows forever)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What one run of the retention service did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// SUCCESS and FAILED rows deleted.
+    pub finished: u64,
+    /// DEAD rows deleted.
+    pub dead: u64,
+    /// RUNNING rows found with a stale lease (all jobs), before the deletes.
+    pub stale_running: u64,
+}
+
+/// The retention service.
+pub(crate) struct Pruner {
+    store: Arc<dyn Store>,
+    config: Retention,
+    auto: bool,
+    /// Jobs whose stale gauge was last set above zero, so it is set back to zero when they clear.
+    stale_jobs: HashSet<String>,
+}
+
+impl Pruner {
+    pub(crate) fn new(store: Arc<dyn Store>, config: Retention, auto: bool) -> Self {
+        Pruner {
+            store,
+            config,
+            auto,
+            stale_jobs: HashSet::new(),
+        }
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(self.config.interval, |act, ctx| {
+            let run = prune(act.store.clone(), act.config.clone());
+            ctx.wait(run.into_actor(act).map(|outcome, act, ctx| {
+                if let Err(error) = act.record(outcome) {
+                    super::note_db_error("retention", &error);
+                }
+                act.schedule(ctx);
+            }));
+        });
+    }
+
+    /// Sets the stale gauges (zeroing jobs that cleared) and returns the report.
+    fn record(
+        &mut self,
+        outcome: Result<(PruneReport, Vec<(String, i64)>)>,
+    ) -> Result<PruneReport> {
+        let (report, stale) = outcome?;
+        let mut now_stale = HashSet::new();
+        for (job, n) in stale {
+            telemetry::stale_running(&job, n);
+            now_stale.insert(job);
+        }
+        for cleared in self.stale_jobs.difference(&now_stale) {
+            telemetry::stale_running(cleared, 0);
+        }
+        self.stale_jobs = now_stale;
+        Ok(report)
+    }
+}
+
+/// One run: the stale count, then each set pruned in batches until one comes back short.
+async fn prune(
+    store: Arc<dyn Store>,
+    config: Retention,
+) -> Result<(PruneReport, Vec<(String, i64)>)> {
+    let stale = store.execution_count_stale().await?;
+    let mut report = PruneReport {
+        stale_running: stale
+            .iter()
+            .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
+            .sum(),
+        ..PruneReport::default()
+    };
+    for (set, keep) in [
+        (PruneSet::Finished, config.keep_finished),
+        (PruneSet::Dead, config.keep_dead),
+    ] {
+        let Some(keep) = keep else { continue };
+        let mut total = 0;
+        loop {
+            let deleted = store.execution_prune(set, keep, config.batch_size).await?;
+            telemetry::pruned(set.as_str(), deleted);
+            total += deleted;
+            if deleted < config.batch_size as u64 {
+                break;
+            }
+        }
+        match set {
+            PruneSet::Finished => report.finished = total,
+            PruneSet::Dead => report.dead = total,
+        }
+        if total > 0 {
+            tracing::info!(
+                set = set.as_str(),
+                deleted = total,
+                "pruned executions past their retention"
+            );
+        }
+    }
+    Ok((report, stale))
+}
+
+impl Actor for Pruner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.auto {
+            self.schedule(ctx);
+        }
+    }
+}
+
+/// Runs the retention service once now (after a run in progress) and reports what it did.
+#[derive(Message)]
+#[rtype(result = "Result<PruneReport>")]
+pub(crate) struct PruneNow;
+
+impl Handler<PruneNow> for Pruner {
+    type Result = AtomicResponse<Self, Result<PruneReport>>;
+
+    fn handle(&mut self, _: PruneNow, _: &mut Context<Self>) -> Self::Result {
+        let run = prune(self.store.clone(), self.config.clone());
+        AtomicResponse::new(Box::pin(
+            run.into_actor(self)
+                .map(|outcome, act, _| act.record(outcome)),
+        ))
+    }
+}
+
+/// Stops the service (after a run in progress).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopPruner;
+
+impl Handler<StopPruner> for Pruner {
+    type Result = ();
+
+    fn handle(&mut self, _: StopPruner, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

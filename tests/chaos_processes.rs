@@ -1,0 +1,325 @@
+//! Chaos with real processes (SPEC §5, R5, R20): several scheduler processes on one database, and
+//! a process killed with SIGKILL in the middle of a run.
+//!
+//! The runners are child processes: this test binary run again with `--exact child_runner` and
+//! a JSON [`ChildConfig`] in `CRONLEASE_CHAOS_CHILD`. Their handlers record every run in a side
+//! table of the test's database (the same SQLite file, or the same PostgreSQL schema), which the
+//! parent checks against the executions table. Children are killed if the test fails
+//! ([`Children`] kills on drop), and every wait is bounded.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::chaos::{Children, DbLocation, SidePool, SideRun, all_rows, poll};
+use common::tenants;
+use cronlease::{CatchUp, DbRetry, JobContext, JobOutput, JobSpec, Scheduler, Status, floor_plan};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The environment variable that turns this binary into a runner process.
+const CHILD_ENV: &str = "CRONLEASE_CHAOS_CHILD";
+/// How long the contention test lets four processes compete.
+const CONTENTION_SECS: u64 = 30;
+/// Scopes of the contention job.
+const CONTENTION_SCOPES: usize = 200;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Scenario {
+    /// 200 scopes every second, EveryPlan catch-up; the handler records its run.
+    Contention,
+    /// One hourly plan whose handler runs 3 s, recording its start and end.
+    Kill,
+}
+
+/// What a runner process does.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildConfig {
+    scenario: Scenario,
+    runner_id: String,
+    db: DbLocation,
+    /// The test database's clock skew (mid-hour pinning), so every process plans alike.
+    skew_ms: i64,
+    /// The runner shuts down gracefully once this file exists...
+    stop_file: PathBuf,
+    /// ... or after this long, whatever happens.
+    max_run_secs: u64,
+}
+
+/// Not a test: the entry point of the runner processes the tests below start. Run without
+/// `CRONLEASE_CHAOS_CHILD` (as in a normal `cargo test`), it returns at once.
+#[test]
+fn child_runner() {
+    let Ok(json) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let config: ChildConfig = serde_json::from_str(&json).expect("child config");
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,cronlease=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+    actix_rt::System::new().block_on(run_child(config));
+}
+
+async fn run_child(config: ChildConfig) {
+    let skew = TimeDelta::milliseconds(config.skew_ms);
+    let store = config.db.store(skew, 4).await;
+    let side = config.db.side().await;
+    let job = match config.scenario {
+        Scenario::Contention => contention_job(side),
+        Scenario::Kill => kill_job(side),
+    };
+    let scheduler = Scheduler::builder_shared(store)
+        .runner_id(config.runner_id.clone())
+        .tick_interval(Duration::from_secs(1))
+        .shutdown_grace(Duration::from_secs(2))
+        .db_retry(DbRetry {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+            give_up_after: Duration::from_secs(60),
+        })
+        .job(job)
+        .start()
+        .await
+        .expect("start the scheduler");
+    eprintln!(
+        "runner {} started (pid {})",
+        config.runner_id,
+        std::process::id()
+    );
+    let deadline = Instant::now() + Duration::from_secs(config.max_run_secs);
+    while !config.stop_file.exists() && Instant::now() < deadline {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    scheduler.shutdown().await;
+    eprintln!("runner {} stopped", config.runner_id);
+}
+
+fn contention_job(side: SidePool) -> JobSpec {
+    JobSpec::builder("contention")
+        .every("1s")
+        .scopes(tenants(CONTENTION_SCOPES))
+        .catch_up(CatchUp::EveryPlan {
+            window: Duration::from_secs(300),
+            max_plans_per_tick: 5,
+        })
+        .run_timeout(Duration::from_secs(10))
+        .stale_timeout(Duration::from_secs(30))
+        .handler(move |ctx: JobContext| {
+            let side = side.clone();
+            async move {
+                let run_id = Uuid::new_v4();
+                side.record(&SideRun::of(&ctx, run_id, "run")).await?;
+                Ok(JobOutput::rows(1).with_result(serde_json::json!({ "run_id": run_id })))
+            }
+        })
+        .build()
+        .expect("contention job")
+}
+
+fn kill_job(side: SidePool) -> JobSpec {
+    JobSpec::builder("kill9")
+        .every("1h")
+        .run_timeout(Duration::from_secs(4))
+        .stale_timeout(Duration::from_secs(5))
+        .heartbeat_interval(Duration::from_secs(1))
+        .handler(move |ctx: JobContext| {
+            let side = side.clone();
+            async move {
+                let run_id = Uuid::new_v4();
+                side.record(&SideRun::of(&ctx, run_id, "start")).await?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                side.record(&SideRun::of(&ctx, run_id, "end")).await?;
+                Ok(JobOutput::rows(1).with_result(serde_json::json!({ "run_id": run_id })))
+            }
+        })
+        .build()
+        .expect("kill job")
+}
+
+/// Starts runner processes `names` for `scenario` on `db`.
+fn spawn_runners(
+    children: &mut Children,
+    db: &common::TestDb,
+    scenario: Scenario,
+    names: &[&str],
+    dir: &std::path::Path,
+    max_run_secs: u64,
+) {
+    for name in names {
+        let config = ChildConfig {
+            scenario,
+            runner_id: (*name).to_owned(),
+            db: DbLocation::of(db),
+            skew_ms: db.base_skew.num_milliseconds(),
+            stop_file: dir.join("stop"),
+            max_run_secs,
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        children.spawn(name, "child_runner", &[(CHILD_ENV, json)], dir);
+    }
+}
+
+/// Asks the runners to stop gracefully and checks that each exited cleanly.
+fn stop_runners(children: &mut Children, dir: &std::path::Path) {
+    std::fs::write(dir.join("stop"), b"stop").unwrap();
+    for (name, status) in children.wait_all(Duration::from_secs(60)) {
+        assert!(status.success(), "runner {name} exited with {status}");
+    }
+}
+
+fn run_id(row: &cronlease::Execution) -> &str {
+    row.result["run_id"].as_str().unwrap_or_default()
+}
+
+on_every_backend! {
+    async fn four_processes_run_every_plan_exactly_once(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let side = DbLocation::of(&db).side().await;
+        side.create().await;
+        let names = ["runner-0", "runner-1", "runner-2", "runner-3"];
+        let mut children = Children::default();
+        let started = Instant::now();
+        spawn_runners(&mut children, &db, Scenario::Contention, &names, dir.path(), CONTENTION_SECS + 120);
+
+        actix_rt::time::sleep(Duration::from_secs(CONTENTION_SECS)).await;
+        // The window ends a little before now; the runners get (bounded) time to finish it.
+        let end = floor_plan(db.store.db_now().await.unwrap(), Duration::from_secs(1)) - TimeDelta::seconds(2);
+        let window = poll(Duration::from_secs(90), || async {
+            let rows = all_rows(&*db.store, "contention").await;
+            let mut first: HashMap<&str, DateTime<Utc>> = HashMap::new();
+            for row in &rows {
+                let at = first.entry(row.scope.id.as_str()).or_insert(row.plan_time);
+                *at = (*at).min(row.plan_time);
+            }
+            if first.len() < CONTENTION_SCOPES {
+                return None;
+            }
+            // Every scope has started by `start`: from there on, no plan may be missing.
+            let start = *first.values().max().unwrap();
+            let expected = CONTENTION_SCOPES * ((end - start).num_seconds() + 1).max(0) as usize;
+            let done = rows
+                .iter()
+                .filter(|r| r.plan_time >= start && r.plan_time <= end && r.status == Status::Success)
+                .count();
+            let statuses = rows.iter().fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r.status.as_str()).or_insert(0) += 1;
+                m
+            });
+            eprintln!("contention [{}]: {done}/{expected} plans of the window done; rows by status {statuses:?}", db.backend);
+            (done == expected).then_some(start)
+        })
+        .await;
+        let catch_up = started.elapsed();
+        let start = window.expect("every plan of the window SUCCESS within 90 s of its end");
+        stop_runners(&mut children, dir.path());
+
+        let rows = all_rows(&*db.store, "contention").await;
+        let runs = side.runs().await;
+        let plans_per_scope = (end - start).num_seconds() + 1;
+        assert!(plans_per_scope >= 20, "a window of {plans_per_scope} plans is too short to show anything");
+        let by_plan: HashMap<(&str, DateTime<Utc>), &cronlease::Execution> =
+            rows.iter().map(|r| ((r.scope.id.as_str(), r.plan_time), r)).collect();
+        assert_eq!(by_plan.len(), rows.len(), "one row per plan");
+        let mut runs_by_plan: HashMap<(&str, DateTime<Utc>), Vec<&SideRun>> = HashMap::new();
+        for run in &runs {
+            runs_by_plan.entry((run.scope_id.as_str(), run.plan_time)).or_default().push(run);
+        }
+        // No attempt of any plan ever ran twice: a lease had one holder at a time.
+        let attempts: HashSet<(&str, DateTime<Utc>, i64)> =
+            runs.iter().map(|r| (r.scope_id.as_str(), r.plan_time, r.attempt)).collect();
+        assert_eq!(attempts.len(), runs.len(), "an attempt ran twice");
+
+        let mut in_window = 0;
+        for scope in tenants(CONTENTION_SCOPES) {
+            let mut plan = start;
+            while plan <= end {
+                let key = (scope.id.as_str(), plan);
+                let row = by_plan.get(&key).unwrap_or_else(|| panic!("plan {key:?} missing"));
+                assert_eq!(row.status, Status::Success, "{key:?}: {row:?}");
+                assert_eq!((row.attempt, row.failures.len()), (1, 0), "{key:?} failed once: {row:?}");
+                let ran = runs_by_plan.get(&key).map_or(&[][..], Vec::as_slice);
+                assert_eq!(ran.len(), 1, "{key:?} ran {} times", ran.len());
+                assert_eq!((ran[0].run_id.as_str(), ran[0].runner.as_str()), (run_id(row), row.runner_id.as_str()));
+                in_window += 1;
+                plan += TimeDelta::seconds(1);
+            }
+        }
+        // Outside the window too: nothing stuck RUNNING, and the only failures are attempts
+        // interrupted by the graceful stop.
+        for row in &rows {
+            assert_ne!(row.status, Status::Running, "stuck: {row:?}");
+            for failure in &row.failures {
+                assert_eq!(failure.code, "canceled", "{row:?}");
+            }
+        }
+        let mut per_runner: BTreeMap<&str, usize> = BTreeMap::new();
+        for run in &runs {
+            *per_runner.entry(run.runner.as_str()).or_default() += 1;
+        }
+        for name in names {
+            assert!(per_runner.get(name).copied().unwrap_or(0) > 0, "{name} ran nothing: {per_runner:?}");
+        }
+        println!(
+            "contention [{}]: 4 processes, {CONTENTION_SCOPES} scopes, {plans_per_scope} plans each in the window = {in_window} executions, each SUCCESS once and run once; {} rows, {} runs in all; runs per runner {per_runner:?}; window done {:.1} s after the start",
+            db.backend,
+            rows.len(),
+            runs.len(),
+            catch_up.as_secs_f64(),
+        );
+    }
+}
+
+on_every_backend! {
+    async fn a_runner_killed_mid_run_is_taken_over_and_succeeds_at_attempt_two(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let side = DbLocation::of(&db).side().await;
+        side.create().await;
+        let mut children = Children::default();
+        spawn_runners(&mut children, &db, Scenario::Kill, &["kill-a", "kill-b"], dir.path(), 120);
+
+        let first = poll(Duration::from_secs(30), || async {
+            side.runs().await.into_iter().find(|r| r.phase == "start")
+        })
+        .await
+        .expect("a run starts within 30 s");
+        let victim = first.runner.clone();
+        let survivor = if victim == "kill-a" { "kill-b" } else { "kill-a" };
+        children.kill(&victim);
+        let killed_at = db.store.db_now().await.unwrap();
+
+        let row = poll(Duration::from_secs(60), || async {
+            all_rows(&*db.store, "kill9").await.into_iter().find(|r| r.status == Status::Success)
+        })
+        .await
+        .expect("the plan succeeds within 60 s of the kill");
+        stop_runners(&mut children, dir.path());
+
+        let rows = all_rows(&*db.store, "kill9").await;
+        assert_eq!(rows.len(), 1, "one plan, one row: {rows:?}");
+        assert_eq!((row.status, row.attempt, row.runner_id.as_str()), (Status::Success, 2, survivor));
+        assert_eq!(row.failures.len(), 1, "{row:?}");
+        assert_eq!(row.failures[0].code, "stale_timeout");
+        let runs = side.runs().await;
+        let starts: Vec<_> = runs.iter().filter(|r| r.phase == "start").collect();
+        let ends: Vec<_> = runs.iter().filter(|r| r.phase == "end").collect();
+        assert_eq!(starts.len(), 2, "{runs:?}");
+        assert_eq!((starts[0].runner.as_str(), starts[0].attempt), (victim.as_str(), 1));
+        assert_eq!((starts[1].runner.as_str(), starts[1].attempt), (survivor, 2));
+        assert_eq!(ends.len(), 1, "the victim died mid-run: {runs:?}");
+        assert_eq!((ends[0].runner.as_str(), ends[0].run_id.as_str()), (survivor, run_id(&row)));
+
+        let takeover = row.started_at.unwrap() - killed_at;
+        let recovery = row.finished_at.unwrap() - killed_at;
+        println!(
+            "kill -9 [{}]: victim {victim} killed 3 s handler mid-run; {survivor} took over after {:.2} s and recorded SUCCESS (attempt 2) {:.2} s after the kill (stale_timeout 5 s, heartbeat 1 s, tick 1 s)",
+            db.backend,
+            takeover.num_milliseconds() as f64 / 1000.0,
+            recovery.num_milliseconds() as f64 / 1000.0,
+        );
+    }
+}

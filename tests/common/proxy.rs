@@ -1,0 +1,169 @@
+//! A TCP proxy on 127.0.0.1 that a test can cut and heal, to put a database outage between a
+//! runner and its server without touching the server.
+//!
+//! - [`Proxy::start`]: listens on an ephemeral port of 127.0.0.1 and forwards every connection to
+//!   the upstream address.
+//! - [`Proxy::cut`]: drops every live connection (both sides see the socket close mid-stream)
+//!   and closes the listening socket, so new connections are refused (`ECONNREFUSED`).
+//! - [`Proxy::heal`]: listens on the same port again.
+//!
+//! The proxy runs on a runtime of its own, so it keeps forwarding whatever the test's runtime is
+//! doing. Dropping it cuts everything.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::AbortHandle;
+
+/// A cuttable TCP proxy.
+pub struct Proxy {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+    state: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The accept loop, while listening.
+    listener: Mutex<Option<AbortHandle>>,
+    /// Live forwarding tasks.
+    connections: Mutex<Vec<AbortHandle>>,
+    accepted: AtomicUsize,
+    cut: AtomicUsize,
+}
+
+impl Proxy {
+    /// Starts forwarding `127.0.0.1:<ephemeral port>` to `upstream`.
+    pub fn start(upstream: SocketAddr) -> Proxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-proxy")
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let mut proxy = Proxy {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            upstream,
+            runtime: Some(runtime),
+            state: Arc::default(),
+        };
+        proxy.addr = proxy.listen("127.0.0.1:0".parse().unwrap());
+        proxy
+    }
+
+    /// The address runners connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Live connections dropped by [`Proxy::cut`] so far.
+    pub fn connections_cut(&self) -> usize {
+        self.state.cut.load(Ordering::SeqCst)
+    }
+
+    /// Drops every live connection and stops listening: new connections are refused until
+    /// [`Proxy::heal`]. Returns how many live connections were dropped.
+    pub fn cut(&self) -> usize {
+        if let Some(listener) = self.state.listener.lock().unwrap().take() {
+            listener.abort();
+        }
+        // The aborted accept loop drops the listening socket on the proxy's runtime: wait until
+        // it is really closed, so the caller's next connection attempt is refused.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect_timeout(
+            &self.addr,
+            std::time::Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the proxy still accepts connections after a cut"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Now no connection can be added: drop the live ones.
+        let live: Vec<AbortHandle> = std::mem::take(&mut *self.state.connections.lock().unwrap());
+        let dropped = live.iter().filter(|c| !c.is_finished()).count();
+        for connection in live {
+            connection.abort();
+        }
+        self.state.cut.fetch_add(dropped, Ordering::SeqCst);
+        dropped
+    }
+
+    /// Listens on the same port again.
+    pub fn heal(&self) {
+        assert!(
+            self.state.listener.lock().unwrap().is_none(),
+            "heal without a cut"
+        );
+        let addr = self.listen(self.addr);
+        assert_eq!(addr, self.addr);
+    }
+
+    /// Binds `addr` (port reuse on, so the port of a cut proxy can be bound again at once) and
+    /// starts the accept loop; returns the bound address.
+    fn listen(&self, addr: SocketAddr) -> SocketAddr {
+        let runtime = self.runtime.as_ref().expect("running");
+        let _enter = runtime.enter();
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(addr)
+            .unwrap_or_else(|e| panic!("bind the proxy to {addr}: {e}"));
+        let listener = socket.listen(1024).expect("listen");
+        let bound = listener.local_addr().expect("local addr");
+        let state = self.state.clone();
+        let upstream = self.upstream;
+        let accept = runtime.spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                state.accepted.fetch_add(1, Ordering::SeqCst);
+                let forward = tokio::spawn(forward(client, upstream));
+                let mut connections = state.connections.lock().unwrap();
+                connections.retain(|c| !c.is_finished());
+                connections.push(forward.abort_handle());
+            }
+        });
+        *self.state.listener.lock().unwrap() = Some(accept.abort_handle());
+        bound
+    }
+}
+
+async fn forward(mut client: TcpStream, upstream: SocketAddr) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The `host:port` of a PostgreSQL URL, resolved to a socket address.
+pub fn upstream_of(options: &sqlx::postgres::PgConnectOptions) -> SocketAddr {
+    use std::net::ToSocketAddrs;
+    (options.get_host(), options.get_port())
+        .to_socket_addrs()
+        .expect("resolve the PostgreSQL host")
+        .find(SocketAddr::is_ipv4)
+        .expect("an IPv4 address for the PostgreSQL host")
+}

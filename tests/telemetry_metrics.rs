@@ -1,0 +1,357 @@
+//! Every metric of `docs/metrics.md` moves when its event happens, seen through a test recorder
+//! installed on the test's thread (where the actors run).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{FlakyStore, NoSweepStore, Runs, scheduler};
+use cronlease::store::{ClaimRequest, FailureWrite, PlanClaim, SuccessWrite};
+use cronlease::telemetry as t;
+use cronlease::{
+    Backoff, DbRetry, JobContext, JobError, JobOutput, JobSpec, Scope, Status, Store, floor_plan,
+};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// What the recorder saw. Snapshots drain counters and histograms, so they are accumulated
+/// here; gauges hold the values set since the previous refresh.
+struct Recorded {
+    snapshotter: Snapshotter,
+    counters: HashMap<String, u64>,
+    histograms: HashMap<String, usize>,
+    gauges: HashMap<String, f64>,
+}
+
+impl Recorded {
+    fn new(recorder: &DebuggingRecorder) -> Self {
+        Recorded {
+            snapshotter: recorder.snapshotter(),
+            counters: HashMap::new(),
+            histograms: HashMap::new(),
+            gauges: HashMap::new(),
+        }
+    }
+
+    /// Takes a snapshot. Keys read `name{label=value,...}`, labels sorted.
+    fn refresh(&mut self) {
+        self.gauges.clear();
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            let id = format!("{}{{{}}}", key.name(), labels.join(","));
+            match value {
+                DebugValue::Counter(n) => *self.counters.entry(id).or_default() += n,
+                DebugValue::Gauge(g) => {
+                    self.gauges.insert(id, g.into_inner());
+                }
+                DebugValue::Histogram(values) => {
+                    *self.histograms.entry(id).or_default() += values.len()
+                }
+            }
+        }
+    }
+
+    fn counter(&self, name: &str, labels: &str) -> u64 {
+        self.counters
+            .get(&format!("{name}{{{labels}}}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A counter summed over all its label sets.
+    fn counter_total(&self, name: &str) -> u64 {
+        let prefix = format!("{name}{{");
+        self.counters
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn histogram(&self, name: &str, labels: &str) -> usize {
+        self.histograms
+            .get(&format!("{name}{{{labels}}}"))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn gauge(&self, name: &str, labels: &str) -> Option<f64> {
+        self.gauges.get(&format!("{name}{{{labels}}}")).copied()
+    }
+}
+
+/// Claims `job`'s `plan_time` directly as runner `dead-runner` with a 1 s lease.
+async fn orphan(store: &dyn Store, job: &str, plan_time: DateTime<Utc>, reentry: bool) {
+    store
+        .execution_claim(&ClaimRequest {
+            job,
+            max_attempts: 3,
+            runner_id: "dead-runner",
+            stale_timeout: Duration::from_secs(1),
+            allow_stale_reentry: reentry,
+            plans: vec![PlanClaim::new(Scope::global(), plan_time)],
+        })
+        .await
+        .unwrap();
+}
+
+fn failing(
+    permanent: bool,
+) -> impl Fn(JobContext) -> std::future::Ready<Result<JobOutput, JobError>> + Send + Sync + 'static
+{
+    move |_ctx| {
+        std::future::ready(Err(if permanent {
+            JobError::permanent("bad input")
+        } else {
+            JobError::retryable("upstream down")
+        }))
+    }
+}
+
+on_every_backend! {
+    async fn attempt_outcomes_move_their_metrics(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let runs = Runs::default();
+        let fixed = floor_plan(db.store.db_now().await.unwrap(), HOUR) - TimeDelta::hours(2);
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("m-ok").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .job(
+                JobSpec::builder("m-flaky")
+                    .every("1h")
+                    .max_attempts(2)
+                    .backoff(Backoff::list(["0s"]).unwrap())
+                    .handler(failing(false))
+                    .build()
+                    .unwrap(),
+            )
+            .job(JobSpec::builder("m-perm").every("1h").handler(failing(true)).build().unwrap())
+            // A hook that keeps offering one plan: the second claim of it conflicts.
+            .job(JobSpec::builder("m-hook").planner(move |_, _, _| Ok(vec![fixed])).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.tick_now().await.unwrap().won, 4);
+        s.wait_idle(Duration::from_secs(10)).await;
+        m.refresh();
+        for job in ["m-ok", "m-flaky", "m-perm", "m-hook"] {
+            assert_eq!(m.counter(t::CLAIMS, &format!("job={job},outcome=won")), 1, "{job}");
+            assert_eq!(m.histogram(t::HANDLER_DURATION, &format!("job={job}")), 1, "{job}");
+            assert_eq!(m.histogram(t::START_LAG, &format!("job={job}")), 1, "{job}");
+        }
+        assert_eq!(m.counter(t::EXECUTIONS, "code=,job=m-ok,outcome=success"), 1);
+        assert_eq!(m.counter(t::EXECUTIONS, "code=handler_error,job=m-flaky,outcome=failed"), 1);
+        assert_eq!(m.counter(t::RETRIES, "attempt=1,job=m-flaky"), 1);
+        assert_eq!(m.counter(t::EXECUTIONS, "code=permanent,job=m-perm,outcome=dead"), 1);
+        assert_eq!(m.counter(t::DEAD_LETTERED, "job=m-perm"), 1);
+        assert_eq!(m.counter_total(t::DEAD_LETTERED), 1);
+        let offset = m.gauge(t::CLOCK_OFFSET, "").expect("clock offset measured each tick");
+        let skew = db.base_skew.num_milliseconds() as f64 / 1000.0;
+        assert!((offset - skew).abs() < 5.0, "offset {offset}, the test database's skew {skew}");
+        assert_eq!(m.gauge(t::RUNNING, ""), Some(0.0), "all finished");
+
+        let report = s.tick_now().await.unwrap();
+        assert_eq!((report.retried, report.conflicted), (1, 1), "{report:?}");
+        s.wait_idle(Duration::from_secs(10)).await;
+        m.refresh();
+        assert_eq!(m.counter(t::CLAIMS, "job=m-flaky,outcome=retried"), 1);
+        assert_eq!(m.counter(t::CLAIMS, "job=m-hook,outcome=conflicted"), 1);
+        assert_eq!(m.counter(t::EXECUTIONS, "code=handler_error,job=m-flaky,outcome=dead"), 1);
+        assert_eq!(m.counter(t::DEAD_LETTERED, "job=m-flaky"), 1, "out of attempts");
+        assert_eq!(m.counter_total(t::RETRIES), 1, "the last attempt schedules no retry");
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn lease_metrics_move(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        for (job, reentry) in [("m-steal", true), ("m-sweep", true), ("m-once", false)] {
+            orphan(&*db.store, job, latest, reentry).await;
+        }
+        let runs = Runs::default();
+        let later = db.skewed(TimeDelta::seconds(10));
+        // The sweep normally wins the stale lease; without it, a claim of the plan steals it.
+        let thief = scheduler(Arc::new(NoSweepStore { inner: later.clone() }))
+            .job(JobSpec::builder("m-steal").planner(move |_, _, _| Ok(vec![latest])).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(thief.tick_now().await.unwrap().stole, 1);
+        thief.wait_idle(Duration::from_secs(10)).await;
+        thief.shutdown().await;
+        let sweeper = scheduler(later.clone())
+            .job(JobSpec::builder("m-sweep").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .job(JobSpec::builder("m-once").every("1h").allow_stale_reentry(false).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = sweeper.tick_now().await.unwrap();
+        assert_eq!((report.swept, report.retried), (2, 1), "{report:?}");
+        sweeper.wait_idle(Duration::from_secs(10)).await;
+        sweeper.shutdown().await;
+        m.refresh();
+        assert_eq!(m.counter(t::CLAIMS, "job=m-steal,outcome=stole"), 1);
+        assert_eq!(m.counter(t::SWEPT_STALE, "job=m-sweep"), 1);
+        assert_eq!(m.counter(t::SWEPT_STALE, "job=m-once"), 1);
+        assert_eq!(m.counter(t::CLAIMS, "job=m-sweep,outcome=retried"), 1);
+        assert_eq!(m.counter(t::DEAD_LETTERED, "job=m-once"), 1, "swept to DEAD");
+        assert_eq!(m.counter_total(t::DEAD_LETTERED), 1);
+
+        // A lease taken over while its handler runs: the runner finds out and counts it.
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("m-lost")
+                    .every("1h")
+                    .run_timeout(Duration::from_secs(2))
+                    .stale_timeout(Duration::from_secs(5))
+                    .heartbeat_interval(Duration::from_millis(50))
+                    .handler(|ctx: JobContext| async move {
+                        ctx.cancelled().await;
+                        Err::<JobOutput, _>(JobError::retryable("stopped"))
+                    })
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.tick_now().await.unwrap().won, 1);
+        m.refresh();
+        assert_eq!(m.gauge(t::RUNNING, ""), Some(1.0));
+        let stolen = db
+            .skewed(TimeDelta::minutes(1))
+            .execution_claim(&ClaimRequest {
+                job: "m-lost",
+                max_attempts: 3,
+                runner_id: "thief",
+                stale_timeout: HOUR,
+                allow_stale_reentry: true,
+                plans: vec![PlanClaim::new(Scope::global(), latest)],
+            })
+            .await
+            .unwrap();
+        assert_eq!(stolen.len(), 1);
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        m.refresh();
+        assert_eq!(m.counter(t::LEASE_LOST, "job=m-lost"), 1);
+        assert_eq!(m.counter(t::EXECUTIONS, "code=lease_lost,job=m-lost,outcome=lease_lost"), 1);
+        assert_eq!(m.gauge(t::RUNNING, ""), Some(0.0));
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn database_error_metrics_move(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let runs = Runs::default();
+        let blip = Arc::new(FlakyStore { inner: db.store.clone(), fail_finishes: AtomicUsize::new(2) });
+        let s = scheduler(blip)
+            .job(JobSpec::builder("m-blip").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        s.tick_now().await.unwrap();
+        common::settled(&*db.store, "m-blip", 1).await;
+        s.wait_idle(Duration::from_secs(10)).await;
+        s.shutdown().await;
+        m.refresh();
+        assert_eq!(m.counter(t::DB_TRANSIENT_ERRORS, "operation=execution_finish_success"), 2);
+        assert_eq!(m.counter_total(t::DB_GAVE_UP), 0);
+
+        // A database that stays down past `give_up_after`: the runtime gives up and says so.
+        let down = Arc::new(FlakyStore { inner: db.store.clone(), fail_finishes: AtomicUsize::new(usize::MAX) });
+        let s = scheduler(down)
+            .db_retry(DbRetry {
+                initial: Duration::from_millis(5),
+                max: Duration::from_millis(10),
+                give_up_after: Duration::from_millis(30),
+            })
+            .job(JobSpec::builder("m-down").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        s.tick_now().await.unwrap();
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        s.shutdown().await;
+        m.refresh();
+        assert_eq!(m.counter(t::DB_GAVE_UP, "operation=execution_finish_success"), 1);
+        assert!(m.counter(t::DB_TRANSIENT_ERRORS, "operation=execution_finish_success") >= 1);
+        assert_eq!(db.store.execution_list(&Default::default()).await.unwrap().iter().filter(|r| r.job_name == "m-down" && r.status == Status::Running).count(), 1, "left for the sweep, not failed");
+    }
+}
+
+on_every_backend! {
+    async fn retention_and_replay_metrics_move(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        orphan(&*db.store, "m-orphan", latest, true).await;
+        // Old history: two SUCCESS rows past 30 days and one DEAD row past 7, each under a newer row.
+        let finish = |store: Arc<dyn Store>, job: &'static str, plan_time, dead: bool| async move {
+            let c = store
+                .execution_claim(&ClaimRequest { job, max_attempts: 1, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
+                .await
+                .unwrap()
+                .remove(0);
+            if dead {
+                store.execution_finish_failure(&[FailureWrite { lease: c.lease, status: Status::Dead, code: "permanent".into(), message: "bad input".into(), retry_in: None, extend_budget: false, duration_ms: 1 }]).await.unwrap();
+            } else {
+                store.execution_finish_success(&[SuccessWrite { lease: c.lease, duration_ms: 1, rows_affected: 0, result: "{}".into() }]).await.unwrap();
+            }
+            c.lease.id
+        };
+        for h in [3, 2] {
+            finish(db.skewed(TimeDelta::days(-40)), "m-old", latest - TimeDelta::hours(h), false).await;
+        }
+        finish(db.store.clone(), "m-old", latest, false).await;
+        finish(db.skewed(TimeDelta::days(-10)), "m-old-dead", latest - TimeDelta::hours(1), true).await;
+        finish(db.store.clone(), "m-old-dead", latest, false).await;
+        let dead = finish(db.store.clone(), "m-replay", latest, true).await;
+
+        let runs = Runs::default();
+        let s = scheduler(db.skewed(TimeDelta::minutes(2)))
+            .job(JobSpec::builder("m-orphan").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .job(JobSpec::builder("m-replay").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = s.prune_now().await.unwrap();
+        assert_eq!((report.stale_running, report.finished, report.dead), (1, 2, 1), "{report:?}");
+        m.refresh();
+        assert_eq!(m.gauge(t::STALE_RUNNING, "job=m-orphan"), Some(1.0), "not swept yet");
+        assert_eq!(m.counter(t::PRUNED, "set=finished"), 2);
+        assert_eq!(m.counter(t::PRUNED, "set=dead"), 1);
+
+        s.replay(dead).await.unwrap();
+        m.refresh();
+        assert_eq!(m.counter(t::REPLAYED, "job=m-replay"), 1);
+        // The tick sweeps the orphan (then retries it) and runs the replay.
+        let report = s.tick_now().await.unwrap();
+        assert_eq!((report.swept, report.retried), (1, 2), "{report:?}");
+        s.wait_idle(Duration::from_secs(10)).await;
+        s.prune_now().await.unwrap();
+        m.refresh();
+        assert_eq!(m.counter(t::CLAIMS, "job=m-replay,outcome=replayed"), 1);
+        assert_eq!(m.counter(t::CLAIMS, "job=m-orphan,outcome=retried"), 1);
+        assert_eq!(m.gauge(t::STALE_RUNNING, "job=m-orphan"), Some(0.0), "back to zero once swept");
+        s.shutdown().await;
+    }
+}
