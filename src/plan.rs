@@ -108,18 +108,23 @@ pub(crate) fn cadence_plans(
         .collect()
 }
 
-/// Applies a planner hook's output: keeps its order, drops plans later than `eligible` (they come
-/// due in a later tick) and cuts the list to `max_plans`.
+/// Applies a planner hook's output: keeps its order, drops repeats and plans later than
+/// `eligible` (they come due in a later tick), and cuts the list to `max_plans`.
 pub(crate) fn hook_plans(
     planned: Vec<DateTime<Utc>>,
     eligible: DateTime<Utc>,
     max_plans: usize,
 ) -> Vec<DateTime<Utc>> {
-    planned
-        .into_iter()
-        .filter(|t| *t <= eligible)
-        .take(max_plans)
-        .collect()
+    let mut kept: Vec<DateTime<Utc>> = Vec::new();
+    for t in planned {
+        if kept.len() == max_plans {
+            break;
+        }
+        if t <= eligible && !kept.contains(&t) {
+            kept.push(t);
+        }
+    }
+    kept
 }
 
 /// The oldest plan time a retry may still be offered for in this tick, as a lower bound for the
@@ -303,9 +308,10 @@ mod tests {
     }
 
     #[test]
-    fn hook_output_keeps_order_drops_future_and_is_cut() {
+    fn hook_output_keeps_order_drops_repeats_and_future_and_is_cut() {
         let eligible = at("2026-11-22T10:00:00Z");
         let planned = vec![
+            at("2026-11-22T09:30:00Z"),
             at("2026-11-22T09:30:00Z"),
             at("2026-11-22T09:10:00Z"),
             at("2026-11-22T11:00:00Z"),

@@ -246,7 +246,12 @@ impl SchedulerBuilder {
 async fn migrate_at_start(store: &dyn Store, retry: DbRetry, wait: Duration) -> Result<()> {
     let started = std::time::Instant::now();
     let outcome = if wait.is_zero() {
-        store.migrate().await
+        let outcome = store.migrate().await;
+        if outcome.as_ref().is_err_and(Error::is_transient) {
+            crate::telemetry::db_transient("migrate");
+            crate::telemetry::db_gave_up("migrate");
+        }
+        outcome
     } else {
         crate::actors::retry_transient(retry, "migrate", wait, || store.migrate()).await
     };

@@ -332,3 +332,37 @@ on_every_backend! {
         owner.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn a_thousand_leases_renew_in_one_statement_per_beat(db: TestDb) {
+        let observed = common::chaos::FaultyStore::new(db.store.clone());
+        let s = scheduler(observed.clone())
+            .max_concurrent_executions(2000)
+            .job(
+                JobSpec::builder("many")
+                    .every("1h")
+                    .scopes(common::tenants(1000))
+                    .run_timeout(Duration::from_secs(5))
+                    .stale_timeout(Duration::from_secs(10))
+                    .heartbeat_interval(Duration::from_millis(200))
+                    .handler(|_ctx: JobContext| async {
+                        actix_rt::time::sleep(Duration::from_secs(1)).await;
+                        Ok(JobOutput::rows(1))
+                    })
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.tick_now().await.unwrap().won, 1000);
+        assert!(s.wait_idle(Duration::from_secs(30)).await);
+        let beats = observed.stats("execution_heartbeat").ok;
+        assert!(beats >= 1, "the leases were renewed while the handlers slept");
+        // Renewing lease by lease would take at least 1,000 statements per beat.
+        assert!(beats <= 20, "one statement renews every lease of the job: {beats} statements");
+        let done = settled(&*db.store, "many", 1000).await;
+        assert!(done.iter().all(|r| r.status == Status::Success && r.attempt == 1));
+        s.shutdown().await;
+    }
+}

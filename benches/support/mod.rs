@@ -102,6 +102,9 @@ pub async fn noop_throughput(store: Arc<dyn Store>, scopes_n: usize, job: &str) 
     elapsed
 }
 
+/// A plan time and its handler's start lag in milliseconds.
+type PlanLag = (chrono::DateTime<Utc>, f64);
+
 /// Start lag: `scopes` scopes on a 1 s cadence for `seconds`; returns each handler's start minus
 /// its plan time, in milliseconds (runner and database share this machine's clock).
 pub async fn start_lag(
@@ -110,7 +113,7 @@ pub async fn start_lag(
     seconds: u64,
     job: &str,
 ) -> Vec<f64> {
-    let lags: Arc<Mutex<Vec<(chrono::DateTime<Utc>, f64)>>> = Arc::default();
+    let lags: Arc<Mutex<Vec<PlanLag>>> = Arc::default();
     let record = lags.clone();
     let spec = JobSpec::builder(job)
         .every("1s")

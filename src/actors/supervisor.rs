@@ -6,13 +6,15 @@
 //!    per tick (`plan::cadence_plans` or the planner hook);
 //! 3. add the FAILED rows due for retry that are still current (`plan::retry_is_current`) or
 //!    were replayed by an operator (whatever the catch-up mode);
-//! 4. claim them in batched statements, bounded by the free execution slots;
+//! 4. claim them oldest first in batched statements until the free execution slots are used
+//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
 //! 5. start an Executor for every Won, Stole or Retried lease.
 //!
 //! The newest plan of every scope is read once per job (one grouped query) and then kept in
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
 //! number of scopes. Ticks re-arm themselves after finishing (never overlapping, no burst after
-//! a stall): at the next plan boundary or retry time, at most `tick_interval` away.
+//! a stall): at the next plan boundary or retry time, at most `tick_interval` away; after a
+//! transient database error, after the database backoff instead (doubling while it lasts).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -335,6 +337,7 @@ async fn tick_job(
 
     // Retries first: they are the oldest due work.
     let mut due: Vec<PlanClaim> = Vec::new();
+    // Retries queued this tick, so a plan that is both retried and planned is claimed once.
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
     let since = retry_since(
         spec.catch_up,
@@ -384,7 +387,8 @@ async fn tick_job(
             _ => Vec::new(),
         };
         for plan_time in plans {
-            if queued.insert((scope.clone(), plan_time)) {
+            // Plans of one scope are distinct, so only a clash with a retry needs checking.
+            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
                 due.push(PlanClaim::new(scope.clone(), plan_time));
             }
         }
