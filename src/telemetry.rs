@@ -2,6 +2,7 @@
 //! names). Installing a recorder is the host's choice; without one these calls cost nothing.
 //! `docs/metrics.md` lists every metric with its labels and what to alert on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
@@ -38,28 +39,27 @@ pub const CLOCK_OFFSET: &str = "cronlease_clock_offset_seconds";
 /// Rows deleted by the retention prune, by set (`finished`, `dead`).
 pub const PRUNED: &str = "cronlease_pruned_total";
 
-pub(crate) fn claims(job: &str, outcome: &'static str, n: u64) {
+pub(crate) fn claims(job: &Arc<str>, outcome: &'static str, n: u64) {
     if n > 0 {
-        counter!(CLAIMS, "job" => job.to_owned(), "outcome" => outcome).increment(n);
+        counter!(CLAIMS, "job" => job.clone(), "outcome" => outcome).increment(n);
     }
 }
 
-pub(crate) fn execution(job: &str, outcome: &'static str, code: &'static str) {
-    counter!(EXECUTIONS, "job" => job.to_owned(), "outcome" => outcome, "code" => code)
-        .increment(1);
+pub(crate) fn execution(job: &Arc<str>, outcome: &'static str, code: &'static str) {
+    counter!(EXECUTIONS, "job" => job.clone(), "outcome" => outcome, "code" => code).increment(1);
 }
 
-pub(crate) fn retry(job: &str, attempt: u32) {
-    counter!(RETRIES, "job" => job.to_owned(), "attempt" => attempt.to_string()).increment(1);
+pub(crate) fn retry(job: &Arc<str>, attempt: u32) {
+    counter!(RETRIES, "job" => job.clone(), "attempt" => attempt.to_string()).increment(1);
 }
 
-pub(crate) fn dead_lettered(job: &str) {
-    counter!(DEAD_LETTERED, "job" => job.to_owned()).increment(1);
+pub(crate) fn dead_lettered(job: &Arc<str>) {
+    counter!(DEAD_LETTERED, "job" => job.clone()).increment(1);
 }
 
-pub(crate) fn dead_lettered_many(job: &str, n: u64) {
+pub(crate) fn dead_lettered_many(job: &Arc<str>, n: u64) {
     if n > 0 {
-        counter!(DEAD_LETTERED, "job" => job.to_owned()).increment(n);
+        counter!(DEAD_LETTERED, "job" => job.clone()).increment(n);
     }
 }
 
@@ -67,13 +67,13 @@ pub(crate) fn replayed(job: &str) {
     counter!(REPLAYED, "job" => job.to_owned()).increment(1);
 }
 
-pub(crate) fn lease_lost(job: &str) {
-    counter!(LEASE_LOST, "job" => job.to_owned()).increment(1);
+pub(crate) fn lease_lost(job: &Arc<str>) {
+    counter!(LEASE_LOST, "job" => job.clone()).increment(1);
 }
 
-pub(crate) fn swept(job: &str, n: u64) {
+pub(crate) fn swept(job: &Arc<str>, n: u64) {
     if n > 0 {
-        counter!(SWEPT_STALE, "job" => job.to_owned()).increment(n);
+        counter!(SWEPT_STALE, "job" => job.clone()).increment(n);
     }
 }
 
@@ -85,12 +85,12 @@ pub(crate) fn db_gave_up(operation: &'static str) {
     counter!(DB_GAVE_UP, "operation" => operation).increment(1);
 }
 
-pub(crate) fn handler_duration(job: &str, d: Duration) {
-    histogram!(HANDLER_DURATION, "job" => job.to_owned()).record(d.as_secs_f64());
+pub(crate) fn handler_duration(job: &Arc<str>, d: Duration) {
+    histogram!(HANDLER_DURATION, "job" => job.clone()).record(d.as_secs_f64());
 }
 
-pub(crate) fn start_lag(job: &str, seconds: f64) {
-    histogram!(START_LAG, "job" => job.to_owned()).record(seconds);
+pub(crate) fn start_lag(job: &Arc<str>, seconds: f64) {
+    histogram!(START_LAG, "job" => job.clone()).record(seconds);
 }
 
 pub(crate) fn running(n: usize) {

@@ -20,9 +20,9 @@ use crate::retry::DbRetry;
 use crate::store::{FailureWrite, Store, SuccessWrite};
 
 /// Most writes per statement.
-pub(crate) const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 2000;
 /// How long the first waiting write waits for company.
-pub(crate) const LINGER: Duration = Duration::from_millis(2);
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
 
 type Reply = oneshot::Sender<Result<bool>>;
 
