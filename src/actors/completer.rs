@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -25,6 +26,9 @@ pub(crate) const MAX_BATCH: usize = 2000;
 pub(crate) const LINGER: Duration = Duration::from_millis(5);
 
 type Reply = oneshot::Sender<Result<bool>>;
+
+/// A store method writing a batch and returning the ids it wrote.
+type WriteFn<W> = for<'a> fn(&'a dyn Store, &'a [W]) -> BoxFuture<'a, Result<Vec<Uuid>>>;
 
 /// Batches terminal writes.
 pub(crate) struct Completer {
@@ -50,53 +54,51 @@ impl Completer {
         if let Some(handle) = self.flush_armed.take() {
             ctx.cancel_future(handle);
         }
-        let policy = self.db_retry;
-        if !self.successes.is_empty() {
-            let (writes, replies): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.successes).into_iter().unzip();
-            let store = self.store.clone();
-            let ids: Vec<Uuid> = writes.iter().map(|w| w.lease.id).collect();
-            let writes = Arc::new(writes);
-            ctx.spawn(
-                async move {
-                    let written = retry_transient(
-                        policy,
-                        "execution_finish_success",
-                        policy.give_up_after,
-                        || {
-                            let (store, writes) = (store.clone(), writes.clone());
-                            async move { store.execution_finish_success(&writes).await }
-                        },
-                    )
-                    .await;
-                    answer(&ids, replies, written);
-                }
-                .into_actor(self),
-            );
+        let successes = std::mem::take(&mut self.successes);
+        self.write_batch(
+            ctx,
+            successes,
+            "execution_finish_success",
+            |w| w.lease.id,
+            |store, writes| store.execution_finish_success(writes),
+        );
+        let failures = std::mem::take(&mut self.failures);
+        self.write_batch(
+            ctx,
+            failures,
+            "execution_finish_failure",
+            |w| w.lease.id,
+            |store, writes| store.execution_finish_failure(writes),
+        );
+    }
+
+    /// Writes one batch with `write` (retried while the database fails transiently) and answers
+    /// each waiting Executor.
+    fn write_batch<W: Send + Sync + 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        pending: Vec<(W, Reply)>,
+        operation: &'static str,
+        id: fn(&W) -> Uuid,
+        write: WriteFn<W>,
+    ) {
+        if pending.is_empty() {
+            return;
         }
-        if !self.failures.is_empty() {
-            let (writes, replies): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.failures).into_iter().unzip();
-            let store = self.store.clone();
-            let ids: Vec<Uuid> = writes.iter().map(|w| w.lease.id).collect();
-            let writes = Arc::new(writes);
-            ctx.spawn(
-                async move {
-                    let written = retry_transient(
-                        policy,
-                        "execution_finish_failure",
-                        policy.give_up_after,
-                        || {
-                            let (store, writes) = (store.clone(), writes.clone());
-                            async move { store.execution_finish_failure(&writes).await }
-                        },
-                    )
-                    .await;
-                    answer(&ids, replies, written);
-                }
-                .into_actor(self),
-            );
-        }
+        let (writes, replies): (Vec<W>, Vec<Reply>) = pending.into_iter().unzip();
+        let ids: Vec<Uuid> = writes.iter().map(id).collect();
+        let (store, writes, policy) = (self.store.clone(), Arc::new(writes), self.db_retry);
+        ctx.spawn(
+            async move {
+                let written = retry_transient(policy, operation, policy.give_up_after, || {
+                    let (store, writes) = (store.clone(), writes.clone());
+                    async move { write(&*store, &writes).await }
+                })
+                .await;
+                answer(&ids, replies, written);
+            }
+            .into_actor(self),
+        );
     }
 }
 
