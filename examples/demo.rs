@@ -127,7 +127,9 @@ async fn summary(scheduler: &Scheduler) -> cronlease::Result<()> {
             n(Status::Running)
         );
     }
-    println!("  (FAILED rows wait for their retry time: the next runner on this database takes them)");
+    println!(
+        "  (FAILED rows wait for their retry time: the next runner on this database takes them)"
+    );
     let dead = scheduler
         .executions(&ExecutionFilter {
             status: Some(Status::Dead),
