@@ -163,6 +163,32 @@ impl SqliteStore {
         self
     }
 
+    /// Runs `write`, then `read_back` (one JSON text value) in one `BEGIN IMMEDIATE` transaction
+    /// on the writer connection, so the rows a batch touched come back as a single value instead
+    /// of one result row each (sqlx hands SQLite rows over one at a time).
+    async fn write_then_read_back(
+        &self,
+        operation: &'static str,
+        write: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        read_back: sqlx::query::QueryScalar<
+            '_,
+            sqlx::Sqlite,
+            String,
+            sqlx::sqlite::SqliteArguments,
+        >,
+    ) -> Result<String> {
+        let fail = |e| db_error(operation, e);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        write.execute(&mut *tx).await.map_err(fail)?;
+        let value = read_back.fetch_one(&mut *tx).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(value)
+    }
+
     /// The underlying pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -275,31 +301,19 @@ impl Store for SqliteStore {
             })
             .collect();
         let plans = batch_json(&plans);
-        let fail = |e| db_error("execution_claim", e);
-        // The upsert and the read-back share one write transaction: the claimed rows come back
-        // as a single JSON value instead of one result row per plan.
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(fail)?;
-        sqlx::query(q(&self.sql.claim))
+        let write = sqlx::query(q(&self.sql.claim))
             .bind(request.job)
             .bind(i64::from(request.max_attempts))
             .bind(request.runner_id)
             .bind(duration_ms(request.stale_timeout))
             .bind(&plans)
-            .bind(request.allow_stale_reentry)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        let claimed: String = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
+            .bind(request.allow_stale_reentry);
+        let read_back = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
             .bind(request.job)
-            .bind(&plans)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+            .bind(&plans);
+        let claimed = self
+            .write_then_read_back("execution_claim", write, read_back)
+            .await?;
         let rows: Vec<ClaimedRow> =
             serde_json::from_str(&claimed).map_err(|e| corrupt("?", e.to_string()))?;
         Ok(super::skip_corrupt(rows.into_iter().map(|row| {
@@ -352,25 +366,11 @@ impl Store for SqliteStore {
             })
             .collect();
         let batch = batch_json(&batch);
-        let fail = |e| db_error("execution_finish_success", e);
-        // Like claims: the update and the read-back of the written ids share one transaction,
-        // and the ids come back as one JSON value rather than a result row each.
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(fail)?;
-        sqlx::query(q(&self.sql.finish_success))
-            .bind(&batch)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        let written: String = sqlx::query_scalar(sql::EXECUTION_FINISHED_SUCCESS)
-            .bind(&batch)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+        let write = sqlx::query(q(&self.sql.finish_success)).bind(&batch);
+        let read_back = sqlx::query_scalar(sql::EXECUTION_FINISHED_SUCCESS).bind(&batch);
+        let written = self
+            .write_then_read_back("execution_finish_success", write, read_back)
+            .await?;
         let written: Vec<String> =
             serde_json::from_str(&written).map_err(|e| corrupt("?", e.to_string()))?;
         written.iter().map(|id| uuid(id, id)).collect()
