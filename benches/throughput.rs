@@ -36,6 +36,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    runner.block_on(support::cleanup());
 }
 
 criterion_group!(benches, bench);

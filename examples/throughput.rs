@@ -111,5 +111,6 @@ fn main() {
         let (running, rss) =
             support::concurrent_memory(store, args.scopes, Duration::from_secs(2), "memory").await;
         println!("peak RSS: {rss:.0} MiB  ({running} executions running at once)");
+        support::cleanup().await;
     });
 }

@@ -21,9 +21,16 @@ pub async fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(store)
 }
 
-/// A fresh schema on the PostgreSQL server at `url`, migrated.
+/// Schemas created by [`postgres`], dropped by [`cleanup`].
+static SCHEMAS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// A fresh schema on the PostgreSQL server at `url`, migrated. Call [`cleanup`] when done.
 pub async fn postgres(url: &str) -> Arc<dyn Store> {
     let schema = format!("cronlease_bench_{}", uuid::Uuid::new_v4().simple());
+    SCHEMAS
+        .lock()
+        .unwrap()
+        .push((url.to_owned(), schema.clone()));
     let admin = sqlx::PgPool::connect(url)
         .await
         .expect("PostgreSQL reachable");
@@ -38,6 +45,20 @@ pub async fn postgres(url: &str) -> Arc<dyn Store> {
         .expect("connect");
     store.migrate().await.expect("migrate");
     Arc::new(store)
+}
+
+/// Drops the PostgreSQL schemas this process created.
+pub async fn cleanup() {
+    let schemas = std::mem::take(&mut *SCHEMAS.lock().unwrap());
+    for (url, schema) in schemas {
+        if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
+                eprintln!("could not drop bench schema {schema}: {error}");
+            }
+            pool.close().await;
+        }
+    }
 }
 
 /// `n` scopes.
