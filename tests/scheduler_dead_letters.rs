@@ -291,17 +291,7 @@ on_every_backend! {
 on_every_backend! {
     async fn a_swept_non_reentrant_plan_runs_again_only_when_replayed(db: TestDb) {
         let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
-        db.store
-            .execution_claim(&ClaimRequest {
-                job: "once-only",
-                max_attempts: 3,
-                runner_id: "dead-runner",
-                stale_timeout: Duration::from_secs(1),
-                allow_stale_reentry: false,
-                plans: vec![PlanClaim::new(Scope::global(), latest)],
-            })
-            .await
-            .unwrap();
+        common::orphan(&*db.store, "once-only", latest, Duration::from_secs(1), false).await;
         let runs = Runs::default();
         let survivor = scheduler(db.skewed(TimeDelta::seconds(10)))
             .job(JobSpec::builder("once-only").every("1h").allow_stale_reentry(false).handler(runs.ok_handler()).build().unwrap())

@@ -151,19 +151,7 @@ on_every_backend! {
     async fn a_dead_runners_plan_is_rerun_once_as_attempt_two(db: TestDb) {
         // A runner claimed the plan, then died: its row stays RUNNING with a 1 s lease.
         let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
-        let dead = db
-            .store
-            .execution_claim(&ClaimRequest {
-                job: "recover",
-                max_attempts: 3,
-                runner_id: "dead-runner",
-                stale_timeout: Duration::from_secs(1),
-                allow_stale_reentry: true,
-                plans: vec![PlanClaim::new(Scope::global(), latest)],
-            })
-            .await
-            .unwrap()
-            .remove(0);
+        let dead = common::orphan(&*db.store, "recover", latest, Duration::from_secs(1), true).await;
         let runs = Runs::default();
         // A survivor ten seconds later (by the database clock) sweeps and re-runs it.
         let survivor = scheduler(db.skewed(TimeDelta::seconds(10)))
@@ -215,17 +203,7 @@ on_every_backend! {
 on_every_backend! {
     async fn non_reentrant_jobs_dead_letter_a_dead_runners_plan(db: TestDb) {
         let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
-        db.store
-            .execution_claim(&ClaimRequest {
-                job: "once-only",
-                max_attempts: 3,
-                runner_id: "dead-runner",
-                stale_timeout: Duration::from_secs(1),
-                allow_stale_reentry: false,
-                plans: vec![PlanClaim::new(Scope::global(), latest)],
-            })
-            .await
-            .unwrap();
+        common::orphan(&*db.store, "once-only", latest, Duration::from_secs(1), false).await;
         let runs = Runs::default();
         let survivor = scheduler(db.skewed(TimeDelta::seconds(10)))
             .job(JobSpec::builder("once-only").every("1h").allow_stale_reentry(false).handler(runs.ok_handler()).build().unwrap())

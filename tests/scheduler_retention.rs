@@ -154,17 +154,7 @@ on_every_backend! {
 
 on_every_backend! {
     async fn stale_running_rows_are_reported(db: TestDb) {
-        db.store
-            .execution_claim(&ClaimRequest {
-                job: "orphaned",
-                max_attempts: 3,
-                runner_id: "dead-runner",
-                stale_timeout: Duration::from_secs(60),
-                allow_stale_reentry: true,
-                plans: vec![PlanClaim::new(Scope::global(), plan(0))],
-            })
-            .await
-            .unwrap();
+        common::orphan(&*db.store, "orphaned", plan(0), Duration::from_secs(60), true).await;
         let s = scheduler(db.skewed(TimeDelta::minutes(2))).start().await.unwrap();
         assert_eq!(s.prune_now().await.unwrap().stale_running, 1, "no runner sweeps `orphaned`");
         s.shutdown().await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::{FlakyStore, NoSweepStore, Runs, scheduler};
 use cronlease::store::{ClaimRequest, FailureWrite, PlanClaim, SuccessWrite};
 use cronlease::telemetry as t;
@@ -90,21 +90,6 @@ impl Recorded {
     }
 }
 
-/// Claims `job`'s `plan_time` directly as runner `dead-runner` with a 1 s lease.
-async fn orphan(store: &dyn Store, job: &str, plan_time: DateTime<Utc>, reentry: bool) {
-    store
-        .execution_claim(&ClaimRequest {
-            job,
-            max_attempts: 3,
-            runner_id: "dead-runner",
-            stale_timeout: Duration::from_secs(1),
-            allow_stale_reentry: reentry,
-            plans: vec![PlanClaim::new(Scope::global(), plan_time)],
-        })
-        .await
-        .unwrap();
-}
-
 fn failing(
     permanent: bool,
 ) -> impl Fn(JobContext) -> std::future::Ready<Result<JobOutput, JobError>> + Send + Sync + 'static
@@ -181,7 +166,7 @@ on_every_backend! {
         let _local = metrics::set_default_local_recorder(&recorder);
         let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
         for (job, reentry) in [("m-steal", true), ("m-sweep", true), ("m-once", false)] {
-            orphan(&*db.store, job, latest, reentry).await;
+            common::orphan(&*db.store, job, latest, Duration::from_secs(1), reentry).await;
         }
         let runs = Runs::default();
         let later = db.skewed(TimeDelta::seconds(10));
@@ -303,7 +288,7 @@ on_every_backend! {
         let mut m = Recorded::new(&recorder);
         let _local = metrics::set_default_local_recorder(&recorder);
         let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
-        orphan(&*db.store, "m-orphan", latest, true).await;
+        common::orphan(&*db.store, "m-orphan", latest, Duration::from_secs(1), true).await;
         // Old history: two SUCCESS rows past 30 days and one DEAD row past 7, each under a newer row.
         let finish = |store: Arc<dyn Store>, job: &'static str, plan_time, dead: bool| async move {
             let c = store

@@ -451,6 +451,29 @@ impl Runs {
     }
 }
 
+/// Leaves a RUNNING row behind as a runner that died mid-attempt would: `job`'s global-scope
+/// plan at `plan_time`, claimed by `dead-runner` with a `stale_timeout` lease, never renewed.
+pub async fn orphan(
+    store: &dyn Store,
+    job: &str,
+    plan_time: DateTime<Utc>,
+    stale_timeout: std::time::Duration,
+    allow_stale_reentry: bool,
+) -> Claimed {
+    store
+        .execution_claim(&ClaimRequest {
+            job,
+            max_attempts: 3,
+            runner_id: "dead-runner",
+            stale_timeout,
+            allow_stale_reentry,
+            plans: vec![cronlease::store::PlanClaim::new(Scope::global(), plan_time)],
+        })
+        .await
+        .expect("claim the orphaned plan")
+        .remove(0)
+}
+
 /// `n` scopes of kind `tenant`.
 pub fn tenants(n: usize) -> Vec<Scope> {
     (0..n)
