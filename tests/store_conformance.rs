@@ -178,6 +178,47 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn a_batch_mixing_new_and_taken_plans_claims_the_new_ones(db: TestDb) {
+        let taken = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
+        let plans: Vec<_> = (0..4).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
+        let before = db.store.db_now().await.unwrap();
+        let mut claimed = claim_with(&*db.store, request("b", plans.clone())).await;
+        claimed.sort_by(|x, y| x.scope.cmp(&y.scope));
+        let scopes: Vec<_> = claimed.iter().map(|c| c.scope.clone()).collect();
+        assert_eq!(scopes, vec![scope(0), scope(2), scope(3)], "the taken plan is left out");
+        for c in &claimed {
+            let sent = plans.iter().find(|p| p.scope == c.scope).unwrap();
+            assert_eq!((c.lease.id, c.lease.token), (sent.id, sent.token));
+            assert_eq!((c.outcome, c.attempt, c.max_attempts), (ClaimOutcome::Won, 1, 3));
+            let row = get(&*db.store, c.lease.id).await;
+            assert_eq!(row.runner_id, "b");
+            assert_eq!(row.started_at, Some(c.started_at), "the claim reports the stored start");
+            assert!(c.started_at >= before - TimeDelta::milliseconds(1));
+        }
+        let row = get(&*db.store, taken.lease.id).await;
+        assert_eq!((row.runner_id.as_str(), row.lease_token), ("a", taken.lease.token));
+    }
+}
+
+on_every_backend! {
+    async fn a_success_batch_reports_only_the_rows_it_wrote(db: TestDb) {
+        let plans: Vec<_> = (0..3).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
+        let claimed = claim_with(&*db.store, request("a", plans)).await;
+        let mut stolen = claimed[1].lease;
+        // A lease whose token is not the row's (taken over meanwhile) is fenced out of the batch.
+        stolen.token = uuid::Uuid::new_v4();
+        let writes = [success(claimed[0].lease), success(stolen), success(claimed[2].lease)];
+        let mut written = db.store.execution_finish_success(&writes).await.unwrap();
+        written.sort();
+        let mut expected = vec![claimed[0].lease.id, claimed[2].lease.id];
+        expected.sort();
+        assert_eq!(written, expected);
+        assert_eq!(get(&*db.store, claimed[1].lease.id).await.status, Status::Running);
+        assert_eq!(get(&*db.store, claimed[2].lease.id).await.status, Status::Success);
+    }
+}
+
+on_every_backend! {
     async fn failed_rows_are_retried_once_due(db: TestDb) {
         let first = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let written = db

@@ -10,9 +10,9 @@
 //!
 //! Every time a store writes comes from the database clock, never the runner's. Every write of a
 //! lease owner is fenced by `(id, lease_token, status = RUNNING)`. Each method is one round of work
-//! for the database whatever the batch size: one statement, or on SQLite for claims and success
-//! writes one write transaction (the write plus a read-back of its rows as a single JSON value),
-//! except [`Store::migrate`]. A test can count database work by counting calls.
+//! for the database whatever the batch size, except [`Store::migrate`]: one statement, or on
+//! SQLite a few on one connection (see `SqliteStore`'s claim and success write). A test can count
+//! database work by counting calls.
 //!
 //! Every write the runtime retries after a transient error is safe to send twice with the same
 //! arguments: a claim re-offers the same ids and tokens and gets back the rows an earlier try

@@ -1,7 +1,8 @@
 //! SQLite statements. Times are INTEGER Unix milliseconds; `{NOW}` is replaced by the database
 //! clock expression (plus the store's clock skew) when the store is built.
-//! Batches travel as one JSON array parameter read with `json_each`, so one statement serves
-//! any number of plans.
+//! Batches travel as one JSON array parameter read with `jsonb_each` (whose elements come out as
+//! JSONB, so `->>` reads them without parsing text again), so one statement serves any number of
+//! plans.
 
 /// The database clock in Unix milliseconds; `{SKEW}` is the store's clock skew.
 pub(super) const NOW_EXPR: &str = "(CAST(unixepoch('subsec') * 1000 AS INTEGER) + {SKEW})";
@@ -22,6 +23,19 @@ WHERE job_name = ?1 AND status = 'FAILED' AND next_retry_at IS NOT NULL
 ORDER BY next_retry_at
 LIMIT ?3";
 
+/// The common claim: plans nobody has a row for. ?5 is `[[id, scope_kind, scope_id, plan_time_ms,
+/// token], ...]`, ?6 the database clock read just before. Inserts what is missing and touches
+/// nothing else; when it inserts every plan offered, the claim is complete without reading back.
+pub(super) const EXECUTION_CLAIM_FRESH: &str = "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, heartbeat_at, stale_after, started_at, created_at, updated_at)
+SELECT p.value ->> 0, ?1, p.value ->> 1, p.value ->> 2, p.value ->> 3, 'RUNNING', 1, ?2,
+  ?3, p.value ->> 4, ?6, ?6 + ?4, ?6, ?6, ?6
+FROM jsonb_each(?5) AS p
+WHERE true
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
+
 /// ?5 is `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
 /// A row RUNNING under the very token offered was claimed by an earlier try of this request
 /// whose reply was lost: it is returned again (attempt, outcome and history unchanged, lease
@@ -32,7 +46,7 @@ INSERT INTO cronlease_executions (
   runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at, updated_at)
 SELECT p.value ->> 0, ?1, p.value ->> 1, p.value ->> 2, p.value ->> 3, 'RUNNING', 1, ?2,
   ?3, p.value ->> 4, 'won', {NOW}, {NOW} + ?4, {NOW}, {NOW}, {NOW}
-FROM json_each(?5) AS p
+FROM jsonb_each(?5) AS p
 WHERE true
 ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   status = 'RUNNING',
@@ -74,7 +88,7 @@ pub(super) const EXECUTION_CLAIMED: &str = "\
 SELECT json_group_array(json_array(
   e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
   e.claim_outcome, e.started_at))
-FROM json_each(?2) AS p
+FROM jsonb_each(?2) AS p
 CROSS JOIN cronlease_executions AS e
   ON e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
   AND e.plan_time = p.value ->> 3
@@ -86,7 +100,7 @@ UPDATE cronlease_executions AS e SET
   heartbeat_at = {NOW},
   stale_after = {NOW} + v.stale_ms,
   updated_at = {NOW}
-FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS stale_ms FROM json_each(?1)) AS v
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS stale_ms FROM jsonb_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
 RETURNING id";
 
@@ -105,14 +119,15 @@ UPDATE cronlease_executions AS e SET
   error_code = NULL,
   error_msg = NULL
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS duration_ms,
-        value ->> 3 AS rows_affected, value ->> 4 AS result FROM json_each(?1)) AS v
+        value ->> 3 AS rows_affected, value ->> 4 AS result FROM jsonb_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token AND e.status IN ('RUNNING', 'SUCCESS')";
 
 /// The ids a success batch wrote, as one JSON array: rows SUCCESS under the token offered.
-/// Runs in the same transaction, right after `EXECUTION_FINISH_SUCCESS`, with the same ?1.
+/// Read after `EXECUTION_FINISH_SUCCESS`, with the same ?1, when it wrote fewer rows than offered.
+/// Outside its transaction is enough: no other runner writes a row under this runner's token.
 pub(super) const EXECUTION_FINISHED_SUCCESS: &str = "\
 SELECT json_group_array(e.id)
-FROM json_each(?1) AS p
+FROM jsonb_each(?1) AS p
 CROSS JOIN cronlease_executions AS e ON e.id = p.value ->> 0
 WHERE e.lease_token = p.value ->> 1 AND e.status = 'SUCCESS'";
 
@@ -136,7 +151,7 @@ UPDATE cronlease_executions AS e SET
     'started_at', e.started_at, 'finished_at', {NOW})) ELSE e.failures END
 FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status, value ->> 3 AS code,
         value ->> 4 AS message, value ->> 5 AS retry_ms, value ->> 6 AS extend,
-        value ->> 7 AS duration_ms FROM json_each(?1)) AS v
+        value ->> 7 AS duration_ms FROM jsonb_each(?1)) AS v
 WHERE e.id = v.id AND e.lease_token = v.token
   AND (e.status = 'RUNNING' OR (e.status = v.status AND e.error_code = v.code))
 RETURNING id";
@@ -193,7 +208,7 @@ UPDATE cronlease_executions SET
   replay_pending = 1,
   replayed_at = {NOW},
   updated_at = {NOW}
-WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'DEAD'
+WHERE id IN (SELECT value FROM jsonb_each(?1)) AND status = 'DEAD'
 RETURNING ",
     execution_columns!()
 );
