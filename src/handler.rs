@@ -16,7 +16,8 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::actors::heartbeat::{BeatNow, Heartbeat};
+use crate::actors::executor::JobShared;
+use crate::actors::heartbeat::BeatNow;
 use crate::error::DbErrorKind;
 use crate::scope::Scope;
 
@@ -64,7 +65,7 @@ pub struct JobContext {
     pub(crate) runner_id: Arc<str>,
     pub(crate) execution_id: Uuid,
     pub(crate) cancel: CancellationToken,
-    pub(crate) heartbeat: actix::Addr<Heartbeat>,
+    pub(crate) job_shared: std::sync::Arc<JobShared>,
 }
 
 impl JobContext {
@@ -123,6 +124,7 @@ impl JobContext {
     /// lost (another runner owns the plan): stop working.
     pub async fn heartbeat(&self) -> Result<(), JobError> {
         match self
+            .job_shared
             .heartbeat
             .send(BeatNow {
                 id: self.execution_id,

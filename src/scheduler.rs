@@ -212,24 +212,25 @@ impl SchedulerBuilder {
             .collect();
         let handlers = HandlerRuntime::new(self.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("cannot start the handler runtime: {e}")))?;
-        let rt = Arc::new(Runtime {
-            store: self.store.clone(),
-            runner_id: runner_id.clone(),
-            handlers,
-            db_retry: self.db_retry,
-            retry_policy: RetryPolicy::new(backoffs).start(),
-            completer: Completer::new(self.store.clone(), self.db_retry).start(),
-            shutdown_grace: self.shutdown_grace,
-        });
+        let (store, db_retry, shutdown_grace) =
+            (self.store.clone(), self.db_retry, self.shutdown_grace);
+        let (max_concurrent, tick_interval, auto_tick) =
+            (self.max_concurrent, self.tick_interval, self.auto_tick);
         tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
-        let supervisor = Supervisor::new(
-            rt,
-            jobs,
-            self.max_concurrent,
-            self.tick_interval,
-            self.auto_tick,
-        )
-        .start();
+        let rt_runner_id = runner_id.clone();
+        let supervisor = Supervisor::create(move |ctx| {
+            let me = actix::AsyncContext::address(ctx);
+            let rt = Arc::new(Runtime {
+                store: store.clone(),
+                runner_id: rt_runner_id,
+                handlers,
+                db_retry,
+                retry_policy: RetryPolicy::new(backoffs).start(),
+                completer: Completer::new(store, db_retry, me.clone().recipient()).start(),
+                shutdown_grace,
+            });
+            Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
+        });
         let pruner = Pruner::new(self.store.clone(), self.retention, self.auto_tick).start();
         Ok(Scheduler {
             supervisor,

@@ -1,10 +1,13 @@
-//! The Completer actor: records the outcomes of finished attempts in batches.
+//! The Completer actor: records the outcomes of ended attempts in batches and reports them ended.
 //!
-//! Executors send their fenced terminal write (`Complete`) and wait for the answer. The Completer
-//! gathers writes and flushes them as one statement for successes and one for failures, when
-//! `max_batch` writes are waiting or `linger` after the first one, whichever comes first. A flush
-//! that fails transiently is retried with the database backoff (the Executors' heartbeats keep
-//! their leases alive meanwhile); each Executor learns whether its row was written or fenced out.
+//! An Executor hands over its attempt's outcome (`Record`) and stops; from then on the Completer
+//! owns it. It gathers fenced terminal writes and flushes them as one statement for successes and
+//! one for failures, when `max_batch` writes are waiting or `linger` after the first one,
+//! whichever comes first. A flush that fails transiently is retried with the database backoff
+//! (the job's Heartbeat keeps the leases alive meanwhile, as they stay in its book). Once a batch
+//! is settled it counts and logs each outcome (written, or fenced out because the lease was
+//! lost), takes the leases out of their job's book and tells the Supervisor, in one message, which
+//! attempts ended, so their execution slots free up.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,20 +15,20 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::executor::JobShared;
 use super::retry_transient;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::execution::{ErrorCode, Status};
 use crate::retry::DbRetry;
-use crate::store::{FailureWrite, Store, SuccessWrite};
+use crate::store::{FailureWrite, Lease, Store, SuccessWrite};
+use crate::telemetry;
 
 /// Most writes per statement.
 pub(crate) const MAX_BATCH: usize = 2000;
 /// How long the first waiting write waits for company.
 pub(crate) const LINGER: Duration = Duration::from_millis(5);
-
-type Reply = oneshot::Sender<Result<bool>>;
 
 /// A store method writing a batch and returning the ids it wrote.
 type WriteFn<W> = for<'a> fn(&'a dyn Store, &'a [W]) -> BoxFuture<'a, Result<Vec<Uuid>>>;
@@ -34,20 +37,62 @@ type WriteFn<W> = for<'a> fn(&'a dyn Store, &'a [W]) -> BoxFuture<'a, Result<Vec
 pub(crate) struct Completer {
     store: Arc<dyn Store>,
     db_retry: DbRetry,
-    successes: Vec<(SuccessWrite, Reply)>,
-    failures: Vec<(FailureWrite, Reply)>,
+    /// Told which attempts ended (the Supervisor).
+    ended_to: Recipient<AttemptsEnded>,
+    successes: Batch<SuccessWrite>,
+    failures: Batch<FailureWrite>,
     flush_armed: Option<SpawnHandle>,
 }
 
+/// Writes waiting for a flush, each with what to report once it is settled.
+struct Batch<W> {
+    writes: Vec<W>,
+    ended: Vec<Ended>,
+}
+
+impl<W> Default for Batch<W> {
+    fn default() -> Self {
+        Batch {
+            writes: Vec::new(),
+            ended: Vec::new(),
+        }
+    }
+}
+
+/// An attempt whose outcome is being recorded.
+struct Ended {
+    job: Arc<JobShared>,
+    lease: Lease,
+    attempt: u32,
+    /// `None` for a success.
+    failure: Option<FailureNote>,
+}
+
+/// What the log and metrics say about a recorded failure.
+struct FailureNote {
+    status: Status,
+    code: ErrorCode,
+    message: String,
+}
+
 impl Completer {
-    pub(crate) fn new(store: Arc<dyn Store>, db_retry: DbRetry) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        db_retry: DbRetry,
+        ended_to: Recipient<AttemptsEnded>,
+    ) -> Self {
         Completer {
             store,
             db_retry,
-            successes: Vec::new(),
-            failures: Vec::new(),
+            ended_to,
+            successes: Batch::default(),
+            failures: Batch::default(),
             flush_armed: None,
         }
+    }
+
+    fn waiting(&self) -> usize {
+        self.successes.writes.len() + self.failures.writes.len()
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -59,7 +104,6 @@ impl Completer {
             ctx,
             successes,
             "execution_finish_success",
-            |w| w.lease.id,
             |store, writes| store.execution_finish_success(writes),
         );
         let failures = std::mem::take(&mut self.failures);
@@ -67,27 +111,25 @@ impl Completer {
             ctx,
             failures,
             "execution_finish_failure",
-            |w| w.lease.id,
             |store, writes| store.execution_finish_failure(writes),
         );
     }
 
-    /// Writes one batch with `write` (retried while the database fails transiently) and answers
-    /// each waiting Executor.
+    /// Writes one batch with `write` (retried while the database fails transiently), then
+    /// settles every attempt in it.
     fn write_batch<W: Send + Sync + 'static>(
         &mut self,
         ctx: &mut Context<Self>,
-        pending: Vec<(W, Reply)>,
+        batch: Batch<W>,
         operation: &'static str,
-        id: fn(&W) -> Uuid,
         write: WriteFn<W>,
     ) {
-        if pending.is_empty() {
+        if batch.writes.is_empty() {
             return;
         }
-        let (writes, replies): (Vec<W>, Vec<Reply>) = pending.into_iter().unzip();
-        let ids: Vec<Uuid> = writes.iter().map(id).collect();
-        let (store, writes, policy) = (self.store.clone(), Arc::new(writes), self.db_retry);
+        let (store, policy, ended_to) = (self.store.clone(), self.db_retry, self.ended_to.clone());
+        let Batch { writes, ended } = batch;
+        let writes = Arc::new(writes);
         ctx.spawn(
             async move {
                 let written = retry_transient(policy, operation, policy.give_up_after, || {
@@ -95,28 +137,59 @@ impl Completer {
                     async move { write(&*store, &writes).await }
                 })
                 .await;
-                answer(&ids, replies, written);
+                settle(ended, written, &ended_to);
             }
             .into_actor(self),
         );
     }
 }
 
-/// Tells each waiting Executor whether its row was written.
-fn answer(ids: &[Uuid], replies: Vec<Reply>, written: Result<Vec<Uuid>>) {
-    match written {
-        Ok(written) => {
-            let written: HashSet<Uuid> = written.into_iter().collect();
-            for (id, reply) in ids.iter().zip(replies) {
-                let _ = reply.send(Ok(written.contains(id)));
+/// Counts and logs each outcome, takes the leases out of their books and reports them ended.
+fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<AttemptsEnded>) {
+    let written = written.map(|ids| ids.into_iter().collect::<HashSet<Uuid>>());
+    let mut ids = Vec::with_capacity(ended.len());
+    for attempt in ended {
+        match &written {
+            Ok(written) if written.contains(&attempt.lease.id) => attempt.note_written(),
+            Ok(_) => attempt.note_fenced_out(),
+            Err(error) => {
+                tracing::error!(%error, job = %attempt.job.spec.name, execution = %attempt.lease.id, "could not record the outcome; the lease will go stale and the plan re-run");
             }
         }
-        Err(error) => {
-            let message = error.to_string();
-            for reply in replies {
-                let _ = reply.send(Err(Error::GaveUp(message.clone())));
+        attempt.job.leases.untrack(attempt.lease);
+        ids.push(attempt.lease.id);
+    }
+    ended_to.do_send(AttemptsEnded { ids });
+}
+
+impl Ended {
+    fn note_written(&self) {
+        let job = &self.job.spec.name;
+        let id = self.lease.id;
+        let Some(failure) = &self.failure else {
+            telemetry::execution(job, "success", "");
+            tracing::debug!(job = %job, execution = %id, "execution succeeded");
+            return;
+        };
+        let (code, attempt, message) = (failure.code.as_str(), self.attempt, &failure.message);
+        if failure.status == Status::Dead {
+            telemetry::execution(job, "dead", code);
+            telemetry::dead_lettered(job);
+            tracing::error!(job = %job, execution = %id, attempt, code, error = %message, "execution dead-lettered");
+        } else {
+            telemetry::execution(job, "failed", code);
+            if failure.code != ErrorCode::Canceled {
+                telemetry::retry(job, attempt);
             }
+            tracing::warn!(job = %job, execution = %id, attempt, code, error = %message, "execution failed; will retry");
         }
+    }
+
+    fn note_fenced_out(&self) {
+        let job = &self.job.spec.name;
+        telemetry::lease_lost(job);
+        telemetry::execution(job, "lease_lost", ErrorCode::LeaseLost.as_str());
+        tracing::warn!(job = %job, execution = %self.lease.id, "terminal write fenced out: the lease was lost");
     }
 }
 
@@ -124,27 +197,64 @@ impl Actor for Completer {
     type Context = Context<Self>;
 }
 
-/// A terminal write to record.
-pub(crate) enum Outcome {
-    Success(SuccessWrite),
-    Failure(FailureWrite),
+/// An ended attempt, handed over by its Executor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Record {
+    pub(crate) job: Arc<JobShared>,
+    pub(crate) attempt: u32,
+    pub(crate) outcome: Outcome,
 }
 
-/// Records an outcome; answers `true` when written, `false` when fenced out (lease lost).
-#[derive(Message)]
-#[rtype(result = "Result<bool>")]
-pub(crate) struct Complete(pub(crate) Outcome);
+/// What to record.
+pub(crate) enum Outcome {
+    Success(SuccessWrite),
+    Failure(FailureWrite, ErrorCode),
+    /// Nothing: the lease was lost, the new owner decides.
+    Discarded(Lease),
+}
 
-impl Handler<Complete> for Completer {
-    type Result = ResponseFuture<Result<bool>>;
+impl Handler<Record> for Completer {
+    type Result = ();
 
-    fn handle(&mut self, msg: Complete, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        match msg.0 {
-            Outcome::Success(write) => self.successes.push((write, tx)),
-            Outcome::Failure(write) => self.failures.push((write, tx)),
+    fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
+        let Record {
+            job,
+            attempt,
+            outcome,
+        } = msg;
+        match outcome {
+            Outcome::Success(write) => {
+                self.successes.ended.push(Ended {
+                    job,
+                    lease: write.lease,
+                    attempt,
+                    failure: None,
+                });
+                self.successes.writes.push(write);
+            }
+            Outcome::Failure(write, code) => {
+                self.failures.ended.push(Ended {
+                    job,
+                    lease: write.lease,
+                    attempt,
+                    failure: Some(FailureNote {
+                        status: write.status,
+                        code,
+                        message: write.message.clone(),
+                    }),
+                });
+                self.failures.writes.push(write);
+            }
+            Outcome::Discarded(lease) => {
+                job.leases.untrack(lease);
+                self.ended_to.do_send(AttemptsEnded {
+                    ids: vec![lease.id],
+                });
+                return;
+            }
         }
-        if self.successes.len() + self.failures.len() >= MAX_BATCH {
+        if self.waiting() >= MAX_BATCH {
             self.flush(ctx);
         } else if self.flush_armed.is_none() {
             self.flush_armed = Some(ctx.run_later(LINGER, |act, ctx| {
@@ -152,6 +262,12 @@ impl Handler<Complete> for Completer {
                 act.flush(ctx);
             }));
         }
-        Box::pin(async move { rx.await.unwrap_or(Err(Error::NotRunning)) })
     }
+}
+
+/// Sent to the Supervisor: these attempts ended (recorded, fenced out, discarded or given up on).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct AttemptsEnded {
+    pub(crate) ids: Vec<Uuid>,
 }

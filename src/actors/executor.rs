@@ -1,17 +1,19 @@
-//! The Executor actor: owns one claimed lease from handler start to terminal write.
+//! The Executor actor: owns one claimed lease from handler start until it hands the outcome over.
 //!
 //! Lifecycle:
-//! 1. `started`: registers its lease with the job's Heartbeat and spawns the handler on the handler runtime, bounded by
-//!    `run_timeout`; a panic while building or polling the future becomes a `handler_panic`
-//!    failure. Cancellation is cooperative: the handler's token fires, and the task is dropped
-//!    after a grace (one heartbeat interval after LeaseLost, the shutdown grace at shutdown).
+//! 1. `started`: spawns the handler on the handler runtime, bounded by `run_timeout`; a panic
+//!    while building or polling the future becomes a `handler_panic` failure. The Supervisor has
+//!    already put the lease in the job's book, so the job's Heartbeat renews it. Cancellation is
+//!    cooperative: the handler's token fires, and the task is dropped after a grace (one
+//!    heartbeat interval after LeaseLost, the shutdown grace at shutdown).
 //! 2. The attempt ends: success, error, panic, timeout, or cancellation (`LeaseLost` from the
-//!    Heartbeat, `Cancel` from the Supervisor at shutdown).
-//! 3. It hands the outcome to the Completer, which writes it (batched, fenced by the lease token,
-//!    retried while the database fails transiently); failures first ask the RetryPolicy for a
-//!    retry time or DEAD. The job's Heartbeat keeps the lease alive until then. After LeaseLost
-//!    nothing is written: the new owner decides.
-//! 4. It stops tracking its lease, reports `ExecutionFinished` to the Supervisor and stops.
+//!    Supervisor on the Heartbeat's word, `Cancel` from the Supervisor at shutdown).
+//! 3. Failures first ask the RetryPolicy for a retry time or DEAD. Then the Executor hands the
+//!    outcome to the Completer (`Record`), which writes it (batched, fenced by the lease token,
+//!    retried while the database fails transiently), keeps the lease booked until then and
+//!    reports the attempt ended to the Supervisor. After LeaseLost nothing is written: the new
+//!    owner decides.
+//! 4. It stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +23,9 @@ use tokio::task::{AbortHandle, JoinError};
 use tokio_util::sync::CancellationToken;
 
 use super::Runtime;
-use super::completer::{Complete, Outcome};
-use super::heartbeat::{Heartbeat, LeaseLost, Track, Untrack};
+use super::completer::{Outcome, Record};
+use super::heartbeat::{Heartbeat, LeaseBook, LeaseLost};
 use super::retry_policy::Decide;
-use super::supervisor::{ExecutionFinished, Supervisor};
 use crate::execution::{ErrorCode, Status, capped_result, truncate_error_msg};
 use crate::handler::{JobContext, JobError, JobOutput};
 use crate::retry::RetryDecision;
@@ -32,15 +33,23 @@ use crate::spec::JobSpec;
 use crate::store::{Claimed, FailureWrite, SuccessWrite};
 use crate::telemetry;
 
+/// What every Executor of one job shares, behind one `Arc` per job (cloning an actor address
+/// allocates; an execution should not have to).
+pub(crate) struct JobShared {
+    pub(crate) spec: Arc<JobSpec>,
+    /// Renews the job's running leases; handlers reach it for manual heartbeats.
+    pub(crate) heartbeat: Addr<Heartbeat>,
+    /// The job's running leases.
+    pub(crate) leases: Arc<LeaseBook>,
+}
+
 /// Runs one attempt of one plan.
 pub(crate) struct Executor {
     rt: Arc<Runtime>,
-    spec: Arc<JobSpec>,
+    job: Arc<JobShared>,
     claimed: Claimed,
-    supervisor: Addr<Supervisor>,
     cancel: CancellationToken,
     cancel_reason: Option<ErrorCode>,
-    heartbeat: Addr<Heartbeat>,
     handler_task: Option<AbortHandle>,
     started: Instant,
     finishing: bool,
@@ -57,21 +66,13 @@ enum Attempt {
 }
 
 impl Executor {
-    pub(crate) fn new(
-        rt: Arc<Runtime>,
-        spec: Arc<JobSpec>,
-        claimed: Claimed,
-        supervisor: Addr<Supervisor>,
-        heartbeat: Addr<Heartbeat>,
-    ) -> Self {
+    pub(crate) fn new(rt: Arc<Runtime>, job: Arc<JobShared>, claimed: Claimed) -> Self {
         Executor {
             rt,
-            spec,
+            job,
             claimed,
-            supervisor,
             cancel: CancellationToken::new(),
             cancel_reason: None,
-            heartbeat,
             handler_task: None,
             started: Instant::now(),
             finishing: false,
@@ -80,12 +81,13 @@ impl Executor {
 
     /// How long past `run_timeout` a handler that ignores its timeout is waited for.
     fn grace(&self) -> Duration {
-        self.spec.heartbeat_interval
+        self.job.spec.heartbeat_interval
     }
 
     fn start_handler(&mut self, ctx: &mut Context<Self>) {
+        let spec = &self.job.spec;
         let job_ctx = JobContext {
-            job: self.spec.name.clone(),
+            job: spec.name.clone(),
             scope: self.claimed.scope.clone(),
             plan_time: self.claimed.plan_time,
             attempt: self.claimed.attempt,
@@ -93,10 +95,10 @@ impl Executor {
             runner_id: self.rt.runner_id.clone(),
             execution_id: self.claimed.lease.id,
             cancel: self.cancel.clone(),
-            heartbeat: self.heartbeat.clone(),
+            job_shared: self.job.clone(),
         };
-        let handler = self.spec.handler.clone();
-        let run_timeout = self.spec.run_timeout;
+        let handler = spec.handler.clone();
+        let run_timeout = spec.run_timeout;
         let task = self.rt.handlers.spawn(async move {
             // Built inside the task, so a panic while building is caught like one while polling.
             // Cancellation is cooperative: the handler sees the token; the executor drops the
@@ -123,7 +125,7 @@ impl Executor {
         );
     }
 
-    /// Records the attempt's outcome once, then reports and stops.
+    /// Settles the attempt once: hands its outcome to the Completer and stops.
     fn finish(&mut self, attempt: Attempt, ctx: &mut Context<Self>) {
         if self.finishing {
             return;
@@ -133,7 +135,7 @@ impl Executor {
             task.abort();
         }
         let duration = self.started.elapsed();
-        let job = self.spec.name.clone();
+        let job = self.job.spec.name.clone();
         telemetry::handler_duration(&job, duration);
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let lease = self.claimed.lease;
@@ -142,7 +144,7 @@ impl Executor {
                 telemetry::lease_lost(&job);
                 telemetry::execution(&job, "lease_lost", ErrorCode::LeaseLost.as_str());
                 tracing::warn!(job = %job, execution = %lease.id, "lease lost: another runner owns this plan; the attempt's outcome is discarded");
-                return self.done(ctx);
+                return self.hand_over(Outcome::Discarded(lease), ctx);
             }
             // Shutdown: an attempt that finished within the grace keeps its success; anything
             // else was interrupted.
@@ -158,7 +160,7 @@ impl Executor {
                     rows_affected: output.rows_affected,
                     result: capped_result(&output.result),
                 };
-                return self.write_success(write, ctx);
+                return self.hand_over(Outcome::Success(write), ctx);
             }
             Attempt::Failed(error) if error.is_permanent() => {
                 (ErrorCode::Permanent, error.message().to_owned(), true)
@@ -169,7 +171,7 @@ impl Executor {
                 ErrorCode::RunTimeout,
                 format!(
                     "the handler ran longer than run_timeout ({})",
-                    humantime::format_duration(self.spec.run_timeout)
+                    humantime::format_duration(self.job.spec.run_timeout)
                 ),
                 false,
             ),
@@ -183,7 +185,7 @@ impl Executor {
                     extend_budget: true,
                     duration_ms,
                 };
-                return self.write_failure(write, ErrorCode::Canceled, ctx);
+                return self.hand_over(Outcome::Failure(write, ErrorCode::Canceled), ctx);
             }
         };
         let decide = Decide {
@@ -211,75 +213,17 @@ impl Executor {
                     extend_budget: false,
                     duration_ms,
                 };
-                act.write_failure(write, code, ctx);
+                act.hand_over(Outcome::Failure(write, code), ctx);
             },
         ));
     }
 
-    fn write_success(&mut self, write: SuccessWrite, ctx: &mut Context<Self>) {
-        let job = self.spec.name.clone();
-        let id = self.claimed.lease.id;
-        let complete = self.rt.completer.send(Complete(Outcome::Success(write)));
-        ctx.wait(complete.into_actor(self).map(move |written, act, ctx| {
-            match written {
-                Ok(Ok(true)) => {
-                    telemetry::execution(&job, "success", "");
-                    tracing::debug!(job = %job, execution = %id, "execution succeeded");
-                }
-                Ok(Ok(false)) => act.fenced_out(),
-                Ok(Err(error)) => {
-                    tracing::error!(%error, job = %job, execution = %id, "could not record success; the lease will go stale and the plan re-run");
-                }
-                Err(_) => tracing::error!(job = %job, execution = %id, "the completer stopped; the lease will go stale and the plan re-run"),
-            }
-            act.done(ctx);
-        }));
-    }
-
-    fn write_failure(&mut self, write: FailureWrite, code: ErrorCode, ctx: &mut Context<Self>) {
-        let job = self.spec.name.clone();
-        let status = write.status;
-        let attempt = self.claimed.attempt;
-        let message = write.message.clone();
-        let id = self.claimed.lease.id;
-        let complete = self.rt.completer.send(Complete(Outcome::Failure(write)));
-        ctx.wait(complete.into_actor(self).map(move |written, act, ctx| {
-            match written {
-                Ok(Ok(true)) => {
-                    let outcome = if status == Status::Dead { "dead" } else { "failed" };
-                    telemetry::execution(&job, outcome, code.as_str());
-                    if status == Status::Dead {
-                        telemetry::dead_lettered(&job);
-                        tracing::error!(job = %job, execution = %id, attempt, code = code.as_str(), error = %message, "execution dead-lettered");
-                    } else {
-                        if code != ErrorCode::Canceled {
-                            telemetry::retry(&job, attempt);
-                        }
-                        tracing::warn!(job = %job, execution = %id, attempt, code = code.as_str(), error = %message, "execution failed; will retry");
-                    }
-                }
-                Ok(Ok(false)) => act.fenced_out(),
-                Ok(Err(error)) => {
-                    tracing::error!(%error, job = %job, execution = %id, "could not record failure; the lease will go stale and the plan re-run");
-                }
-                Err(_) => tracing::error!(job = %job, execution = %id, "the completer stopped; the lease will go stale and the plan re-run"),
-            }
-            act.done(ctx);
-        }));
-    }
-
-    fn fenced_out(&self) {
-        telemetry::lease_lost(&self.spec.name);
-        telemetry::execution(&self.spec.name, "lease_lost", ErrorCode::LeaseLost.as_str());
-        tracing::warn!(job = %self.spec.name, execution = %self.claimed.lease.id, "terminal write fenced out: the lease was lost");
-    }
-
-    fn done(&mut self, ctx: &mut Context<Self>) {
-        self.heartbeat.do_send(Untrack {
-            id: self.claimed.lease.id,
-        });
-        self.supervisor.do_send(ExecutionFinished {
-            id: self.claimed.lease.id,
+    /// The Completer records the outcome from here on (the lease stays booked until it has).
+    fn hand_over(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        self.rt.completer.do_send(Record {
+            job: self.job.clone(),
+            attempt: self.claimed.attempt,
+            outcome,
         });
         ctx.stop();
     }
@@ -304,11 +248,6 @@ impl Actor for Executor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.heartbeat.do_send(Track {
-            lease: self.claimed.lease,
-            owner: ctx.address().recipient(),
-            beat_for: self.spec.run_timeout + self.grace(),
-        });
         self.start_handler(ctx);
     }
 }
@@ -324,7 +263,7 @@ impl Handler<LeaseLost> for Executor {
         self.cancel_reason = Some(ErrorCode::LeaseLost);
         self.cancel.cancel();
         // The handler gets one heartbeat interval to notice; then it is dropped.
-        ctx.run_later(self.spec.heartbeat_interval, |act, ctx| {
+        ctx.run_later(self.job.spec.heartbeat_interval, |act, ctx| {
             act.finish(Attempt::Cancelled, ctx)
         });
     }
@@ -362,10 +301,8 @@ impl Handler<Abandon> for Executor {
         if let Some(task) = self.handler_task.take() {
             task.abort();
         }
-        self.heartbeat.do_send(Untrack {
-            id: self.claimed.lease.id,
-        });
-        tracing::warn!(job = %self.spec.name, execution = %self.claimed.lease.id, "abandoned at shutdown; the lease will go stale and the plan re-run");
+        self.job.leases.untrack(self.claimed.lease);
+        tracing::warn!(job = %self.job.spec.name, execution = %self.claimed.lease.id, "abandoned at shutdown; the lease will go stale and the plan re-run");
         ctx.stop();
     }
 }

@@ -1,14 +1,17 @@
 //! The Heartbeat actors: one per job, keeping that job's running leases alive.
 //!
-//! Every `heartbeat_interval` a Heartbeat renews `heartbeat_at` and `stale_after` (database clock)
-//! of every lease it tracks in one statement, each fenced by its token. A lease not renewed was
-//! taken over by another runner: its Executor is told (`LeaseLost`) and the lease dropped.
-//! Transient errors are retried at the next beat. A lease stops being renewed after its attempt's
-//! `run_timeout` plus a grace, so a handler that ignores cancellation cannot hold it forever.
-//! The timer only runs while leases are tracked.
+//! The leases live in the job's [`LeaseBook`], shared rather than messaged so that an execution
+//! costs no heartbeat messages: the Supervisor adds a lease when it starts its Executor (and sends
+//! `Arm`), the Completer removes it once the attempt's outcome is recorded. Every
+//! `heartbeat_interval` the Heartbeat renews `heartbeat_at` and `stale_after` (database clock) of
+//! every lease in the book in one statement, each fenced by its token. A lease not renewed was
+//! taken over by another runner: it leaves the book and the Supervisor is told (`LeasesLost`),
+//! which tells the Executor. Transient errors are retried at the next beat. A lease stops being
+//! renewed after its attempt's `run_timeout` plus a grace, so a handler that ignores cancellation
+//! cannot hold it forever. The timer only runs while the book holds leases.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -19,20 +22,87 @@ use crate::store::{Lease, Renewal, Store};
 /// Most leases renewed by one statement.
 const RENEW_BATCH: usize = 5000;
 
+/// The running leases of one job and until when each is renewed.
+#[derive(Default)]
+pub(crate) struct LeaseBook {
+    leases: Mutex<HashMap<Uuid, Tracked>>,
+}
+
+struct Tracked {
+    lease: Lease,
+    stop_at: Instant,
+}
+
+impl LeaseBook {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Tracked>> {
+        // The map stays consistent whatever panicked while holding the lock.
+        self.leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Renews `lease` for `beat_for` from now.
+    pub(crate) fn track(&self, lease: Lease, beat_for: Duration) {
+        let stop_at = Instant::now() + beat_for;
+        self.lock().insert(lease.id, Tracked { lease, stop_at });
+    }
+
+    /// Stops renewing `lease` (a later lease of the same row, with another token, stays).
+    pub(crate) fn untrack(&self, lease: Lease) {
+        let mut leases = self.lock();
+        if leases.get(&lease.id).is_some_and(|t| t.lease == lease) {
+            leases.remove(&lease.id);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn get(&self, id: &Uuid) -> Option<Lease> {
+        self.lock().get(id).map(|t| t.lease)
+    }
+
+    /// The leases to renew now; drops (and logs) those past their attempt's time.
+    fn renewable(&self, job: &str) -> Vec<Lease> {
+        let now = Instant::now();
+        let mut leases = self.lock();
+        leases.retain(|id, tracked| {
+            let keep = now < tracked.stop_at;
+            if !keep {
+                tracing::warn!(job = %job, execution = %id, "heartbeats stop: the attempt outlived run_timeout plus grace");
+            }
+            keep
+        });
+        leases.values().map(|t| t.lease).collect()
+    }
+
+    /// Removes the leases that were `sent` for renewal but not `held`, if still booked under the
+    /// same token (another runner owns the plan now), and returns their ids.
+    fn take_lost(&self, sent: &[Lease], held: &[Uuid]) -> Vec<Uuid> {
+        let held: HashSet<&Uuid> = held.iter().collect();
+        let mut leases = self.lock();
+        let mut lost = Vec::new();
+        for lease in sent.iter().filter(|lease| !held.contains(&lease.id)) {
+            if leases.get(&lease.id).is_some_and(|t| t.lease == *lease) {
+                leases.remove(&lease.id);
+                lost.push(lease.id);
+            }
+        }
+        lost
+    }
+}
+
 /// Renews the leases of one job.
 pub(crate) struct Heartbeat {
     store: Arc<dyn Store>,
     job: Arc<str>,
     interval: Duration,
     stale_timeout: Duration,
-    leases: HashMap<Uuid, Tracked>,
+    book: Arc<LeaseBook>,
+    /// Told which leases were lost (the Supervisor, which tells their Executors).
+    lost_to: Recipient<LeasesLost>,
     armed: Option<SpawnHandle>,
-}
-
-struct Tracked {
-    lease: Lease,
-    owner: Recipient<LeaseLost>,
-    stop_at: Instant,
 }
 
 impl Heartbeat {
@@ -41,19 +111,22 @@ impl Heartbeat {
         job: Arc<str>,
         interval: Duration,
         stale_timeout: Duration,
+        book: Arc<LeaseBook>,
+        lost_to: Recipient<LeasesLost>,
     ) -> Self {
         Heartbeat {
             store,
             job,
             interval,
             stale_timeout,
-            leases: HashMap::new(),
+            book,
+            lost_to,
             armed: None,
         }
     }
 
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        if self.armed.is_some() || self.leases.is_empty() {
+        if self.armed.is_some() || self.book.is_empty() {
             return;
         }
         self.armed = Some(ctx.run_later(self.interval, |act, ctx| {
@@ -62,35 +135,26 @@ impl Heartbeat {
         }));
     }
 
-    /// Renews every tracked lease, then re-arms (never two beats in flight, no burst).
+    /// Renews every booked lease, then re-arms (never two beats in flight, no burst).
     fn beat(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        let job = self.job.clone();
-        self.leases.retain(|id, tracked| {
-            let keep = now < tracked.stop_at;
-            if !keep {
-                tracing::warn!(job = %job, execution = %id, "heartbeats stop: the attempt outlived run_timeout plus grace");
-            }
-            keep
-        });
-        let renewals: Vec<Renewal> = self
-            .leases
-            .values()
-            .map(|t| Renewal {
-                lease: t.lease,
-                stale_timeout: self.stale_timeout,
-            })
-            .collect();
-        if renewals.is_empty() {
+        let leases = self.book.renewable(&self.job);
+        if leases.is_empty() {
             return;
         }
-        let store = self.store.clone();
+        let (store, stale_timeout) = (self.store.clone(), self.stale_timeout);
         let work = async move {
-            let mut held = Vec::with_capacity(renewals.len());
-            for batch in renewals.chunks(RENEW_BATCH) {
-                held.extend(store.execution_heartbeat(batch).await?);
+            let mut held = Vec::with_capacity(leases.len());
+            for batch in leases.chunks(RENEW_BATCH) {
+                let renewals: Vec<Renewal> = batch
+                    .iter()
+                    .map(|&lease| Renewal {
+                        lease,
+                        stale_timeout,
+                    })
+                    .collect();
+                held.extend(store.execution_heartbeat(&renewals).await?);
             }
-            Ok::<_, crate::Error>((renewals, held))
+            Ok::<_, crate::Error>((leases, held))
         };
         ctx.wait(work.into_actor(self).map(|outcome, act, ctx| {
             match outcome {
@@ -101,21 +165,11 @@ impl Heartbeat {
         }));
     }
 
-    /// Tells the owners of leases that were sent but not renewed that they lost them.
-    fn settle(&mut self, sent: &[Renewal], held: &[Uuid]) {
-        let held: std::collections::HashSet<&Uuid> = held.iter().collect();
-        for renewal in sent {
-            let id = renewal.lease.id;
-            if held.contains(&id) {
-                continue;
-            }
-            // Still tracked with the same token: another runner owns the plan now.
-            if let Some(tracked) = self.leases.get(&id)
-                && tracked.lease == renewal.lease
-            {
-                tracked.owner.do_send(LeaseLost);
-                self.leases.remove(&id);
-            }
+    /// Reports the leases that were sent but not renewed.
+    fn settle(&mut self, sent: &[Lease], held: &[Uuid]) {
+        let lost = self.book.take_lost(sent, held);
+        if !lost.is_empty() {
+            self.lost_to.do_send(LeasesLost { ids: lost });
         }
     }
 }
@@ -124,49 +178,24 @@ impl Actor for Heartbeat {
     type Context = Context<Self>;
 }
 
-/// Starts renewing a lease for `beat_for`.
+/// Leases were added to the book: start the timer if it is not running.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Track {
-    pub(crate) lease: Lease,
-    pub(crate) owner: Recipient<LeaseLost>,
-    pub(crate) beat_for: Duration,
-}
+pub(crate) struct Arm;
 
-impl Handler<Track> for Heartbeat {
+impl Handler<Arm> for Heartbeat {
     type Result = ();
 
-    fn handle(&mut self, msg: Track, ctx: &mut Context<Self>) {
-        self.leases.insert(
-            msg.lease.id,
-            Tracked {
-                lease: msg.lease,
-                owner: msg.owner,
-                stop_at: Instant::now() + msg.beat_for,
-            },
-        );
+    fn handle(&mut self, _: Arm, ctx: &mut Context<Self>) {
         self.arm(ctx);
     }
 }
 
-/// Stops renewing a lease (its attempt is over).
+/// Sent to the Supervisor: these leases were found taken over by another runner.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Untrack {
-    pub(crate) id: Uuid,
-}
-
-impl Handler<Untrack> for Heartbeat {
-    type Result = ();
-
-    fn handle(&mut self, msg: Untrack, ctx: &mut Context<Self>) {
-        self.leases.remove(&msg.id);
-        if self.leases.is_empty()
-            && let Some(handle) = self.armed.take()
-        {
-            ctx.cancel_future(handle);
-        }
-    }
+pub(crate) struct LeasesLost {
+    pub(crate) ids: Vec<Uuid>,
 }
 
 /// Sent to an Executor when its lease is found taken over.
@@ -190,11 +219,11 @@ impl Handler<BeatNow> for Heartbeat {
     type Result = ResponseActFuture<Self, Result<(), LeaseLostError>>;
 
     fn handle(&mut self, msg: BeatNow, _: &mut Context<Self>) -> Self::Result {
-        let Some(tracked) = self.leases.get(&msg.id) else {
+        let Some(lease) = self.book.get(&msg.id) else {
             return Box::pin(fut::ready(Err(LeaseLostError)));
         };
         let renewal = Renewal {
-            lease: tracked.lease,
+            lease,
             stale_timeout: self.stale_timeout,
         };
         let store = self.store.clone();
@@ -203,8 +232,8 @@ impl Handler<BeatNow> for Heartbeat {
                 .into_actor(self)
                 .map(move |outcome, act, _| match outcome {
                     Ok(held) => {
-                        act.settle(&[renewal], &held);
-                        if held.contains(&renewal.lease.id) {
+                        act.settle(&[lease], &held);
+                        if held.contains(&lease.id) {
                             Ok(())
                         } else {
                             Err(LeaseLostError)
@@ -230,5 +259,59 @@ impl Handler<StopHeartbeat> for Heartbeat {
 
     fn handle(&mut self, _: StopHeartbeat, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease() -> Lease {
+        Lease {
+            id: Uuid::now_v7(),
+            token: Uuid::new_v4(),
+        }
+    }
+
+    #[test]
+    fn untracking_an_old_attempt_keeps_the_rows_newer_lease() {
+        let book = LeaseBook::default();
+        let old = lease();
+        let retry = Lease {
+            token: Uuid::new_v4(),
+            ..old
+        };
+        book.track(retry, Duration::from_secs(60));
+        book.untrack(old);
+        assert_eq!(book.get(&old.id), Some(retry));
+        book.untrack(retry);
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn leases_past_their_attempt_are_no_longer_renewed() {
+        let book = LeaseBook::default();
+        let (live, expired) = (lease(), lease());
+        book.track(live, Duration::from_secs(60));
+        book.track(expired, Duration::ZERO);
+        assert_eq!(book.renewable("job"), vec![live]);
+        assert_eq!(book.get(&expired.id), None);
+    }
+
+    #[test]
+    fn only_sent_leases_not_held_and_still_booked_are_lost() {
+        let book = LeaseBook::default();
+        let (held, lost, ended) = (lease(), lease(), lease());
+        for l in [held, lost, ended] {
+            book.track(l, Duration::from_secs(60));
+        }
+        // `ended` was recorded (unbooked) while the beat was in flight: not lost.
+        book.untrack(ended);
+        assert_eq!(
+            book.take_lost(&[held, lost, ended], &[held.id]),
+            vec![lost.id]
+        );
+        assert_eq!(book.get(&lost.id), None);
+        assert_eq!(book.get(&held.id), Some(held));
     }
 }

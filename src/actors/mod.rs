@@ -4,19 +4,21 @@
 //!                    Tick (self, re-armed after each tick; never overlapping)
 //!                      │
 //!  Scheduler ──TickNow/Shutdown──▶ Supervisor ──sweep, plan, claim (batched)──▶ Store
-//!                                     │ spawns one per claimed lease
-//!                                     ▼
-//!                                  Executor ──run handler on the handler runtime──▶ Handler
-//!                                   │ │ ▲ │                     (panic, timeout, cancel captured)
-//!            Track/Untrack lease    │ │ │ └──Decide──▶ RetryPolicy ──RetryIn / Dead
-//!                                   ▼ │ │ LeaseLost
-//!           Heartbeat (one per job) ──renew all its leases, one statement per beat──▶ Store
-//!                                     │
-//!                                     │ Complete (terminal write)
-//!                                     ▼
+//!                                    │  │ books each lease in the job's LeaseBook, Arm ──▶ Heartbeat
+//!                                    │  │ spawns one per claimed lease
+//!                                    │  ▼
+//!                         LeaseLost  │ Executor ──run handler on the handler runtime──▶ Handler
+//!                         (Cancel at │  │  │                  (panic, timeout, cancel captured)
+//!                          shutdown) │  │  └──Decide──▶ RetryPolicy ──RetryIn / Dead
+//!                                    │  │ Record (the outcome; the Executor stops)
+//!                                    │  ▼
 //!                                  Completer ──batched fenced writes (retried while transient)──▶ Store
-//!                                     │ written / fenced out
-//!                                  Executor ──ExecutionFinished──▶ Supervisor
+//!                                    │ unbooks the leases; AttemptsEnded (one message per batch)
+//!                                    ▼
+//!                                  Supervisor (frees the slots)
+//!
+//!           Heartbeat (one per job) ──renew every booked lease, one statement per beat──▶ Store
+//!                                    │ LeasesLost ──▶ Supervisor ──LeaseLost──▶ Executor
 //!
 //!                    run_later(interval) (self, re-armed after each run; never overlapping)
 //!                      │
@@ -25,11 +27,13 @@
 //!
 //! - [`supervisor::Supervisor`]: ticks every job (sweep stale leases, plan, claim in batches),
 //!   bounds concurrency, spawns executors, drains them on shutdown.
-//! - [`executor::Executor`]: owns one lease: runs the handler, records SUCCESS, FAILED or DEAD.
-//! - [`heartbeat::Heartbeat`]: one per job; renews the job's running leases on a timer, all in
-//!   one statement; reports `LeaseLost`.
+//! - [`executor::Executor`]: owns one lease until its outcome is known: runs the handler, turns
+//!   success, error, panic, timeout or cancellation into SUCCESS, FAILED or DEAD, hands it over.
+//! - [`heartbeat::Heartbeat`]: one per job; renews the leases in the job's
+//!   [`heartbeat::LeaseBook`] on a timer, all in one statement; reports `LeasesLost`.
 //! - [`retry_policy::RetryPolicy`]: decides backoff versus dead-letter for a failed attempt.
-//! - [`completer::Completer`]: batches terminal writes (flush on size or after a few ms).
+//! - [`completer::Completer`]: records handed-over outcomes in batches (flush on size or after a
+//!   few ms), then unbooks their leases and reports them ended, one message per batch.
 //! - [`retention::Pruner`]: the retention service: prunes finished and dead rows past their
 //!   retention in batches, and measures stale RUNNING rows.
 //!

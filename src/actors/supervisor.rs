@@ -26,8 +26,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::Runtime;
-use super::executor::{Abandon, Cancel, Executor};
-use super::heartbeat::{Heartbeat, StopHeartbeat};
+use super::completer::AttemptsEnded;
+use super::executor::{Abandon, Cancel, Executor, JobShared};
+use super::heartbeat::{Arm, Heartbeat, LeaseBook, LeaseLost, LeasesLost, StopHeartbeat};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{cadence_plans, hook_plans, retry_is_current, retry_since};
@@ -47,9 +48,8 @@ const MIN_TICK_GAP: Duration = Duration::from_millis(5);
 
 /// What the Supervisor knows about one job between ticks.
 struct JobState {
-    spec: Arc<JobSpec>,
-    /// Renews the leases of this job's running executions.
-    heartbeat: Addr<Heartbeat>,
+    /// The spec, the job's Heartbeat and its book of running leases.
+    shared: Arc<JobShared>,
     /// The newest plan time stored or claimed per scope; `None` until read from the store.
     newest: Option<HashMap<Scope, DateTime<Utc>>>,
 }
@@ -59,7 +59,7 @@ pub(crate) struct Supervisor {
     rt: Arc<Runtime>,
     jobs: Option<Vec<JobState>>,
     running: HashMap<Uuid, Addr<Executor>>,
-    /// Executors that finished before the tick that started them handed them over.
+    /// Attempts that ended before the tick that started them handed them over.
     finished_early: HashSet<Uuid>,
     max_concurrent: usize,
     tick_interval: Duration,
@@ -75,8 +75,10 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
+    /// `me` is the Supervisor's own address, which the Heartbeats report lost leases to.
     pub(crate) fn new(
         rt: Arc<Runtime>,
+        me: Addr<Supervisor>,
         jobs: Vec<Arc<JobSpec>>,
         max_concurrent: usize,
         tick_interval: Duration,
@@ -84,16 +86,25 @@ impl Supervisor {
     ) -> Self {
         let jobs = jobs
             .into_iter()
-            .map(|spec| JobState {
-                heartbeat: Heartbeat::new(
+            .map(|spec| {
+                let leases = Arc::new(LeaseBook::default());
+                let heartbeat = Heartbeat::new(
                     rt.store.clone(),
                     spec.name.clone(),
                     spec.heartbeat_interval,
                     spec.stale_timeout,
+                    leases.clone(),
+                    me.clone().recipient(),
                 )
-                .start(),
-                spec,
-                newest: None,
+                .start();
+                JobState {
+                    shared: Arc::new(JobShared {
+                        spec,
+                        heartbeat,
+                        leases,
+                    }),
+                    newest: None,
+                }
             })
             .collect();
         Supervisor {
@@ -134,14 +145,7 @@ impl Supervisor {
         let capacity = self.max_concurrent.saturating_sub(self.running.len());
         let rotate = (self.ticks as usize) % jobs.len().max(1);
         self.ticks += 1;
-        let work = run_tick(
-            self.rt.clone(),
-            ctx.address(),
-            jobs,
-            capacity,
-            rotate,
-            self.tick_interval,
-        );
+        let work = run_tick(self.rt.clone(), jobs, capacity, rotate, self.tick_interval);
         ctx.spawn(work.into_actor(self).map(move |(jobs, outcome), act, ctx| {
             act.jobs = Some(jobs);
             act.ticking = false;
@@ -201,7 +205,7 @@ impl Supervisor {
     /// Answers every shutdown caller and stops.
     fn complete_drain(&mut self, ctx: &mut Context<Self>) {
         for job in self.jobs.iter().flatten() {
-            job.heartbeat.do_send(StopHeartbeat);
+            job.shared.heartbeat.do_send(StopHeartbeat);
         }
         for waiter in self.draining.iter_mut().flat_map(|w| w.drain(..)) {
             let _ = waiter.send(());
@@ -251,7 +255,6 @@ fn clone_report(report: &Result<TickReport>) -> Result<TickReport> {
 /// One tick over every job. Returns the job states (caches updated) with the outcome.
 async fn run_tick(
     rt: Arc<Runtime>,
-    supervisor: Addr<Supervisor>,
     mut jobs: Vec<JobState>,
     capacity: usize,
     rotate: usize,
@@ -278,9 +281,9 @@ async fn run_tick(
     let count = jobs.len();
     for i in 0..count {
         let job = &mut jobs[(i + rotate) % count];
-        let span = tracing::info_span!("tick", job = %job.spec.name, %db_now);
+        let span = tracing::info_span!("tick", job = %job.shared.spec.name, %db_now);
         let _enter = span.enter();
-        match tick_job(&rt, &supervisor, job, db_now, &mut free, &mut tick).await {
+        match tick_job(&rt, job, db_now, &mut free, &mut tick).await {
             Ok(()) => {}
             Err(error) => {
                 super::note_db_error("tick_job", &error);
@@ -296,13 +299,12 @@ async fn run_tick(
 /// Sweeps, plans and claims one job.
 async fn tick_job(
     rt: &Arc<Runtime>,
-    supervisor: &Addr<Supervisor>,
     job: &mut JobState,
     db_now: DateTime<Utc>,
     free: &mut usize,
     tick: &mut Tick,
 ) -> Result<()> {
-    let spec = job.spec.clone();
+    let spec = job.shared.spec.clone();
     let swept = rt
         .store
         .execution_sweep_stale(&spec.name, spec.allow_stale_reentry)
@@ -454,9 +456,12 @@ async fn tick_job(
         tick.report.conflicted += conflicted as usize;
         *free -= claimed.len();
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
-        for claim in claimed {
-            let executor = start_executor(rt, &spec, &job.heartbeat, claim, supervisor);
-            tick.started.push(executor);
+        if !claimed.is_empty() {
+            for claim in claimed {
+                let executor = start_executor(rt, &job.shared, claim);
+                tick.started.push(executor);
+            }
+            job.shared.heartbeat.do_send(Arm);
         }
     }
     tick.report.deferred += pending.len();
@@ -467,27 +472,21 @@ async fn tick_job(
     Ok(())
 }
 
-/// Starts the Executor of one claimed lease.
+/// Books the lease of one claimed plan with the job's Heartbeat and starts its Executor.
 fn start_executor(
     rt: &Arc<Runtime>,
-    spec: &Arc<JobSpec>,
-    heartbeat: &Addr<Heartbeat>,
+    job: &Arc<JobShared>,
     claimed: Claimed,
-    supervisor: &Addr<Supervisor>,
 ) -> (Uuid, Addr<Executor>) {
+    let spec = &job.spec;
     let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
         .num_milliseconds() as f64
         / 1000.0;
     telemetry::start_lag(&spec.name, lag.max(0.0));
     let id = claimed.lease.id;
-    let executor = Executor::new(
-        rt.clone(),
-        spec.clone(),
-        claimed,
-        supervisor.clone(),
-        heartbeat.clone(),
-    )
-    .start();
+    job.leases
+        .track(claimed.lease, spec.run_timeout + spec.heartbeat_interval);
+    let executor = Executor::new(rt.clone(), job.clone(), claimed).start();
     (id, executor)
 }
 
@@ -519,20 +518,15 @@ impl Handler<TickNow> for Supervisor {
     }
 }
 
-/// Reported by an Executor when its attempt is over.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct ExecutionFinished {
-    pub(crate) id: Uuid,
-}
-
-impl Handler<ExecutionFinished> for Supervisor {
+impl Handler<AttemptsEnded> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: ExecutionFinished, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: AttemptsEnded, ctx: &mut Context<Self>) {
         let was_full = self.running.len() >= self.max_concurrent;
-        if self.running.remove(&msg.id).is_none() && self.ticking {
-            self.finished_early.insert(msg.id);
+        for id in msg.ids {
+            if self.running.remove(&id).is_none() && self.ticking {
+                self.finished_early.insert(id);
+            }
         }
         telemetry::running(self.running.len());
         if self.draining.is_some() {
@@ -544,6 +538,19 @@ impl Handler<ExecutionFinished> for Supervisor {
         // A slot opened after a full tick: plans may be waiting for it.
         if was_full && self.auto_tick && !self.ticking {
             self.schedule_next(Duration::ZERO, ctx);
+        }
+    }
+}
+
+/// Tells each Executor whose lease the Heartbeat found taken over.
+impl Handler<LeasesLost> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeasesLost, _: &mut Context<Self>) {
+        for id in msg.ids {
+            if let Some(executor) = self.running.get(&id) {
+                executor.do_send(LeaseLost);
+            }
         }
     }
 }
