@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints `executions/s: X` (no-op handler, one due plan per scope, from the tick until every row
-//! is SUCCESS), start-lag p50/p99 (1 s cadence, handler start minus plan time) and peak RSS with
+//! is SUCCESS; the median of `--runs` runs on one database, each run a new job, the first one
+//! included), start-lag p50/p99 (1 s cadence, handler start minus plan time) and peak RSS with
 //! every scope's execution running at once.
 
 #[path = "../benches/support/mod.rs"]
@@ -20,6 +21,7 @@ struct Args {
     backend: String,
     database_url: Option<String>,
     lag_seconds: u64,
+    runs: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -28,6 +30,7 @@ fn parse_args() -> Result<Args, String> {
         backend: "sqlite".into(),
         database_url: None,
         lag_seconds: 5,
+        runs: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--scopes" => args.scopes = value()?.parse().map_err(|e| format!("--scopes: {e}"))?,
             "--backend" => args.backend = value()?,
+            "--runs" => args.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--database-url" => args.database_url = Some(value()?),
             "--lag-seconds" => {
                 args.lag_seconds = value()?
@@ -44,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres] \
-                            [--database-url URL] [--lag-seconds S]"
+                            [--database-url URL] [--lag-seconds S] [--runs R]"
                         .into(),
                 );
             }
@@ -53,6 +57,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.scopes == 0 {
         return Err("--scopes must be at least 1".into());
+    }
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
     }
     Ok(args)
 }
@@ -92,12 +99,26 @@ fn main() {
             }
         };
         println!("backend: {}  scopes: {}", args.backend, args.scopes);
-        let elapsed = support::noop_throughput(store.clone(), args.scopes, "throughput").await;
+        let mut rates = Vec::with_capacity(args.runs);
+        for run in 0..args.runs {
+            let job = format!("throughput-{run}");
+            let elapsed = support::noop_throughput(store.clone(), args.scopes, &job).await;
+            let rate = args.scopes as f64 / elapsed.as_secs_f64();
+            println!(
+                "run {}: {rate:.0} executions/s  ({} executions in {:.1} ms)",
+                run + 1,
+                args.scopes,
+                elapsed.as_secs_f64() * 1000.0
+            );
+            rates.push(rate);
+        }
+        rates.sort_by(f64::total_cmp);
         println!(
-            "executions/s: {:.0}  ({} executions in {:.1} ms)",
-            args.scopes as f64 / elapsed.as_secs_f64(),
-            args.scopes,
-            elapsed.as_secs_f64() * 1000.0
+            "executions/s: {:.0}  (median of {} runs; slowest {:.0}, fastest {:.0})",
+            support::percentile(&rates, 50.0),
+            rates.len(),
+            rates[0],
+            rates[rates.len() - 1]
         );
         let lag_scopes = args.scopes.min(1_000);
         let lags =

@@ -796,3 +796,32 @@ on_every_backend! {
         assert_eq!(rest, all[10..14].to_vec());
     }
 }
+
+/// SQLite only: the WAL is copied back into the database file by a background checkpoint on a
+/// reader connection, not left for the writer's own (raised) threshold.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.db");
+    let store = cronlease::SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = std::fs::metadata(&path).unwrap().len();
+    let plans: Vec<_> = (0..2000)
+        .map(|i| PlanClaim::new(scope(i), plan(0)))
+        .collect();
+    assert_eq!(claim_with(&store, request("a", plans)).await.len(), 2000);
+    // Far below the writer's threshold: only the background checkpoint grows the main file.
+    let mut grown = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if std::fs::metadata(&path).unwrap().len() > before {
+            grown = true;
+            break;
+        }
+    }
+    assert!(
+        grown,
+        "the claimed rows reached the database file without a writer checkpoint"
+    );
+}

@@ -11,6 +11,7 @@
 //! Times are stored as INTEGER Unix milliseconds (UTC); ids and tokens as hyphenated TEXT;
 //! `result` and `failures` as JSON TEXT.
 
+mod checkpoint;
 pub(crate) mod error;
 mod migrate;
 mod row;
@@ -39,6 +40,7 @@ use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
 use crate::scope::Scope;
 use crate::store::rowmap::{corrupt, count, parsed, uuid};
+use checkpoint::Checkpointer;
 
 /// Default SQLite busy timeout: how long a statement waits for another connection's write lock.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,6 +60,8 @@ pub struct SqliteStore {
     /// SQLite's lock and its busy-handler sleeps; other processes still wait on the busy timeout.
     writer: SqlitePool,
     sql: Arc<Statements>,
+    /// Checkpoints the WAL off the writer (file stores opened by this crate).
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 /// The statements with the clock expression filled in.
@@ -138,19 +142,30 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| db_error("connect", e))?;
-        let writer = if in_memory {
-            pool.clone()
+        let (writer, checkpointer) = if in_memory {
+            (pool.clone(), None)
         } else {
-            SqlitePoolOptions::new()
+            let checkpointer = Checkpointer::start(pool.clone());
+            let options = if checkpointer.is_some() {
+                options.pragma(
+                    "wal_autocheckpoint",
+                    checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+                )
+            } else {
+                options
+            };
+            let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(options)
                 .await
-                .map_err(|e| db_error("connect", e))?
+                .map_err(|e| db_error("connect", e))?;
+            (writer, checkpointer)
         };
         Ok(SqliteStore {
             pool,
             writer,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
+            checkpointer,
         })
     }
 
@@ -161,6 +176,7 @@ impl SqliteStore {
             writer: pool.clone(),
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
+            checkpointer: None,
         }
     }
 
@@ -195,6 +211,7 @@ impl SqliteStore {
         write.execute(&mut *tx).await.map_err(fail)?;
         let value = read_back.fetch_one(&mut *tx).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        self.wrote();
         Ok(value)
     }
 
@@ -224,6 +241,7 @@ impl SqliteStore {
             .await
             .map_err(fail)?
             .rows_affected();
+        self.wrote();
         if inserted != request.plans.len() as u64 {
             return Ok(None);
         }
@@ -246,6 +264,13 @@ impl SqliteStore {
                 })
                 .collect(),
         ))
+    }
+
+    /// Notes a committed write for the background checkpoint.
+    fn wrote(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.wrote();
+        }
     }
 
     /// The underlying pool.
@@ -408,6 +433,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_heartbeat", e))?;
+        self.wrote();
         ids(rows)
     }
 
@@ -434,6 +460,7 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("execution_finish_success", e))?
             .rows_affected();
+        self.wrote();
         if written == writes.len() as u64 {
             return Ok(writes.iter().map(|w| w.lease.id).collect());
         }
@@ -471,6 +498,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_finish_failure", e))?;
+        self.wrote();
         ids(rows)
     }
 
@@ -481,6 +509,9 @@ impl Store for SqliteStore {
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
+        if !rows.is_empty() {
+            self.wrote();
+        }
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: String = row.try_get(0).map_err(dec)?;
@@ -543,6 +574,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_replay", e))?;
+        self.wrote();
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
@@ -559,6 +591,7 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(|e| db_error("execution_prune", e))?;
+        self.wrote();
         Ok(done.rows_affected())
     }
 
