@@ -57,7 +57,6 @@ where
 /// What one attempt of one plan knows about itself.
 #[derive(Clone)]
 pub struct JobContext {
-    pub(crate) job: Arc<str>,
     pub(crate) scope: Scope,
     pub(crate) plan_time: DateTime<Utc>,
     pub(crate) attempt: u32,
@@ -65,13 +64,13 @@ pub struct JobContext {
     pub(crate) runner_id: Arc<str>,
     pub(crate) execution_id: Uuid,
     pub(crate) cancel: CancellationToken,
-    pub(crate) job_shared: std::sync::Arc<JobShared>,
+    pub(crate) job_shared: Arc<JobShared>,
 }
 
 impl JobContext {
     /// The job's name.
     pub fn job(&self) -> &str {
-        &self.job
+        &self.job_shared.spec.name
     }
 
     /// The scope this attempt runs for.
@@ -141,7 +140,7 @@ impl JobContext {
 impl fmt::Debug for JobContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobContext")
-            .field("job", &self.job)
+            .field("job", &self.job_shared.spec.name)
             .field("scope", &self.scope)
             .field("plan_time", &self.plan_time)
             .field("attempt", &self.attempt)

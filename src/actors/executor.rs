@@ -87,7 +87,6 @@ impl Executor {
     fn start_handler(&mut self, ctx: &mut Context<Self>) {
         let spec = &self.job.spec;
         let job_ctx = JobContext {
-            job: spec.name.clone(),
             scope: self.claimed.scope.clone(),
             plan_time: self.claimed.plan_time,
             attempt: self.claimed.attempt,

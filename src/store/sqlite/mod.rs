@@ -230,18 +230,15 @@ impl SqliteStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(fail)?;
-        let inserted = sqlx::query(q(&self.sql.claim_fresh))
-            .bind(request.job)
-            .bind(i64::from(request.max_attempts))
-            .bind(request.runner_id)
-            .bind(duration_ms(request.stale_timeout))
-            .bind(plans)
+        let inserted = claim_query(&self.sql.claim_fresh, request, plans)
             .bind(now)
             .execute(&mut *conn)
             .await
             .map_err(fail)?
             .rows_affected();
-        self.wrote();
+        if inserted > 0 {
+            self.wrote();
+        }
         if inserted != request.plans.len() as u64 {
             return Ok(None);
         }
@@ -292,6 +289,21 @@ fn batch_json<T: serde::Serialize>(rows: &[T]) -> String {
 
 fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
     AssertSqlSafe(sql.clone())
+}
+
+/// A claim statement with the parameters both claim statements share: ?1 job, ?2 max attempts,
+/// ?3 runner, ?4 stale timeout (ms), ?5 the plans as `batch_json`.
+fn claim_query<'q>(
+    sql: &Arc<str>,
+    request: &ClaimRequest<'q>,
+    plans: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(q(sql))
+        .bind(request.job)
+        .bind(i64::from(request.max_attempts))
+        .bind(request.runner_id)
+        .bind(duration_ms(request.stale_timeout))
+        .bind(plans)
 }
 
 fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
@@ -388,13 +400,7 @@ impl Store for SqliteStore {
         if let Some(claimed) = self.claim_fresh(request, &plans).await? {
             return Ok(claimed);
         }
-        let write = sqlx::query(q(&self.sql.claim))
-            .bind(request.job)
-            .bind(i64::from(request.max_attempts))
-            .bind(request.runner_id)
-            .bind(duration_ms(request.stale_timeout))
-            .bind(&plans)
-            .bind(request.allow_stale_reentry);
+        let write = claim_query(&self.sql.claim, request, &plans).bind(request.allow_stale_reentry);
         let read_back = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
             .bind(request.job)
             .bind(&plans);
