@@ -86,6 +86,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A manual tick could not read the database clock; the message says why.
+    #[error("the tick failed: {0}")]
+    TickFailed(String),
     /// The scheduler has been shut down (or its actors have stopped).
     #[error("the scheduler is not running")]
     NotRunning,

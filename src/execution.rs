@@ -26,13 +26,20 @@ pub enum Status {
     /// Done. In: the owner's fenced success write. Out: never (pruned after retention).
     Success,
     /// The last attempt failed and attempts remain. In: the owner's failure write, the sweep,
-    /// or an operator's replay of a DEAD row. Out: a retry claim once `next_retry_at` passes
-    /// (pruned after retention if it is never retried).
+    /// or an operator's replay of a DEAD row. Out: a retry claim once `next_retry_at` passes, in
+    /// every catch-up mode (until SUCCESS or DEAD), or SUPERSEDED when the job opted in and a
+    /// newer plan of its scope succeeded. Never pruned: every FAILED row has a future.
     Failed,
     /// Dead-lettered: out of attempts, failed permanently, or swept while the job forbids
     /// re-entry. In: a failure write or the sweep. Out: only an operator's replay (back to
     /// FAILED, same id, history kept), or the prune once its own retention has passed.
     Dead,
+    /// Closed without success because a newer plan of the same scope succeeded, for jobs that
+    /// opted in with [`JobSpecBuilder::supersede_failed`](crate::JobSpecBuilder::supersede_failed)
+    /// (refresh-style work, where only the latest result matters). In: the tick of any runner,
+    /// from FAILED. Out: never (pruned with SUCCESS rows). The last error and the failure
+    /// history stay.
+    Superseded,
 }
 
 impl Status {
@@ -43,15 +50,17 @@ impl Status {
             Status::Success => "SUCCESS",
             Status::Failed => "FAILED",
             Status::Dead => "DEAD",
+            Status::Superseded => "SUPERSEDED",
         }
     }
 
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Running,
         Status::Success,
         Status::Failed,
         Status::Dead,
+        Status::Superseded,
     ];
 }
 

@@ -2,7 +2,11 @@
 //!
 //! - [`CatchUp`]: what to do about plans missed while no runner was ticking.
 //! - `cadence_plans`: the plans of one scope for one tick (no I/O; unit-tested here).
-//! - `retry_is_current`: whether a retry-eligible FAILED row should be offered again.
+//! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
+//!
+//! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
+//! `next_retry_at` in every mode, whatever newer plans exist, until SUCCESS or DEAD (or
+//! SUPERSEDED, for jobs that opted in).
 //!
 //! The Supervisor calls these with the database time read once per tick, and the store only writes.
 
@@ -11,6 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::schedule::{delta, floor_plan};
+use crate::scope::Scope;
+use crate::store::RetryCandidate;
 
 /// What a job does about plans it missed (runner down, ticks delayed).
 ///
@@ -19,13 +25,16 @@ use crate::schedule::{delta, floor_plan};
 #[non_exhaustive]
 pub enum CatchUp {
     /// Run only the latest plan. Missed plans are skipped; a plan that already has a row is a
-    /// no-op. Failed rows are retried only while they are still the latest plan of their scope.
+    /// no-op. A failed plan is still retried at its backoff time until SUCCESS or DEAD, even
+    /// once newer plans exist (see [`JobSpecBuilder::supersede_failed`](crate::JobSpecBuilder::supersede_failed)
+    /// to close it instead once a newer plan succeeds).
     #[default]
     LatestOnly,
     /// Run every plan after the newest stored one, oldest first, never older than
     /// `db_now - window`, at most `max_plans_per_tick` per scope per tick (more come next tick).
     /// A scope without history starts at the latest plan. A zero window means latest only.
-    /// Every retry-eligible FAILED row inside the window is retried.
+    /// The window bounds only plans never started: every FAILED row is retried at its backoff
+    /// time until SUCCESS or DEAD, however old.
     EveryPlan {
         /// How far back plans are still worth running.
         window: Duration,
@@ -127,33 +136,25 @@ pub(crate) fn hook_plans(
     kept
 }
 
-/// The oldest plan time a retry may still be offered for in this tick, as a lower bound for the
-/// store query. `None`: no bound in time (filtering per scope happens in [`retry_is_current`]).
-pub(crate) fn retry_since(
-    catch_up: CatchUp,
-    latest: Option<DateTime<Utc>>,
+/// Splits a job's retry candidates (soonest `next_retry_at` first) into the plans to claim now
+/// and how long until the first one that is not due yet, if any.
+pub(crate) fn due_retries(
+    candidates: Vec<RetryCandidate>,
     db_now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    match catch_up.window() {
-        Some(window) => Some(db_now - delta(window)),
-        None => latest,
+) -> (Vec<(Scope, DateTime<Utc>)>, Option<Duration>) {
+    let mut due = Vec::new();
+    let mut wait: Option<Duration> = None;
+    for candidate in candidates {
+        if candidate.due {
+            due.push((candidate.scope, candidate.plan_time));
+        } else {
+            let until = (candidate.next_retry_at - db_now)
+                .to_std()
+                .unwrap_or_default();
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
     }
-}
-
-/// Whether a retry-eligible FAILED row of plan `plan_time` should be offered again.
-///
-/// Under LatestOnly only while it is still the newest plan of its scope (a newer plan supersedes
-/// it); under EveryPlan while it is inside the window, however many newer plans succeeded.
-pub(crate) fn retry_is_current(
-    catch_up: CatchUp,
-    plan_time: DateTime<Utc>,
-    newest_known: Option<DateTime<Utc>>,
-    db_now: DateTime<Utc>,
-) -> bool {
-    match catch_up.window() {
-        Some(window) => plan_time >= db_now - delta(window),
-        None => newest_known.is_none_or(|newest| plan_time >= newest),
-    }
+    (due, wait)
 }
 
 /// The first plan boundary at or after `t`.
@@ -323,31 +324,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn old_failed_buckets_stay_current_inside_the_window() {
-        let now = at("2026-11-22T10:07:30Z");
-        let newest = Some(at("2026-11-22T10:07:00Z"));
-        let old = at("2026-11-22T10:01:00Z");
-        assert!(retry_is_current(every_plan(60, 10), old, newest, now));
-        assert!(!retry_is_current(every_plan(5, 10), old, newest, now));
-        // LatestOnly: superseded by a newer plan.
-        assert!(!retry_is_current(CatchUp::LatestOnly, old, newest, now));
-        assert!(retry_is_current(
-            CatchUp::LatestOnly,
-            at("2026-11-22T10:07:00Z"),
-            newest,
-            now
-        ));
+    fn candidate(plan: &str, retry_at: &str, now: DateTime<Utc>) -> RetryCandidate {
+        let next_retry_at = at(retry_at);
+        RetryCandidate {
+            scope: Scope::global(),
+            plan_time: at(plan),
+            next_retry_at,
+            due: next_retry_at <= now,
+            replayed: false,
+        }
     }
 
     #[test]
-    fn retry_lower_bound_follows_the_mode() {
+    fn every_due_retry_is_claimed_however_old_its_plan() {
         let now = at("2026-11-22T10:07:30Z");
-        let latest = Some(at("2026-11-22T10:07:00Z"));
-        assert_eq!(retry_since(CatchUp::LatestOnly, latest, now), latest);
+        let candidates = vec![
+            // Far older than any catch-up window or the latest plan: still retried.
+            candidate("2026-11-20T10:00:00Z", "2026-11-22T10:07:00Z", now),
+            candidate("2026-11-22T10:07:00Z", "2026-11-22T10:07:30Z", now),
+            candidate("2026-11-22T10:06:00Z", "2026-11-22T10:07:32Z", now),
+            candidate("2026-11-22T10:05:00Z", "2026-11-22T10:08:00Z", now),
+        ];
+        let (due, wait) = due_retries(candidates, now);
         assert_eq!(
-            retry_since(every_plan(5, 1), latest, now),
-            Some(at("2026-11-22T10:02:30Z"))
+            due,
+            vec![
+                (Scope::global(), at("2026-11-20T10:00:00Z")),
+                (Scope::global(), at("2026-11-22T10:07:00Z")),
+            ]
         );
+        assert_eq!(wait, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn no_pending_retry_means_no_wake_up() {
+        let now = at("2026-11-22T10:07:30Z");
+        let (due, wait) = due_retries(
+            vec![candidate(
+                "2026-11-22T10:07:00Z",
+                "2026-11-22T10:07:00Z",
+                now,
+            )],
+            now,
+        );
+        assert_eq!(due.len(), 1);
+        assert_eq!(wait, None);
+        assert_eq!(due_retries(Vec::new(), now), (Vec::new(), None));
     }
 }

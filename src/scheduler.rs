@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actors::Runtime;
@@ -18,6 +17,7 @@ use crate::actors::handler_runtime::HandlerRuntime;
 use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPruner};
 use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
+pub use crate::actors::tick::TickReport;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
@@ -459,36 +459,5 @@ impl Scheduler {
     pub async fn shutdown(&self) {
         let _ = self.supervisor.send(Shutdown).await;
         let _ = self.pruner.send(StopPruner).await;
-    }
-}
-
-/// What one tick did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TickReport {
-    /// The database time the tick planned with.
-    pub db_now: DateTime<Utc>,
-    /// Plans and retries found due.
-    pub planned: usize,
-    /// New rows inserted and started.
-    pub won: usize,
-    /// Stale leases taken over and started.
-    pub stole: usize,
-    /// Failed rows retried (or replays) and started.
-    pub retried: usize,
-    /// Plans someone else holds or that are finished.
-    pub conflicted: usize,
-    /// Due plans left for a later tick because every execution slot was busy.
-    pub deferred: usize,
-    /// Stale RUNNING rows moved by the sweep.
-    pub swept: usize,
-    /// Jobs or scopes skipped because of an error (logged).
-    pub job_errors: usize,
-}
-
-impl TickReport {
-    /// Executions this tick started.
-    pub fn started(&self) -> usize {
-        self.won + self.stole + self.retried
     }
 }

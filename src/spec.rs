@@ -37,6 +37,8 @@ pub type PlannerHook = Arc<
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `max_attempts`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Default `planning_timeout`: how long a scope provider or planner hook may take per tick.
+pub const DEFAULT_PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A registered, named recurring job. Build one with [`JobSpec::builder`].
 #[derive(Clone)]
@@ -53,6 +55,8 @@ pub struct JobSpec {
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
     pub(crate) allow_stale_reentry: bool,
+    pub(crate) supersede_failed: bool,
+    pub(crate) planning_timeout: Duration,
     pub(crate) handler: Arc<dyn Handler>,
 }
 
@@ -74,6 +78,8 @@ impl JobSpec {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
             allow_stale_reentry: true,
+            supersede_failed: false,
+            planning_timeout: DEFAULT_PLANNING_TIMEOUT,
             handler: None,
         }
     }
@@ -116,6 +122,16 @@ impl JobSpec {
     /// Whether a stale lease may be taken over and re-run.
     pub fn allows_stale_reentry(&self) -> bool {
         self.allow_stale_reentry
+    }
+
+    /// Whether a failed plan is closed (SUPERSEDED) once a newer plan of its scope succeeds.
+    pub fn supersedes_failed(&self) -> bool {
+        self.supersede_failed
+    }
+
+    /// How long the scope provider or planner hook may take in one tick.
+    pub fn planning_timeout(&self) -> Duration {
+        self.planning_timeout
     }
 }
 
@@ -166,6 +182,8 @@ pub struct JobSpecBuilder {
     max_attempts: u32,
     backoff: Backoff,
     allow_stale_reentry: bool,
+    supersede_failed: bool,
+    planning_timeout: Duration,
     handler: Option<Arc<dyn Handler>>,
 }
 
@@ -261,6 +279,26 @@ impl JobSpecBuilder {
         self
     }
 
+    /// For refresh-style jobs, where only the newest result matters: once a newer plan of the
+    /// same scope succeeds, an older FAILED plan is closed as
+    /// [`Status::Superseded`](crate::Status::Superseded) (kept in history with its failures,
+    /// counted in `cronlease_superseded_total`) instead of being retried. Replayed plans are
+    /// never superseded. Default: `false`: every failed plan is retried at its backoff time
+    /// until SUCCESS or DEAD, whatever the catch-up mode.
+    pub fn supersede_failed(mut self, supersede: bool) -> Self {
+        self.supersede_failed = supersede;
+        self
+    }
+
+    /// How long the scope provider (or the planner hook, for all scopes together) may take in
+    /// one tick. Past it the job gets no new plans that tick (logged, counted in
+    /// `cronlease_tick_errors_total`); other jobs are not delayed either way, since every job
+    /// ticks on its own. Default: 10 s.
+    pub fn planning_timeout(mut self, timeout: Duration) -> Self {
+        self.planning_timeout = timeout;
+        self
+    }
+
     /// The work to run. Required.
     pub fn handler(mut self, handler: impl Handler) -> Self {
         self.handler = Some(Arc::new(handler));
@@ -320,6 +358,9 @@ impl JobSpecBuilder {
         if let Err(message) = self.backoff.validate() {
             return fail(message);
         }
+        if self.planning_timeout.is_zero() {
+            return fail("planning_timeout must be longer than zero".into());
+        }
         let Some(handler) = self.handler else {
             return fail("a handler is required: call .handler(..)".into());
         };
@@ -348,6 +389,8 @@ impl JobSpecBuilder {
             max_attempts: self.max_attempts,
             backoff: self.backoff,
             allow_stale_reentry: self.allow_stale_reentry,
+            supersede_failed: self.supersede_failed,
+            planning_timeout: self.planning_timeout,
             handler,
         })
     }

@@ -38,6 +38,26 @@ pub const STALE_RUNNING: &str = "cronlease_stale_running_executions";
 pub const CLOCK_OFFSET: &str = "cronlease_clock_offset_seconds";
 /// Rows deleted by the retention prune, by set (`finished`, `dead`).
 pub const PRUNED: &str = "cronlease_pruned_total";
+/// FAILED plans closed as SUPERSEDED because a newer plan of their scope succeeded (jobs that
+/// opted in with `supersede_failed`).
+pub const SUPERSEDED: &str = "cronlease_superseded_total";
+/// Parts of a job's tick skipped because of an error, by reason: `scope_provider_error`,
+/// `scope_provider_panic`, `scope_provider_timeout`, `planner_hook_error`, `planner_hook_panic`,
+/// `planner_hook_timeout`, `invalid_scope` (one per scope skipped), `database` (a permanent
+/// database error; transient ones are in `cronlease_db_transient_errors_total`).
+pub const TICK_ERRORS: &str = "cronlease_tick_errors_total";
+
+pub(crate) fn superseded(job: &Arc<str>, n: u64) {
+    counter!(SUPERSEDED, "job" => job.clone()).increment(n);
+}
+
+pub(crate) fn tick_error(job: &Arc<str>, reason: &'static str) {
+    tick_errors(job, reason, 1);
+}
+
+pub(crate) fn tick_errors(job: &Arc<str>, reason: &'static str, n: u64) {
+    counter!(TICK_ERRORS, "job" => job.clone(), "reason" => reason).increment(n);
+}
 
 pub(crate) fn claims(job: &Arc<str>, outcome: &'static str, n: u64) {
     if n > 0 {

@@ -288,7 +288,7 @@ on_every_backend! {
         db.store.execution_finish_failure(&[failure(second.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
         let far = db.skewed(TimeDelta::days(1));
         assert!(claim_one(&*far, "b", Scope::global(), plan(0)).await.is_empty());
-        let candidates = db.store.execution_retry_candidates(JOB, None, 10).await.unwrap();
+        let candidates = db.store.execution_retry_candidates(JOB, 10).await.unwrap();
         assert!(candidates.is_empty(), "exhausted rows are not retry candidates");
     }
 }
@@ -524,13 +524,11 @@ on_every_backend! {
             .await
             .unwrap();
         db.store.execution_finish_success(&[success(leases[3])]).await.unwrap();
-        let all = db.store.execution_retry_candidates(JOB, None, 10).await.unwrap();
+        let all = db.store.execution_retry_candidates(JOB, 10).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].plan_time, all[0].due), (plan(1), true));
         assert_eq!((all[1].plan_time, all[1].due), (plan(0), false));
-        let bounded = db.store.execution_retry_candidates(JOB, Some(plan(1)), 10).await.unwrap();
-        assert_eq!(bounded.len(), 1);
-        assert_eq!(db.store.execution_retry_candidates(JOB, None, 1).await.unwrap().len(), 1);
+        assert_eq!(db.store.execution_retry_candidates(JOB, 1).await.unwrap().len(), 1);
     }
 }
 
@@ -656,8 +654,8 @@ on_every_backend! {
         let unknown = uuid::Uuid::now_v7();
         assert!(db.store.execution_replay(&[c.lease.id, unknown, live.lease.id], 2).await.unwrap().is_empty());
         assert_eq!(get(&*db.store, live.lease.id).await.status, Status::Running);
-        // Offered for retry whatever the lower bound on plan times, marked as replayed.
-        let candidates = db.store.execution_retry_candidates(JOB, Some(plan(60)), 10).await.unwrap();
+        // Offered for retry, marked as replayed.
+        let candidates = db.store.execution_retry_candidates(JOB, 10).await.unwrap();
         assert_eq!(candidates.len(), 1);
         assert!(candidates[0].replayed && candidates[0].due);
         // The next claim is a replay of the same row; the marker is spent by it.
@@ -666,7 +664,11 @@ on_every_backend! {
         assert_eq!(claimed.lease.id, c.lease.id, "same idempotency key");
         assert_eq!(get(&*db.store, c.lease.id).await.claim_outcome, ClaimOutcome::Replayed);
         db.store.execution_finish_failure(&[failure(claimed.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
-        assert!(db.store.execution_retry_candidates(JOB, Some(plan(60)), 10).await.unwrap().is_empty());
+        // Failed again after the replay: still a retry candidate (no longer marked), never
+        // stranded FAILED.
+        let candidates = db.store.execution_retry_candidates(JOB, 10).await.unwrap();
+        assert_eq!(candidates.len(), 1);
+        assert!(!candidates[0].replayed && candidates[0].due);
         let again = claim_one(&*db.store, "b", Scope::global(), plan(0)).await.remove(0);
         assert_eq!((again.outcome, again.attempt), (ClaimOutcome::Retried, 3));
         assert_eq!(get(&*db.store, c.lease.id).await.failures.len(), 2);
@@ -712,10 +714,15 @@ on_every_backend! {
         let recent = done(db.store.clone(), 1, 3).await;
         // Scope 2: one old SUCCESS row, the newest of its scope: kept for planning.
         let newest_of_scope = done(days_ago(40), 2, 0).await;
-        // Scope 3: an old FAILED row under a newer RUNNING one.
+        // Scope 3: an old FAILED row (its retry ahead) under a newer RUNNING one: never pruned.
         let failed = claim_one(&*days_ago(40), "a", scope(3), plan(0)).await.remove(0);
         days_ago(40).execution_finish_failure(&[failure(failed.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
         let running = claim_one(&*days_ago(40), "a", scope(3), plan(1)).await.remove(0);
+        // Scope 5: a FAILED row superseded 40 days ago by a newer success: finished for good.
+        let superseded = claim_one(&*days_ago(40), "a", scope(5), plan(0)).await.remove(0);
+        days_ago(40).execution_finish_failure(&[failure(superseded.lease, Status::Failed, Some(Duration::from_secs(60)))]).await.unwrap();
+        done(days_ago(40), 5, 1).await;
+        assert_eq!(days_ago(40).execution_supersede(JOB).await.unwrap(), vec![superseded.lease.id]);
         // Scope 4: DEAD rows 10 and 3 days after their last failure, one replayed, then a success.
         let dead_old = dead_row(&*days_ago(10), JOB, scope(4), plan(0)).await.lease.id;
         let dead_recent = dead_row(&*days_ago(3), JOB, scope(4), plan(1)).await.lease.id;
@@ -733,10 +740,10 @@ on_every_backend! {
             }
         }
         assert_eq!(batches, vec![2, 2, 0], "four rows, two per statement, until a short batch");
-        for id in old.iter().chain([&failed.lease.id]) {
+        for id in old.iter().chain([&superseded.lease.id]) {
             assert!(db.store.execution_get(*id).await.unwrap().is_none());
         }
-        for id in [recent, newest_of_scope, running.lease.id, dead_old, dead_recent, replayed] {
+        for id in [recent, newest_of_scope, running.lease.id, failed.lease.id, dead_old, dead_recent, replayed] {
             assert!(db.store.execution_get(id).await.unwrap().is_some(), "{id} kept");
         }
         let week = Duration::from_secs(7 * 24 * 3600);
@@ -745,6 +752,50 @@ on_every_backend! {
         assert_eq!(get(&*db.store, dead_recent).await.status, Status::Dead, "younger than its retention");
         assert_eq!(get(&*db.store, replayed).await.status, Status::Failed, "awaiting its replay");
         assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 0);
+    }
+}
+
+on_every_backend! {
+    async fn supersede_closes_only_failed_plans_with_a_newer_success(db: TestDb) {
+        let fail = |lease| failure(lease, Status::Failed, Some(Duration::from_secs(60)));
+        // Scope 1: FAILED at minute 0, SUCCESS at minute 1: superseded.
+        let old = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
+        db.store.execution_finish_failure(&[fail(old.lease)]).await.unwrap();
+        let newer = claim_one(&*db.store, "a", scope(1), plan(1)).await.remove(0);
+        db.store.execution_finish_success(&[success(newer.lease)]).await.unwrap();
+        // Scope 2: FAILED at minute 0 under a newer FAILED and a newer RUNNING plan: kept.
+        let kept = claim_one(&*db.store, "a", scope(2), plan(0)).await.remove(0);
+        let newer_failed = claim_one(&*db.store, "a", scope(2), plan(1)).await.remove(0);
+        db.store.execution_finish_failure(&[fail(kept.lease), fail(newer_failed.lease)]).await.unwrap();
+        claim_one(&*db.store, "a", scope(2), plan(2)).await;
+        // Scope 3: FAILED at minute 1, SUCCESS only at an older plan: kept.
+        let older_success = claim_one(&*db.store, "a", scope(3), plan(0)).await.remove(0);
+        db.store.execution_finish_success(&[success(older_success.lease)]).await.unwrap();
+        let failed_latest = claim_one(&*db.store, "a", scope(3), plan(1)).await.remove(0);
+        db.store.execution_finish_failure(&[fail(failed_latest.lease)]).await.unwrap();
+        // Scope 4: replayed by an operator, with a newer success: kept (the operator asked).
+        let replayed = dead_row(&*db.store, JOB, scope(4), plan(0)).await.lease.id;
+        db.store.execution_replay(&[replayed], 1).await.unwrap();
+        let later = claim_one(&*db.store, "a", scope(4), plan(1)).await.remove(0);
+        db.store.execution_finish_success(&[success(later.lease)]).await.unwrap();
+
+        assert!(db.store.execution_supersede("another-job").await.unwrap().is_empty());
+        assert_eq!(db.store.execution_supersede(JOB).await.unwrap(), vec![old.lease.id]);
+        let row = get(&*db.store, old.lease.id).await;
+        assert_eq!(row.status, Status::Superseded);
+        assert_eq!(row.next_retry_at, None);
+        assert!(row.finished_at.is_some());
+        assert_eq!(row.failures.len(), 1, "history kept");
+        assert_eq!(row.error_code.as_deref(), Some("handler_error"), "last error kept");
+        for id in [kept.lease.id, newer_failed.lease.id, failed_latest.lease.id, replayed] {
+            assert_eq!(get(&*db.store, id).await.status, Status::Failed, "{id} kept");
+        }
+        // No longer a retry candidate, and a second pass changes nothing.
+        let candidates = db.store.execution_retry_candidates(JOB, 10).await.unwrap();
+        assert!(candidates.iter().all(|c| !(c.scope == scope(1) && c.plan_time == plan(0))));
+        assert!(db.store.execution_supersede(JOB).await.unwrap().is_empty());
+        let counts = db.store.execution_count_by_status(Some(JOB)).await.unwrap();
+        assert!(counts.contains(&(Status::Superseded, 1)));
     }
 }
 

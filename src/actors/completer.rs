@@ -9,7 +9,7 @@
 //! lost), takes the leases out of their job's book and tells the Supervisor, in one message, which
 //! attempts ended, so their execution slots free up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,8 @@ struct FailureNote {
     status: Status,
     code: ErrorCode,
     message: String,
+    /// When the retry comes due, counted from the write (FAILED rows).
+    retry_in: Option<Duration>,
 }
 
 impl Completer {
@@ -147,19 +149,30 @@ impl Completer {
 /// Counts and logs each outcome, takes the leases out of their books and reports them ended.
 fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<AttemptsEnded>) {
     let written = written.map(|ids| ids.into_iter().collect::<HashSet<Uuid>>());
-    let mut ids = Vec::with_capacity(ended.len());
+    let mut leases = Vec::with_capacity(ended.len());
+    let mut retries: HashMap<Arc<str>, Duration> = HashMap::new();
     for attempt in ended {
         match &written {
-            Ok(written) if written.contains(&attempt.lease.id) => attempt.note_written(),
+            Ok(written) if written.contains(&attempt.lease.id) => {
+                attempt.note_written();
+                if let Some(retry_in) = attempt.failure.as_ref().and_then(|f| f.retry_in) {
+                    let job = attempt.job.spec.name.clone();
+                    let soonest = retries.entry(job).or_insert(retry_in);
+                    *soonest = (*soonest).min(retry_in);
+                }
+            }
             Ok(_) => attempt.note_fenced_out(),
             Err(error) => {
                 tracing::error!(%error, job = %attempt.job.spec.name, execution = %attempt.lease.id, "could not record the outcome; the lease will go stale and the plan re-run");
             }
         }
         attempt.job.leases.untrack(attempt.lease);
-        ids.push(attempt.lease.id);
+        leases.push(attempt.lease);
     }
-    ended_to.do_send(AttemptsEnded { ids });
+    ended_to.do_send(AttemptsEnded {
+        leases,
+        retries: retries.into_iter().collect(),
+    });
 }
 
 impl Ended {
@@ -242,6 +255,7 @@ impl Handler<Record> for Completer {
                         status: write.status,
                         code,
                         message: write.message.clone(),
+                        retry_in: write.retry_in.filter(|_| write.status == Status::Failed),
                     }),
                 });
                 self.failures.writes.push(write);
@@ -249,7 +263,8 @@ impl Handler<Record> for Completer {
             Outcome::Discarded(lease) => {
                 job.leases.untrack(lease);
                 self.ended_to.do_send(AttemptsEnded {
-                    ids: vec![lease.id],
+                    leases: vec![lease],
+                    retries: Vec::new(),
                 });
                 return;
             }
@@ -269,5 +284,8 @@ impl Handler<Record> for Completer {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct AttemptsEnded {
-    pub(crate) ids: Vec<Uuid>,
+    pub(crate) leases: Vec<Lease>,
+    /// Per job, how soon the earliest retry of these attempts comes due: the job's next tick
+    /// is armed for then.
+    pub(crate) retries: Vec<(Arc<str>, Duration)>,
 }

@@ -53,6 +53,8 @@ pub(crate) struct Executor {
     handler_task: Option<AbortHandle>,
     started: Instant,
     finishing: bool,
+    /// Claimed while the runner began shutting down: record `canceled` without running.
+    cancelled_at_start: bool,
 }
 
 /// How the handler's attempt ended.
@@ -66,7 +68,13 @@ enum Attempt {
 }
 
 impl Executor {
-    pub(crate) fn new(rt: Arc<Runtime>, job: Arc<JobShared>, claimed: Claimed) -> Self {
+    /// `cancelled_at_start`: the lease was claimed as shutdown began; hand it back unrun.
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        job: Arc<JobShared>,
+        claimed: Claimed,
+        cancelled_at_start: bool,
+    ) -> Self {
         Executor {
             rt,
             job,
@@ -76,6 +84,7 @@ impl Executor {
             handler_task: None,
             started: Instant::now(),
             finishing: false,
+            cancelled_at_start,
         }
     }
 
@@ -219,6 +228,9 @@ impl Executor {
 
     /// The Completer records the outcome from here on (the lease stays booked until it has).
     fn hand_over(&mut self, outcome: Outcome, ctx: &mut Context<Self>) {
+        if !matches!(outcome, Outcome::Discarded(_)) {
+            self.job.leases.hold_until_recorded(self.claimed.lease);
+        }
         self.rt.completer.do_send(Record {
             job: self.job.clone(),
             attempt: self.claimed.attempt,
@@ -231,12 +243,7 @@ impl Executor {
 /// A handler task that did not return: it panicked, or its runtime dropped it.
 fn from_join_error(error: JoinError) -> Attempt {
     if error.is_panic() {
-        let payload = error.into_panic();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let message = super::planning::panic_text(error.into_panic());
         Attempt::Panicked(format!("handler panicked: {message}"))
     } else {
         Attempt::Cancelled
@@ -247,7 +254,12 @@ impl Actor for Executor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.start_handler(ctx);
+        if self.cancelled_at_start {
+            self.cancel_reason = Some(ErrorCode::Canceled);
+            self.finish(Attempt::Cancelled, ctx);
+        } else {
+            self.start_handler(ctx);
+        }
     }
 }
 

@@ -39,6 +39,18 @@ impl HandlerRuntime {
             .expect("the runtime lives until drop")
             .spawn(future)
     }
+
+    /// Runs blocking user code (a planner hook) on the runtime's blocking pool.
+    pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives until drop")
+            .spawn_blocking(f)
+    }
 }
 
 impl Drop for HandlerRuntime {

@@ -30,7 +30,10 @@ pub(crate) struct LeaseBook {
 
 struct Tracked {
     lease: Lease,
-    stop_at: Instant,
+    /// When renewals stop; `None` once the attempt's outcome was handed over for recording:
+    /// then the lease is renewed until the Completer has written it (or given up), so a slow
+    /// or retried terminal write never lets a finished result's lease go stale.
+    stop_at: Option<Instant>,
 }
 
 impl LeaseBook {
@@ -43,8 +46,18 @@ impl LeaseBook {
 
     /// Renews `lease` for `beat_for` from now.
     pub(crate) fn track(&self, lease: Lease, beat_for: Duration) {
-        let stop_at = Instant::now() + beat_for;
+        let stop_at = Some(Instant::now() + beat_for);
         self.lock().insert(lease.id, Tracked { lease, stop_at });
+    }
+
+    /// The attempt of `lease` ended and its outcome is being recorded: renew the lease until
+    /// [`untrack`](Self::untrack), whatever the attempt's time limit.
+    pub(crate) fn hold_until_recorded(&self, lease: Lease) {
+        if let Some(tracked) = self.lock().get_mut(&lease.id)
+            && tracked.lease == lease
+        {
+            tracked.stop_at = None;
+        }
     }
 
     /// Stops renewing `lease` (a later lease of the same row, with another token, stays).
@@ -68,7 +81,7 @@ impl LeaseBook {
         let now = Instant::now();
         let mut leases = self.lock();
         leases.retain(|id, tracked| {
-            let keep = now < tracked.stop_at;
+            let keep = tracked.stop_at.is_none_or(|stop_at| now < stop_at);
             if !keep {
                 tracing::warn!(job = %job, execution = %id, "heartbeats stop: the attempt outlived run_timeout plus grace");
             }
@@ -78,15 +91,15 @@ impl LeaseBook {
     }
 
     /// Removes the leases that were `sent` for renewal but not `held`, if still booked under the
-    /// same token (another runner owns the plan now), and returns their ids.
-    fn take_lost(&self, sent: &[Lease], held: &[Uuid]) -> Vec<Uuid> {
+    /// same token (another runner owns the plan now), and returns them.
+    fn take_lost(&self, sent: &[Lease], held: &[Uuid]) -> Vec<Lease> {
         let held: HashSet<&Uuid> = held.iter().collect();
         let mut leases = self.lock();
         let mut lost = Vec::new();
         for lease in sent.iter().filter(|lease| !held.contains(&lease.id)) {
             if leases.get(&lease.id).is_some_and(|t| t.lease == *lease) {
                 leases.remove(&lease.id);
-                lost.push(lease.id);
+                lost.push(*lease);
             }
         }
         lost
@@ -169,7 +182,7 @@ impl Heartbeat {
     fn settle(&mut self, sent: &[Lease], held: &[Uuid]) {
         let lost = self.book.take_lost(sent, held);
         if !lost.is_empty() {
-            self.lost_to.do_send(LeasesLost { ids: lost });
+            self.lost_to.do_send(LeasesLost { leases: lost });
         }
     }
 }
@@ -195,7 +208,7 @@ impl Handler<Arm> for Heartbeat {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct LeasesLost {
-    pub(crate) ids: Vec<Uuid>,
+    pub(crate) leases: Vec<Lease>,
 }
 
 /// Sent to an Executor when its lease is found taken over.
@@ -299,6 +312,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_whose_outcome_is_being_recorded_is_renewed_past_its_attempt() {
+        let book = LeaseBook::default();
+        let (recording, other) = (lease(), lease());
+        book.track(recording, Duration::ZERO);
+        book.track(other, Duration::ZERO);
+        book.hold_until_recorded(recording);
+        // Another token of the same row is not affected.
+        book.hold_until_recorded(Lease {
+            token: Uuid::new_v4(),
+            ..other
+        });
+        assert_eq!(book.renewable("job"), vec![recording]);
+        book.untrack(recording);
+        assert!(book.is_empty());
+    }
+
+    #[test]
     fn only_sent_leases_not_held_and_still_booked_are_lost() {
         let book = LeaseBook::default();
         let (held, lost, ended) = (lease(), lease(), lease());
@@ -307,10 +337,7 @@ mod tests {
         }
         // `ended` was recorded (unbooked) while the beat was in flight: not lost.
         book.untrack(ended);
-        assert_eq!(
-            book.take_lost(&[held, lost, ended], &[held.id]),
-            vec![lost.id]
-        );
+        assert_eq!(book.take_lost(&[held, lost, ended], &[held.id]), vec![lost]);
         assert_eq!(book.get(&lost.id), None);
         assert_eq!(book.get(&held.id), Some(held));
     }

@@ -45,9 +45,11 @@ pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
+pub(crate) mod planning;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;
+pub(crate) mod tick;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -69,15 +69,20 @@ pub trait Store: Send + Sync + 'static {
     /// The newest plan time of every scope of `job`, in one query.
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>>;
 
-    /// FAILED rows of `job` with a retry scheduled and attempts left, plan time at or after
-    /// `since` when given (replayed rows whatever their plan time), soonest `next_retry_at`
-    /// first, at most `limit`.
+    /// FAILED rows of `job` with a retry scheduled and attempts left, whatever their plan time
+    /// (a failed row is retried until SUCCESS or DEAD in every catch-up mode), soonest
+    /// `next_retry_at` first, at most `limit`. Rows not due yet tell the runtime when to wake.
     async fn execution_retry_candidates(
         &self,
         job: &str,
-        since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<RetryCandidate>>;
+
+    /// Closes `job`'s FAILED rows whose scope has a newer plan that succeeded: they become
+    /// SUPERSEDED (terminal, no retry, finished now), for jobs that opted in with
+    /// [`JobSpecBuilder::supersede_failed`](crate::JobSpecBuilder::supersede_failed). Rows an
+    /// operator replayed are left alone. Returns the ids closed.
+    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>>;
 
     /// Claims many plans in one statement (SPEC §5.1): inserts the missing rows (Won), takes over
     /// stale or retry-due rows (Stole / Retried, or Replayed for a row an operator replayed),
@@ -123,8 +128,9 @@ pub trait Store: Send + Sync + 'static {
     async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>>;
 
     /// Deletes at most `limit` rows of `set` whose `finished_at` is older than `older_than`
-    /// (database clock), oldest first, using the `finished_at` index; returns how many. Rows
-    /// awaiting a replay are kept, and so is the newest row of every `(job, scope)`: planning
+    /// (database clock), oldest first, using the `finished_at` index; returns how many. Only
+    /// rows finished for good are deleted (never RUNNING or FAILED), rows awaiting a replay are
+    /// kept, and so is the newest row of every `(job, scope)`: planning
     /// reads it to know which plans were handled. Call again until it returns less than `limit`.
     async fn execution_prune(
         &self,
@@ -141,7 +147,8 @@ pub trait Store: Send + Sync + 'static {
 /// Which terminal rows [`Store::execution_prune`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PruneSet {
-    /// SUCCESS and FAILED rows.
+    /// SUCCESS and SUPERSEDED rows: finished for good. FAILED rows are never pruned, since
+    /// each has a retry ahead of it.
     Finished,
     /// DEAD rows (the dead-letter set), kept for their own retention.
     Dead,

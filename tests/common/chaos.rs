@@ -165,11 +165,14 @@ impl Store for FaultyStore {
     async fn execution_retry_candidates(
         &self,
         job: &str,
-        since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> cronlease::Result<Vec<RetryCandidate>> {
         let op = "execution_retry_candidates";
-        self.call(op, self.inner.execution_retry_candidates(job, since, limit))
+        self.call(op, self.inner.execution_retry_candidates(job, limit))
+            .await
+    }
+    async fn execution_supersede(&self, job: &str) -> cronlease::Result<Vec<Uuid>> {
+        self.call("execution_supersede", self.inner.execution_supersede(job))
             .await
     }
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> cronlease::Result<Vec<Claimed>> {

@@ -285,14 +285,16 @@ macro_rules! delegate_store {
             async fn execution_retry_candidates(
                 &self,
                 job: &str,
-                since: Option<DateTime<Utc>>,
                 limit: usize,
             ) -> cronlease::Result<Vec<RetryCandidate>> {
                 let ($this, $op) = (self, "execution_retry_candidates");
                 $before;
-                self.inner
-                    .execution_retry_candidates(job, since, limit)
-                    .await
+                self.inner.execution_retry_candidates(job, limit).await
+            }
+            async fn execution_supersede(&self, job: &str) -> cronlease::Result<Vec<Uuid>> {
+                let ($this, $op) = (self, "execution_supersede");
+                $before;
+                self.inner.execution_supersede(job).await
             }
             async fn execution_claim(
                 &self,

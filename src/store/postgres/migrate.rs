@@ -72,6 +72,18 @@ ALTER TABLE cronlease_executions
   ADD COLUMN replayed_at timestamptz;
 ",
     ),
+    (
+        3,
+        "superseded",
+        "
+ALTER TABLE cronlease_executions DROP CONSTRAINT cronlease_executions_status_check;
+ALTER TABLE cronlease_executions ADD CONSTRAINT cronlease_executions_status_check
+  CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD', 'SUPERSEDED'));
+DROP INDEX cronlease_executions_finished;
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED');
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

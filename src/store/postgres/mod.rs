@@ -67,6 +67,7 @@ struct Statements {
     finish_success: Arc<str>,
     finish_failure: Arc<str>,
     sweep_stale: Arc<str>,
+    supersede: Arc<str>,
     replay: Arc<str>,
     prune: Arc<str>,
     count_stale: Arc<str>,
@@ -84,6 +85,7 @@ impl Statements {
             finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
             finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
             sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+            supersede: fill(sql::EXECUTION_SUPERSEDE),
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
@@ -240,12 +242,10 @@ impl Store for PgStore {
     async fn execution_retry_candidates(
         &self,
         job: &str,
-        since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<RetryCandidate>> {
         let rows = sqlx::query(q(&self.sql.retry_candidates))
             .bind(job)
-            .bind(since)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
@@ -437,6 +437,18 @@ impl Store for PgStore {
         })))
     }
 
+    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query(q(&self.sql.supersede))
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_supersede", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            row.try_get::<Uuid, _>(0)
+                .map_err(|e| corrupt("?", e.to_string()))
+        })))
+    }
+
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
         let row = sqlx::query(sql::EXECUTION_GET)
             .bind(id)
@@ -595,7 +607,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 3);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -654,7 +666,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 2
+                    known: 3
                 })
             ),
             "{refused:?}"

@@ -21,7 +21,8 @@ FROM cronlease_executions
 WHERE job_name = $1
 GROUP BY scope_kind, scope_id";
 
-/// $2 is the optional lower bound on `plan_time`.
+/// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
+/// only decides which never-started plans get rows, a failed row is retried until SUCCESS or DEAD.
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 SELECT e.scope_kind, e.scope_id, e.plan_time, e.next_retry_at, e.next_retry_at <= c.now AS due,
@@ -29,9 +30,32 @@ SELECT e.scope_kind, e.scope_id, e.plan_time, e.next_retry_at, e.next_retry_at <
 FROM cronlease_executions AS e CROSS JOIN c
 WHERE e.job_name = $1 AND e.status = 'FAILED' AND e.next_retry_at IS NOT NULL
   AND e.attempt < e.max_attempts
-  AND ($2::timestamptz IS NULL OR e.plan_time >= $2::timestamptz OR e.replay_pending)
 ORDER BY e.next_retry_at
-LIMIT $3";
+LIMIT $2";
+
+/// Closes the job's FAILED rows that a newer plan of the same scope has succeeded since (the
+/// job opted in to superseding): SUPERSEDED, no retry. Walks the partial FAILED index, then one
+/// unique-key probe per failed row, so its cost follows the failed rows, not the scopes. Rows
+/// are locked in id order (the one global order of the batched writes), skipping rows another
+/// runner holds; replayed rows are left alone: an operator asked for them.
+pub(super) const EXECUTION_SUPERSEDE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+f AS (
+  SELECT e.id FROM cronlease_executions AS e
+  WHERE e.job_name = $1 AND e.status = 'FAILED' AND NOT e.replay_pending
+    AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+      WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+        AND n.plan_time > e.plan_time AND n.status = 'SUCCESS')
+  ORDER BY e.id
+  FOR UPDATE OF e SKIP LOCKED)
+UPDATE cronlease_executions AS e SET
+  status = 'SUPERSEDED',
+  next_retry_at = NULL,
+  finished_at = c.now,
+  updated_at = c.now
+FROM f, c
+WHERE e.id = f.id AND e.status = 'FAILED'
+RETURNING e.id";
 
 /// $5..$9 are the plans' ids, scope kinds, scope ids, plan times and tokens (parallel arrays).
 /// A plan repeated in the batch is claimed once (its first occurrence), as one row per plan
@@ -224,7 +248,7 @@ pub(super) const EXECUTION_PRUNE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
   SELECT e.id FROM cronlease_executions AS e
-  WHERE e.status IN ('SUCCESS', 'FAILED', 'DEAD')
+  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
     AND e.finished_at < (SELECT c.now FROM c) - $2::bigint * interval '1 millisecond'
     AND (e.status = 'DEAD') = $1::boolean
     AND NOT e.replay_pending

@@ -75,6 +75,7 @@ struct Statements {
     finish_success: Arc<str>,
     finish_failure: Arc<str>,
     sweep_stale: Arc<str>,
+    supersede: Arc<str>,
     replay: Arc<str>,
     prune: Arc<str>,
     count_stale: Arc<str>,
@@ -93,6 +94,7 @@ impl Statements {
             finish_success: fill(sql::EXECUTION_FINISH_SUCCESS),
             finish_failure: fill(sql::EXECUTION_FINISH_FAILURE),
             sweep_stale: fill(sql::EXECUTION_SWEEP_STALE),
+            supersede: fill(sql::EXECUTION_SUPERSEDE),
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
@@ -354,12 +356,10 @@ impl Store for SqliteStore {
     async fn execution_retry_candidates(
         &self,
         job: &str,
-        since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Vec<RetryCandidate>> {
         let rows = sqlx::query(q(&self.sql.retry_candidates))
             .bind(job)
-            .bind(since.map_or(i64::MIN, |t| t.timestamp_millis()))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
@@ -526,6 +526,21 @@ impl Store for SqliteStore {
                 id: uuid(&id, &id)?,
                 status: parsed(&id, &status)?,
             })
+        })))
+    }
+
+    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query(q(&self.sql.supersede))
+            .bind(job)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(|e| db_error("execution_supersede", e))?;
+        if !rows.is_empty() {
+            self.wrote();
+        }
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let id: String = row.try_get(0).map_err(|e| corrupt("?", e.to_string()))?;
+            uuid(&id, &id)
         })))
     }
 

@@ -15,13 +15,31 @@ FROM cronlease_executions
 WHERE job_name = ?1
 GROUP BY scope_kind, scope_id";
 
+/// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
+/// only decides which never-started plans get rows, a failed row is retried until SUCCESS or DEAD.
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
 SELECT scope_kind, scope_id, plan_time, next_retry_at, next_retry_at <= {NOW} AS due, replay_pending
 FROM cronlease_executions
 WHERE job_name = ?1 AND status = 'FAILED' AND next_retry_at IS NOT NULL
-  AND attempt < max_attempts AND (plan_time >= ?2 OR replay_pending = 1)
+  AND attempt < max_attempts
 ORDER BY next_retry_at
-LIMIT ?3";
+LIMIT ?2";
+
+/// Closes the job's FAILED rows that a newer plan of the same scope has succeeded since (the
+/// job opted in to superseding): SUPERSEDED, no retry. Walks the partial FAILED index, then one
+/// unique-key probe per failed row, so its cost follows the failed rows, not the scopes.
+/// Replayed rows are left alone: an operator asked for them.
+pub(super) const EXECUTION_SUPERSEDE: &str = "\
+UPDATE cronlease_executions AS f SET
+  status = 'SUPERSEDED',
+  next_retry_at = NULL,
+  finished_at = {NOW},
+  updated_at = {NOW}
+WHERE f.job_name = ?1 AND f.status = 'FAILED' AND f.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = f.job_name AND n.scope_kind = f.scope_kind AND n.scope_id = f.scope_id
+      AND n.plan_time > f.plan_time AND n.status = 'SUCCESS')
+RETURNING id";
 
 /// The common claim: plans nobody has a row for. ?5 is `[[id, scope_kind, scope_id, plan_time_ms,
 /// token], ...]`, ?6 the database clock read just before. Inserts what is missing and touches
@@ -213,12 +231,13 @@ RETURNING ",
     execution_columns!()
 );
 
-/// ?1: whether to prune DEAD rows (else SUCCESS and FAILED); ?2: the age in ms; ?3: the batch.
-/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite uses it.
+/// ?1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); ?2: the age in ms; ?3: the
+/// batch. FAILED rows are never pruned: each has a retry ahead of it. The `status IN (..)` term
+/// is the `finished_at` index's predicate, written out so SQLite uses it.
 pub(super) const EXECUTION_PRUNE: &str = "\
 DELETE FROM cronlease_executions WHERE id IN (
   SELECT e.id FROM cronlease_executions AS e
-  WHERE e.status IN ('SUCCESS', 'FAILED', 'DEAD')
+  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
     AND e.finished_at < {NOW} - ?2
     AND (e.status = 'DEAD') = ?1
     AND e.replay_pending = 0

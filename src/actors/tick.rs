@@ -1,0 +1,450 @@
+//! One tick of one job: sweep, plan, claim, start.
+//!
+//! Every job ticks on its own timer (the Supervisor arms them), so a slow scope provider, a
+//! slow planner hook or a database error of one job never delays another job's plans. A tick:
+//! 1. reads the database time (every decision below uses it);
+//! 2. sweeps the job's stale leases (before planning, so a dead runner's plan is retried now);
+//! 3. for jobs that opted in, closes FAILED plans a newer success superseded;
+//! 4. resolves the scopes (`planning::resolve_scopes`: panics and hangs of the provider are
+//!    caught and bounded; scopes that fail [`Scope::validate`] are skipped and counted);
+//! 5. collects the FAILED rows due for retry, whatever their plan time (`plan::due_retries`),
+//!    and each scope's due plans (`plan::cadence_plans` or the planner hook);
+//! 6. claims them oldest first in batched statements while execution slots are free
+//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
+//! 7. starts an Executor per claimed lease and tells the Supervisor at once (`Started`), so a
+//!    lease lost or an attempt ended even before the tick is over reaches the right Executor.
+//!
+//! The newest plan of every scope is read once per job (one grouped query) and then kept in
+//! memory, so a tick where nothing is due costs a constant number of statements whatever the
+//! number of scopes.
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use super::Runtime;
+use super::executor::{Executor, JobShared};
+use super::heartbeat::Arm;
+use super::planning::{self, PlanningError};
+use super::supervisor::{Started, Supervisor};
+use crate::error::Result;
+use crate::execution::{ClaimOutcome, Status};
+use crate::plan::{cadence_plans, due_retries, hook_plans};
+use crate::schedule::delta;
+use crate::scope::Scope;
+use crate::store::{ClaimRequest, Claimed, PlanClaim};
+use crate::telemetry;
+
+/// Most plans sent in one claim statement.
+const CLAIM_BATCH: usize = 2000;
+/// Most claim statements per job and tick (each sends up to the free slots' worth of plans).
+const MAX_CLAIM_ROUNDS: usize = 8;
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TickReport {
+    /// The database time the tick planned with (the latest, when several jobs ticked).
+    pub db_now: DateTime<Utc>,
+    /// Plans and retries found due.
+    pub planned: usize,
+    /// New rows inserted and started.
+    pub won: usize,
+    /// Stale leases taken over and started.
+    pub stole: usize,
+    /// Failed rows retried (or replays) and started.
+    pub retried: usize,
+    /// Plans someone else holds or that are finished.
+    pub conflicted: usize,
+    /// Due plans left for a later tick because every execution slot was busy.
+    pub deferred: usize,
+    /// Stale RUNNING rows moved by the sweep.
+    pub swept: usize,
+    /// FAILED rows closed as SUPERSEDED (jobs that opted in).
+    pub superseded: usize,
+    /// Jobs or scopes skipped because of an error (logged and counted in
+    /// `cronlease_tick_errors_total`).
+    pub job_errors: usize,
+}
+
+impl TickReport {
+    /// Executions this tick started.
+    pub fn started(&self) -> usize {
+        self.won + self.stole + self.retried
+    }
+
+    /// Adds another job's tick to this report.
+    pub(crate) fn absorb(&mut self, other: &TickReport) {
+        self.db_now = self.db_now.max(other.db_now);
+        self.planned += other.planned;
+        self.won += other.won;
+        self.stole += other.stole;
+        self.retried += other.retried;
+        self.conflicted += other.conflicted;
+        self.deferred += other.deferred;
+        self.swept += other.swept;
+        self.superseded += other.superseded;
+        self.job_errors += other.job_errors;
+    }
+}
+
+/// What the Supervisor keeps about one job between its ticks.
+pub(crate) struct JobState {
+    /// The spec, the job's Heartbeat and its book of running leases.
+    pub(crate) shared: Arc<JobShared>,
+    /// The newest plan time stored or claimed per scope; `None` until read from the store.
+    pub(crate) newest: Option<HashMap<Scope, DateTime<Utc>>>,
+}
+
+/// What a tick shares with the Supervisor while it runs.
+#[derive(Clone)]
+pub(crate) struct TickEnv {
+    pub(crate) rt: Arc<Runtime>,
+    /// Told about every Executor as it starts.
+    pub(crate) supervisor: Addr<Supervisor>,
+    /// Free execution slots, shared by every job's tick: taken before a claim, the unused part
+    /// given back after it, freed again when an attempt ends.
+    pub(crate) free: Rc<Cell<usize>>,
+    /// Set when shutdown begins: no new claim is sent, and leases a claim in flight returns are
+    /// handed back as `canceled` without running.
+    pub(crate) stopping: Rc<Cell<bool>>,
+    /// The longest wait before the job's next tick.
+    pub(crate) tick_interval: Duration,
+}
+
+/// The outcome of one job's tick.
+pub(crate) struct JobTick {
+    pub(crate) report: TickReport,
+    /// When to tick again, counted from `clock_read_at`.
+    pub(crate) wake_in: Duration,
+    /// When the database clock was read (the reference point of `wake_in`).
+    pub(crate) clock_read_at: Instant,
+    /// The job met a transient database error: its next tick backs off.
+    pub(crate) db_trouble: bool,
+    /// Due plans were left unclaimed with slots free: tick again at once.
+    pub(crate) more_due: bool,
+}
+
+/// Ticks one job. `Err` only when the database clock could not be read; every later error is
+/// logged, counted and reported in the tick (the job is skipped for the rest of this tick).
+pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick> {
+    let clock_read_at = Instant::now();
+    let db_now = env.rt.store.db_now().await?;
+    telemetry::clock_offset((db_now - Utc::now()).num_milliseconds() as f64 / 1000.0);
+    let mut tick = JobTick {
+        report: TickReport {
+            db_now,
+            ..TickReport::default()
+        },
+        wake_in: env.tick_interval,
+        clock_read_at,
+        db_trouble: false,
+        more_due: false,
+    };
+    let name = job.shared.spec.name.clone();
+    let span = tracing::info_span!("tick", job = %name, %db_now);
+    let outcome = sweep_plan_claim(&env, job, db_now, &mut tick)
+        .instrument(span)
+        .await;
+    if let Err(error) = outcome {
+        super::note_db_error("tick", &error);
+        tick.report.job_errors += 1;
+        // A transient error: come back after the database backoff, not a full interval.
+        if error.is_transient() {
+            tick.db_trouble = true;
+        } else {
+            telemetry::tick_error(&name, "database");
+        }
+    }
+    Ok(tick)
+}
+
+/// Sweeps, plans and claims one job.
+async fn sweep_plan_claim(
+    env: &TickEnv,
+    job: &mut JobState,
+    db_now: DateTime<Utc>,
+    tick: &mut JobTick,
+) -> Result<()> {
+    let rt = &env.rt;
+    let spec = job.shared.spec.clone();
+    let swept = rt
+        .store
+        .execution_sweep_stale(&spec.name, spec.allow_stale_reentry)
+        .await?;
+    if !swept.is_empty() {
+        telemetry::swept(&spec.name, swept.len() as u64);
+        let dead = swept.iter().filter(|s| s.status == Status::Dead).count();
+        telemetry::dead_lettered_many(&spec.name, dead as u64);
+        tracing::warn!(job = %spec.name, count = swept.len(), "swept stale leases");
+        tick.report.swept += swept.len();
+    }
+    if spec.supersede_failed {
+        let closed = rt.store.execution_supersede(&spec.name).await?;
+        if !closed.is_empty() {
+            telemetry::superseded(&spec.name, closed.len() as u64);
+            tracing::info!(job = %spec.name, count = closed.len(), "failed plans superseded by a newer success");
+            tick.report.superseded += closed.len();
+        }
+    }
+    // A provider that fails, panics or hangs costs this job its new plans for this tick; its
+    // failed rows are still retried below.
+    let scopes = match planning::resolve_scopes(&spec.scopes, &rt.handlers, spec.planning_timeout)
+        .await
+    {
+        Ok(scopes) => scopes,
+        Err(error) => {
+            tracing::error!(job = %spec.name, %error, "scope provider failed; no new plans for this job this tick");
+            telemetry::tick_error(&spec.name, provider_reason(&error));
+            tick.report.job_errors += 1;
+            Arc::from(Vec::new())
+        }
+    };
+    let scopes = valid_scopes(&spec.name, &spec.scopes, scopes, tick);
+    if job.newest.is_none() {
+        let latest = rt.store.execution_latest_plans(&spec.name).await?;
+        job.newest = Some(latest.into_iter().collect());
+    }
+    let newest = job.newest.as_mut().expect("loaded above");
+    let eligible = db_now - delta(spec.schedule_delay);
+    let latest = spec.schedule.map(|s| s.latest_plan(eligible));
+    if let (Some(schedule), Some(latest), None) = (spec.schedule, latest, &spec.planner) {
+        let next_due = latest + delta(schedule.cadence()) + delta(spec.schedule_delay);
+        let wait = (next_due - db_now).to_std().unwrap_or_default();
+        tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+    }
+
+    // Retries first: they are the oldest due work. Every due FAILED row is claimed, whatever
+    // the catch-up mode or newer plans of its scope (SPEC §4.2, revised): only SUCCESS or DEAD
+    // (or SUPERSEDED, above) ends a plan.
+    let candidates = rt
+        .store
+        .execution_retry_candidates(&spec.name, env.free.get().saturating_add(1))
+        .await?;
+    let (retries, retry_wait) = due_retries(candidates, db_now);
+    if let Some(wait) = retry_wait {
+        tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+    }
+    let mut due: Vec<PlanClaim> = Vec::with_capacity(retries.len());
+    // Retries queued this tick, so a plan that is both retried and planned is claimed once.
+    let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
+    for (scope, plan_time) in retries {
+        if queued.insert((scope.clone(), plan_time)) {
+            due.push(PlanClaim::new(scope, plan_time));
+        }
+    }
+
+    let max_plans = spec.catch_up.max_plans_per_tick();
+    let mut planned: Vec<(Scope, Vec<DateTime<Utc>>)> = Vec::new();
+    match (&spec.planner, spec.schedule, latest) {
+        (Some(hook), _, _) => {
+            let inputs = scopes
+                .iter()
+                .map(|scope| (scope.clone(), newest.get(scope).copied()))
+                .collect();
+            match planning::run_hook(hook, &rt.handlers, spec.planning_timeout, db_now, inputs)
+                .await
+            {
+                Ok(answers) => {
+                    for (scope, answer) in answers {
+                        match answer {
+                            Ok(plans) => {
+                                planned.push((scope, hook_plans(plans, eligible, max_plans)))
+                            }
+                            Err(error) => {
+                                tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
+                                telemetry::tick_error(&spec.name, hook_reason(&error));
+                                tick.report.job_errors += 1;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(job = %spec.name, %error, "planner hook failed; no new plans for this job this tick");
+                    telemetry::tick_error(&spec.name, hook_reason(&error));
+                    tick.report.job_errors += 1;
+                }
+            }
+        }
+        (None, Some(schedule), Some(latest)) => {
+            for scope in scopes.iter() {
+                let known = newest.get(scope).copied();
+                let plans = cadence_plans(spec.catch_up, schedule.cadence(), latest, db_now, known);
+                if !plans.is_empty() {
+                    planned.push((scope.clone(), plans));
+                }
+            }
+        }
+        _ => {}
+    }
+    for (scope, plans) in planned {
+        for plan_time in plans {
+            // Plans of one scope are distinct, so only a clash with a retry needs checking.
+            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
+                due.push(PlanClaim::new(scope.clone(), plan_time));
+            }
+        }
+    }
+    tick.report.planned += due.len();
+    // Oldest plans first across scopes, in random order among equals: a runner short of slots
+    // serves every scope in turn, and replicas ticking together try different scopes first.
+    fastrand::shuffle(&mut due);
+    due.sort_by_key(|plan| plan.plan_time);
+    // Claim until the free slots are used. Plans another runner holds come back conflicted and
+    // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
+    // slots would all send the same first plans every tick and leave the others to starve.
+    let mut pending = &due[..];
+    let mut rounds = 0;
+    while !pending.is_empty() && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
+        let take = pending.len().min(env.free.get()).min(CLAIM_BATCH);
+        if take == 0 {
+            break;
+        }
+        rounds += 1;
+        let (batch, rest) = pending.split_at(take);
+        pending = rest;
+        env.free.set(env.free.get() - take);
+        let request = ClaimRequest {
+            job: &spec.name,
+            max_attempts: spec.max_attempts,
+            runner_id: &rt.runner_id,
+            stale_timeout: spec.stale_timeout,
+            allow_stale_reentry: spec.allow_stale_reentry,
+            plans: batch.to_vec(),
+        };
+        // Retried with the same ids and tokens: if a try committed but its reply was lost (the
+        // connection dropped), the next try finds rows RUNNING under these tokens and adopts
+        // them instead of leaving them to go stale (SPEC §5.1, §7). Rows left behind when it
+        // gives up are swept once stale.
+        let claimed = super::retry_transient(
+            rt.db_retry,
+            "execution_claim",
+            rt.db_retry.give_up_after,
+            || rt.store.execution_claim(&request),
+        )
+        .await;
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                env.free.set(env.free.get() + take);
+                return Err(error);
+            }
+        };
+        env.free.set(env.free.get() + take - claimed.len());
+        // Every plan sent now has a row (ours or another runner's): remember it as planned.
+        for plan in batch {
+            let entry = newest.entry(plan.scope.clone()).or_insert(plan.plan_time);
+            if *entry < plan.plan_time {
+                *entry = plan.plan_time;
+            }
+        }
+        count_claims(&spec.name, batch.len(), &claimed, &mut tick.report);
+        // Start each batch's executors at once, so handlers run while the next batch is claimed.
+        if !claimed.is_empty() {
+            // Shutdown began while the claim was in flight: hand the leases back unrun.
+            let cancelled = env.stopping.get();
+            for claim in claimed {
+                start_executor(env, &job.shared, claim, cancelled);
+            }
+            job.shared.heartbeat.do_send(Arm);
+        }
+    }
+    tick.report.deferred += pending.len();
+    if !pending.is_empty() && env.free.get() > 0 && !env.stopping.get() {
+        // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
+        tick.more_due = true;
+    }
+    Ok(())
+}
+
+/// Keeps the scopes that can be stored the same way on every backend; logs and counts the rest.
+/// A fixed list was checked when the spec was built, so only a provider's answer is checked.
+fn valid_scopes(
+    job: &Arc<str>,
+    source: &crate::scope::Scopes,
+    scopes: Arc<[Scope]>,
+    tick: &mut JobTick,
+) -> Arc<[Scope]> {
+    if matches!(source, crate::scope::Scopes::Static(_)) {
+        return scopes;
+    }
+    let mut invalid = 0usize;
+    let mut first_error = None;
+    for scope in scopes.iter() {
+        if let Err(message) = scope.validate() {
+            invalid += 1;
+            first_error.get_or_insert(message);
+        }
+    }
+    let Some(first_error) = first_error else {
+        return scopes;
+    };
+    tracing::error!(job = %job, invalid, error = %first_error, "the scope provider returned scopes that cannot be stored; they are skipped, the others run");
+    telemetry::tick_errors(job, "invalid_scope", invalid as u64);
+    tick.report.job_errors += invalid;
+    scopes
+        .iter()
+        .filter(|scope| scope.validate().is_ok())
+        .cloned()
+        .collect()
+}
+
+fn provider_reason(error: &PlanningError) -> &'static str {
+    match error.kind() {
+        "panic" => "scope_provider_panic",
+        "timeout" => "scope_provider_timeout",
+        _ => "scope_provider_error",
+    }
+}
+
+fn hook_reason(error: &PlanningError) -> &'static str {
+    match error.kind() {
+        "panic" => "planner_hook_panic",
+        "timeout" => "planner_hook_timeout",
+        _ => "planner_hook_error",
+    }
+}
+
+/// Counts one claim statement's outcomes in the metrics and the report.
+fn count_claims(job: &Arc<str>, sent: usize, claimed: &[Claimed], report: &mut TickReport) {
+    let mut by_outcome = [0u64; 4];
+    for claim in claimed {
+        match claim.outcome {
+            ClaimOutcome::Stole => by_outcome[1] += 1,
+            ClaimOutcome::Retried => by_outcome[2] += 1,
+            ClaimOutcome::Replayed => by_outcome[3] += 1,
+            _ => by_outcome[0] += 1,
+        }
+    }
+    let conflicted = (sent - claimed.len()) as u64;
+    telemetry::claims(job, "won", by_outcome[0]);
+    telemetry::claims(job, "stole", by_outcome[1]);
+    telemetry::claims(job, "retried", by_outcome[2]);
+    telemetry::claims(job, "replayed", by_outcome[3]);
+    telemetry::claims(job, "conflicted", conflicted);
+    report.won += by_outcome[0] as usize;
+    report.stole += by_outcome[1] as usize;
+    report.retried += (by_outcome[2] + by_outcome[3]) as usize;
+    report.conflicted += conflicted as usize;
+}
+
+/// Books the lease of one claimed plan with the job's Heartbeat, starts its Executor and tells
+/// the Supervisor (before anything the Executor does can reach it: one mailbox, in order).
+fn start_executor(env: &TickEnv, job: &Arc<JobShared>, claimed: Claimed, cancelled: bool) {
+    let spec = &job.spec;
+    let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
+        .num_milliseconds() as f64
+        / 1000.0;
+    telemetry::start_lag(&spec.name, lag.max(0.0));
+    let lease = claimed.lease;
+    job.leases
+        .track(lease, spec.run_timeout + spec.heartbeat_interval);
+    let executor = Executor::new(env.rt.clone(), job.clone(), claimed, cancelled).start();
+    env.supervisor.do_send(Started { lease, executor });
+}
