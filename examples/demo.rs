@@ -127,9 +127,29 @@ async fn summary(scheduler: &Scheduler) -> cronlease::Result<()> {
             n(Status::Running)
         );
     }
-    println!(
-        "  (FAILED rows wait for their retry time: the next runner on this database takes them)"
-    );
+    // A FAILED row always has a retry ahead: say when, since this runner has stopped.
+    let failed = scheduler
+        .executions(&ExecutionFilter {
+            status: Some(Status::Failed),
+            ..ExecutionFilter::default()
+        })
+        .await?;
+    if failed.is_empty() {
+        println!("  no FAILED rows left: every plan ended SUCCESS or DEAD");
+    }
+    for row in failed {
+        println!(
+            "  FAILED {} {} plan {}: attempt {} of {} failed ({}); its retry is due at {}, for the next runner on this database",
+            row.job_name,
+            row.scope,
+            row.plan_time.format("%H:%M:%S"),
+            row.attempt,
+            row.max_attempts,
+            row.error_code.as_deref().unwrap_or("?"),
+            row.next_retry_at
+                .map_or("?".into(), |t| t.format("%H:%M:%S%.3f").to_string())
+        );
+    }
     let dead = scheduler
         .executions(&ExecutionFilter {
             status: Some(Status::Dead),

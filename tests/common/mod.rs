@@ -260,7 +260,7 @@ fn transient(operation: &'static str) -> Error {
 }
 
 macro_rules! delegate_store {
-    ($ty:ty, |$this:ident, $op:ident| $before:expr) => {
+    ($ty:ty, |$this:ident, $op:ident| $before:expr $(, after: $after:expr)?) => {
         #[async_trait]
         impl Store for $ty {
             fn backend(&self) -> &'static str {
@@ -272,7 +272,9 @@ macro_rules! delegate_store {
             async fn db_now(&self) -> cronlease::Result<DateTime<Utc>> {
                 let ($this, $op) = (self, "db_now");
                 $before;
-                self.inner.db_now().await
+                let out = self.inner.db_now().await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_latest_plans(
                 &self,
@@ -280,7 +282,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<(Scope, DateTime<Utc>)>> {
                 let ($this, $op) = (self, "execution_latest_plans");
                 $before;
-                self.inner.execution_latest_plans(job).await
+                let out = self.inner.execution_latest_plans(job).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_retry_candidates(
                 &self,
@@ -289,12 +293,16 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<RetryCandidate>> {
                 let ($this, $op) = (self, "execution_retry_candidates");
                 $before;
-                self.inner.execution_retry_candidates(job, limit).await
+                let out = self.inner.execution_retry_candidates(job, limit).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_supersede(&self, job: &str) -> cronlease::Result<Vec<Uuid>> {
                 let ($this, $op) = (self, "execution_supersede");
                 $before;
-                self.inner.execution_supersede(job).await
+                let out = self.inner.execution_supersede(job).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_claim(
                 &self,
@@ -302,7 +310,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Claimed>> {
                 let ($this, $op) = (self, "execution_claim");
                 $before;
-                self.inner.execution_claim(request).await
+                let out = self.inner.execution_claim(request).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_heartbeat(
                 &self,
@@ -310,7 +320,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Uuid>> {
                 let ($this, $op) = (self, "execution_heartbeat");
                 $before;
-                self.inner.execution_heartbeat(renewals).await
+                let out = self.inner.execution_heartbeat(renewals).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_finish_success(
                 &self,
@@ -318,7 +330,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Uuid>> {
                 let ($this, $op) = (self, "execution_finish_success");
                 $before;
-                self.inner.execution_finish_success(writes).await
+                let out = self.inner.execution_finish_success(writes).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_finish_failure(
                 &self,
@@ -326,7 +340,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Uuid>> {
                 let ($this, $op) = (self, "execution_finish_failure");
                 $before;
-                self.inner.execution_finish_failure(writes).await
+                let out = self.inner.execution_finish_failure(writes).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_sweep_stale(
                 &self,
@@ -335,7 +351,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Swept>> {
                 let ($this, $op) = (self, "execution_sweep_stale");
                 $before;
-                self.inner.execution_sweep_stale(job, allow_reentry).await
+                let out = self.inner.execution_sweep_stale(job, allow_reentry).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_get(&self, id: Uuid) -> cronlease::Result<Option<Execution>> {
                 self.inner.execution_get(id).await
@@ -359,7 +377,9 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Execution>> {
                 let ($this, $op) = (self, "execution_replay");
                 $before;
-                self.inner.execution_replay(ids, extra_attempts).await
+                let out = self.inner.execution_replay(ids, extra_attempts).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_prune(
                 &self,
@@ -369,12 +389,16 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<u64> {
                 let ($this, $op) = (self, "execution_prune");
                 $before;
-                self.inner.execution_prune(set, older_than, limit).await
+                let out = self.inner.execution_prune(set, older_than, limit).await;
+                $(let _ = &out; $after;)?
+                out
             }
             async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
                 let ($this, $op) = (self, "execution_count_stale");
                 $before;
-                self.inner.execution_count_stale().await
+                let out = self.inner.execution_count_stale().await;
+                $(let _ = &out; $after;)?
+                out
             }
         }
     };
@@ -482,3 +506,17 @@ pub fn tenants(n: usize) -> Vec<Scope> {
         .map(|i| Scope::new("tenant", i.to_string()))
         .collect()
 }
+
+/// A store whose failure writes commit at once but answer `failure_reply_delay_ms` late, as
+/// over a slow network: the runtime learns of an ended attempt well after the row changed.
+pub struct SlowFailureReplies {
+    pub inner: Arc<dyn Store>,
+    pub failure_reply_delay_ms: std::sync::atomic::AtomicU64,
+}
+
+delegate_store!(SlowFailureReplies, |_this, _op| (), after: {
+    let delay = _this.failure_reply_delay_ms.load(Ordering::SeqCst);
+    if _op == "execution_finish_failure" && delay > 0 {
+        actix_rt::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+});
