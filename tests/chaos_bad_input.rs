@@ -405,3 +405,54 @@ on_every_backend! {
         }
     }
 }
+
+on_every_backend! {
+    async fn repeated_static_scopes_run_once_per_plan(db: TestDb) {
+        // Repeats in a static list are dropped at build(): each scope runs once per plan.
+        let runs = Runs::default();
+        let scopes = [Scope::new("tenant", "a"), Scope::new("tenant", "a"), Scope::new("tenant", "b")];
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("dup").every("1h").scopes(scopes).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.expect("tick");
+        assert_eq!((report.won, report.job_errors), (2, 0), "{report:?}");
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        let mut ran: Vec<_> = runs.all().into_iter().map(|r| r.0).collect();
+        ran.sort();
+        assert_eq!(ran, ["a", "b"]);
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn specs_at_their_limits_plan_and_run(db: TestDb) {
+        // The longest settings build() accepts must not overflow planning or lease arithmetic
+        // on any backend.
+        let runs = Runs::default();
+        let longest = "é".repeat(Scope::MAX_LEN / 2);
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("l".repeat(JobSpec::MAX_NAME_LEN))
+                    .every("366d")
+                    .schedule_delay(Duration::from_secs(3600))
+                    .scopes([Scope::new(longest.clone(), longest)])
+                    .run_timeout(JobSpec::MAX_RUN_TIMEOUT)
+                    .stale_timeout(JobSpec::MAX_STALE_TIMEOUT)
+                    .max_attempts(JobSpec::MAX_ATTEMPTS)
+                    .backoff(cronlease::Backoff::exponential(Duration::from_secs(1), 10.0, cronlease::Backoff::MAX_DELAY))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.expect("tick");
+        assert_eq!((report.won, report.job_errors), (1, 0), "{report:?}");
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        assert_eq!(runs.len(), 1);
+        s.shutdown().await;
+    }
+}
