@@ -43,6 +43,21 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The database could not be opened or connected to. The message names it (a SQLite path,
+    /// or a PostgreSQL `host:port` and database; never a password) and the cause, e.g.
+    /// ``connection refused at 127.0.0.1:5433 (database `app`): ...``.
+    #[error("{message}")]
+    Connect {
+        /// The database: a SQLite path, or `host:port (database `name`)`.
+        target: String,
+        /// The whole sentence: what failed, where, and what to check.
+        message: String,
+        /// Whether retrying may succeed (a server still starting, a refused connection).
+        kind: DbErrorKind,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The schema could not be brought up to date.
     #[error("migration {version} ({name}) failed: {source}")]
     Migration {
@@ -142,7 +157,9 @@ impl Error {
     /// locked) is transient too: it is rolled back and can be run again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Database { kind, .. } => *kind == DbErrorKind::Transient,
+            Error::Database { kind, .. } | Error::Connect { kind, .. } => {
+                *kind == DbErrorKind::Transient
+            }
             Error::Migration { source, .. } => {
                 crate::store::classify(source) == DbErrorKind::Transient
             }
@@ -178,7 +195,10 @@ mod tests {
     #[test]
     fn invalid_settings_read_as_one_sentence() {
         let cadence = crate::Schedule::every("often").unwrap_err().to_string();
-        assert!(cadence.starts_with("cannot parse cadence `often`"), "{cadence}");
+        assert!(
+            cadence.starts_with("cannot parse cadence `often`"),
+            "{cadence}"
+        );
         let job = Error::invalid_job("report", "max_attempts must be at least 1").to_string();
         assert_eq!(job, "invalid job `report`: max_attempts must be at least 1");
         let unnamed = Error::invalid_job(" ", "job name must not be empty").to_string();

@@ -150,10 +150,116 @@ async fn a_bad_sqlite_path_is_a_clear_permanent_error() {
         .map(|_| ())
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "unable to open database file `/nonexistent-directory/cronlease.db`: the directory `/nonexistent-directory` does not exist: create it first"
+    );
+    // The same through a URL, and for a path that is a directory.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("x").join("y.db");
+    let url = format!("sqlite://{}", missing.display());
+    match cronlease::SqliteStore::connect(&url).await.map(|_| ()) {
+        Err(Error::Connect {
+            target, message, ..
+        }) => {
+            assert_eq!(target, missing.display().to_string());
+            assert!(
+                message.contains(&format!(
+                    "the directory `{}` does not exist",
+                    dir.path().join("x").display()
+                )),
+                "{message}"
+            );
+        }
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    let error = cronlease::SqliteStore::open(dir.path())
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(
-        error.to_string().contains("unable to open database file"),
+        error
+            .to_string()
+            .ends_with("it is a directory: give the path of a file"),
         "{error}"
     );
+}
+
+#[actix::test]
+async fn a_url_for_another_database_is_refused_not_tried_elsewhere() {
+    let sqlite = cronlease::SqliteStore::connect("postgres://app:secret@127.0.0.1:1/app")
+        .await
+        .map(|_| ());
+    match sqlite {
+        Err(Error::InvalidConfig(message)) => {
+            assert!(message.contains("needs a `sqlite:` URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    for url in [
+        "mysql://app:secret@127.0.0.1:1/app",
+        "sqlite:cronlease.db",
+        "sqlite::memory:",
+    ] {
+        for error in [
+            PgStore::connect(url).await.map(|_| ()).unwrap_err(),
+            PgStore::connect_lazy(url).map(|_| ()).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{message}");
+            assert!(message.contains("needs a `postgres://` URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+}
+
+/// Whether the PostgreSQL connection tests run (they need no server, but belong to that suite).
+fn postgres_suite() -> bool {
+    let on = std::env::var_os(common::POSTGRES_URL_VAR).is_some();
+    if !on {
+        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
+    }
+    on
+}
+
+#[actix::test]
+async fn postgres_connect_errors_name_host_port_and_database_never_the_password() {
+    if !postgres_suite() {
+        return;
+    }
+    let port = closed_port();
+    let url = format!("postgres://postgres:secret-pw@127.0.0.1:{port}/test");
+    let error = PgStore::connect(&url).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!format!("{error:?}").contains("secret-pw"), "{error:?}");
+    assert!(error.is_transient(), "a server that is down may come back");
+    // At start, through a lazy store: the unreachable-database error names it too.
+    let store = PgStore::connect_lazy(&url).unwrap();
+    let error = Scheduler::builder(store)
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("the database is unreachable at start"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
 }
 
 on_every_backend! {
