@@ -262,6 +262,38 @@ async fn postgres_connect_errors_name_host_port_and_database_never_the_password(
     assert!(!message.contains("secret-pw"), "{message}");
 }
 
+#[actix::test]
+async fn postgres_host_that_does_not_resolve_fails_start_at_once() {
+    if !postgres_suite() {
+        return;
+    }
+    // `.invalid` never resolves (RFC 6761): waiting for the database would never help.
+    let store =
+        PgStore::connect_lazy("postgres://postgres@cronlease-test.invalid:5432/test").unwrap();
+    let started = std::time::Instant::now();
+    let error = Scheduler::builder(store)
+        .db_retry(quick_retry())
+        .wait_for_database(Duration::from_secs(60))
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    assert!(!error.is_transient(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "the host name does not resolve at cronlease-test.invalid:5432 (database `test`)"
+        ),
+        "{message}"
+    );
+}
+
 on_every_backend! {
     async fn start_waits_with_backoff_for_a_database_that_comes_back(db: TestDb) {
         match (&db.sqlite_path, &db.pg_options) {
