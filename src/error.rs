@@ -15,16 +15,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A job spec or a scheduler setting is invalid; the message names the field and the fix.
-    #[error("invalid job `{job}`: {message}")]
+    /// A job spec is invalid; the message names the field and the fix.
+    ///
+    /// Displayed as one sentence: ``invalid job `name`: message``.
+    #[error("invalid job {}: {message}", shown_job(job))]
     InvalidJob {
         /// The job's name as given (may be empty).
         job: String,
         /// What is wrong and what to do.
         message: String,
     },
-    /// A scheduler setting is invalid.
-    #[error("invalid scheduler setting: {0}")]
+    /// A setting is invalid: a scheduler setting, a cadence or backoff given as text, a store
+    /// URL. The message is the whole sentence: it names the setting, what is wrong and the fix.
+    #[error("{0}")]
     InvalidConfig(String),
     /// Two registered jobs share a name; names identify rows in the database.
     #[error("job `{0}` is registered twice: job names must be unique")]
@@ -35,6 +38,21 @@ pub enum Error {
         /// The store operation that failed, e.g. `execution_claim`.
         operation: &'static str,
         /// Whether retrying the same operation may succeed.
+        kind: DbErrorKind,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database could not be opened or connected to. The message names it (a SQLite path,
+    /// or a PostgreSQL `host:port` and database; never a password) and the cause, e.g.
+    /// ``connection refused at 127.0.0.1:5433 (database `app`): ...``.
+    #[error("{message}")]
+    Connect {
+        /// The database: a SQLite path, or `host:port (database `name`)`.
+        target: String,
+        /// The whole sentence: what failed, where, and what to check.
+        message: String,
+        /// Whether retrying may succeed (a server still starting, a refused connection).
         kind: DbErrorKind,
         /// The driver's error.
         #[source]
@@ -116,6 +134,16 @@ pub enum DbErrorKind {
     Permanent,
 }
 
+/// A job name for a message: quoted, escaped, cut short; `(unnamed)` when empty.
+fn shown_job(job: &str) -> String {
+    if job.trim().is_empty() {
+        return "(unnamed)".into();
+    }
+    let cut = job.char_indices().nth(60).map_or(job.len(), |(i, _)| i);
+    let more = if cut < job.len() { "..." } else { "" };
+    format!("`{}{more}`", job[..cut].escape_debug())
+}
+
 impl fmt::Display for DbErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -132,7 +160,9 @@ impl Error {
     /// locked) is transient too: it is rolled back and can be run again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Database { kind, .. } => *kind == DbErrorKind::Transient,
+            Error::Database { kind, .. } | Error::Connect { kind, .. } => {
+                *kind == DbErrorKind::Transient
+            }
             Error::Migration { source, .. } => {
                 crate::store::classify(source) == DbErrorKind::Transient
             }
@@ -163,6 +193,21 @@ mod tests {
 
     fn reset() -> sqlx::Error {
         sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    }
+
+    #[test]
+    fn invalid_settings_read_as_one_sentence() {
+        let cadence = crate::Schedule::every("often").unwrap_err().to_string();
+        assert!(
+            cadence.starts_with("cannot parse cadence `often`"),
+            "{cadence}"
+        );
+        let job = Error::invalid_job("report", "max_attempts must be at least 1").to_string();
+        assert_eq!(job, "invalid job `report`: max_attempts must be at least 1");
+        let unnamed = Error::invalid_job(" ", "job name must not be empty").to_string();
+        assert_eq!(unnamed, "invalid job (unnamed): job name must not be empty");
+        let long = Error::invalid_job(&"n".repeat(600), "too long").to_string();
+        assert!(long.len() < 100, "{long}");
     }
 
     #[test]

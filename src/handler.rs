@@ -177,13 +177,49 @@ impl JobOutput {
 /// A failed attempt.
 ///
 /// Retryable errors are retried with the job's backoff while attempts remain; permanent errors
-/// dead-letter the plan at once. `sqlx::Error` converts by its classification: transient
-/// (connection lost, lock busy) is retryable, anything else permanent.
+/// dead-letter the plan at once.
+///
+/// Any error converts with `?` (anything that converts into
+/// `Box<dyn std::error::Error + Send + Sync>`: every `std::error::Error + Send + Sync` type such
+/// as `reqwest::Error` or `std::io::Error`, `anyhow::Error`, `String` and `&str`). The message
+/// is the error followed by its causes (`outer: inner`), and the original error stays reachable
+/// through [`JobError::source`]. The conversion classifies by the first known error in the
+/// chain:
+///
+/// | error found in the chain | attempt |
+/// |---|---|
+/// | `sqlx::Error` | classified like the runtime's own calls: transient (connection lost, lock busy) is retryable, anything else permanent (see [`JobError::from_sqlx`]) |
+/// | `serde_json::Error` | permanent (the same input fails the same way), except I/O errors while reading |
+/// | anything else | retryable |
+///
+/// [`JobError::into_permanent`] marks any error permanent.
+///
+/// ```
+/// use cronlease::{JobContext, JobError, JobOutput};
+///
+/// fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+///     text.parse()
+/// }
+///
+/// async fn handler(_ctx: JobContext) -> Result<JobOutput, JobError> {
+///     let rows = parse("12")?; // any std error converts, retryable
+///     let _config = std::fs::read_to_string("job.toml")
+///         .map_err(|e| JobError::from(e).into_permanent())?;
+///     Ok(JobOutput::rows(rows.into()))
+/// }
+/// ```
+///
+/// `JobError` itself does not implement `std::error::Error` (that would clash with the
+/// conversion from every error); use [`JobError::into_error`] where one is needed.
 #[derive(Debug)]
 pub struct JobError {
     permanent: bool,
     message: String,
+    source: Option<BoxError>,
 }
+
+/// The boxed error a [`JobError`] keeps.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl JobError {
     /// A failure worth retrying.
@@ -191,6 +227,7 @@ impl JobError {
         JobError {
             permanent: false,
             message: message.to_string(),
+            source: None,
         }
     }
 
@@ -199,16 +236,21 @@ impl JobError {
         JobError {
             permanent: true,
             message: message.to_string(),
+            source: None,
         }
     }
 
     /// Classifies a database error from the handler's own query the way the runtime classifies
-    /// its own: transient errors are retryable, others permanent.
+    /// its own: transient errors are retryable, others permanent. `?` on a `sqlx::Error` does
+    /// the same.
     pub fn from_sqlx(error: sqlx::Error) -> Self {
-        match crate::store::classify(&error) {
-            DbErrorKind::Transient => JobError::retryable(error),
-            _ => JobError::permanent(error),
-        }
+        JobError::from(error)
+    }
+
+    /// The same failure, marked permanent: the plan goes DEAD with code `permanent`.
+    pub fn into_permanent(mut self) -> Self {
+        self.permanent = true;
+        self
     }
 
     /// Whether the failure skips the remaining attempts.
@@ -216,9 +258,24 @@ impl JobError {
         self.permanent
     }
 
-    /// The failure message.
+    /// The failure message: the error and its causes, `outer: inner`.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The error this failure was converted from; `None` when it was built from a message with
+    /// [`retryable`](Self::retryable) or [`permanent`](Self::permanent).
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+
+    /// A standard error for code that needs one: the original error when there is one, else the
+    /// message.
+    pub fn into_error(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        match self.source {
+            Some(source) => source,
+            None => self.message.into(),
+        }
     }
 }
 
@@ -228,36 +285,56 @@ impl fmt::Display for JobError {
     }
 }
 
-impl std::error::Error for JobError {}
-
-impl From<sqlx::Error> for JobError {
-    fn from(error: sqlx::Error) -> Self {
-        JobError::from_sqlx(error)
+impl<E> From<E> for JobError
+where
+    E: Into<BoxError>,
+{
+    /// Keeps the error and its causes in the message; classified as the [type's
+    /// documentation](JobError) says.
+    fn from(error: E) -> Self {
+        let error: BoxError = error.into();
+        JobError {
+            permanent: is_permanent(&*error),
+            message: chain_message(&*error),
+            source: Some(error),
+        }
     }
 }
 
-impl From<std::io::Error> for JobError {
-    fn from(error: std::io::Error) -> Self {
-        JobError::retryable(error)
-    }
+/// The links of an error's chain, outermost first.
+fn chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| e.source())
 }
 
-impl From<serde_json::Error> for JobError {
-    fn from(error: serde_json::Error) -> Self {
-        JobError::permanent(error)
+/// `outer: inner: ...`, skipping a cause whose text the message already holds (many errors
+/// print their source in their own message).
+fn chain_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    for link in chain(error) {
+        let text = link.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
     }
+    message
 }
 
-impl From<String> for JobError {
-    fn from(message: String) -> Self {
-        JobError::retryable(message)
+/// Permanent when the first known error of the chain says so; retryable otherwise.
+fn is_permanent(error: &(dyn std::error::Error + 'static)) -> bool {
+    for link in chain(error) {
+        if let Some(db) = link.downcast_ref::<sqlx::Error>() {
+            return crate::store::classify(db) == DbErrorKind::Permanent;
+        }
+        if let Some(json) = link.downcast_ref::<serde_json::Error>() {
+            return !json.is_io();
+        }
     }
-}
-
-impl From<&str> for JobError {
-    fn from(message: &str) -> Self {
-        JobError::retryable(message)
-    }
+    false
 }
 
 #[cfg(test)]
@@ -295,5 +372,99 @@ mod tests {
             Err(io(std::io::ErrorKind::BrokenPipe))?
         }
         assert!(!query().unwrap_err().is_permanent());
+        fn missing() -> Result<JobOutput, JobError> {
+            Err(sqlx::Error::RowNotFound)?
+        }
+        assert!(missing().unwrap_err().is_permanent());
+    }
+
+    /// An error with a cause, as libraries such as reqwest build them.
+    #[derive(Debug)]
+    struct Outer(Box<dyn std::error::Error + Send + Sync>);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("fetching the report failed")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn any_error_converts_with_its_causes_and_is_retryable() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        fn fetch(error: Outer) -> Result<JobOutput, JobError> {
+            Err(error)?
+        }
+        let error = fetch(Outer(Box::new(refused))).unwrap_err();
+        assert_eq!(error.message(), "fetching the report failed: refused");
+        assert!(!error.is_permanent());
+        let source = error.source().expect("the original error is kept");
+        assert!(source.downcast_ref::<Outer>().is_some());
+        assert!(error.into_error().downcast_ref::<Outer>().is_some());
+        // Text converts too, as before.
+        let text: JobError = "upstream down".into();
+        assert_eq!(
+            (text.message(), text.is_permanent()),
+            ("upstream down", false)
+        );
+        let owned: JobError = String::from("again").into();
+        assert_eq!(owned.to_string(), "again");
+        // Built from a message: no source; `into_error` still gives an error with the text.
+        let plain = JobError::permanent("bad input");
+        assert!(plain.source().is_none());
+        assert_eq!(plain.into_error().to_string(), "bad input");
+    }
+
+    #[test]
+    fn a_database_error_anywhere_in_the_chain_decides() {
+        let wrapped = JobError::from(Outer(Box::new(sqlx::Error::RowNotFound)));
+        assert!(wrapped.is_permanent());
+        assert!(
+            wrapped
+                .message()
+                .starts_with("fetching the report failed: ")
+        );
+        let busy = JobError::from(Outer(Box::new(sqlx::Error::PoolTimedOut)));
+        assert!(!busy.is_permanent());
+        // A cause the message already shows is not repeated.
+        let io = JobError::from(io(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(io.message().matches("reset").count(), 1, "{}", io.message());
+    }
+
+    #[test]
+    fn bad_json_is_permanent_and_marking_permanent_keeps_the_chain() {
+        let json = serde_json::from_str::<u32>("{").unwrap_err();
+        assert!(JobError::from(json).is_permanent());
+        let io = std::io::Error::other("disk gone");
+        let marked = JobError::from(Outer(Box::new(io))).into_permanent();
+        assert!(marked.is_permanent());
+        assert_eq!(marked.message(), "fetching the report failed: disk gone");
+    }
+
+    #[test]
+    fn anyhow_errors_convert_with_their_context() {
+        use anyhow::Context;
+        fn load() -> anyhow::Result<u32> {
+            let n: u32 = "x".parse().context("reading the batch size")?;
+            Ok(n)
+        }
+        fn handler() -> Result<JobOutput, JobError> {
+            let n = load().context("loading the job config")?;
+            Ok(JobOutput::rows(n.into()))
+        }
+        let error = handler().unwrap_err();
+        assert_eq!(
+            error.message(),
+            "loading the job config: reading the batch size: invalid digit found in string"
+        );
+        assert!(!error.is_permanent());
+        // A database error under anyhow context keeps its classification.
+        let db: anyhow::Error = anyhow::Error::new(sqlx::Error::RowNotFound).context("query");
+        assert!(JobError::from(db).is_permanent());
     }
 }

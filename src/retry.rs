@@ -11,6 +11,10 @@ use std::time::Duration;
 ///
 /// Default: exponential from 30 s, doubling, capped at 10 min, with 10 % jitter.
 ///
+/// Every delay, the exponential base and cap included, is at most [`Backoff::MAX_DELAY`] (365
+/// days): [`JobSpecBuilder::build`](crate::JobSpecBuilder::build) refuses longer ones, and
+/// [`Backoff::delay`] never returns more (nor panics) whatever the policy holds.
+///
 /// ```
 /// use std::time::Duration;
 /// use cronlease::Backoff;
@@ -41,7 +45,14 @@ pub enum Backoff {
 }
 
 impl Backoff {
-    /// An explicit list of `humantime` delays, e.g. `["1m", "5m", "15m"]`.
+    /// The longest delay between attempts: 365 days.
+    pub const MAX_DELAY: Duration = Duration::from_secs(365 * 86_400);
+
+    /// An explicit list of `humantime` delays, e.g. `["1m", "5m", "15m"]`, each at most
+    /// [`Backoff::MAX_DELAY`].
+    ///
+    /// Fails with [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the first delay
+    /// that does not parse or is too long.
     pub fn list<I, S>(delays: I) -> Result<Self, crate::Error>
     where
         I: IntoIterator<Item = S>,
@@ -50,14 +61,16 @@ impl Backoff {
         let delays = delays
             .into_iter()
             .map(|s| {
-                humantime::parse_duration(s.as_ref()).map_err(|e| {
+                let text = s.as_ref();
+                let delay = humantime::parse_duration(text.trim()).map_err(|e| {
                     crate::Error::InvalidConfig(format!(
-                        "cannot parse backoff delay `{}`: {e}",
-                        s.as_ref()
+                        "cannot parse backoff delay `{text}` ({e}): write e.g. `30s`, `5m` or `1h`"
                     ))
-                })
+                })?;
+                check_delay("backoff delay", delay).map_err(crate::Error::InvalidConfig)?;
+                Ok(delay)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, crate::Error>>()?;
         Ok(Backoff::List(delays))
     }
 
@@ -88,9 +101,12 @@ impl Backoff {
 
     /// The delay after failed attempt `attempt` (1-based). `unit` is a random number in `[0, 1)`
     /// used for jitter (`0.5` means none).
+    ///
+    /// Never panics and never exceeds [`Backoff::MAX_DELAY`], even for a policy `build()` would
+    /// refuse (a huge cap, a NaN factor).
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let index = attempt.max(1) - 1;
-        match self {
+        let delay = match self {
             Backoff::List(delays) => delays
                 .get(index as usize)
                 .or(delays.last())
@@ -105,14 +121,17 @@ impl Backoff {
                 let exp = i32::try_from(index).unwrap_or(i32::MAX);
                 let raw = base.as_secs_f64() * factor.powi(exp);
                 let spread = 1.0 + jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
-                let secs = (raw * spread).min(cap.as_secs_f64());
-                if secs.is_finite() && secs > 0.0 {
-                    Duration::from_secs_f64(secs)
+                let cap = (*cap).min(Self::MAX_DELAY).as_secs_f64();
+                let secs = (raw * spread).min(cap);
+                if secs > 0.0 {
+                    // `secs` is finite here (at most the cap); NaN fails the comparison above.
+                    Duration::try_from_secs_f64(secs).unwrap_or(Self::MAX_DELAY)
                 } else {
                     Duration::ZERO
                 }
             }
-        }
+        };
+        delay.min(Self::MAX_DELAY)
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -120,15 +139,33 @@ impl Backoff {
             Backoff::List(delays) if delays.is_empty() => {
                 Err("backoff list must have at least one delay".into())
             }
+            Backoff::List(delays) => delays
+                .iter()
+                .try_for_each(|delay| check_delay("backoff delay", *delay)),
             Backoff::Exponential { factor, .. } if !(*factor >= 1.0 && factor.is_finite()) => {
                 Err(format!("backoff factor ({factor}) must be at least 1"))
             }
             Backoff::Exponential { jitter, .. } if !(0.0..=1.0).contains(jitter) => {
                 Err(format!("backoff jitter ({jitter}) must be between 0 and 1"))
             }
-            _ => Ok(()),
+            Backoff::Exponential { base, cap, .. } => {
+                check_delay("backoff base", *base)?;
+                check_delay("backoff cap", *cap)
+            }
         }
     }
+}
+
+/// `what` at most [`Backoff::MAX_DELAY`].
+fn check_delay(what: &str, delay: Duration) -> Result<(), String> {
+    if delay > Backoff::MAX_DELAY {
+        return Err(format!(
+            "{what} ({}) must be at most {} (Backoff::MAX_DELAY)",
+            crate::schedule::fmt_duration(delay),
+            crate::schedule::fmt_duration(Backoff::MAX_DELAY)
+        ));
+    }
+    Ok(())
 }
 
 impl Default for Backoff {
@@ -284,7 +321,65 @@ mod tests {
     fn invalid_backoffs_are_rejected() {
         assert!(Backoff::List(vec![]).validate().is_err());
         assert!(Backoff::exponential(S, 0.5, S).validate().is_err());
-        assert!(Backoff::list(["soon"]).is_err());
+        let err = Backoff::list(["1m", "soon"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot parse backoff delay `soon` ("),
+            "{err}"
+        );
+        assert!(err.ends_with("): write e.g. `30s`, `5m` or `1h`"), "{err}");
+    }
+
+    #[test]
+    fn delays_over_the_maximum_are_rejected() {
+        let err = Backoff::list(["1m", "400d"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "backoff delay (400d) must be at most 365d (Backoff::MAX_DELAY)"
+        );
+        assert!(Backoff::list(["365d"]).is_ok());
+        assert!(
+            Backoff::List(vec![Duration::MAX])
+                .validate()
+                .unwrap_err()
+                .contains("backoff delay")
+        );
+        let huge_cap = Backoff::exponential(S, 2.0, Duration::MAX);
+        assert!(huge_cap.validate().unwrap_err().starts_with("backoff cap"));
+        let huge_base = Backoff::exponential(Duration::MAX, 2.0, S);
+        assert!(
+            huge_base
+                .validate()
+                .unwrap_err()
+                .starts_with("backoff base")
+        );
+    }
+
+    #[test]
+    fn delay_never_panics_and_stays_under_the_maximum() {
+        // A policy `build()` refuses can still reach `delay` through `decide`: it must not panic.
+        let huge = Backoff::exponential(Duration::MAX, 10.0, Duration::MAX);
+        for attempt in [1, 2, 50, 1000, u32::MAX] {
+            for unit in [0.0, 0.5, 1.0] {
+                assert_eq!(huge.delay(attempt, unit), Backoff::MAX_DELAY);
+            }
+        }
+        let nan = Backoff::Exponential {
+            base: S,
+            factor: f64::NAN,
+            cap: 60 * S,
+            jitter: 0.1,
+        };
+        assert_eq!(
+            nan.delay(3, 0.5),
+            60 * S,
+            "a NaN delay falls back to the cap"
+        );
+        let infinite = Backoff::exponential(S, f64::INFINITY, Duration::MAX);
+        assert_eq!(infinite.delay(2, 0.5), Backoff::MAX_DELAY);
+        assert_eq!(
+            Backoff::List(vec![Duration::MAX]).delay(1, 0.5),
+            Backoff::MAX_DELAY
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Schedules: how plan times are derived.
 //!
-//! - [`Schedule`]: `Every(cadence)`, parsed from `humantime` strings such as `"5m"`.
+//! - [`Schedule`]: `Every(cadence)`, parsed from `humantime` strings such as `"5m"`; at most
+//!   [`Schedule::MAX_CADENCE`].
 //! - [`floor_plan`]: truncates a time down to a cadence boundary counted from `0001-01-01T00:00:00Z`.
 
 use std::fmt;
@@ -15,6 +16,11 @@ use crate::error::Error;
 const YEAR_ONE_TO_UNIX_MS: i64 = 62_135_596_800_000;
 
 /// How a job's plan times are derived.
+///
+/// A cadence is a whole number of milliseconds from 1 ms to [`Schedule::MAX_CADENCE`] (366
+/// days). Month and year units are refused when parsing: `humantime` counts `1M` as 30.44 days
+/// and `1y` as 365.25 days, so plans would drift across calendar months; write `30d` for a fixed
+/// cadence (calendar schedules such as cron expressions come later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Schedule {
@@ -24,7 +30,15 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// The longest cadence: 366 days. A longer one has almost no plans to run, and a cadence
+    /// counted from year 1 that long would place plans centuries away.
+    pub const MAX_CADENCE: Duration = Duration::from_secs(366 * 86_400);
+
     /// A fixed cadence from a `humantime` string: `"30s"`, `"5m"`, `"1h 30m"`, `"7d"`.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for text that does not parse, for month and year
+    /// units (`1M`, `1month`, `1y`: not calendar months or years; write `30d`), and for a
+    /// cadence of zero, under a millisecond or over [`Schedule::MAX_CADENCE`].
     pub fn every(cadence: &str) -> Result<Self, Error> {
         cadence.parse()
     }
@@ -41,16 +55,24 @@ impl Schedule {
         floor_plan(t, self.cadence())
     }
 
-    /// Checks the schedule is usable: a cadence of at least one whole millisecond.
+    /// Checks the schedule is usable: a cadence of whole milliseconds, from 1 ms to
+    /// [`Schedule::MAX_CADENCE`].
     pub(crate) fn validate(&self) -> Result<(), String> {
         let cadence = self.cadence();
         if cadence.is_zero() {
             return Err("cadence must be longer than zero".into());
         }
+        if cadence > Self::MAX_CADENCE {
+            return Err(format!(
+                "cadence ({}) must be at most {} (Schedule::MAX_CADENCE)",
+                fmt_duration(cadence),
+                fmt_duration(Self::MAX_CADENCE)
+            ));
+        }
         if !cadence.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(format!(
                 "cadence ({}) must be a whole number of milliseconds",
-                humantime::format_duration(cadence)
+                fmt_duration(cadence)
             ));
         }
         Ok(())
@@ -60,14 +82,22 @@ impl Schedule {
 impl FromStr for Schedule {
     type Err = Error;
 
+    /// Parses a cadence; see [`Schedule::every`].
     fn from_str(s: &str) -> Result<Self, Error> {
-        humantime::parse_duration(s.trim())
+        if let Some(unit) = calendar_unit(s) {
+            return Err(Error::InvalidConfig(format!(
+                "cadence `{s}` uses the unit `{unit}`, which humantime counts as a fixed length, not a calendar month or year: write a fixed cadence such as `30d` or `365d` (calendar schedules such as cron come later)"
+            )));
+        }
+        let schedule = humantime::parse_duration(s.trim())
             .map(Schedule::Every)
             .map_err(|e| {
                 Error::InvalidConfig(format!(
-                    "cannot parse cadence `{s}`: {e} (write e.g. `30s`, `5m`, `1h`)"
+                    "cannot parse cadence `{s}` ({e}): write e.g. `30s`, `5m`, `1h` or `7d`"
                 ))
-            })
+            })?;
+        schedule.validate().map_err(Error::InvalidConfig)?;
+        Ok(schedule)
     }
 }
 
@@ -77,6 +107,13 @@ impl fmt::Display for Schedule {
             Schedule::Every(cadence) => write!(f, "every {}", humantime::format_duration(*cadence)),
         }
     }
+}
+
+/// The first month or year unit (`M`, `month`, `months`, `y`, `year`, `years`) in a humantime
+/// string, if any.
+fn calendar_unit(text: &str) -> Option<&str> {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .find(|unit| matches!(*unit, "M" | "month" | "months" | "y" | "year" | "years"))
 }
 
 /// `t` truncated down to a multiple of `cadence`, counted from `0001-01-01T00:00:00Z`.
@@ -89,6 +126,19 @@ pub fn floor_plan(t: DateTime<Utc>, cadence: Duration) -> DateTime<Utc> {
     let since_year_one = t.timestamp_millis() + YEAR_ONE_TO_UNIX_MS;
     let floored = since_year_one - since_year_one.rem_euclid(cadence_ms);
     from_millis(floored - YEAR_ONE_TO_UNIX_MS)
+}
+
+/// A duration for a message, in the units a cadence is written in: whole days as `367d` (never
+/// humantime's months and years, which cadences refuse), the rest as humantime writes it.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    const DAY: u64 = 86_400;
+    let days = d.as_secs() / DAY;
+    let rest = d - Duration::from_secs(days * DAY);
+    match (days, rest.is_zero()) {
+        (0, _) => humantime::format_duration(d).to_string(),
+        (_, true) => format!("{days}d"),
+        (_, false) => format!("{days}d {}", humantime::format_duration(rest)),
+    }
 }
 
 /// A duration in whole milliseconds, saturating at `i64::MAX`.
@@ -196,7 +246,54 @@ mod tests {
             Duration::from_secs(5400)
         );
         let err = Schedule::every("often").unwrap_err().to_string();
-        assert!(err.contains("cannot parse cadence `often`"), "{err}");
+        assert!(err.starts_with("cannot parse cadence `often` ("), "{err}");
+        assert!(
+            err.ends_with("): write e.g. `30s`, `5m`, `1h` or `7d`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn messages_write_long_durations_in_days() {
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(fmt_duration(Duration::from_secs(2 * 86_400)), "2d");
+        assert_eq!(
+            fmt_duration(Duration::from_secs(400 * 86_400 + 3_600)),
+            "400d 1h"
+        );
+        assert!(fmt_duration(Duration::MAX).starts_with("213503982334601d "));
+    }
+
+    #[test]
+    fn month_and_year_units_are_refused() {
+        for cadence in ["1M", "1month", "2months", "1y", "1year", "2years", "1d 1M"] {
+            let err = Schedule::every(cadence).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("cadence `{cadence}` uses the unit")),
+                "{err}"
+            );
+            assert!(err.contains("not a calendar month or year"), "{err}");
+            assert!(err.contains("`30d`"), "{err}");
+        }
+        // Minutes, milliseconds and the other fixed units are fine.
+        for cadence in ["1m", "5min", "10ms", "1d", "2w", "1h 30m"] {
+            assert!(Schedule::every(cadence).is_ok(), "{cadence}");
+        }
+    }
+
+    #[test]
+    fn cadences_over_the_maximum_are_refused() {
+        assert_eq!(
+            Schedule::every("366d").unwrap().cadence(),
+            Schedule::MAX_CADENCE
+        );
+        let err = Schedule::every("367d").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cadence (367d) must be at most 366d (Schedule::MAX_CADENCE)"
+        );
+        assert!(Schedule::every("100000000w").is_err());
+        assert!(Schedule::Every(Duration::MAX).validate().is_err());
     }
 
     #[test]

@@ -117,7 +117,8 @@ impl SchedulerBuilder {
     /// transient error while bringing the schema up to date), backing off by
     /// [`db_retry`](Self::db_retry) between tries. Zero fails fast: `start` returns
     /// [`Error::DatabaseUnavailable`] at the first transient error. Permanent errors (a bad
-    /// password, a schema newer than this library) are returned at once either way.
+    /// password, a host name that does not resolve, a schema newer than this library) are
+    /// returned at once either way.
     /// Default: zero (fail fast).
     ///
     /// With PostgreSQL, build the store with [`PgStore::connect_lazy`](crate::PgStore::connect_lazy)
@@ -246,15 +247,16 @@ impl SchedulerBuilder {
 /// an unreachable database becomes [`Error::DatabaseUnavailable`].
 async fn migrate_at_start(store: &dyn Store, retry: DbRetry, wait: Duration) -> Result<()> {
     let started = std::time::Instant::now();
+    let migrate = || async { store.migrate().await.map_err(permanent_at_start) };
     let outcome = if wait.is_zero() {
-        let outcome = store.migrate().await;
+        let outcome = migrate().await;
         if outcome.as_ref().is_err_and(Error::is_transient) {
             crate::telemetry::db_transient("migrate");
             crate::telemetry::db_gave_up("migrate");
         }
         outcome
     } else {
-        crate::actors::retry_transient(retry, "migrate", wait, || store.migrate()).await
+        crate::actors::retry_transient(retry, "migrate", wait, migrate).await
     };
     match outcome {
         Err(error) if error.is_transient() => {
@@ -265,6 +267,34 @@ async fn migrate_at_start(store: &dyn Store, retry: DbRetry, wait: Duration) -> 
                 source: Box::new(error),
             })
         }
+        other => other,
+    }
+}
+
+/// At start, a host name that does not resolve is a wrong URL, not an outage: waiting for the
+/// database would retry it until `wait_for_database` runs out, so it is made permanent and
+/// returned at once. (Once running, the same error stays transient: a resolver blip.)
+fn permanent_at_start(error: Error) -> Error {
+    use crate::error::DbErrorKind::Permanent;
+    match error {
+        Error::Database {
+            operation, source, ..
+        } if crate::store::host_not_found(&source) => Error::Database {
+            operation,
+            kind: Permanent,
+            source,
+        },
+        Error::Connect {
+            target,
+            message,
+            source,
+            ..
+        } if crate::store::host_not_found(&source) => Error::Connect {
+            target,
+            message,
+            kind: Permanent,
+            source,
+        },
         other => other,
     }
 }

@@ -1,8 +1,8 @@
 //! Job specs: a named recurring job and its limits.
 //!
 //! - [`JobSpec`]: a validated job, ready to register with a scheduler.
-//! - [`JobSpecBuilder`]: every setting with its default; [`JobSpecBuilder::build`] checks them all
-//!   and names the first invalid field and the fix.
+//! - [`JobSpecBuilder`]: every setting with its default and its limits; [`JobSpecBuilder::build`]
+//!   checks them all and names the first invalid field and the fix.
 //! - [`PlannerHook`]: replaces cadence planning for cron-like or data-driven schedules.
 
 use std::fmt;
@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Default `planning_timeout`: how long a scope provider or planner hook may take per tick.
 pub const DEFAULT_PLANNING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Seconds in a day.
+const DAY: u64 = 86_400;
+
 /// A registered, named recurring job. Build one with [`JobSpec::builder`].
 #[derive(Clone)]
 pub struct JobSpec {
@@ -61,6 +64,20 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The longest job name, in bytes (UTF-8): 512. The name is part of the unique key, like the
+    /// scope (see [`Scope::MAX_LEN`]).
+    pub const MAX_NAME_LEN: usize = 512;
+    /// The most attempts per plan: 1,000,000 (the column is a 32-bit integer, and a replay adds
+    /// attempts on top).
+    pub const MAX_ATTEMPTS: u32 = 1_000_000;
+    /// The longest `run_timeout`: 7 days. Longer work should be split into several plans.
+    pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(7 * DAY);
+    /// The longest `stale_timeout`: 8 days (the longest `run_timeout` and a day to spare).
+    pub const MAX_STALE_TIMEOUT: Duration = Duration::from_secs(8 * DAY);
+    /// The longest `schedule_delay`: 366 days, the same as the longest cadence
+    /// ([`Schedule::MAX_CADENCE`]).
+    pub const MAX_SCHEDULE_DELAY: Duration = Duration::from_secs(366 * DAY);
+
     /// Starts a job named `name`. The name identifies the job's rows in the database: keep it
     /// stable across deployments.
     pub fn builder(name: impl Into<String>) -> JobSpecBuilder {
@@ -151,7 +168,22 @@ impl fmt::Debug for JobSpec {
     }
 }
 
-/// Builds a [`JobSpec`]; every setting states its default.
+/// Builds a [`JobSpec`]; every setting states its default and its limits.
+///
+/// [`build`](Self::build) refuses values the database cannot store or the runtime cannot
+/// compute with, naming the first invalid field and the fix:
+///
+/// | setting | limit |
+/// |---|---|
+/// | job name | not empty, no leading or trailing whitespace, no NUL byte, at most [`JobSpec::MAX_NAME_LEN`] (512) bytes |
+/// | cadence ([`every`](Self::every), [`schedule`](Self::schedule)) | a whole number of milliseconds from 1 ms to [`Schedule::MAX_CADENCE`] (366 days); no month or year units |
+/// | static [`scopes`](Self::scopes) | at least one; each passes [`Scope::validate`] (kind and id not empty, no NUL, at most [`Scope::MAX_LEN`] (512) bytes); duplicates are dropped |
+/// | [`schedule_delay`](Self::schedule_delay) | at most [`JobSpec::MAX_SCHEDULE_DELAY`] (366 days) |
+/// | [`run_timeout`](Self::run_timeout) | longer than zero, at most [`JobSpec::MAX_RUN_TIMEOUT`] (7 days) |
+/// | [`stale_timeout`](Self::stale_timeout) | longer than `run_timeout`, at most [`JobSpec::MAX_STALE_TIMEOUT`] (8 days) |
+/// | [`heartbeat_interval`](Self::heartbeat_interval) | longer than zero, shorter than `stale_timeout` |
+/// | [`max_attempts`](Self::max_attempts) | from 1 to [`JobSpec::MAX_ATTEMPTS`] (1,000,000) |
+/// | [`backoff`](Self::backoff) | delays, base and cap at most [`Backoff::MAX_DELAY`] (365 days); factor at least 1; jitter in `[0, 1]` |
 ///
 /// ```
 /// use std::time::Duration;
@@ -188,17 +220,23 @@ pub struct JobSpecBuilder {
 }
 
 impl JobSpecBuilder {
-    /// Runs at every multiple of `cadence`, a `humantime` string such as `"30s"` or `"5m"`.
+    /// Runs at every multiple of `cadence`, a `humantime` string such as `"30s"` or `"5m"`, at
+    /// most [`Schedule::MAX_CADENCE`] (366 days). Month and year units (`1M`, `1y`) are refused:
+    /// humantime counts them as fixed lengths, not calendar months; write `30d` instead.
     /// Required unless a [planner hook](Self::planner) is given.
     pub fn every(mut self, cadence: &str) -> Self {
         match Schedule::every(cadence) {
-            Ok(schedule) => self.schedule = Some(schedule),
-            Err(e) => self.parse_error = Some(e.to_string()),
+            Ok(schedule) => {
+                self.schedule = Some(schedule);
+                self.parse_error = None;
+            }
+            Err(Error::InvalidConfig(message)) => self.parse_error = Some(message),
+            Err(other) => self.parse_error = Some(other.to_string()),
         }
         self
     }
 
-    /// Sets the schedule directly.
+    /// Sets the schedule directly; the same limits as [`every`](Self::every) apply.
     pub fn schedule(mut self, schedule: Schedule) -> Self {
         self.schedule = Some(schedule);
         self
@@ -221,6 +259,11 @@ impl JobSpecBuilder {
     }
 
     /// The scopes to run for: a list or a [`Scopes`] provider. Default: the global scope only.
+    ///
+    /// A list is checked at [`build`](Self::build): it must not be empty, every scope must pass
+    /// [`Scope::validate`] (kind and id not empty, no NUL byte, at most [`Scope::MAX_LEN`] bytes
+    /// each), and repeated scopes are dropped (each scope runs once per plan). A provider's
+    /// scopes are checked at every tick instead.
     pub fn scopes(mut self, scopes: impl Into<Scopes>) -> Self {
         self.scopes = scopes.into();
         self
@@ -232,21 +275,23 @@ impl JobSpecBuilder {
         self
     }
 
-    /// How long after its plan time a plan becomes due (for data that lands late). Default: 0.
+    /// How long after its plan time a plan becomes due (for data that lands late); at most
+    /// [`JobSpec::MAX_SCHEDULE_DELAY`] (366 days). Default: 0.
     pub fn schedule_delay(mut self, delay: Duration) -> Self {
         self.schedule_delay = delay;
         self
     }
 
-    /// How long one attempt may run before it is cancelled and recorded as `run_timeout`.
-    /// Default: 60 s.
+    /// How long one attempt may run before it is cancelled and recorded as `run_timeout`; longer
+    /// than zero and at most [`JobSpec::MAX_RUN_TIMEOUT`] (7 days). Default: 60 s.
     pub fn run_timeout(mut self, timeout: Duration) -> Self {
         self.run_timeout = timeout;
         self
     }
 
     /// How long a lease lives without a heartbeat before another runner may take it over; must be
-    /// longer than `run_timeout`. Default: `run_timeout + 60 s`.
+    /// longer than `run_timeout` and at most [`JobSpec::MAX_STALE_TIMEOUT`] (8 days).
+    /// Default: `run_timeout + 60 s`.
     pub fn stale_timeout(mut self, timeout: Duration) -> Self {
         self.stale_timeout = Some(timeout);
         self
@@ -259,13 +304,15 @@ impl JobSpecBuilder {
         self
     }
 
-    /// Attempts per plan, the first run included; at least 1. Default: 3.
+    /// Attempts per plan, the first run included; from 1 to [`JobSpec::MAX_ATTEMPTS`]
+    /// (1,000,000). Default: 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
     }
 
-    /// The delay between failed attempts. Default: [`Backoff::default`].
+    /// The delay between failed attempts; delays, base and cap at most [`Backoff::MAX_DELAY`]
+    /// (365 days). Default: [`Backoff::default`].
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -305,12 +352,13 @@ impl JobSpecBuilder {
         self
     }
 
-    /// Checks every setting and returns the spec, or the first invalid field with its fix.
+    /// Checks every setting and returns the spec, or the first invalid field with its fix (see
+    /// the limits in the [type's documentation](Self)).
     pub fn build(self) -> Result<JobSpec> {
-        let name = self.name.trim().to_owned();
+        let name = self.name;
         let fail = |message: String| Err(Error::invalid_job(&name, message));
-        if name.is_empty() {
-            return fail("job name must not be empty".into());
+        if let Err(message) = check_name(&name) {
+            return fail(message);
         }
         if let Some(message) = self.parse_error {
             return fail(message);
@@ -329,8 +377,22 @@ impl JobSpecBuilder {
             }
             _ => {}
         }
+        if self.schedule_delay > JobSpec::MAX_SCHEDULE_DELAY {
+            return fail(format!(
+                "schedule_delay ({}) must be at most {} (JobSpec::MAX_SCHEDULE_DELAY)",
+                fmt_duration(self.schedule_delay),
+                fmt_duration(JobSpec::MAX_SCHEDULE_DELAY)
+            ));
+        }
         if self.run_timeout.is_zero() {
             return fail("run_timeout must be longer than zero".into());
+        }
+        if self.run_timeout > JobSpec::MAX_RUN_TIMEOUT {
+            return fail(format!(
+                "run_timeout ({}) must be at most {} (JobSpec::MAX_RUN_TIMEOUT): split longer work into several plans",
+                fmt_duration(self.run_timeout),
+                fmt_duration(JobSpec::MAX_RUN_TIMEOUT)
+            ));
         }
         let stale_timeout = self
             .stale_timeout
@@ -340,6 +402,13 @@ impl JobSpecBuilder {
                 "stale_timeout ({}) must be longer than run_timeout ({})",
                 fmt_duration(stale_timeout),
                 fmt_duration(self.run_timeout)
+            ));
+        }
+        if stale_timeout > JobSpec::MAX_STALE_TIMEOUT {
+            return fail(format!(
+                "stale_timeout ({}) must be at most {} (JobSpec::MAX_STALE_TIMEOUT)",
+                fmt_duration(stale_timeout),
+                fmt_duration(JobSpec::MAX_STALE_TIMEOUT)
             ));
         }
         let heartbeat_interval = self
@@ -354,6 +423,13 @@ impl JobSpecBuilder {
         }
         if self.max_attempts < 1 {
             return fail("max_attempts must be at least 1".into());
+        }
+        if self.max_attempts > JobSpec::MAX_ATTEMPTS {
+            return fail(format!(
+                "max_attempts ({}) must be at most {} (JobSpec::MAX_ATTEMPTS)",
+                self.max_attempts,
+                JobSpec::MAX_ATTEMPTS
+            ));
         }
         if let Err(message) = self.backoff.validate() {
             return fail(message);
@@ -370,17 +446,18 @@ impl JobSpecBuilder {
                     .into(),
             );
         }
-        if matches!(&self.scopes, Scopes::Static(list) if list.is_empty()) {
-            return fail(
-                "the scope list is empty: give at least one scope, or leave scopes unset for the global scope"
-                    .into(),
-            );
-        }
+        let scopes = match self.scopes {
+            Scopes::Static(list) => match check_scopes(&list) {
+                Ok(list) => Scopes::Static(list.into()),
+                Err(message) => return fail(message),
+            },
+            provider => provider,
+        };
         Ok(JobSpec {
             name: name.into(),
             schedule: self.schedule,
             planner: self.planner,
-            scopes: self.scopes,
+            scopes,
             catch_up: self.catch_up,
             schedule_delay: self.schedule_delay,
             run_timeout: self.run_timeout,
@@ -402,6 +479,57 @@ impl<I: IntoIterator<Item = Scope>> From<I> for Scopes {
     }
 }
 
-fn fmt_duration(d: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(d)
+/// The job name's rules: not empty, no surrounding whitespace, no NUL, at most 512 bytes.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("job name must not be empty".into());
+    }
+    if name.trim() != name {
+        return Err(format!(
+            "job name `{}` has leading or trailing whitespace: remove it (the name identifies the job's rows, so `a` and ` a` would be two jobs)",
+            name.escape_debug()
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!(
+            "job name `{}` has a NUL byte, which PostgreSQL cannot store: remove it",
+            name.escape_debug()
+        ));
+    }
+    if name.len() > JobSpec::MAX_NAME_LEN {
+        let cut = name
+            .char_indices()
+            .nth(40)
+            .map_or(name.len(), |(index, _)| index);
+        return Err(format!(
+            "job name `{}...` is {} bytes, over the limit of {} (JobSpec::MAX_NAME_LEN): choose a shorter name",
+            name[..cut].escape_debug(),
+            name.len(),
+            JobSpec::MAX_NAME_LEN
+        ));
+    }
+    Ok(())
+}
+
+/// A static scope list: not empty, every scope valid; repeated scopes dropped (first kept).
+fn check_scopes(list: &[Scope]) -> Result<Vec<Scope>, String> {
+    if list.is_empty() {
+        return Err(
+            "the scope list is empty: give at least one scope, or leave scopes unset for the global scope"
+                .into(),
+        );
+    }
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    let mut kept = Vec::with_capacity(list.len());
+    for scope in list {
+        scope.validate()?;
+        if seen.insert(scope) {
+            kept.push(scope.clone());
+        }
+    }
+    Ok(kept)
+}
+
+fn fmt_duration(d: Duration) -> String {
+    crate::schedule::fmt_duration(d)
 }

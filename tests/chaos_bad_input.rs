@@ -150,9 +150,147 @@ async fn a_bad_sqlite_path_is_a_clear_permanent_error() {
         .map(|_| ())
         .unwrap_err();
     assert!(!error.is_transient(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "unable to open database file `/nonexistent-directory/cronlease.db`: the directory `/nonexistent-directory` does not exist: create it first"
+    );
+    // The same through a URL, and for a path that is a directory.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("x").join("y.db");
+    let url = format!("sqlite://{}", missing.display());
+    match cronlease::SqliteStore::connect(&url).await.map(|_| ()) {
+        Err(Error::Connect {
+            target, message, ..
+        }) => {
+            assert_eq!(target, missing.display().to_string());
+            assert!(
+                message.contains(&format!(
+                    "the directory `{}` does not exist",
+                    dir.path().join("x").display()
+                )),
+                "{message}"
+            );
+        }
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    let error = cronlease::SqliteStore::open(dir.path())
+        .await
+        .map(|_| ())
+        .unwrap_err();
     assert!(
-        error.to_string().contains("unable to open database file"),
+        error
+            .to_string()
+            .ends_with("it is a directory: give the path of a file"),
         "{error}"
+    );
+}
+
+#[actix::test]
+async fn a_url_for_another_database_is_refused_not_tried_elsewhere() {
+    let sqlite = cronlease::SqliteStore::connect("postgres://app:secret@127.0.0.1:1/app")
+        .await
+        .map(|_| ());
+    match sqlite {
+        Err(Error::InvalidConfig(message)) => {
+            assert!(message.contains("needs a `sqlite:` URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    for url in [
+        "mysql://app:secret@127.0.0.1:1/app",
+        "sqlite:cronlease.db",
+        "sqlite::memory:",
+    ] {
+        for error in [
+            PgStore::connect(url).await.map(|_| ()).unwrap_err(),
+            PgStore::connect_lazy(url).map(|_| ()).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{message}");
+            assert!(message.contains("needs a `postgres://` URL"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+}
+
+/// Whether the PostgreSQL connection tests run (they need no server, but belong to that suite).
+fn postgres_suite() -> bool {
+    let on = std::env::var_os(common::POSTGRES_URL_VAR).is_some();
+    if !on {
+        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
+    }
+    on
+}
+
+#[actix::test]
+async fn postgres_connect_errors_name_host_port_and_database_never_the_password() {
+    if !postgres_suite() {
+        return;
+    }
+    let port = closed_port();
+    let url = format!("postgres://postgres:secret-pw@127.0.0.1:{port}/test");
+    let error = PgStore::connect(&url).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!format!("{error:?}").contains("secret-pw"), "{error:?}");
+    assert!(error.is_transient(), "a server that is down may come back");
+    // At start, through a lazy store: the unreachable-database error names it too.
+    let store = PgStore::connect_lazy(&url).unwrap();
+    let error = Scheduler::builder(store)
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("the database is unreachable at start"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
+}
+
+#[actix::test]
+async fn postgres_host_that_does_not_resolve_fails_start_at_once() {
+    if !postgres_suite() {
+        return;
+    }
+    // `.invalid` never resolves (RFC 6761): waiting for the database would never help.
+    let store =
+        PgStore::connect_lazy("postgres://postgres@cronlease-test.invalid:5432/test").unwrap();
+    let started = std::time::Instant::now();
+    let error = Scheduler::builder(store)
+        .db_retry(quick_retry())
+        .wait_for_database(Duration::from_secs(60))
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "returned after {:?}",
+        started.elapsed()
+    );
+    assert!(!error.is_transient(), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "the host name does not resolve at cronlease-test.invalid:5432 (database `test`)"
+        ),
+        "{message}"
     );
 }
 
@@ -403,5 +541,56 @@ on_every_backend! {
             }
             _ => unreachable!(),
         }
+    }
+}
+
+on_every_backend! {
+    async fn repeated_static_scopes_run_once_per_plan(db: TestDb) {
+        // Repeats in a static list are dropped at build(): each scope runs once per plan.
+        let runs = Runs::default();
+        let scopes = [Scope::new("tenant", "a"), Scope::new("tenant", "a"), Scope::new("tenant", "b")];
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("dup").every("1h").scopes(scopes).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.expect("tick");
+        assert_eq!((report.won, report.job_errors), (2, 0), "{report:?}");
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        let mut ran: Vec<_> = runs.all().into_iter().map(|r| r.0).collect();
+        ran.sort();
+        assert_eq!(ran, ["a", "b"]);
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn specs_at_their_limits_plan_and_run(db: TestDb) {
+        // The longest settings build() accepts must not overflow planning or lease arithmetic
+        // on any backend.
+        let runs = Runs::default();
+        let longest = "é".repeat(Scope::MAX_LEN / 2);
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("l".repeat(JobSpec::MAX_NAME_LEN))
+                    .every("366d")
+                    .schedule_delay(Duration::from_secs(3600))
+                    .scopes([Scope::new(longest.clone(), longest)])
+                    .run_timeout(JobSpec::MAX_RUN_TIMEOUT)
+                    .stale_timeout(JobSpec::MAX_STALE_TIMEOUT)
+                    .max_attempts(JobSpec::MAX_ATTEMPTS)
+                    .backoff(cronlease::Backoff::exponential(Duration::from_secs(1), 10.0, cronlease::Backoff::MAX_DELAY))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.expect("tick");
+        assert_eq!((report.won, report.job_errors), (1, 0), "{report:?}");
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        assert_eq!(runs.len(), 1);
+        s.shutdown().await;
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Runs, eventually, rows, scheduler, settled, tenants};
 use cronlease::{
-    Backoff, CatchUp, ClaimOutcome, Error, JobContext, JobOutput, JobSpec, JobSpecBuilder, Scope,
-    Scopes, Status,
+    Backoff, CatchUp, ClaimOutcome, Error, JobContext, JobOutput, JobSpec, JobSpecBuilder,
+    Schedule, Scope, Scopes, Status,
 };
 
 fn valid() -> JobSpecBuilder {
@@ -79,6 +79,77 @@ fn each_invalid_spec_field_has_its_own_message() {
             valid().scopes(Vec::<Scope>::new()),
             "the scope list is empty",
         ),
+        // Names: stored as given, so surrounding whitespace is refused rather than trimmed.
+        (
+            JobSpec::builder(" job").every("5m"),
+            "job name ` job` has leading or trailing whitespace",
+        ),
+        (
+            JobSpec::builder("job\0").every("5m"),
+            "job name `job\\0` has a NUL byte",
+        ),
+        (
+            JobSpec::builder("n".repeat(600)).every("5m"),
+            "is 600 bytes, over the limit of 512 (JobSpec::MAX_NAME_LEN)",
+        ),
+        // Cadences: calendar units and absurd lengths.
+        (
+            valid().every("1M"),
+            "cadence `1M` uses the unit `M`, which humantime counts as a fixed length",
+        ),
+        (
+            valid().every("1y"),
+            "not a calendar month or year: write a fixed cadence such as `30d`",
+        ),
+        (
+            valid().every("400d"),
+            "cadence (400d) must be at most 366d (Schedule::MAX_CADENCE)",
+        ),
+        (
+            valid().schedule(Schedule::Every(Duration::MAX)),
+            "must be at most 366d (Schedule::MAX_CADENCE) (or give a .planner(..) hook)",
+        ),
+        (
+            valid().schedule_delay(Duration::MAX),
+            "must be at most 366d (JobSpec::MAX_SCHEDULE_DELAY)",
+        ),
+        // Durations that overflowed in build() or in the database's arithmetic.
+        (
+            valid().run_timeout(Duration::MAX),
+            "must be at most 7d (JobSpec::MAX_RUN_TIMEOUT)",
+        ),
+        (
+            valid().stale_timeout(secs(9 * 86_400)),
+            "stale_timeout (9d) must be at most 8d (JobSpec::MAX_STALE_TIMEOUT)",
+        ),
+        (
+            valid().max_attempts(u32::MAX),
+            "max_attempts (4294967295) must be at most 1000000 (JobSpec::MAX_ATTEMPTS)",
+        ),
+        (
+            valid().backoff(Backoff::exponential(secs(1), 2.0, Duration::MAX)),
+            "backoff cap",
+        ),
+        (
+            valid().backoff(Backoff::List(vec![secs(400 * 86_400)])),
+            "backoff delay (400d) must be at most 365d (Backoff::MAX_DELAY)",
+        ),
+        // Scopes the database cannot store.
+        (
+            valid().scopes([
+                Scope::new("workspace", "1"),
+                Scope::new("workspace", "4\u{0}2"),
+            ]),
+            "scope `workspace:4\\u{0}2` has a NUL byte in its id",
+        ),
+        (
+            valid().scopes([Scope::new("workspace", "x".repeat(6000))]),
+            "has an id of 6000 bytes, over the limit of 512 (Scope::MAX_LEN)",
+        ),
+        (
+            valid().scopes([Scope::new("", "1")]),
+            "scope `:1` has an empty kind",
+        ),
     ];
     let mut seen = std::collections::HashSet::new();
     for (builder, expected) in cases {
@@ -93,6 +164,26 @@ fn each_invalid_spec_field_has_its_own_message() {
         .build();
     assert!(hooked.is_ok());
     assert!(valid().build().is_ok());
+    // The limits themselves are accepted.
+    let at_limits = valid()
+        .every("366d")
+        .schedule_delay(JobSpec::MAX_SCHEDULE_DELAY)
+        .run_timeout(JobSpec::MAX_RUN_TIMEOUT)
+        .stale_timeout(JobSpec::MAX_STALE_TIMEOUT)
+        .max_attempts(JobSpec::MAX_ATTEMPTS)
+        .backoff(Backoff::exponential(secs(1), 2.0, Backoff::MAX_DELAY))
+        .scopes([Scope::new(
+            "k".repeat(Scope::MAX_LEN),
+            "i".repeat(Scope::MAX_LEN),
+        )]);
+    assert!(at_limits.build().is_ok());
+    // The whole error is one sentence naming the job once.
+    let error = valid().every("sometimes").build().unwrap_err().to_string();
+    assert!(
+        error.starts_with("invalid job `job`: cannot parse cadence `sometimes` ("),
+        "{error}"
+    );
+    assert!(!error.contains("invalid scheduler setting"), "{error}");
 }
 
 #[actix::test]

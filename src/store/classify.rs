@@ -31,9 +31,53 @@ pub fn classify(error: &sqlx::Error) -> DbErrorKind {
     }
 }
 
+/// Whether connecting failed because the host name does not resolve (no such host, or no
+/// address for it).
+///
+/// Used at start, where a name that does not resolve is a wrong URL rather than an outage; at
+/// runtime the same error stays transient (a resolver blip during a running service).
+///
+/// This is the one place that reads message text, because nothing else tells: the standard
+/// library reports a failed `getaddrinfo` as an `io::Error` of kind `Uncategorized` (not
+/// nameable outside std) with the text "failed to lookup address information: ...", and tokio
+/// reports a name with no addresses as `InvalidInput` "could not resolve to any address". sqlx
+/// passes either on unchanged as `sqlx::Error::Io`. Only those two texts on those errors match.
+pub(crate) fn host_not_found(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Io(io) = error else {
+        return false;
+    };
+    let text = io.to_string();
+    if io.kind() == std::io::ErrorKind::InvalidInput {
+        text.starts_with("could not resolve to any address")
+    } else {
+        text.starts_with("failed to lookup address information")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_recognised() {
+        // What std returns for a failed getaddrinfo (`.invalid` never resolves, RFC 6761).
+        let lookup = || {
+            std::net::ToSocketAddrs::to_socket_addrs("cronlease-test.invalid:5432")
+                .map(|_| ())
+                .unwrap_err()
+        };
+        assert!(host_not_found(&sqlx::Error::Io(lookup())), "{}", lookup());
+        let none = std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        );
+        assert!(host_not_found(&sqlx::Error::Io(none)));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!host_not_found(&sqlx::Error::Io(refused)));
+        assert!(!host_not_found(&sqlx::Error::PoolTimedOut));
+        // The runtime's own classification is unchanged: transient.
+        assert_eq!(classify(&sqlx::Error::Io(lookup())), DbErrorKind::Transient);
+    }
 
     #[test]
     fn connection_level_errors_are_transient() {

@@ -37,6 +37,7 @@ mod classify;
 pub mod postgres;
 mod rowmap;
 pub mod sqlite;
+mod url;
 
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
 
 pub use classify::classify;
+pub(crate) use classify::host_not_found;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

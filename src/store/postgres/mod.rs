@@ -96,29 +96,36 @@ impl Statements {
 impl PgStore {
     /// Connects with a URL such as `postgres://user:password@host/database` (a pool of
     /// [`DEFAULT_MAX_CONNECTIONS`]). The URL is never logged: it may hold a password.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for a URL that is not `postgres://` or
+    /// `postgresql://` (a `mysql://` or `sqlite:` URL is refused, not tried elsewhere), and with
+    /// [`Error::Connect`] naming `host:port` and the database, never the password, when the
+    /// server cannot be reached or refuses the session.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::InvalidConfig(format!("bad PostgreSQL URL: {e}")))?;
-        Self::connect_with(options).await
+        Self::connect_with(parse_url(url, "PgStore::connect")?).await
     }
 
     /// Connects with explicit options (a pool of [`DEFAULT_MAX_CONNECTIONS`]). Set the schema
-    /// with `options.options([("search_path", "my_schema")])`.
+    /// with `options.options([("search_path", "my_schema")])`. A failure is an
+    /// [`Error::Connect`] naming `host:port` and the database.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
-        let pool = pool_options()
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error("connect", e))?;
-        Ok(Self::from_pool(pool))
+        match pool_options().connect_with(options.clone()).await {
+            Ok(pool) => Ok(Self::from_pool(pool)),
+            Err(e) if error::is_connect_failure(&e) => {
+                Err(explain_connect_failure(&options, e).await)
+            }
+            Err(e) => Err(db_error("connect", e)),
+        }
     }
 
     /// Like [`PgStore::connect`], without connecting yet: the first statement connects. Use it
     /// with [`SchedulerBuilder::wait_for_database`](crate::SchedulerBuilder::wait_for_database)
-    /// so a service can start before its database is reachable.
+    /// so a service can start before its database is reachable. The URL is checked the same way.
     pub fn connect_lazy(url: &str) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::InvalidConfig(format!("bad PostgreSQL URL: {e}")))?;
-        Ok(Self::connect_lazy_with(options))
+        Ok(Self::connect_lazy_with(parse_url(
+            url,
+            "PgStore::connect_lazy",
+        )?))
     }
 
     /// Like [`PgStore::connect_with`], without connecting yet: the first statement connects.
@@ -146,6 +153,38 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// How long [`explain_connect_failure`] waits for its one connection attempt.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Options from a URL that must be a PostgreSQL one; errors name the scheme, never the URL.
+fn parse_url(url: &str, what: &str) -> Result<PgConnectOptions> {
+    error::check_url(url, what)?;
+    PgConnectOptions::from_str(url).map_err(|e| {
+        Error::InvalidConfig(format!(
+            "{what} cannot read the PostgreSQL URL ({e}): write it as `postgres://user:password@host:5432/database`"
+        ))
+    })
+}
+
+/// An [`Error::Connect`] for a failed connection to `options`. A pool that timed out keeps
+/// retrying refused connections silently, so one direct attempt (at most [`PROBE_TIMEOUT`])
+/// finds the cause to report, e.g. "connection refused".
+async fn explain_connect_failure(options: &PgConnectOptions, error: sqlx::Error) -> Error {
+    let cause = if matches!(error, sqlx::Error::PoolTimedOut) {
+        match tokio::time::timeout(PROBE_TIMEOUT, sqlx::ConnectOptions::connect(options)).await {
+            Ok(Err(cause)) if error::is_connect_failure(&cause) => cause,
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+                error
+            }
+            _ => error,
+        }
+    } else {
+        error
+    };
+    error::connect_error(error::target(options), cause)
 }
 
 /// The pool settings of the `connect*` constructors.
@@ -211,7 +250,13 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrate::run(&self.pool).await
+        match migrate::run(&self.pool).await {
+            // The first statement of a lazy pool connects: say where it could not.
+            Err(Error::Database { source, .. }) if error::is_connect_failure(&source) => {
+                Err(explain_connect_failure(&self.pool.connect_options(), source).await)
+            }
+            other => other,
+        }
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {

@@ -105,6 +105,9 @@ impl Statements {
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file at `path` with WAL, `synchronous = NORMAL` and a
     /// 5 s busy timeout.
+    ///
+    /// A file that cannot be opened is an [`Error::Connect`] naming the path and the cause, e.g.
+    /// ``unable to open database file `x/y.db`: the directory `x` does not exist: create it first``.
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -112,17 +115,26 @@ impl SqliteStore {
         Self::connect_with(options).await
     }
 
-    /// Connects with a URL such as `sqlite://cronlease.db` or `sqlite::memory:`.
+    /// Connects with a URL such as `sqlite://cronlease.db` or `sqlite::memory:` (a plain path
+    /// works too). Any other scheme (`postgres://`, `mysql://`) is an [`Error::InvalidConfig`],
+    /// never taken for a file name.
     pub async fn connect(url: &str) -> Result<Self> {
+        error::check_url(url)?;
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::InvalidConfig(format!("bad SQLite URL: {e}")))?
+            .map_err(|e| {
+                Error::InvalidConfig(format!(
+                    "SqliteStore::connect cannot read the SQLite URL ({e}): write it as `sqlite://path/to/file.db`"
+                ))
+            })?
             .create_if_missing(true);
         Self::connect_with(options).await
     }
 
     /// Connects with explicit options; WAL, `synchronous = NORMAL` and the busy timeout are added.
-    /// An in-memory database is kept on one connection that is never reaped.
+    /// An in-memory database is kept on one connection that is never reaped. A failure is an
+    /// [`Error::Connect`] naming the path.
     pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
+        let path = options.get_filename().to_owned();
         let in_memory = options.get_filename().as_os_str() == ":memory:"
             || options.get_filename().as_os_str().is_empty();
         let options = options
@@ -143,7 +155,7 @@ impl SqliteStore {
         let pool = pool_options
             .connect_with(options.clone())
             .await
-            .map_err(|e| db_error("connect", e))?;
+            .map_err(|e| error::open_error(&path, e))?;
         let (writer, checkpointer) = if in_memory {
             (pool.clone(), None)
         } else {
@@ -160,7 +172,7 @@ impl SqliteStore {
                 .max_connections(1)
                 .connect_with(options)
                 .await
-                .map_err(|e| db_error("connect", e))?;
+                .map_err(|e| error::open_error(&path, e))?;
             (writer, checkpointer)
         };
         Ok(SqliteStore {
