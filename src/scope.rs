@@ -47,30 +47,6 @@ impl Scope {
         }
     }
 
-    /// Checks that the scope can be stored the same way on every backend: kind and id not
-    /// empty, without NUL bytes, each at most [`Scope::MAX_LEN`] bytes.
-    pub fn validate(&self) -> Result<(), String> {
-        for (field, value) in [("kind", &self.kind), ("id", &self.id)] {
-            if value.is_empty() {
-                return Err(format!("scope {field} must not be empty"));
-            }
-            if value.contains('\0') {
-                return Err(format!("scope {field} must not contain a NUL byte"));
-            }
-            if value.len() > Self::MAX_LEN {
-                return Err(format!(
-                    "scope {field} is {} bytes long, more than the {} allowed",
-                    value.len(),
-                    Self::MAX_LEN
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The longest scope kind or id, in bytes.
-    pub const MAX_LEN: usize = 512;
-
     /// The scope of unscoped jobs: `("global", "global")`.
     pub fn global() -> Self {
         Scope::new(Self::GLOBAL, Self::GLOBAL)

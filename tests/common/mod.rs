@@ -514,7 +514,7 @@ pub struct SlowFailureReplies {
     pub failure_reply_delay_ms: std::sync::atomic::AtomicU64,
 }
 
-delegate_store!(SlowFailureReplies, |_this, _op| (), after: {
+delegate_store!(SlowFailureReplies, |_this, _op| {}, after: {
     let delay = _this.failure_reply_delay_ms.load(Ordering::SeqCst);
     if _op == "execution_finish_failure" && delay > 0 {
         actix_rt::time::sleep(std::time::Duration::from_millis(delay)).await;
