@@ -138,7 +138,7 @@ impl SchedulerBuilder {
 
     /// How long finished and dead executions are kept, and how often the retention service
     /// prunes them; [`Retention::disabled`] keeps everything. Default: [`Retention::default`]
-    /// (SUCCESS and FAILED rows 30 days, DEAD rows 7 days after their last failure, a run every
+    /// (SUCCESS and SUPERSEDED rows 30 days, DEAD rows 7 days after their last failure, a run every
     /// 5 min in batches of 1000).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = retention;

@@ -7,7 +7,7 @@
 //!   [`Scheduler::prune_now`](crate::Scheduler::prune_now)) it:
 //!   1. measures the stale RUNNING rows per job (one grouped count) into the
 //!      `cronlease_stale_running_executions` gauge;
-//!   2. deletes SUCCESS and FAILED rows whose `finished_at` is older than `keep_finished`, in
+//!   2. deletes SUCCESS and SUPERSEDED rows whose `finished_at` is older than `keep_finished`, in
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
 //!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure.
 //!
@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::store::{PruneSet, Store};
 use crate::telemetry;
 
-/// Default age after which SUCCESS and FAILED rows are pruned: 30 days.
+/// Default age after which SUCCESS and SUPERSEDED rows are pruned: 30 days.
 pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default age, counted from the last failure, after which DEAD rows are pruned: 7 days.
 pub const DEFAULT_KEEP_DEAD: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -36,7 +36,7 @@ pub const DEFAULT_PRUNE_BATCH: usize = 1000;
 
 /// How long executions are kept, and how the retention service prunes them.
 ///
-/// Default: SUCCESS and FAILED rows kept 30 days after they finished, DEAD rows 7 days after
+/// Default: SUCCESS and SUPERSEDED rows kept 30 days after they finished, DEAD rows 7 days after
 /// their last failure, a run every 5 minutes, 1000 rows per statement.
 ///
 /// ```
@@ -57,7 +57,7 @@ pub struct Retention {
     /// ([`SchedulerBuilder::auto_tick`](crate::SchedulerBuilder::auto_tick)); the first comes
     /// one interval after start. Default: 5 min.
     pub interval: Duration,
-    /// Age, from `finished_at`, after which SUCCESS and FAILED rows are deleted; `None` keeps
+    /// Age, from `finished_at`, after which SUCCESS and SUPERSEDED rows are deleted; `None` keeps
     /// them forever. Default: 30 days.
     pub keep_finished: Option<Duration>,
     /// Age, from the last failure (`finished_at`), after which DEAD rows are deleted; `None`
@@ -114,7 +114,7 @@ impl Retention {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PruneReport {
-    /// SUCCESS and FAILED rows deleted.
+    /// SUCCESS and SUPERSEDED rows deleted.
     pub finished: u64,
     /// DEAD rows deleted.
     pub dead: u64,

@@ -240,7 +240,7 @@ RETURNING ",
     execution_columns!()
 );
 
-/// $1: whether to prune DEAD rows (else SUCCESS and FAILED); $2: the age in ms; $3: the batch.
+/// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the age in ms; $3: the batch.
 /// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
 /// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
 /// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
