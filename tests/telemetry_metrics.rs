@@ -340,3 +340,59 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn supersede_and_tick_error_metrics_move(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        // A FAILED plan under a newer SUCCESS of the same scope.
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        for (plan_time, fail) in [(latest - TimeDelta::hours(2), true), (latest - TimeDelta::hours(1), false)] {
+            let c = db
+                .store
+                .execution_claim(&ClaimRequest { job: "m-super", max_attempts: 3, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
+                .await
+                .unwrap()
+                .remove(0);
+            if fail {
+                db.store.execution_finish_failure(&[FailureWrite { lease: c.lease, status: Status::Failed, code: "handler_error".into(), message: "boom".into(), retry_in: Some(HOUR), extend_budget: false, duration_ms: 1 }]).await.unwrap();
+            } else {
+                db.store.execution_finish_success(&[SuccessWrite { lease: c.lease, duration_ms: 1, rows_affected: 0, result: "{}".into() }]).await.unwrap();
+            }
+        }
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("m-super").every("1h").supersede_failed(true).handler(runs.ok_handler()).build().unwrap())
+            .job(
+                JobSpec::builder("m-panic")
+                    .every("1h")
+                    .scopes(cronlease::Scopes::provider(|| async { panic!("no tenants table") }))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .job(
+                JobSpec::builder("m-invalid")
+                    .every("1h")
+                    .scopes(cronlease::Scopes::provider(|| async {
+                        Ok(vec![Scope::new("tenant", ""), Scope::new("tenant", "a\0b"), Scope::new("tenant", "ok")])
+                    }))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.unwrap();
+        assert_eq!(report.superseded, 1, "{report:?}");
+        assert_eq!(report.job_errors, 3, "{report:?}");
+        s.wait_idle(Duration::from_secs(10)).await;
+        s.shutdown().await;
+        m.refresh();
+        assert_eq!(m.counter(t::SUPERSEDED, "job=m-super"), 1);
+        assert_eq!(m.counter(t::TICK_ERRORS, "job=m-panic,reason=scope_provider_panic"), 1);
+        assert_eq!(m.counter(t::TICK_ERRORS, "job=m-invalid,reason=invalid_scope"), 2);
+    }
+}

@@ -195,8 +195,11 @@ impl Supervisor {
             }
             Ok(tick) => {
                 slot.db_failures = 0;
-                // Wake-up times were computed from the clock read at the tick's start.
-                let wait = if tick.more_due {
+                // Wake-up times were computed from the clock read at the tick's start. Plans left
+                // for want of slots come back at once if slots freed meanwhile (another job's
+                // claim gave back what its conflicts did not use).
+                let slots_back = tick.report.deferred > 0 && self.free.get() > 0;
+                let wait = if tick.more_due || slots_back {
                     Duration::ZERO
                 } else {
                     tick.wake_in.saturating_sub(tick.clock_read_at.elapsed())
