@@ -16,8 +16,6 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::actors::executor::JobShared;
-use crate::actors::heartbeat::BeatNow;
 use crate::error::DbErrorKind;
 use crate::scope::Scope;
 
@@ -64,13 +62,13 @@ pub struct JobContext {
     pub(crate) runner_id: Arc<str>,
     pub(crate) execution_id: Uuid,
     pub(crate) cancel: CancellationToken,
-    pub(crate) job_shared: Arc<JobShared>,
+    pub(crate) link: Arc<dyn AttemptLink>,
 }
 
 impl JobContext {
     /// The job's name.
     pub fn job(&self) -> &str {
-        &self.job_shared.spec.name
+        self.link.job()
     }
 
     /// The scope this attempt runs for.
@@ -122,25 +120,26 @@ impl JobContext {
     /// Renews the lease now, on top of the automatic heartbeats. An error means the lease is
     /// lost (another runner owns the plan): stop working.
     pub async fn heartbeat(&self) -> Result<(), JobError> {
-        match self
-            .job_shared
-            .heartbeat
-            .send(BeatNow {
-                id: self.execution_id,
-            })
+        self.link
+            .beat_now(self.execution_id)
             .await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(lost)) => Err(JobError::retryable(lost)),
-            Err(_) => Err(JobError::retryable("the heartbeat has stopped")),
-        }
+            .map_err(JobError::retryable)
     }
+}
+
+/// What a running attempt may ask of the runtime that started it. The actors implement it, so
+/// this module (a model type the handler sees) never depends on them.
+pub(crate) trait AttemptLink: Send + Sync + 'static {
+    /// The job's name.
+    fn job(&self) -> &str;
+    /// Renews the lease of execution `id` now; `Err` says why it could not (lost, or stopped).
+    fn beat_now(&self, id: Uuid) -> BoxFuture<'static, Result<(), String>>;
 }
 
 impl fmt::Debug for JobContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobContext")
-            .field("job", &self.job_shared.spec.name)
+            .field("job", &self.link.job())
             .field("scope", &self.scope)
             .field("plan_time", &self.plan_time)
             .field("attempt", &self.attempt)

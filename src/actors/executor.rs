@@ -19,15 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
 use tokio::task::{AbortHandle, JoinError};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::Runtime;
 use super::completer::{Outcome, Record};
-use super::heartbeat::{Heartbeat, LeaseBook, LeaseLost};
+use super::heartbeat::{BeatNow, Heartbeat, LeaseBook, LeaseLost};
 use super::retry_policy::Decide;
 use crate::execution::{ErrorCode, Status, capped_result, truncate_error_msg};
-use crate::handler::{JobContext, JobError, JobOutput};
+use crate::handler::{AttemptLink, JobContext, JobError, JobOutput};
 use crate::retry::RetryDecision;
 use crate::spec::JobSpec;
 use crate::store::{Claimed, FailureWrite, SuccessWrite};
@@ -41,6 +43,23 @@ pub(crate) struct JobShared {
     pub(crate) heartbeat: Addr<Heartbeat>,
     /// The job's running leases.
     pub(crate) leases: Arc<LeaseBook>,
+}
+
+impl AttemptLink for JobShared {
+    fn job(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn beat_now(&self, id: Uuid) -> BoxFuture<'static, Result<(), String>> {
+        let heartbeat = self.heartbeat.clone();
+        Box::pin(async move {
+            match heartbeat.send(BeatNow { id }).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(lost)) => Err(lost.to_string()),
+                Err(_) => Err("the heartbeat has stopped".to_owned()),
+            }
+        })
+    }
 }
 
 /// Runs one attempt of one plan.
@@ -103,7 +122,7 @@ impl Executor {
             runner_id: self.rt.runner_id.clone(),
             execution_id: self.claimed.lease.id,
             cancel: self.cancel.clone(),
-            job_shared: self.job.clone(),
+            link: self.job.clone(),
         };
         let handler = spec.handler.clone();
         let run_timeout = spec.run_timeout;
