@@ -1,7 +1,7 @@
 //! The actors and the messages between them.
 //!
 //! ```text
-//!                    Tick (self, re-armed after each tick; never overlapping)
+//!                    Tick (per job, re-armed after each tick; never overlapping)
 //!                      │
 //!  Scheduler ──TickNow/Shutdown──▶ Supervisor ──sweep, plan, claim (batched)──▶ Store
 //!                                    │  │ books each lease in the job's LeaseBook, Arm ──▶ Heartbeat
@@ -25,8 +25,12 @@
 //!  Scheduler ──PruneNow/StopPruner──▶ Pruner ──count stale RUNNING, prune in batches──▶ Store
 //! ```
 //!
-//! - [`supervisor::Supervisor`]: ticks every job (sweep stale leases, plan, claim in batches),
-//!   bounds concurrency, spawns executors, drains them on shutdown.
+//! - [`supervisor::Supervisor`]: arms each job's tick on its own timer, shares the execution
+//!   slots, keeps the running executors (keyed by lease), drains them on shutdown.
+//! - [`tick`]: one job's tick: sweep stale leases, supersede, plan, claim in batches, start
+//!   executors.
+//! - [`planning`]: the user's scope provider and planner hook, run on the handler runtime with
+//!   panics caught and a time limit, so they cost only their own job.
 //! - [`executor::Executor`]: owns one lease until its outcome is known: runs the handler, turns
 //!   success, error, panic, timeout or cancellation into SUCCESS, FAILED or DEAD, hands it over.
 //! - [`heartbeat::Heartbeat`]: one per job; renews the leases in the job's
