@@ -9,8 +9,8 @@
 //! retry time, so a retry runs within the tick precision of its `next_retry_at`.
 //!
 //! It keeps the running Executors keyed by lease (execution id and token: the attempts of one
-//! row never collide), learns of each as it starts (`Started`, sent by the tick before the
-//! Executor can do anything), and shares the free execution slots with the ticks. At shutdown
+//! row never collide), learns of them as they start (`Started`, sent by the tick before the
+//! Executors can do anything), and shares the free execution slots with the ticks. At shutdown
 //! it stops claiming (even mid-tick), cancels every attempt and completes once they are
 //! recorded.
 
@@ -299,25 +299,27 @@ fn clone_report(report: &Result<TickReport>) -> Result<TickReport> {
     }
 }
 
-/// Sent by a tick as it starts an Executor, before the Executor can report anything.
+/// Sent by a tick as it starts the Executors of one claim statement, before any of them can
+/// report anything.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Started {
-    pub(crate) lease: Lease,
-    pub(crate) executor: Addr<Executor>,
+    pub(crate) executors: Vec<(Lease, Addr<Executor>)>,
 }
 
 impl Handler<Started> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Started, _: &mut Context<Self>) {
-        if self.draining.is_some() {
-            // Claimed while shutdown began: hand it off rather than run it.
-            msg.executor.do_send(Cancel {
-                grace: self.rt.shutdown_grace,
-            });
+        for (lease, executor) in msg.executors {
+            if self.draining.is_some() {
+                // Claimed while shutdown began: hand it off rather than run it.
+                executor.do_send(Cancel {
+                    grace: self.rt.shutdown_grace,
+                });
+            }
+            self.running.insert(lease, executor);
         }
-        self.running.insert(msg.lease, msg.executor);
         telemetry::running(self.running.len());
     }
 }

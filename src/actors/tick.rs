@@ -11,8 +11,9 @@
 //!    and each scope's due plans (`plan::cadence_plans` or the planner hook);
 //! 6. claims them oldest first in batched statements while execution slots are free
 //!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
-//! 7. starts an Executor per claimed lease and tells the Supervisor at once (`Started`), so a
-//!    lease lost or an attempt ended even before the tick is over reaches the right Executor.
+//! 7. starts an Executor per claimed lease and tells the Supervisor at once (`Started`, one
+//!    message per claim statement), so a lease lost or an attempt ended even before the tick is
+//!    over reaches the right Executor.
 //!
 //! The newest plan of every scope is read once per job (one grouped query) and then kept in
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
@@ -38,7 +39,7 @@ use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{cadence_plans, due_retries, hook_plans};
 use crate::schedule::delta;
 use crate::scope::Scope;
-use crate::store::{ClaimRequest, Claimed, PlanClaim};
+use crate::store::{ClaimRequest, Claimed, Lease, PlanClaim};
 use crate::telemetry;
 
 /// Most plans sent in one claim statement.
@@ -241,7 +242,14 @@ async fn sweep_plan_claim(
     }
 
     let max_plans = spec.catch_up.max_plans_per_tick();
-    let mut planned: Vec<(Scope, Vec<DateTime<Utc>>)> = Vec::new();
+    // Plans of one scope are distinct, so only a clash with a retry needs checking.
+    let mut add = |scope: &Scope, plans: Vec<DateTime<Utc>>| {
+        for plan_time in plans {
+            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
+                due.push(PlanClaim::new(scope.clone(), plan_time));
+            }
+        }
+    };
     match (&spec.planner, spec.schedule, latest) {
         (Some(hook), _, _) => {
             let inputs = scopes
@@ -254,9 +262,7 @@ async fn sweep_plan_claim(
                 Ok(answers) => {
                     for (scope, answer) in answers {
                         match answer {
-                            Ok(plans) => {
-                                planned.push((scope, hook_plans(plans, eligible, max_plans)))
-                            }
+                            Ok(plans) => add(&scope, hook_plans(plans, eligible, max_plans)),
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
                                 telemetry::tick_error(&spec.name, hook_reason(&error));
@@ -275,21 +281,13 @@ async fn sweep_plan_claim(
         (None, Some(schedule), Some(latest)) => {
             for scope in scopes.iter() {
                 let known = newest.get(scope).copied();
-                let plans = cadence_plans(spec.catch_up, schedule.cadence(), latest, db_now, known);
-                if !plans.is_empty() {
-                    planned.push((scope.clone(), plans));
-                }
+                add(
+                    scope,
+                    cadence_plans(spec.catch_up, schedule.cadence(), latest, db_now, known),
+                );
             }
         }
         _ => {}
-    }
-    for (scope, plans) in planned {
-        for plan_time in plans {
-            // Plans of one scope are distinct, so only a clash with a retry needs checking.
-            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
-                due.push(PlanClaim::new(scope.clone(), plan_time));
-            }
-        }
     }
     tick.report.planned += due.len();
     // Oldest plans first across scopes, in random order among equals: a runner short of slots
@@ -349,9 +347,13 @@ async fn sweep_plan_claim(
         if !claimed.is_empty() {
             // Shutdown began while the claim was in flight: hand the leases back unrun.
             let cancelled = env.stopping.get();
-            for claim in claimed {
-                start_executor(env, &job.shared, claim, cancelled);
-            }
+            let executors = claimed
+                .into_iter()
+                .map(|claim| start_executor(env, &job.shared, claim, cancelled))
+                .collect();
+            // One message per batch, sent before this future yields: the executors cannot have
+            // run yet, so it reaches the Supervisor ahead of anything they report.
+            env.supervisor.do_send(Started { executors });
             job.shared.heartbeat.do_send(Arm);
         }
     }
@@ -434,9 +436,13 @@ fn count_claims(job: &Arc<str>, sent: usize, claimed: &[Claimed], report: &mut T
     report.conflicted += conflicted as usize;
 }
 
-/// Books the lease of one claimed plan with the job's Heartbeat, starts its Executor and tells
-/// the Supervisor (before anything the Executor does can reach it: one mailbox, in order).
-fn start_executor(env: &TickEnv, job: &Arc<JobShared>, claimed: Claimed, cancelled: bool) {
+/// Books the lease of one claimed plan with the job's Heartbeat and starts its Executor.
+fn start_executor(
+    env: &TickEnv,
+    job: &Arc<JobShared>,
+    claimed: Claimed,
+    cancelled: bool,
+) -> (Lease, Addr<Executor>) {
     let spec = &job.spec;
     let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
         .num_milliseconds() as f64
@@ -446,5 +452,5 @@ fn start_executor(env: &TickEnv, job: &Arc<JobShared>, claimed: Claimed, cancell
     job.leases
         .track(lease, spec.run_timeout + spec.heartbeat_interval);
     let executor = Executor::new(env.rt.clone(), job.clone(), claimed, cancelled).start();
-    env.supervisor.do_send(Started { lease, executor });
+    (lease, executor)
 }
