@@ -876,3 +876,78 @@ async fn sqlite_checkpoints_the_wal_in_the_background() {
         "the claimed rows reached the database file without a writer checkpoint"
     );
 }
+
+/// Whether `error` is a deadlock the database broke (PostgreSQL 40P01, MySQL 1213).
+fn is_deadlock(error: &cronlease::Error) -> bool {
+    match error {
+        cronlease::Error::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } => {
+            matches!(db.code().as_deref(), Some("40P01") | Some("1213"))
+        }
+        _ => false,
+    }
+}
+
+on_every_backend! {
+    async fn concurrent_batched_writes_never_deadlock(db: TestDb) {
+        // 200 RUNNING rows whose ids run against their key order (claimed one at a time, the
+        // last plan key first), renewed, claimed (conflicting), and finished by concurrent
+        // batches that each list them in a random order: each statement must lock in one global
+        // order, or two of them wait for each other.
+        let mut claimed = Vec::new();
+        for i in (0..200).rev() {
+            claimed.push(claim_one(&*db.store, "owner", scope(i), plan(0)).await.remove(0));
+        }
+        let tasks: Vec<_> = (0..6)
+            .map(|task| {
+                let store = db.store.clone();
+                let claimed = claimed.clone();
+                actix_rt::spawn(async move {
+                    let mut deadlocks = 0;
+                    for _ in 0..12 {
+                        let mut batch = claimed.clone();
+                        fastrand::shuffle(&mut batch);
+                        let outcome = match task % 3 {
+                            0 | 1 => {
+                                let renewals: Vec<Renewal> = batch.iter().map(|c| Renewal { lease: c.lease, stale_timeout: STALE }).collect();
+                                store.execution_heartbeat(&renewals).await.map(|_| ())
+                            }
+                            _ => {
+                                let plans = batch.iter().map(|c| PlanClaim::new(c.scope.clone(), c.plan_time)).collect();
+                                store.execution_claim(&request("rival", plans)).await.map(|_| ())
+                            }
+                        };
+                        match outcome {
+                            Err(error) if is_deadlock(&error) => deadlocks += 1,
+                            other => other.expect("a batched write"),
+                        }
+                    }
+                    deadlocks
+                })
+            })
+            .collect();
+        // Meanwhile the owner records its outcomes in random-order batches too.
+        let mut finishing = claimed.clone();
+        fastrand::shuffle(&mut finishing);
+        let mut deadlocks = 0;
+        for chunk in finishing.chunks(50) {
+            let (ok, failed) = chunk.split_at(25);
+            let outcome = match db.store.execution_finish_success(&ok.iter().map(|c| success(c.lease)).collect::<Vec<_>>()).await {
+                Ok(_) => db.store.execution_finish_failure(&failed.iter().map(|c| failure(c.lease, Status::Failed, Some(STALE))).collect::<Vec<_>>()).await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Err(error) if is_deadlock(&error) => deadlocks += 1,
+                other => other.expect("a terminal write"),
+            }
+        }
+        for task in tasks {
+            deadlocks += task.await.unwrap();
+        }
+        assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
+        let counts = db.store.execution_count_by_status(Some(JOB)).await.unwrap();
+        assert!(counts.contains(&(Status::Success, 100)) && counts.contains(&(Status::Failed, 100)), "{counts:?}");
+    }
+}

@@ -5,6 +5,14 @@
 //! any number of plans. Durations travel as milliseconds (`bigint`) and become intervals here.
 //! Every statement that stamps or compares lease times reads the clock once, in a
 //! `MATERIALIZED` CTE (`c.now`), so the value it stores is the value it compared against.
+//!
+//! **One lock order: the plan key** `(job_name, scope_kind, scope_id, plan_time)`. A claim
+//! inserts its plans (or meets their existing rows through `ON CONFLICT`) in key order; every
+//! other statement that writes several rows first locks them in key order, in a `MATERIALIZED`
+//! CTE (`l`) with `ORDER BY .. FOR UPDATE`, before it changes any. Batches listing their rows in
+//! different orders (a heartbeat and a success write of the same leases, a rival's claim of the
+//! same plans) then queue behind each other instead of deadlocking. Statements that may skip a
+//! busy row (sweep, supersede, prune) use `SKIP LOCKED` and never wait.
 
 /// The database clock; `{SKEW}` is the store's clock skew in milliseconds. `clock_timestamp()`
 /// advances inside a transaction (unlike `now()`), so a lease is never stamped with a stale
@@ -46,7 +54,7 @@ f AS (
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
         AND n.plan_time > e.plan_time AND n.status = 'SUCCESS')
-  ORDER BY e.id
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
   FOR UPDATE OF e SKIP LOCKED)
 UPDATE cronlease_executions AS e SET
   status = 'SUPERSEDED',
@@ -59,26 +67,28 @@ RETURNING e.id";
 
 /// $5..$9 are the plans' ids, scope kinds, scope ids, plan times and tokens (parallel arrays).
 /// A plan repeated in the batch is claimed once (its first occurrence), as one row per plan
-/// allows; rows are inserted in key order so concurrent batches lock in the same order.
+/// allows. Plans are inserted (or their existing rows locked by `ON CONFLICT`) in plan-key
+/// order: the global lock order, with no extra pass.
 /// On conflict the SET expressions read the old row (`e`), the new values come from `excluded`,
 /// and `excluded.started_at` is the statement's single clock reading.
 /// A row RUNNING under the very token offered was claimed by an earlier try of this request
 /// whose reply was lost: it is returned again (attempt, outcome and history unchanged, lease
 /// stamps renewed) instead of being conflicted and left to go stale.
 pub(super) const EXECUTION_CLAIM: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+p AS MATERIALIZED (
+  SELECT DISTINCT ON (u.scope_kind, u.scope_id, u.plan_time)
+    u.id, u.scope_kind, u.scope_id, u.plan_time, u.token
+  FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::uuid[])
+    WITH ORDINALITY AS u(id, scope_kind, scope_id, plan_time, token, n)
+  ORDER BY u.scope_kind, u.scope_id, u.plan_time, u.n)
 INSERT INTO cronlease_executions AS e (
   id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
   runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at, updated_at)
 SELECT p.id, $1::text, p.scope_kind, p.scope_id, p.plan_time, 'RUNNING', 1, $2::bigint,
   $3::text, p.token, 'won', c.now, c.now + $4::bigint * interval '1 millisecond', c.now, c.now, c.now
-FROM (
-  SELECT DISTINCT ON (u.scope_kind, u.scope_id, u.plan_time)
-    u.id, u.scope_kind, u.scope_id, u.plan_time, u.token
-  FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::uuid[])
-    WITH ORDINALITY AS u(id, scope_kind, scope_id, plan_time, token, n)
-  ORDER BY u.scope_kind, u.scope_id, u.plan_time, u.n
-) AS p CROSS JOIN c
+FROM p CROSS JOIN c
+ORDER BY p.scope_kind, p.scope_id, p.plan_time
 ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   status = 'RUNNING',
   attempt = CASE WHEN e.status = 'RUNNING' AND e.lease_token = excluded.lease_token
@@ -116,20 +126,32 @@ RETURNING e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts
 
 /// $1..$3 are the leases' ids, tokens and stale timeouts in milliseconds.
 pub(super) const EXECUTION_HEARTBEAT: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+v AS MATERIALIZED (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS v(id, token, stale_ms)),
+l AS MATERIALIZED (
+  SELECT e.id FROM cronlease_executions AS e JOIN v ON e.id = v.id AND e.lease_token = v.token
+  WHERE e.status = 'RUNNING'
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e)
 UPDATE cronlease_executions AS e SET
   heartbeat_at = c.now,
   stale_after = c.now + v.stale_ms * interval '1 millisecond',
   updated_at = c.now
-FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS v(id, token, stale_ms) CROSS JOIN c
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'
+FROM l JOIN v ON v.id = l.id CROSS JOIN c
+WHERE e.id = l.id AND e.lease_token = v.token AND e.status = 'RUNNING'
 RETURNING e.id";
 
 /// $1..$5 are ids, tokens, durations, row counts and result JSON texts.
 /// Idempotent for its lease: a retry after a lost reply finds the row SUCCESS under the same
 /// token, reports it written and changes nothing.
 pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+v AS MATERIALIZED (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[])
+    AS v(id, token, duration_ms, rows_affected, result)),
+l AS MATERIALIZED (
+  SELECT e.id FROM cronlease_executions AS e JOIN v ON e.id = v.id AND e.lease_token = v.token
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e)
 UPDATE cronlease_executions AS e SET
   status = 'SUCCESS',
   finished_at = CASE WHEN e.status = 'RUNNING' THEN c.now ELSE e.finished_at END,
@@ -140,10 +162,8 @@ UPDATE cronlease_executions AS e SET
   next_retry_at = NULL,
   error_code = NULL,
   error_msg = NULL
-FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[])
-    AS v(id, token, duration_ms, rows_affected, result)
-  CROSS JOIN c
-WHERE e.id = v.id AND e.lease_token = v.token AND e.status IN ('RUNNING', 'SUCCESS')
+FROM l JOIN v ON v.id = l.id CROSS JOIN c
+WHERE e.id = l.id AND e.lease_token = v.token AND e.status IN ('RUNNING', 'SUCCESS')
 RETURNING e.id";
 
 /// $1..$8 are ids, tokens, statuses, codes, messages, retry delays in milliseconds (null: no
@@ -152,7 +172,14 @@ RETURNING e.id";
 /// code it writes under the same token, reports it written and changes nothing (the sweep writes
 /// `stale_timeout`, a code executors never write, so a swept row still fences a late write).
 pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+v AS MATERIALIZED (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+      $6::bigint[], $7::boolean[], $8::bigint[])
+    AS v(id, token, status, code, message, retry_ms, extend, duration_ms)),
+l AS MATERIALIZED (
+  SELECT e.id FROM cronlease_executions AS e JOIN v ON e.id = v.id AND e.lease_token = v.token
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e)
 UPDATE cronlease_executions AS e SET
   status = v.status,
   next_retry_at = CASE WHEN e.status <> 'RUNNING' THEN e.next_retry_at
@@ -171,16 +198,20 @@ UPDATE cronlease_executions AS e SET
     'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
     'finished_at', floor(extract(epoch FROM c.now) * 1000)::bigint))
     ELSE e.failures END
-FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-      $7::boolean[], $8::bigint[])
-    AS v(id, token, status, code, message, retry_ms, extend, duration_ms)
-  CROSS JOIN c
-WHERE e.id = v.id AND e.lease_token = v.token
+FROM l JOIN v ON v.id = l.id CROSS JOIN c
+WHERE e.id = l.id AND e.lease_token = v.token
   AND (e.status = 'RUNNING' OR (e.status = v.status AND e.error_code = v.code))
 RETURNING e.id";
 
+/// Rows another runner is writing right now (its late heartbeat or terminal write) are skipped
+/// this tick, not waited for.
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+l AS MATERIALIZED (
+  SELECT e.id FROM cronlease_executions AS e, c
+  WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e SKIP LOCKED)
 UPDATE cronlease_executions AS e SET
   status = CASE WHEN $2::boolean AND e.attempt < e.max_attempts THEN 'FAILED' ELSE 'DEAD' END,
   next_retry_at = CASE WHEN $2::boolean AND e.attempt < e.max_attempts THEN c.now ELSE NULL END,
@@ -192,8 +223,8 @@ UPDATE cronlease_executions AS e SET
     'attempt', e.attempt, 'code', 'stale_timeout', 'message', 'lease expired without heartbeat',
     'started_at', floor(extract(epoch FROM e.started_at) * 1000)::bigint,
     'finished_at', floor(extract(epoch FROM c.now) * 1000)::bigint))
-FROM c
-WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
+FROM l CROSS JOIN c
+WHERE e.id = l.id AND e.status = 'RUNNING' AND e.stale_after < c.now
 RETURNING e.id, e.status";
 
 pub(super) const EXECUTION_GET: &str = concat!(
@@ -226,7 +257,12 @@ GROUP BY status";
 /// waits for the row lock, then finds it FAILED and skips it), so a row is replayed once.
 pub(super) const EXECUTION_REPLAY: &str = concat!(
     "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+l AS MATERIALIZED (
+  SELECT e.id AS locked_id FROM cronlease_executions AS e
+  WHERE e.id = ANY($1::uuid[]) AND e.status = 'DEAD'
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e)
 UPDATE cronlease_executions AS e SET
   status = 'FAILED',
   next_retry_at = c.now,
@@ -234,8 +270,8 @@ UPDATE cronlease_executions AS e SET
   replay_pending = true,
   replayed_at = c.now,
   updated_at = c.now
-FROM c
-WHERE e.id = ANY($1::uuid[]) AND e.status = 'DEAD'
+FROM l CROSS JOIN c
+WHERE e.id = l.locked_id AND e.status = 'DEAD'
 RETURNING ",
     execution_columns!()
 );
