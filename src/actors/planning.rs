@@ -29,13 +29,25 @@ pub(crate) enum PlanningError {
     TimedOut(Duration),
 }
 
+/// Whose code failed: the label prefix of `cronlease_tick_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlanningCode {
+    ScopeProvider,
+    PlannerHook,
+}
+
 impl PlanningError {
-    /// The metric label's suffix: `error`, `panic` or `timeout`.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            PlanningError::Failed(_) => "error",
-            PlanningError::Panicked(_) => "panic",
-            PlanningError::TimedOut(_) => "timeout",
+    /// The `reason` label of `cronlease_tick_errors_total`, e.g. `scope_provider_panic`.
+    pub(crate) fn reason(&self, code: PlanningCode) -> &'static str {
+        use PlanningCode::*;
+        use PlanningError::*;
+        match (code, self) {
+            (ScopeProvider, Failed(_)) => "scope_provider_error",
+            (ScopeProvider, Panicked(_)) => "scope_provider_panic",
+            (ScopeProvider, TimedOut(_)) => "scope_provider_timeout",
+            (PlannerHook, Failed(_)) => "planner_hook_error",
+            (PlannerHook, Panicked(_)) => "planner_hook_panic",
+            (PlannerHook, TimedOut(_)) => "planner_hook_timeout",
         }
     }
 }
@@ -159,7 +171,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error, PlanningError::TimedOut(limit));
-        assert_eq!(error.kind(), "timeout");
+        assert_eq!(
+            error.reason(PlanningCode::ScopeProvider),
+            "scope_provider_timeout"
+        );
     }
 
     #[actix_rt::test]

@@ -32,7 +32,7 @@ use tracing::Instrument;
 use super::Runtime;
 use super::executor::{Executor, JobShared};
 use super::heartbeat::Arm;
-use super::planning::{self, PlanningError};
+use super::planning::{self, PlanningCode};
 use super::supervisor::{Started, Supervisor};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
@@ -202,7 +202,7 @@ async fn sweep_plan_claim(
         Ok(scopes) => scopes,
         Err(error) => {
             tracing::error!(job = %spec.name, %error, "scope provider failed; no new plans for this job this tick");
-            telemetry::tick_error(&spec.name, provider_reason(&error));
+            telemetry::tick_error(&spec.name, error.reason(PlanningCode::ScopeProvider));
             tick.report.job_errors += 1;
             Arc::from(Vec::new())
         }
@@ -265,7 +265,10 @@ async fn sweep_plan_claim(
                             Ok(plans) => add(&scope, hook_plans(plans, eligible, max_plans)),
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
-                                telemetry::tick_error(&spec.name, hook_reason(&error));
+                                telemetry::tick_error(
+                                    &spec.name,
+                                    error.reason(PlanningCode::PlannerHook),
+                                );
                                 tick.report.job_errors += 1;
                             }
                         }
@@ -273,7 +276,7 @@ async fn sweep_plan_claim(
                 }
                 Err(error) => {
                     tracing::error!(job = %spec.name, %error, "planner hook failed; no new plans for this job this tick");
-                    telemetry::tick_error(&spec.name, hook_reason(&error));
+                    telemetry::tick_error(&spec.name, error.reason(PlanningCode::PlannerHook));
                     tick.report.job_errors += 1;
                 }
             }
@@ -376,17 +379,12 @@ fn valid_scopes(
     if matches!(source, crate::scope::Scopes::Static(_)) {
         return scopes;
     }
-    let mut invalid = 0usize;
-    let mut first_error = None;
-    for scope in scopes.iter() {
-        if let Err(message) = scope.validate() {
-            invalid += 1;
-            first_error.get_or_insert(message);
-        }
-    }
-    let Some(first_error) = first_error else {
+    // The common case (every scope valid) allocates nothing; the rare bad answer is filtered.
+    let mut errors = scopes.iter().filter_map(|scope| scope.validate().err());
+    let Some(first_error) = errors.next() else {
         return scopes;
     };
+    let invalid = 1 + errors.count();
     tracing::error!(job = %job, invalid, error = %first_error, "the scope provider returned scopes that cannot be stored; they are skipped, the others run");
     telemetry::tick_errors(job, "invalid_scope", invalid as u64);
     tick.report.job_errors += invalid;
@@ -395,22 +393,6 @@ fn valid_scopes(
         .filter(|scope| scope.validate().is_ok())
         .cloned()
         .collect()
-}
-
-fn provider_reason(error: &PlanningError) -> &'static str {
-    match error.kind() {
-        "panic" => "scope_provider_panic",
-        "timeout" => "scope_provider_timeout",
-        _ => "scope_provider_error",
-    }
-}
-
-fn hook_reason(error: &PlanningError) -> &'static str {
-    match error.kind() {
-        "panic" => "planner_hook_panic",
-        "timeout" => "planner_hook_timeout",
-        _ => "planner_hook_error",
-    }
 }
 
 /// Counts one claim statement's outcomes in the metrics and the report.
