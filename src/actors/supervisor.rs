@@ -9,8 +9,8 @@
 //! retry time, so a retry runs within the tick precision of its `next_retry_at`.
 //!
 //! It keeps the running Executors keyed by lease (execution id and token: the attempts of one
-//! row never collide), learns of them as they start (`Started`, sent by the tick before the
-//! Executors can do anything), and shares the free execution slots with the ticks. At shutdown
+//! row never collide), in a map the ticks add to as they start Executors (before any of them can
+//! report anything, and before a shutdown can look), and shares the free execution slots with the ticks. At shutdown
 //! it stops claiming (even mid-tick), cancels every attempt and completes once they are
 //! recorded.
 
@@ -26,12 +26,11 @@ use tokio::sync::oneshot;
 
 use super::Runtime;
 use super::completer::AttemptsEnded;
-use super::executor::{Abandon, Cancel, Executor, JobShared};
+use super::executor::{Abandon, Cancel, JobShared};
 use super::heartbeat::{Heartbeat, LeaseBook, LeaseLost, LeasesLost, StopHeartbeat};
-use super::tick::{JobState, JobTick, TickEnv, TickReport, tick_job};
+use super::tick::{JobState, JobTick, Running, TickEnv, TickReport, tick_job};
 use crate::error::{Error, Result};
 use crate::spec::JobSpec;
-use crate::store::Lease;
 use crate::telemetry;
 
 /// Shortest sleep between ticks of a job, so a boundary just passing does not spin.
@@ -56,12 +55,12 @@ struct JobSlot {
 /// Arms ticks, supervises executors.
 pub(crate) struct Supervisor {
     rt: Arc<Runtime>,
-    me: Addr<Supervisor>,
     jobs: Vec<JobSlot>,
     /// Job index by name, for wake-ups reported by name.
     index: HashMap<Arc<str>, usize>,
     heartbeats: Vec<Addr<Heartbeat>>,
-    running: HashMap<Lease, Addr<Executor>>,
+    /// Shared with the ticks, which add every Executor they start.
+    running: Running,
     free: Rc<Cell<usize>>,
     stopping: Rc<Cell<bool>>,
     max_concurrent: usize,
@@ -72,7 +71,7 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
-    /// `me` is the Supervisor's own address, which the Heartbeats and ticks report to.
+    /// `me` is the Supervisor's own address, which the Heartbeats report lost leases to.
     pub(crate) fn new(
         rt: Arc<Runtime>,
         me: Addr<Supervisor>,
@@ -117,11 +116,10 @@ impl Supervisor {
             .collect();
         Supervisor {
             rt,
-            me,
             jobs,
             index,
             heartbeats,
-            running: HashMap::new(),
+            running: Running::default(),
             free: Rc::new(Cell::new(max_concurrent)),
             stopping: Rc::new(Cell::new(false)),
             max_concurrent,
@@ -134,9 +132,9 @@ impl Supervisor {
     fn env(&self) -> TickEnv {
         TickEnv {
             rt: self.rt.clone(),
-            supervisor: self.me.clone(),
             free: self.free.clone(),
             stopping: self.stopping.clone(),
+            running: self.running.clone(),
             tick_interval: self.tick_interval,
         }
     }
@@ -257,7 +255,7 @@ impl Supervisor {
 
     /// Completes the shutdown once no attempt runs and no tick is in flight.
     fn drain_if_done(&mut self, ctx: &mut Context<Self>) {
-        if self.running.is_empty() && !self.ticking() {
+        if self.running.borrow().is_empty() && !self.ticking() {
             self.complete_drain(ctx);
         }
     }
@@ -296,31 +294,6 @@ fn clone_report(report: &Result<TickReport>) -> Result<TickReport> {
     match report {
         Ok(report) => Ok(report.clone()),
         Err(error) => Err(Error::TickFailed(error.to_string())),
-    }
-}
-
-/// Sent by a tick as it starts the Executors of one claim statement, before any of them can
-/// report anything.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(crate) struct Started {
-    pub(crate) executors: Vec<(Lease, Addr<Executor>)>,
-}
-
-impl Handler<Started> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Started, _: &mut Context<Self>) {
-        for (lease, executor) in msg.executors {
-            if self.draining.is_some() {
-                // Claimed while shutdown began: hand it off rather than run it.
-                executor.do_send(Cancel {
-                    grace: self.rt.shutdown_grace,
-                });
-            }
-            self.running.insert(lease, executor);
-        }
-        telemetry::running(self.running.len());
     }
 }
 
@@ -385,13 +358,15 @@ impl Handler<AttemptsEnded> for Supervisor {
 
     fn handle(&mut self, msg: AttemptsEnded, ctx: &mut Context<Self>) {
         let was_full = self.free.get() == 0;
+        let mut running = self.running.borrow_mut();
         for lease in msg.leases {
-            if self.running.remove(&lease).is_some() {
+            if running.remove(&lease).is_some() {
                 self.free
                     .set((self.free.get() + 1).min(self.max_concurrent));
             }
         }
-        telemetry::running(self.running.len());
+        telemetry::running(running.len());
+        drop(running);
         if self.draining.is_some() {
             self.drain_if_done(ctx);
             return;
@@ -416,7 +391,7 @@ impl Handler<LeasesLost> for Supervisor {
 
     fn handle(&mut self, msg: LeasesLost, _: &mut Context<Self>) {
         for lease in msg.leases {
-            if let Some(executor) = self.running.get(&lease) {
+            if let Some(executor) = self.running.borrow().get(&lease) {
                 executor.do_send(LeaseLost);
             }
         }
@@ -432,7 +407,7 @@ impl Handler<RunningCount> for Supervisor {
     type Result = usize;
 
     fn handle(&mut self, _: RunningCount, _: &mut Context<Self>) -> usize {
-        self.running.len()
+        self.running.borrow().len()
     }
 }
 
@@ -457,17 +432,16 @@ impl Handler<Shutdown> for Supervisor {
         self.draining.get_or_insert_with(Vec::new).push(tx);
         if first {
             let grace = self.rt.shutdown_grace;
-            tracing::info!(running = self.running.len(), grace = ?grace, "shutting down");
-            for executor in self.running.values() {
+            tracing::info!(running = self.running.borrow().len(), grace = ?grace, "shutting down");
+            for executor in self.running.borrow().values() {
                 executor.do_send(Cancel { grace });
             }
             // Writes of canceled attempts get a little longer than the grace; then give up.
             let deadline = grace + grace.max(Duration::from_secs(5));
             ctx.run_later(deadline, |act, ctx| {
-                for executor in act.running.values() {
+                for (_, executor) in act.running.borrow_mut().drain() {
                     executor.do_send(Abandon);
                 }
-                act.running.clear();
                 act.complete_drain(ctx);
             });
             self.drain_if_done(ctx);

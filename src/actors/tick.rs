@@ -11,15 +11,15 @@
 //!    and each scope's due plans (`plan::cadence_plans` or the planner hook);
 //! 6. claims them oldest first in batched statements while execution slots are free
 //!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
-//! 7. starts an Executor per claimed lease and tells the Supervisor at once (`Started`, one
-//!    message per claim statement), so a lease lost or an attempt ended even before the tick is
-//!    over reaches the right Executor.
+//! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
+//!    same step, so a lease lost, an attempt ended or a shutdown begun before the tick is over
+//!    reaches the right Executor.
 //!
 //! The newest plan of every scope is read once per job (one grouped query) and then kept in
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
 //! number of scopes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -33,7 +33,6 @@ use super::Runtime;
 use super::executor::{Executor, JobShared};
 use super::heartbeat::Arm;
 use super::planning::{self, PlanningCode};
-use super::supervisor::{Started, Supervisor};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{cadence_plans, due_retries, hook_plans};
@@ -103,18 +102,22 @@ pub(crate) struct JobState {
     pub(crate) newest: Option<HashMap<Scope, DateTime<Utc>>>,
 }
 
+/// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
+pub(crate) type Running = Rc<RefCell<HashMap<Lease, Addr<Executor>>>>;
+
 /// What a tick shares with the Supervisor while it runs.
 #[derive(Clone)]
 pub(crate) struct TickEnv {
     pub(crate) rt: Arc<Runtime>,
-    /// Told about every Executor as it starts.
-    pub(crate) supervisor: Addr<Supervisor>,
     /// Free execution slots, shared by every job's tick: taken before a claim, the unused part
     /// given back after it, freed again when an attempt ends.
     pub(crate) free: Rc<Cell<usize>>,
     /// Set when shutdown begins: no new claim is sent, and leases a claim in flight returns are
     /// handed back as `canceled` without running.
     pub(crate) stopping: Rc<Cell<bool>>,
+    /// The Supervisor's running Executors: every Executor a tick starts is added at once, in the
+    /// same step, so a lease lost, an attempt ended or a shutdown begun later always finds it.
+    pub(crate) running: Running,
     /// The longest wait before the job's next tick.
     pub(crate) tick_interval: Duration,
 }
@@ -350,13 +353,13 @@ async fn sweep_plan_claim(
         if !claimed.is_empty() {
             // Shutdown began while the claim was in flight: hand the leases back unrun.
             let cancelled = env.stopping.get();
-            let executors = claimed
-                .into_iter()
-                .map(|claim| start_executor(env, &job.shared, claim, cancelled))
-                .collect();
-            // One message per batch, sent before this future yields: the executors cannot have
-            // run yet, so it reaches the Supervisor ahead of anything they report.
-            env.supervisor.do_send(Started { executors });
+            let mut running = env.running.borrow_mut();
+            for claim in claimed {
+                let (lease, executor) = start_executor(env, &job.shared, claim, cancelled);
+                running.insert(lease, executor);
+            }
+            telemetry::running(running.len());
+            drop(running);
             job.shared.heartbeat.do_send(Arm);
         }
     }
