@@ -42,6 +42,30 @@ fn row_of(rows: &[Execution], plan_time: DateTime<Utc>) -> Option<&Execution> {
     rows.iter().find(|r| r.plan_time == plan_time)
 }
 
+/// The plan time of the first attempt `runs` saw.
+async fn first_plan(runs: &Runs) -> DateTime<Utc> {
+    eventually(10, "a first attempt", || async {
+        runs.all().first().map(|r| r.1)
+    })
+    .await
+}
+
+/// Waits up to `secs` for the row of `job`'s plan `plan_time` to be `done`, and returns it.
+async fn row_when(
+    store: &dyn Store,
+    job: &str,
+    plan_time: DateTime<Utc>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Execution) -> bool,
+) -> Execution {
+    eventually(secs, what, || async {
+        let rows = rows(store, job).await;
+        row_of(&rows, plan_time).filter(|r| done(r)).cloned()
+    })
+    .await
+}
+
 /// The attempts of one plan run back to back at their backoff times and end DEAD; each retry
 /// starts after the previous attempt's `next_retry_at`, never before.
 async fn retried_until_dead(db: &common::TestDb, catch_up: CatchUp, cadence: &str) {
@@ -60,16 +84,15 @@ async fn retried_until_dead(db: &common::TestDb, catch_up: CatchUp, cadence: &st
         .start()
         .await
         .unwrap();
-    let first = eventually(10, "a first attempt", || async {
-        runs.all().first().map(|r| r.1)
-    })
-    .await;
-    let dead = eventually(20, "the first plan to be dead-lettered", || async {
-        let rows = rows(&*db.store, "retried").await;
-        row_of(&rows, first)
-            .filter(|r| r.status == Status::Dead)
-            .cloned()
-    })
+    let first = first_plan(&runs).await;
+    let dead = row_when(
+        &*db.store,
+        "retried",
+        first,
+        20,
+        "the first plan to be dead-lettered",
+        |r| r.status == Status::Dead,
+    )
     .await;
     s.shutdown().await;
     assert_eq!(dead.attempt, 3, "{dead:?}");
@@ -148,10 +171,9 @@ on_every_backend! {
         };
         let runs = Runs::default();
         let s = real(db.store.clone()).job(spec("refresh", true, &runs)).start().await.unwrap();
-        let first = eventually(10, "a first attempt", || async { runs.all().first().map(|r| r.1) }).await;
-        let closed = eventually(10, "the failed plan to be superseded", || async {
-            let rows = rows(&*db.store, "refresh").await;
-            row_of(&rows, first).filter(|r| r.status == Status::Superseded).cloned()
+        let first = first_plan(&runs).await;
+        let closed = row_when(&*db.store, "refresh", first, 10, "the failed plan to be superseded", |r| {
+            r.status == Status::Superseded
         })
         .await;
         s.shutdown().await;
@@ -164,7 +186,7 @@ on_every_backend! {
         // Without opting in, the same failed plan keeps its retry, an hour ahead.
         let plain = Runs::default();
         let s = real(db.store.clone()).job(spec("plain", false, &plain)).start().await.unwrap();
-        let first = eventually(10, "a first attempt", || async { plain.all().first().map(|r| r.1) }).await;
+        let first = first_plan(&plain).await;
         eventually(10, "a newer plan to succeed", || async {
             let rows = rows(&*db.store, "plain").await;
             rows.iter().any(|r| r.plan_time > first && r.status == Status::Success).then_some(())
@@ -196,21 +218,16 @@ on_every_backend! {
             .start()
             .await
             .unwrap();
-        let first = eventually(10, "a first attempt", || async { runs.all().first().map(|r| r.1) }).await;
-        let dead = eventually(10, "the first plan to be dead", || async {
-            let rows = rows(&*db.store, "replayed").await;
-            row_of(&rows, first).filter(|r| r.status == Status::Dead).cloned()
-        })
-        .await;
+        let first = first_plan(&runs).await;
+        let dead = row_when(&*db.store, "replayed", first, 10, "the first plan to be dead", |r| r.status == Status::Dead).await;
         // Newer plans exist by now; the replayed old plan fails again and must still go on.
         eventually(10, "a newer plan", || async {
             rows(&*db.store, "replayed").await.iter().any(|r| r.plan_time > first).then_some(())
         })
         .await;
         s.replay(dead.id).await.unwrap();
-        let again = eventually(10, "the replayed plan to be dead again", || async {
-            let rows = rows(&*db.store, "replayed").await;
-            row_of(&rows, first).filter(|r| r.status == Status::Dead && r.attempt == 3).cloned()
+        let again = row_when(&*db.store, "replayed", first, 10, "the replayed plan to be dead again", |r| {
+            r.status == Status::Dead && r.attempt == 3
         })
         .await;
         s.shutdown().await;
