@@ -106,7 +106,10 @@ fn each_invalid_spec_field_has_its_own_message() {
             "cadence (400d) must be at most 366d (Schedule::MAX_CADENCE)",
         ),
         (
-            valid().schedule(Schedule::Every(Duration::MAX)),
+            valid().schedule(Schedule::Every {
+                cadence: Duration::MAX,
+                offset: Duration::ZERO,
+            }),
             "must be at most 366d (Schedule::MAX_CADENCE) (or give a .planner(..) hook)",
         ),
         (
