@@ -176,9 +176,31 @@ impl<'a> TickPlans<'a> {
         offset: Duration,
         newest_known: Option<DateTime<Utc>>,
     ) -> Vec<DateTime<Utc>> {
-        let Some(latest) = self.around(offset).0 else {
-            return Vec::new();
+        self.scope(offset, newest_known).0
+    }
+
+    /// [`plans_for`](Self::plans_for) and [`next_due`](Self::next_due) of one scope together,
+    /// with one search of the recent plans.
+    pub(crate) fn scope(
+        &mut self,
+        offset: Duration,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let (latest, next) = self.around(offset);
+        let next_due = next.map(|plan| plan + delta(offset));
+        let plans = match latest {
+            Some(latest) => self.plans_up_to(latest, newest_known),
+            None => Vec::new(),
         };
+        (plans, next_due)
+    }
+
+    /// The plans up to `latest` (the newest due) of a scope whose newest row is `newest_known`.
+    fn plans_up_to(
+        &mut self,
+        latest: DateTime<Utc>,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
         if newest_known.is_some_and(|newest| newest >= latest) {
             return Vec::new();
         }
@@ -202,6 +224,7 @@ impl<'a> TickPlans<'a> {
 
     /// When the next plan of a scope with stagger offset `offset` comes due, `schedule_delay`
     /// not included; `None` if the schedule has no later plan.
+    #[cfg(test)]
     pub(crate) fn next_due(&self, offset: Duration) -> Option<DateTime<Utc>> {
         self.around(offset).1.map(|plan| plan + delta(offset))
     }

@@ -302,15 +302,13 @@ async fn sweep_plan_claim(
             }
         }
         (None, Some(calendar)) => {
-            // When the next plan of any scope comes due: shared by all scopes without stagger.
-            let mut next_due = (!staggered)
-                .then(|| calendar.next_due(Duration::ZERO))
-                .flatten();
+            // The wake-up: when the next plan of any scope comes due.
+            let mut next_due: Option<DateTime<Utc>> = None;
             for scope in scopes.iter() {
-                let offset = offset_of(scope);
                 let known = newest.get(scope).copied();
-                add(scope, calendar.plans_for(offset, known));
-                if staggered && let Some(due) = calendar.next_due(offset) {
+                let (plans, due) = calendar.scope(offset_of(scope), known);
+                add(scope, plans);
+                if let Some(due) = due {
                     next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 }
             }
