@@ -87,6 +87,21 @@ pub enum Error {
         /// What could not be decoded.
         message: String,
     },
+    /// A store call did not finish within its deadline ([`StoreDeadlines::call`], or a
+    /// heartbeat's interval): the network or the database went silent. Transient: the runtime
+    /// retries it like a dropped connection, and the connection it used is closed, not reused.
+    ///
+    /// [`StoreDeadlines::call`]: crate::store::StoreDeadlines::call
+    #[error(
+        "the database did not answer {operation} within its {} deadline",
+        humantime::format_duration(*deadline)
+    )]
+    DeadlineExceeded {
+        /// The store operation, e.g. `execution_heartbeat`.
+        operation: &'static str,
+        /// The deadline that passed.
+        deadline: std::time::Duration,
+    },
     /// A database write was abandoned after retrying transient errors for `give_up_after`.
     #[error("gave up on a database write after transient errors: {0}")]
     GaveUp(String),
@@ -166,7 +181,7 @@ impl Error {
             Error::Migration { source, .. } => {
                 crate::store::classify(source) == DbErrorKind::Transient
             }
-            Error::DatabaseUnavailable { .. } => true,
+            Error::DatabaseUnavailable { .. } | Error::DeadlineExceeded { .. } => true,
             _ => false,
         }
     }

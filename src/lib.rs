@@ -44,7 +44,7 @@ pub use schedule::{CronSchedule, PlannedTime, Schedule, floor_plan, stagger_offs
 pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store};
+pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store, StoreDeadlines};
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
 use crate::spec::JobSpec;
+use crate::store::deadline::Deadlined;
 use crate::store::{ExecutionFilter, Store};
 use crate::telemetry;
 
@@ -201,7 +202,10 @@ impl SchedulerBuilder {
                 "built with panic = \"abort\": a panicking handler will abort the process instead of being recorded"
             );
         }
+        self.store.deadlines().validate()?;
         migrate_at_start(&*self.store, self.db_retry, self.wait_for_database).await?;
+        // Every call from here on is bounded by the store's deadline.
+        let bounded: Arc<dyn Store> = Arc::new(Deadlined::new(self.store.clone()));
         let runner_id: Arc<str> = self
             .runner_id
             .unwrap_or_else(|| Uuid::new_v4().to_string())
@@ -214,7 +218,7 @@ impl SchedulerBuilder {
         let handlers = HandlerRuntime::new(self.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("cannot start the handler runtime: {e}")))?;
         let (store, db_retry, shutdown_grace) =
-            (self.store.clone(), self.db_retry, self.shutdown_grace);
+            (bounded.clone(), self.db_retry, self.shutdown_grace);
         let (max_concurrent, tick_interval, auto_tick) =
             (self.max_concurrent, self.tick_interval, self.auto_tick);
         tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
@@ -232,11 +236,11 @@ impl SchedulerBuilder {
             });
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });
-        let pruner = Pruner::new(self.store.clone(), self.retention, self.auto_tick).start();
+        let pruner = Pruner::new(bounded.clone(), self.retention, self.auto_tick).start();
         Ok(Scheduler {
             supervisor,
             pruner,
-            store: self.store,
+            store: bounded,
             runner_id,
             replay_attempts: self.replay_attempts,
         })

@@ -6,7 +6,9 @@
 //! `heartbeat_interval` the Heartbeat renews `heartbeat_at` and `stale_after` (database clock) of
 //! every lease in the book in one statement, each fenced by its token. A lease not renewed was
 //! taken over by another runner: it leaves the book and the Supervisor is told (`LeasesLost`),
-//! which tells the Executor. Transient errors are retried at the next beat. A lease stops being
+//! which tells the Executor. Transient errors are retried at the next beat, and a beat is
+//! bounded by the store's call deadline and by the interval, so a beat the network swallowed
+//! fails in time for the next one. A lease stops being
 //! renewed after its attempt's `run_timeout` plus a grace, so a handler that ignores cancellation
 //! cannot hold it forever. The timer only runs while the book holds leases.
 
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use uuid::Uuid;
 
+use crate::store::deadline::bounded;
 use crate::store::{Lease, Renewal, Store};
 
 /// Most leases renewed by one statement.
@@ -111,6 +114,9 @@ pub(crate) struct Heartbeat {
     store: Arc<dyn Store>,
     job: Arc<str>,
     interval: Duration,
+    /// The longest a beat may take: the store's call deadline, at most `interval`, so a beat
+    /// the network swallowed never delays the next one.
+    deadline: Duration,
     stale_timeout: Duration,
     book: Arc<LeaseBook>,
     /// Told which leases were lost (the Supervisor, which tells their Executors).
@@ -127,10 +133,12 @@ impl Heartbeat {
         book: Arc<LeaseBook>,
         lost_to: Recipient<LeasesLost>,
     ) -> Self {
+        let deadline = store.deadlines().call.min(interval);
         Heartbeat {
             store,
             job,
             interval,
+            deadline,
             stale_timeout,
             book,
             lost_to,
@@ -155,6 +163,7 @@ impl Heartbeat {
             return;
         }
         let (store, stale_timeout) = (self.store.clone(), self.stale_timeout);
+        let deadline = self.deadline;
         let work = async move {
             let mut held = Vec::with_capacity(leases.len());
             for batch in leases.chunks(RENEW_BATCH) {
@@ -165,7 +174,8 @@ impl Heartbeat {
                         stale_timeout,
                     })
                     .collect();
-                held.extend(store.execution_heartbeat(&renewals).await?);
+                let beat = store.execution_heartbeat(&renewals);
+                held.extend(bounded("execution_heartbeat", deadline, beat).await?);
             }
             Ok::<_, crate::Error>((leases, held))
         };
@@ -239,25 +249,32 @@ impl Handler<BeatNow> for Heartbeat {
             lease,
             stale_timeout: self.stale_timeout,
         };
-        let store = self.store.clone();
+        let (store, deadline) = (self.store.clone(), self.deadline);
         Box::pin(
-            async move { store.execution_heartbeat(&[renewal]).await }
-                .into_actor(self)
-                .map(move |outcome, act, _| match outcome {
-                    Ok(held) => {
-                        act.settle(&[lease], &held);
-                        if held.contains(&lease.id) {
-                            Ok(())
-                        } else {
-                            Err(LeaseLostError)
-                        }
-                    }
-                    // Unknown: the database could not be asked; the lease may well be held.
-                    Err(error) => {
-                        super::note_db_error("execution_heartbeat", &error);
+            async move {
+                bounded(
+                    "execution_heartbeat",
+                    deadline,
+                    store.execution_heartbeat(&[renewal]),
+                )
+                .await
+            }
+            .into_actor(self)
+            .map(move |outcome, act, _| match outcome {
+                Ok(held) => {
+                    act.settle(&[lease], &held);
+                    if held.contains(&lease.id) {
                         Ok(())
+                    } else {
+                        Err(LeaseLostError)
                     }
-                }),
+                }
+                // Unknown: the database could not be asked; the lease may well be held.
+                Err(error) => {
+                    super::note_db_error("execution_heartbeat", &error);
+                    Ok(())
+                }
+            }),
         )
     }
 }

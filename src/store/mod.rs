@@ -7,6 +7,7 @@
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
 //!   [`ExecutionCursor`], [`PruneSet`].
+//! - [`StoreDeadlines`]: how long a call may take, on the client and on the server.
 //!
 //! Every time a store writes comes from the database clock, never the runner's. Every write of a
 //! lease owner is fenced by `(id, lease_token, status = RUNNING)`. Each method is one round of work
@@ -34,6 +35,7 @@ macro_rules! execution_columns {
 }
 
 mod classify;
+pub(crate) mod deadline;
 pub mod postgres;
 mod rowmap;
 pub mod sqlite;
@@ -51,6 +53,7 @@ use crate::scope::Scope;
 
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
+pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -60,6 +63,12 @@ pub use sqlite::SqliteStore;
 pub trait Store: Send + Sync + 'static {
     /// The backend's name, e.g. `sqlite` (for logs and metrics).
     fn backend(&self) -> &'static str;
+
+    /// The deadlines of this store's calls; the scheduler bounds every call it makes (but the
+    /// migration) by [`StoreDeadlines::call`]. Default: [`StoreDeadlines::default`].
+    fn deadlines(&self) -> StoreDeadlines {
+        StoreDeadlines::default()
+    }
 
     /// Creates or upgrades the schema, tracked in `cronlease_migrations` (never `_sqlx_migrations`).
     /// Safe to run from several replicas at once.

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use super::TestDb;
 
 /// What one operation of a [`FaultyStore`] went through.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OpStats {
     /// Calls answered.
     pub ok: usize,
@@ -46,6 +46,12 @@ pub struct OpStats {
     pub lost_replies: usize,
     /// Terminal writes sent but not written: fenced out by the lease token.
     pub fenced: usize,
+    /// Calls dropped before they finished (their deadline expired), with how long each had
+    /// waited and when it was dropped.
+    pub abandoned: Vec<(Duration, Instant)>,
+    /// Calls that returned a transient error from the database, with how long each waited and
+    /// when it returned.
+    pub transient_waits: Vec<(Duration, Instant)>,
 }
 
 /// A store wrapper for fault injection and observation.
@@ -82,7 +88,7 @@ impl FaultyStore {
             .lock()
             .unwrap()
             .get(operation)
-            .copied()
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -109,7 +115,30 @@ impl FaultyStore {
             self.note(operation, |s| s.transient += 1);
             return Err(super::transient(operation));
         }
+        /// Notes the call as abandoned if it is dropped before it finishes.
+        struct Watch<'a> {
+            store: &'a FaultyStore,
+            operation: &'static str,
+            started: Instant,
+            finished: bool,
+        }
+        impl Drop for Watch<'_> {
+            fn drop(&mut self) {
+                if !self.finished {
+                    let waited = (self.started.elapsed(), Instant::now());
+                    self.store
+                        .note(self.operation, |s| s.abandoned.push(waited));
+                }
+            }
+        }
+        let mut watch = Watch {
+            store: self,
+            operation,
+            started: Instant::now(),
+            finished: false,
+        };
         let result = call.await;
+        watch.finished = true;
         match &result {
             Ok(_) => {
                 let lose = {
@@ -131,7 +160,13 @@ impl FaultyStore {
                 }
                 self.note(operation, |s| s.ok += 1);
             }
-            Err(error) if error.is_transient() => self.note(operation, |s| s.transient += 1),
+            Err(error) if error.is_transient() => {
+                let waited = (watch.started.elapsed(), Instant::now());
+                self.note(operation, |s| {
+                    s.transient += 1;
+                    s.transient_waits.push(waited);
+                })
+            }
             Err(_) => self.note(operation, |s| s.permanent += 1),
         }
         result
@@ -148,6 +183,9 @@ impl FaultyStore {
 impl Store for FaultyStore {
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+    fn deadlines(&self) -> cronlease::StoreDeadlines {
+        self.inner.deadlines()
     }
     async fn migrate(&self) -> cronlease::Result<()> {
         self.call("migrate", self.inner.migrate()).await

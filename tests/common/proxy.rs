@@ -5,13 +5,16 @@
 //!   the upstream address.
 //! - [`Proxy::cut`]: drops every live connection (both sides see the socket close mid-stream)
 //!   and closes the listening socket, so new connections are refused (`ECONNREFUSED`).
-//! - [`Proxy::heal`]: listens on the same port again.
+//! - [`Proxy::black_hole`]: keeps every socket open, accepts new connections, and silently
+//!   drops every byte in both directions (and holds back a closing side's FIN), as a firewall
+//!   change or a failed-over load balancer does: no reset, no refusal, just silence.
+//! - [`Proxy::heal`]: ends a black hole, or listens on the same port again after a cut.
 //!
 //! The proxy runs on a runtime of its own, so it keeps forwarding whatever the test's runtime is
 //! doing. Dropping it cuts everything.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpSocket, TcpStream};
@@ -33,6 +36,10 @@ struct State {
     connections: Mutex<Vec<AbortHandle>>,
     accepted: AtomicUsize,
     cut: AtomicUsize,
+    /// Bytes are dropped while set.
+    black_hole: AtomicBool,
+    /// Bytes dropped by black holes so far.
+    swallowed: AtomicUsize,
 }
 
 impl Proxy {
@@ -100,11 +107,26 @@ impl Proxy {
         dropped
     }
 
-    /// Listens on the same port again.
+    /// Silences the network: every byte either side sends from now on is dropped, sockets stay
+    /// open, new connections are accepted and silenced too, until [`Proxy::heal`].
+    pub fn black_hole(&self) {
+        self.state.black_hole.store(true, Ordering::SeqCst);
+    }
+
+    /// Bytes dropped by black holes so far.
+    pub fn bytes_swallowed(&self) -> usize {
+        self.state.swallowed.load(Ordering::SeqCst)
+    }
+
+    /// Ends a black hole (bytes flow again on every socket; those dropped are lost), or after a
+    /// cut listens on the same port again.
     pub fn heal(&self) {
+        if self.state.black_hole.swap(false, Ordering::SeqCst) {
+            return;
+        }
         assert!(
             self.state.listener.lock().unwrap().is_none(),
-            "heal without a cut"
+            "heal without a cut or a black hole"
         );
         let addr = self.listen(self.addr);
         assert_eq!(addr, self.addr);
@@ -130,7 +152,7 @@ impl Proxy {
                     continue;
                 };
                 state.accepted.fetch_add(1, Ordering::SeqCst);
-                let forward = tokio::spawn(forward(client, upstream));
+                let forward = tokio::spawn(forward(client, upstream, state.clone()));
                 let mut connections = state.connections.lock().unwrap();
                 connections.retain(|c| !c.is_finished());
                 connections.push(forward.abort_handle());
@@ -141,13 +163,46 @@ impl Proxy {
     }
 }
 
-async fn forward(mut client: TcpStream, upstream: SocketAddr) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
+async fn forward(client: TcpStream, upstream: SocketAddr, state: Arc<State>) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        pump(client_read, server_write, &state),
+        pump(server_read, client_write, &state)
+    );
+}
+
+/// Copies `from` to `to` until EOF, dropping what arrives during a black hole; a FIN that
+/// arrives during one is passed on only after it.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: &State,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if state.black_hole.load(Ordering::SeqCst) {
+            state.swallowed.fetch_add(n, Ordering::SeqCst);
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    while state.black_hole.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = to.shutdown().await;
 }
 
 impl Drop for Proxy {

@@ -97,6 +97,12 @@ pub(super) async fn run(pool: &PgPool) -> Result<()> {
             name,
             source,
         };
+        // A migration may rightly outlast the statement and lock timeouts of the pool's
+        // sessions (an index on a big table, another replica migrating first).
+        sqlx::raw_sql("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("migrate", e))?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *tx)

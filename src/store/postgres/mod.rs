@@ -26,6 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
@@ -55,6 +56,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::fr
 pub struct PgStore {
     pool: PgPool,
     sql: Arc<Statements>,
+    deadlines: StoreDeadlines,
 }
 
 /// The statements with the clock expression filled in.
@@ -109,8 +111,21 @@ impl PgStore {
     /// with `options.options([("search_path", "my_schema")])`. A failure is an
     /// [`Error::Connect`] naming `host:port` and the database.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
-        match pool_options().connect_with(options.clone()).await {
-            Ok(pool) => Ok(Self::from_pool(pool)),
+        Self::connect_with_deadlines(options, StoreDeadlines::default()).await
+    }
+
+    /// Like [`PgStore::connect_with`], with these deadlines: every connection of the pool gets
+    /// `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout` and the
+    /// server's TCP keepalive from them, and the scheduler bounds every call by
+    /// [`StoreDeadlines::call`]. Fails with [`Error::InvalidConfig`] for invalid deadlines.
+    pub async fn connect_with_deadlines(
+        options: PgConnectOptions,
+        deadlines: StoreDeadlines,
+    ) -> Result<Self> {
+        deadlines.validate()?;
+        let bounded = server_timeouts(options.clone(), &deadlines);
+        match pool_options().connect_with(bounded).await {
+            Ok(pool) => Ok(Self::from_pool(pool).keep_deadlines(deadlines)),
             Err(e) if error::is_connect_failure(&e) => {
                 Err(explain_connect_failure(&options, e).await)
             }
@@ -130,15 +145,36 @@ impl PgStore {
 
     /// Like [`PgStore::connect_with`], without connecting yet: the first statement connects.
     pub fn connect_lazy_with(options: PgConnectOptions) -> Self {
-        Self::from_pool(pool_options().connect_lazy_with(options))
+        Self::connect_lazy_with_deadlines(options, StoreDeadlines::default())
+            .expect("the default deadlines are valid")
     }
 
-    /// Uses an existing pool.
+    /// Like [`PgStore::connect_lazy_with`], with these deadlines (see
+    /// [`PgStore::connect_with_deadlines`]).
+    pub fn connect_lazy_with_deadlines(
+        options: PgConnectOptions,
+        deadlines: StoreDeadlines,
+    ) -> Result<Self> {
+        deadlines.validate()?;
+        let pool = pool_options().connect_lazy_with(server_timeouts(options, &deadlines));
+        Ok(Self::from_pool(pool).keep_deadlines(deadlines))
+    }
+
+    /// Uses an existing pool. The scheduler bounds every call by the default
+    /// [`StoreDeadlines::call`]; the server-side timeouts are the pool's own (set them in its
+    /// connect options, as [`PgStore::connect_with_deadlines`] does, if the pool is not shared
+    /// with code that needs longer statements).
     pub fn from_pool(pool: PgPool) -> Self {
         PgStore {
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
+            deadlines: StoreDeadlines::default(),
         }
+    }
+
+    fn keep_deadlines(mut self, deadlines: StoreDeadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Shifts the database clock as seen through this store by `skew`: every lease stamp, plan
@@ -185,6 +221,25 @@ async fn explain_connect_failure(options: &PgConnectOptions, error: sqlx::Error)
         error
     };
     error::connect_error(error::target(options), cause)
+}
+
+/// `options` with the server-side timeouts of `deadlines` set for every session.
+fn server_timeouts(options: PgConnectOptions, deadlines: &StoreDeadlines) -> PgConnectOptions {
+    let mut settings = vec![
+        ("statement_timeout", millis(deadlines.statement).to_string()),
+        ("lock_timeout", millis(deadlines.lock).to_string()),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(deadlines.idle_in_transaction).to_string(),
+        ),
+    ];
+    if let Some(idle) = deadlines.server_keepalive {
+        let idle = idle.as_secs().max(3);
+        settings.push(("tcp_keepalives_idle", idle.to_string()));
+        settings.push(("tcp_keepalives_interval", (idle / 3).to_string()));
+        settings.push(("tcp_keepalives_count", "3".to_owned()));
+    }
+    options.options(settings)
 }
 
 /// The pool settings of the `connect*` constructors.
@@ -249,6 +304,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn deadlines(&self) -> StoreDeadlines {
+        self.deadlines
+    }
+
     async fn migrate(&self) -> Result<()> {
         match migrate::run(&self.pool).await {
             // The first statement of a lazy pool connects: say where it could not.
@@ -260,18 +319,20 @@ impl Store for PgStore {
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar(q(&self.sql.db_now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("db_now", e))
+        let mut c = Checkout::acquire(&self.pool, "db_now").await?;
+        let result = sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&mut *c)
+            .await;
+        c.done(result)
     }
 
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
-        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+        let mut c = Checkout::acquire(&self.pool, "execution_latest_plans").await?;
+        let result = sqlx::query(sql::EXECUTION_LATEST_PLANS)
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_latest_plans", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok((
@@ -289,12 +350,13 @@ impl Store for PgStore {
         job: &str,
         limit: usize,
     ) -> Result<Vec<RetryCandidate>> {
-        let rows = sqlx::query(q(&self.sql.retry_candidates))
+        let mut c = Checkout::acquire(&self.pool, "execution_retry_candidates").await?;
+        let result = sqlx::query(q(&self.sql.retry_candidates))
             .bind(job)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_retry_candidates", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok(RetryCandidate {
@@ -315,7 +377,8 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let plans = &request.plans;
-        let rows = sqlx::query(q(&self.sql.claim))
+        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
+        let result = sqlx::query(q(&self.sql.claim))
             .bind(request.job)
             .bind(i64::from(request.max_attempts))
             .bind(request.runner_id)
@@ -341,9 +404,9 @@ impl Store for PgStore {
             )
             .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
             .bind(request.allow_stale_reentry)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_claim", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: Uuid = row.try_get("id").map_err(dec)?;
@@ -379,7 +442,8 @@ impl Store for PgStore {
         if renewals.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(q(&self.sql.heartbeat))
+        let mut c = Checkout::acquire(&self.pool, "execution_heartbeat").await?;
+        let result = sqlx::query(q(&self.sql.heartbeat))
             .bind(renewals.iter().map(|r| r.lease.id).collect::<Vec<Uuid>>())
             .bind(
                 renewals
@@ -393,9 +457,9 @@ impl Store for PgStore {
                     .map(|r| duration_ms(r.stale_timeout))
                     .collect::<Vec<i64>>(),
             )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_heartbeat", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         ids(rows)
     }
 
@@ -403,7 +467,8 @@ impl Store for PgStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(q(&self.sql.finish_success))
+        let mut c = Checkout::acquire(&self.pool, "execution_finish_success").await?;
+        let result = sqlx::query(q(&self.sql.finish_success))
             .bind(writes.iter().map(|w| w.lease.id).collect::<Vec<Uuid>>())
             .bind(writes.iter().map(|w| w.lease.token).collect::<Vec<Uuid>>())
             .bind(writes.iter().map(|w| w.duration_ms).collect::<Vec<i64>>())
@@ -414,9 +479,9 @@ impl Store for PgStore {
                     .map(|w| pg_result(&w.result))
                     .collect::<Vec<String>>(),
             )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_finish_success", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         ids(rows)
     }
 
@@ -424,7 +489,8 @@ impl Store for PgStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(q(&self.sql.finish_failure))
+        let mut c = Checkout::acquire(&self.pool, "execution_finish_failure").await?;
+        let result = sqlx::query(q(&self.sql.finish_failure))
             .bind(writes.iter().map(|w| w.lease.id).collect::<Vec<Uuid>>())
             .bind(writes.iter().map(|w| w.lease.token).collect::<Vec<Uuid>>())
             .bind(
@@ -458,19 +524,20 @@ impl Store for PgStore {
                     .collect::<Vec<bool>>(),
             )
             .bind(writes.iter().map(|w| w.duration_ms).collect::<Vec<i64>>())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_finish_failure", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         ids(rows)
     }
 
     async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
-        let rows = sqlx::query(q(&self.sql.sweep_stale))
+        let mut c = Checkout::acquire(&self.pool, "execution_sweep_stale").await?;
+        let result = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_sweep_stale", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: Uuid = row.try_get(0).map_err(dec)?;
@@ -483,11 +550,12 @@ impl Store for PgStore {
     }
 
     async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
-        let rows = sqlx::query(q(&self.sql.supersede))
+        let mut c = Checkout::acquire(&self.pool, "execution_supersede").await?;
+        let result = sqlx::query(q(&self.sql.supersede))
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_supersede", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             row.try_get::<Uuid, _>(0)
                 .map_err(|e| corrupt("?", e.to_string()))
@@ -495,16 +563,18 @@ impl Store for PgStore {
     }
 
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
-        let row = sqlx::query(sql::EXECUTION_GET)
+        let mut c = Checkout::acquire(&self.pool, "execution_get").await?;
+        let result = sqlx::query(sql::EXECUTION_GET)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_get", e))?;
+            .fetch_optional(&mut *c)
+            .await;
+        let row = c.done(result)?;
         row.as_ref().map(row::execution).transpose()
     }
 
     async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
-        let rows = sqlx::query(sql::EXECUTION_LIST)
+        let mut c = Checkout::acquire(&self.pool, "execution_list").await?;
+        let result = sqlx::query(sql::EXECUTION_LIST)
             .bind(filter.job.as_deref())
             .bind(filter.scope.as_ref().map(|s| s.kind.as_str()))
             .bind(filter.scope.as_ref().map(|s| s.id.as_str()))
@@ -514,18 +584,19 @@ impl Store for PgStore {
             .bind(filter.after.map(|c| c.plan_time))
             .bind(filter.after.map(|c| c.id))
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_list", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
-        let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
+        let mut c = Checkout::acquire(&self.pool, "execution_count_by_status").await?;
+        let result = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_count_by_status", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         super::counts(rows.iter().map(|row| {
             (
                 row.try_get::<String, _>(0).unwrap_or_default(),
@@ -538,12 +609,13 @@ impl Store for PgStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(q(&self.sql.replay))
+        let mut c = Checkout::acquire(&self.pool, "execution_replay").await?;
+        let result = sqlx::query(q(&self.sql.replay))
             .bind(ids)
             .bind(i32::try_from(extra_attempts).unwrap_or(i32::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_replay", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
@@ -553,21 +625,23 @@ impl Store for PgStore {
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
-        let done = sqlx::query(q(&self.sql.prune))
+        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
+        let result = sqlx::query(q(&self.sql.prune))
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_prune", e))?;
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
         Ok(done.rows_affected())
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(q(&self.sql.count_stale))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_count_stale", e))?;
+        let mut c = Checkout::acquire(&self.pool, "execution_count_stale").await?;
+        let result = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         rows.iter()
             .map(|row| {
                 let dec = |e: sqlx::Error| corrupt("?", e.to_string());

@@ -31,6 +31,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use super::deadline::StoreDeadlines;
 use super::{
     ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
     RetryCandidate, Store, SuccessWrite, Swept, db_error,
@@ -42,7 +43,8 @@ use crate::scope::Scope;
 use crate::store::rowmap::{corrupt, count, parsed, uuid};
 use checkpoint::Checkpointer;
 
-/// Default SQLite busy timeout: how long a statement waits for another connection's write lock.
+/// Default SQLite busy timeout: how long a statement waits for another connection's write lock
+/// (the default [`StoreDeadlines::lock`]).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`Store`] on a SQLite file.
@@ -62,6 +64,7 @@ pub struct SqliteStore {
     sql: Arc<Statements>,
     /// Checkpoints the WAL off the writer (file stores opened by this crate).
     checkpointer: Option<Arc<Checkpointer>>,
+    deadlines: StoreDeadlines,
 }
 
 /// The statements with the clock expression filled in.
@@ -134,13 +137,29 @@ impl SqliteStore {
     /// An in-memory database is kept on one connection that is never reaped. A failure is an
     /// [`Error::Connect`] naming the path.
     pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
+        Self::connect_with_deadlines(options, StoreDeadlines::default()).await
+    }
+
+    /// Like [`SqliteStore::connect_with`], with these deadlines: the busy timeout is
+    /// [`StoreDeadlines::lock`] and the scheduler bounds every call by [`StoreDeadlines::call`]
+    /// (the other fields are for servers). Fails with [`Error::InvalidConfig`] for invalid
+    /// deadlines.
+    ///
+    /// A call past its deadline keeps its connection: SQLite runs in this process, so the
+    /// abandoned statement still ends within the busy timeout, and the pool waits for it before
+    /// handing the connection out again.
+    pub async fn connect_with_deadlines(
+        options: SqliteConnectOptions,
+        deadlines: StoreDeadlines,
+    ) -> Result<Self> {
+        deadlines.validate()?;
         let path = options.get_filename().to_owned();
         let in_memory = options.get_filename().as_os_str() == ":memory:"
             || options.get_filename().as_os_str().is_empty();
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(DEFAULT_BUSY_TIMEOUT)
+            .busy_timeout(deadlines.lock)
             // 64 MiB of page cache per connection keeps the indexes a claim touches in memory.
             .pragma("cache_size", "-65536");
         let pool_options = if in_memory {
@@ -180,6 +199,7 @@ impl SqliteStore {
             writer,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             checkpointer,
+            deadlines,
         })
     }
 
@@ -191,6 +211,7 @@ impl SqliteStore {
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             checkpointer: None,
+            deadlines: StoreDeadlines::default(),
         }
     }
 
@@ -333,6 +354,10 @@ fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn deadlines(&self) -> StoreDeadlines {
+        self.deadlines
     }
 
     async fn migrate(&self) -> Result<()> {
