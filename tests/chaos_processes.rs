@@ -1,5 +1,7 @@
-//! Chaos with real processes (SPEC §5, R5, R20): several scheduler processes on one database, and
-//! a process killed with SIGKILL in the middle of a run.
+//! Chaos with real processes (SPEC §5, R5, R20): several scheduler processes on one database, a
+//! process killed with SIGKILL in the middle of a run, and a process paused with SIGSTOP for
+//! longer than `stale_timeout` and woken once another took its plans (a zombie, as after a GC
+//! pause or a VM freeze).
 //!
 //! The runners are child processes: this test binary run again with `--exact child_runner` and
 //! a JSON [`ChildConfig`] in `CRONLEASE_CHAOS_CHILD`. Their handlers record every run in a side
@@ -14,9 +16,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::chaos::{Children, DbLocation, SidePool, SideRun, all_rows, poll};
+use common::chaos::{Children, DbLocation, FaultyStore, SidePool, SideRun, all_rows, poll};
 use common::tenants;
-use cronlease::{CatchUp, DbRetry, JobContext, JobOutput, JobSpec, Scheduler, Status, floor_plan};
+use cronlease::{
+    CatchUp, DbRetry, JobContext, JobError, JobOutput, JobSpec, Scheduler, Status, floor_plan,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,6 +30,8 @@ const CHILD_ENV: &str = "CRONLEASE_CHAOS_CHILD";
 const CONTENTION_SECS: u64 = 30;
 /// Scopes of the contention job.
 const CONTENTION_SCOPES: usize = 200;
+/// Scopes of the zombie job.
+const ZOMBIE_SCOPES: usize = 3;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 enum Scenario {
@@ -33,6 +39,9 @@ enum Scenario {
     Contention,
     /// One hourly plan whose handler runs 3 s, recording its start and end.
     Kill,
+    /// Three hourly plans whose handlers work 3 s in 200 ms steps, recording their start and
+    /// end, and noting in a file when they are stopped before the end.
+    Zombie,
 }
 
 /// What a runner process does.
@@ -67,13 +76,19 @@ fn child_runner() {
 
 async fn run_child(config: ChildConfig) {
     let skew = TimeDelta::milliseconds(config.skew_ms);
-    let store = config.db.store(skew, 4).await;
+    let store = FaultyStore::new(config.db.store(skew, 4).await);
     let side = config.db.side().await;
+    let dir = config
+        .stop_file
+        .parent()
+        .expect("the test's directory")
+        .to_owned();
     let job = match config.scenario {
         Scenario::Contention => contention_job(side),
         Scenario::Kill => kill_job(side),
+        Scenario::Zombie => zombie_job(side, dir.join(format!("{}.stopped", config.runner_id))),
     };
-    let scheduler = Scheduler::builder_shared(store)
+    let scheduler = Scheduler::builder_shared(store.clone())
         .runner_id(config.runner_id.clone())
         .tick_interval(Duration::from_secs(1))
         .shutdown_grace(Duration::from_secs(2))
@@ -96,6 +111,20 @@ async fn run_child(config: ChildConfig) {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
     scheduler.shutdown().await;
+    // What its writes met, for the parent: how many were fenced out by a lease token.
+    let fenced: BTreeMap<&str, usize> = [
+        "execution_heartbeat",
+        "execution_finish_success",
+        "execution_finish_failure",
+    ]
+    .into_iter()
+    .map(|op| (op, store.stats(op).fenced))
+    .collect();
+    std::fs::write(
+        dir.join(format!("{}.fenced.json", config.runner_id)),
+        serde_json::to_string(&fenced).unwrap(),
+    )
+    .expect("write the fenced counts");
     eprintln!("runner {} stopped", config.runner_id);
 }
 
@@ -139,6 +168,59 @@ fn kill_job(side: SidePool) -> JobSpec {
         })
         .build()
         .expect("kill job")
+}
+
+fn zombie_job(side: SidePool, stopped_log: PathBuf) -> JobSpec {
+    JobSpec::builder("zombie")
+        .every("1h")
+        .scopes(tenants(ZOMBIE_SCOPES))
+        .run_timeout(Duration::from_secs(4))
+        .stale_timeout(Duration::from_secs(5))
+        .heartbeat_interval(Duration::from_secs(1))
+        .handler(move |ctx: JobContext| {
+            let (side, stopped_log) = (side.clone(), stopped_log.clone());
+            async move {
+                let run_id = Uuid::new_v4();
+                side.record(&SideRun::of(&ctx, run_id, "start")).await?;
+                // Notes the moment the runtime stops this run (cancels it, or drops it at its
+                // run_timeout) before its work is done: one line `<run id> <unix ms>`.
+                struct Stopped {
+                    log: PathBuf,
+                    run_id: Uuid,
+                    done: bool,
+                }
+                impl Drop for Stopped {
+                    fn drop(&mut self) {
+                        if !self.done {
+                            use std::io::Write;
+                            let ms = Utc::now().timestamp_millis();
+                            let mut file = std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&self.log)
+                                .expect("the stopped log");
+                            let _ = writeln!(file, "{} {ms}", self.run_id);
+                        }
+                    }
+                }
+                let mut stopped = Stopped {
+                    log: stopped_log,
+                    run_id,
+                    done: false,
+                };
+                for _ in 0..15 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = ctx.cancelled() => return Err(JobError::retryable("cancelled")),
+                    }
+                }
+                stopped.done = true;
+                side.record(&SideRun::of(&ctx, run_id, "end")).await?;
+                Ok(JobOutput::rows(1).with_result(serde_json::json!({ "run_id": run_id })))
+            }
+        })
+        .build()
+        .expect("zombie job")
 }
 
 /// Starts runner processes `names` for `scenario` on `db`.
@@ -320,6 +402,97 @@ on_every_backend! {
             db.backend,
             takeover.num_milliseconds() as f64 / 1000.0,
             recovery.num_milliseconds() as f64 / 1000.0,
+        );
+    }
+}
+
+on_every_backend! {
+    async fn a_paused_runner_wakes_as_a_fenced_zombie(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let side = DbLocation::of(&db).side().await;
+        side.create().await;
+        let mut children = Children::default();
+        spawn_runners(&mut children, &db, Scenario::Zombie, &["zombie-a", "zombie-b"], dir.path(), 180);
+
+        let first = poll(Duration::from_secs(30), || async {
+            side.runs().await.into_iter().find(|r| r.phase == "start")
+        })
+        .await
+        .expect("a run starts within 30 s");
+        let zombie = first.runner.clone();
+        let survivor = if zombie == "zombie-a" { "zombie-b" } else { "zombie-a" };
+        children.signal(&zombie, "STOP");
+        let stopped_at = db.store.db_now().await.unwrap();
+        let t_stop = Instant::now();
+        // The plans the zombie held when it froze (its starts recorded so far).
+        let held: Vec<SideRun> = side.runs().await.into_iter().filter(|r| r.runner == zombie && r.phase == "start").collect();
+        assert!(!held.is_empty());
+
+        // Another runner takes every plan the zombie held, then the zombie wakes.
+        poll(Duration::from_secs(60), || async {
+            let rows = all_rows(&*db.store, "zombie").await;
+            held.iter()
+                .all(|h| rows.iter().any(|r| r.scope.id == h.scope_id && r.plan_time == h.plan_time && r.runner_id == survivor && r.attempt >= 2))
+                .then_some(())
+        })
+        .await
+        .expect("the survivor takes the zombie's plans within 60 s");
+        // Frozen well past stale_timeout (5 s) measured from the freeze, not only from its
+        // last heartbeat: the survivor is running or has finished the plans when it wakes.
+        actix_rt::time::sleep(Duration::from_secs(8).saturating_sub(t_stop.elapsed())).await;
+        let paused = t_stop.elapsed();
+        children.signal(&zombie, "CONT");
+        let woke_at = db.store.db_now().await.unwrap();
+        let woke_ms = Utc::now().timestamp_millis();
+
+        let rows = poll(Duration::from_secs(60), || async {
+            let rows = all_rows(&*db.store, "zombie").await;
+            (rows.len() == ZOMBIE_SCOPES && rows.iter().all(|r| r.status == Status::Success)).then_some(rows)
+        })
+        .await
+        .expect("every plan SUCCESS within 60 s of the wake");
+        // The zombie's stopped runs are noted when the runtime stops them after the wake.
+        let stopped_log = dir.path().join(format!("{zombie}.stopped"));
+        let stopped: HashMap<String, i64> = poll(Duration::from_secs(30), || async {
+            let text = std::fs::read_to_string(&stopped_log).unwrap_or_default();
+            let stopped: HashMap<String, i64> = text
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(id, ms)| (id.to_owned(), ms.parse().unwrap()))
+                .collect();
+            held.iter().all(|h| stopped.contains_key(&h.run_id)).then_some(stopped)
+        })
+        .await
+        .expect("the zombie's runs are stopped after the wake");
+        stop_runners(&mut children, dir.path());
+
+        let runs = side.runs().await;
+        // Every plan has exactly one SUCCESS, recorded by the survivor's own run.
+        assert_eq!(rows.len(), ZOMBIE_SCOPES);
+        for row in &rows {
+            assert_eq!((row.status, row.runner_id.as_str()), (Status::Success, survivor), "{row:?}");
+            let run = runs.iter().find(|r| r.run_id == run_id(row) && r.phase == "end");
+            assert_eq!(run.expect("the result is a finished run's own").runner, survivor);
+            for failure in &row.failures {
+                assert_eq!(failure.code, "stale_timeout", "{row:?}");
+            }
+        }
+        // The zombie's runs never finished their work; each was stopped after the wake.
+        for h in &held {
+            assert!(!runs.iter().any(|r| r.run_id == h.run_id && r.phase == "end"), "a zombie run finished: {h:?}");
+            assert!(stopped[&h.run_id] >= woke_ms - 1000, "stopped before the pause ended: {h:?}");
+        }
+        // Its late writes matched no row.
+        let fenced: BTreeMap<String, usize> =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("{zombie}.fenced.json"))).unwrap()).unwrap();
+        let terminal = fenced["execution_finish_success"] + fenced["execution_finish_failure"];
+        assert!(terminal >= held.len(), "{fenced:?}");
+        let stop_after_wake: Vec<f64> = held.iter().map(|h| (stopped[&h.run_id] - woke_ms) as f64 / 1000.0).collect();
+        println!(
+            "zombie [{}]: {zombie} frozen (SIGSTOP) {:.1} s with {} runs in flight (stale_timeout 5 s, run_timeout 4 s, heartbeat 1 s); {survivor} took every plan over; after SIGCONT the zombie's runs were stopped {stop_after_wake:?} s after the wake, its writes fenced out {fenced:?} (matched no row); every plan one SUCCESS by {survivor}; frozen at {stopped_at}, woke at {woke_at}",
+            db.backend,
+            paused.as_secs_f64(),
+            held.len(),
         );
     }
 }

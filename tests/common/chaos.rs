@@ -44,7 +44,7 @@ pub struct OpStats {
     pub permanent: usize,
     /// Calls that committed but whose reply the store threw away (reported as transient).
     pub lost_replies: usize,
-    /// Terminal writes sent but not written: fenced out by the lease token.
+    /// Terminal writes (and lease renewals) sent but not written: fenced out by the lease token.
     pub fenced: usize,
     /// Calls dropped before they finished (their deadline expired), with how long each had
     /// waited and when it was dropped.
@@ -218,11 +218,12 @@ impl Store for FaultyStore {
             .await
     }
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> cronlease::Result<Vec<Uuid>> {
-        self.call(
-            "execution_heartbeat",
-            self.inner.execution_heartbeat(renewals),
-        )
-        .await
+        let op = "execution_heartbeat";
+        let held = self
+            .call(op, self.inner.execution_heartbeat(renewals))
+            .await;
+        self.fenced(op, renewals.len(), &held);
+        held
     }
     async fn execution_finish_success(
         &self,
@@ -512,6 +513,16 @@ impl Children {
             .find(|(n, _, _)| n == name)
             .unwrap_or_else(|| panic!("no child {name}"))
             .1
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to child `name` with `kill(1)`.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid(name).to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {name}: {status}");
     }
 
     /// Sends SIGKILL to child `name` and reaps it.
