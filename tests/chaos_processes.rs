@@ -42,6 +42,9 @@ enum Scenario {
     /// Three hourly plans whose handlers work 3 s in 200 ms steps, recording their start and
     /// end, and noting in a file when they are stopped before the end.
     Zombie,
+    /// 20 scopes every second, EveryPlan catch-up; some plans fail their first attempt and
+    /// are retried after 2 s. Runners may live under a shifted clock (`faketime`).
+    Clock,
 }
 
 /// What a runner process does.
@@ -87,7 +90,18 @@ async fn run_child(config: ChildConfig) {
         Scenario::Contention => contention_job(side),
         Scenario::Kill => kill_job(side),
         Scenario::Zombie => zombie_job(side, dir.join(format!("{}.stopped", config.runner_id))),
+        Scenario::Clock => clock_job(side),
     };
+    // The process's own clock against the database's, for the parent to check a shift.
+    let offset = Utc::now()
+        - cronlease::Store::db_now(&*store)
+            .await
+            .expect("read the database clock");
+    std::fs::write(
+        dir.join(format!("{}.clock", config.runner_id)),
+        offset.num_milliseconds().to_string(),
+    )
+    .expect("write the clock offset");
     let scheduler = Scheduler::builder_shared(store.clone())
         .runner_id(config.runner_id.clone())
         .tick_interval(Duration::from_secs(1))
@@ -221,6 +235,42 @@ fn zombie_job(side: SidePool, stopped_log: PathBuf) -> JobSpec {
         })
         .build()
         .expect("zombie job")
+}
+
+/// Scopes of the clock job.
+const CLOCK_SCOPES: usize = 20;
+/// The clock job's retry delay.
+const CLOCK_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether the clock job's first attempt of this plan fails (about one plan in five).
+fn fails_first(scope: &str, plan_time: DateTime<Utc>) -> bool {
+    (scope.parse::<i64>().unwrap_or(0) + plan_time.timestamp()) % 5 == 0
+}
+
+fn clock_job(side: SidePool) -> JobSpec {
+    JobSpec::builder("clock")
+        .every("1s")
+        .scopes(tenants(CLOCK_SCOPES))
+        .catch_up(CatchUp::EveryPlan {
+            window: Duration::from_secs(300),
+            max_plans_per_tick: 5,
+        })
+        .run_timeout(Duration::from_secs(10))
+        .stale_timeout(Duration::from_secs(30))
+        .backoff(cronlease::Backoff::List(vec![CLOCK_RETRY]))
+        .handler(move |ctx: JobContext| {
+            let side = side.clone();
+            async move {
+                let run_id = Uuid::new_v4();
+                side.record(&SideRun::of(&ctx, run_id, "run")).await?;
+                if ctx.attempt() == 1 && fails_first(&ctx.scope().id, ctx.plan_time()) {
+                    return Err(JobError::retryable("first attempts of these plans fail"));
+                }
+                Ok(JobOutput::rows(1).with_result(serde_json::json!({ "run_id": run_id })))
+            }
+        })
+        .build()
+        .expect("clock job")
 }
 
 /// Starts runner processes `names` for `scenario` on `db`.
@@ -495,4 +545,175 @@ on_every_backend! {
             held.len(),
         );
     }
+}
+
+/// One replica at +1 h and one at -1 h (`faketime` on the process) share the contention work
+/// with one on the true clock. Only PostgreSQL: a SQLite database's clock is read by SQLite
+/// inside each process, so shifting a process's clock shifts its database clock too (on one
+/// machine every process shares the real clock, so the case does not arise without such a
+/// tool).
+#[actix::test]
+async fn a_runners_own_clock_is_irrelevant_postgres() {
+    let Some(db) = common::postgres().await else {
+        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let Some(library) = common::chaos::faketime_library() else {
+        eprintln!(
+            "skipped: libfaketime is not installed (apt-get install -y faketime); under CI=true this fails"
+        );
+        return;
+    };
+    const SECS: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let side = DbLocation::of(&db).side().await;
+    side.create().await;
+    let mut children = Children::default();
+    let started_at = db.store.db_now().await.unwrap();
+    let shifts = [
+        ("true-clock", None),
+        ("ahead-1h", Some("+3600")),
+        ("behind-1h", Some("-3600")),
+    ];
+    for (name, shift) in shifts {
+        let config = ChildConfig {
+            scenario: Scenario::Clock,
+            runner_id: name.to_owned(),
+            db: DbLocation::of(&db),
+            skew_ms: db.base_skew.num_milliseconds(),
+            stop_file: dir.path().join("stop"),
+            max_run_secs: SECS + 120,
+        };
+        let mut env = vec![(CHILD_ENV, serde_json::to_string(&config).unwrap())];
+        if let Some(shift) = shift {
+            env.push(("LD_PRELOAD", library.display().to_string()));
+            env.push(("FAKETIME", shift.to_owned()));
+            env.push(("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()));
+            env.push(("DONT_FAKE_MONOTONIC", "1".to_owned()));
+        }
+        children.spawn(name, "child_runner", &env, dir.path());
+    }
+    actix_rt::time::sleep(Duration::from_secs(SECS)).await;
+    let end = floor_plan(db.store.db_now().await.unwrap(), Duration::from_secs(1))
+        - TimeDelta::seconds(4);
+    let window = poll(Duration::from_secs(90), || async {
+        let rows = all_rows(&*db.store, "clock").await;
+        let mut first: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for row in &rows {
+            let at = first.entry(row.scope.id.as_str()).or_insert(row.plan_time);
+            *at = (*at).min(row.plan_time);
+        }
+        if first.len() < CLOCK_SCOPES {
+            return None;
+        }
+        let start = *first.values().max().unwrap();
+        let expected = CLOCK_SCOPES * ((end - start).num_seconds() + 1).max(0) as usize;
+        let done = rows
+            .iter()
+            .filter(|r| r.plan_time >= start && r.plan_time <= end && r.status == Status::Success)
+            .count();
+        (done == expected).then_some(start)
+    })
+    .await;
+    let start = window.expect("every plan of the window SUCCESS within 90 s of its end");
+    let ended_at = db.store.db_now().await.unwrap();
+    stop_runners(&mut children, dir.path());
+
+    // The shifts took effect.
+    let mut offsets = BTreeMap::new();
+    for (name, shift) in shifts {
+        let ms: i64 = std::fs::read_to_string(dir.path().join(format!("{name}.clock")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The test database's clock is pinned mid-hour (base skew): offsets are against that.
+        let offset = (ms + db.base_skew.num_milliseconds()) as f64 / 1000.0;
+        let wanted = shift.map_or(0.0, |s| s.parse::<f64>().unwrap());
+        assert!(
+            (offset - wanted).abs() < 60.0,
+            "{name}: clock offset {offset} s, wanted {wanted} s"
+        );
+        offsets.insert(name, offset);
+    }
+
+    let rows = all_rows(&*db.store, "clock").await;
+    let runs = side.runs().await;
+    // No extra rows: one per plan, every plan time on the cadence and inside the run (neither
+    // an hour ahead nor an hour behind).
+    let plans: HashSet<(&str, DateTime<Utc>)> = rows
+        .iter()
+        .map(|r| (r.scope.id.as_str(), r.plan_time))
+        .collect();
+    assert_eq!(plans.len(), rows.len(), "one row per plan");
+    for row in &rows {
+        assert_eq!(
+            row.plan_time,
+            floor_plan(row.plan_time, Duration::from_secs(1)),
+            "{row:?}"
+        );
+        assert!(
+            row.plan_time >= floor_plan(started_at, Duration::from_secs(1)) - TimeDelta::seconds(1)
+                && row.plan_time <= ended_at,
+            "a plan outside the run: {row:?}"
+        );
+        assert_ne!(row.status, Status::Running, "stuck: {row:?}");
+        // No live lease was stolen.
+        for failure in &row.failures {
+            assert!(
+                ["handler_error", "canceled"].contains(&failure.code.as_str()),
+                "{row:?}"
+            );
+        }
+    }
+    let mut runs_by_plan: HashMap<(&str, DateTime<Utc>), Vec<&SideRun>> = HashMap::new();
+    for run in &runs {
+        runs_by_plan
+            .entry((run.scope_id.as_str(), run.plan_time))
+            .or_default()
+            .push(run);
+    }
+    let (mut checked, mut retried) = (0, 0);
+    for row in rows
+        .iter()
+        .filter(|r| r.plan_time >= start && r.plan_time <= end)
+    {
+        let key = (row.scope.id.as_str(), row.plan_time);
+        let ran = &runs_by_plan[&key];
+        assert_eq!(row.status, Status::Success, "{row:?}");
+        if fails_first(&row.scope.id, row.plan_time) {
+            // Retried once, not before its retry time (both database clock).
+            assert_eq!((row.attempt, row.failures.len()), (2, 1), "{row:?}");
+            let due =
+                row.failures[0].finished_at.unwrap() + TimeDelta::from_std(CLOCK_RETRY).unwrap();
+            assert!(row.started_at.unwrap() >= due, "retried early: {row:?}");
+            assert_eq!(ran.len(), 2, "{key:?}");
+            retried += 1;
+        } else {
+            assert_eq!((row.attempt, row.failures.len()), (1, 0), "{row:?}");
+            assert_eq!(ran.len(), 1, "{key:?} ran {} times", ran.len());
+        }
+        assert!(
+            ran.iter()
+                .any(|r| r.run_id == run_id(row) && r.runner == row.runner_id)
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked,
+        CLOCK_SCOPES * ((end - start).num_seconds() + 1) as usize
+    );
+    let mut per_runner: BTreeMap<&str, usize> = BTreeMap::new();
+    for run in &runs {
+        *per_runner.entry(run.runner.as_str()).or_default() += 1;
+    }
+    for (name, _) in shifts {
+        assert!(
+            per_runner.get(name).copied().unwrap_or(0) > 0,
+            "{name} ran nothing: {per_runner:?}"
+        );
+    }
+    println!(
+        "shifted clocks [postgres]: 3 processes, clock offsets against the database {offsets:?} s; {checked} plans in the window, {retried} of them retried once after 2 s (never early), the rest run once; every plan time on the cadence and inside the run; no lease stolen; runs per runner {per_runner:?}",
+    );
 }

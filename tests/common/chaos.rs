@@ -625,3 +625,56 @@ where
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Where Debian's `faketime` package puts its preload library.
+const FAKETIME_LIBRARIES: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+];
+
+/// The `libfaketime` preload library, installing Debian's `faketime` package (`apt-get install
+/// -y faketime`) when it is missing and the test runs as root. `None` means the test cannot
+/// shift a process's clock and should be skipped with a message; under `CI=true` that is a
+/// failure instead.
+pub fn faketime_library() -> Option<PathBuf> {
+    let find = || {
+        FAKETIME_LIBRARIES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    };
+    if let Some(found) = find() {
+        return Some(found);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        eprintln!("faketime is missing: apt-get install -y faketime");
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-q", "faketime"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
+        if !installed.is_ok_and(|s| s.success()) {
+            // The package lists may be missing on a fresh machine.
+            let _ = Command::new("apt-get")
+                .args(["update", "-q"])
+                .stdout(Stdio::null())
+                .status();
+            let _ = Command::new("apt-get")
+                .args(["install", "-y", "-q", "faketime"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+    let found = find();
+    if found.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but libfaketime is missing and could not be installed (apt-get install -y faketime)"
+        );
+    }
+    found
+}
