@@ -173,7 +173,10 @@ on_every_backend! {
         let failure = owner_store.stats("execution_finish_failure");
         assert!(success.transient > 0 && failure.transient > 0, "late writes met the cut: {success:?} {failure:?}");
         assert_eq!((success.fenced, failure.fenced), (1, 1), "{success:?} {failure:?}");
-        assert!(owner_store.stats("execution_heartbeat").transient > 0, "heartbeats met the cut");
+        // A beat fails transient, or is abandoned at its deadline (the heartbeat interval,
+        // shorter here than the pool's wait for a refused connection).
+        let beats = owner_store.stats("execution_heartbeat");
+        assert!(beats.transient + beats.abandoned.len() > 0, "heartbeats met the cut: {beats:?}");
         println!(
             "lease lost [{}]: owner cut off; thief swept {swept} stale leases and started both plans {:.2} s after the cut (stale_timeout 4 s); owner's late success and run_timeout writes retried {} + {} times, then fenced out; one SUCCESS per plan",
             db.backend,

@@ -115,7 +115,7 @@ pub(crate) struct Heartbeat {
     job: Arc<str>,
     interval: Duration,
     /// The longest a beat may take: the store's call deadline, at most `interval`, so a beat
-    /// the network swallowed never delays the next one.
+    /// the network swallowed never delays the next one by more than an interval.
     deadline: Duration,
     stale_timeout: Duration,
     book: Arc<LeaseBook>,

@@ -44,9 +44,9 @@ use crate::scope::Scope;
 
 /// How long a store call may take, on the client and on the server.
 ///
-/// The defaults keep the slowest heartbeat of a job with default settings (a 10 s beat whose
-/// call times out after 10 s) far inside its 120 s `stale_timeout`, while leaving an ordinary
-/// statement a hundred times the time it needs.
+/// The defaults keep the slowest heartbeat of a job with default settings (a beat every 10 s
+/// whose call gives up after 10 s) far inside its 120 s `stale_timeout`, while leaving a large
+/// batch (thousands of rows in one statement on a busy server) the time it needs.
 ///
 /// ```no_run
 /// # async fn demo() -> cronlease::Result<()> {
@@ -58,7 +58,8 @@ use crate::scope::Scope;
 ///     statement: Duration::from_secs(4),
 ///     ..StoreDeadlines::default()
 /// };
-/// let options = "postgres://cronlease@db.internal/app".parse()?;
+/// let options: sqlx::postgres::PgConnectOptions =
+///     "postgres://cronlease@db.internal/app".parse().expect("a PostgreSQL URL");
 /// let store = cronlease::PgStore::connect_with_deadlines(options, deadlines).await?;
 /// # Ok(()) }
 /// ```
@@ -68,11 +69,13 @@ pub struct StoreDeadlines {
     /// start excepted): waiting for a pooled connection, connecting, sending, and reading the
     /// reply. A call past it fails with the transient [`Error::DeadlineExceeded`] and its
     /// connection is closed, never reused. A heartbeat is further bounded by its job's
-    /// `heartbeat_interval`, so a beat that hangs never delays the next one. Default: 10 s.
+    /// `heartbeat_interval`, so a beat that hangs delays the next one by at most an interval
+    /// (with the job defaults: a beat every 10 s, each given up after 10 s, in a 120 s lease).
+    /// Default: 30 s.
     pub call: Duration,
     /// The server's limit on one statement (PostgreSQL `statement_timeout`), shorter than
     /// `call` so that a statement slow on the server is cancelled there (its locks released,
-    /// the connection kept) before the client gives up. Default: 8 s.
+    /// the connection kept) before the client gives up. Default: 25 s.
     pub statement: Duration,
     /// How long a statement waits for a row lock (PostgreSQL `lock_timeout`) or for another
     /// process's write lock (SQLite's busy timeout). Default: 5 s.
@@ -91,13 +94,13 @@ pub struct StoreDeadlines {
 }
 
 /// Default [`StoreDeadlines::call`].
-pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(10);
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Default for StoreDeadlines {
     fn default() -> Self {
         StoreDeadlines {
             call: DEFAULT_CALL_DEADLINE,
-            statement: Duration::from_secs(8),
+            statement: Duration::from_secs(25),
             lock: Duration::from_secs(5),
             idle_in_transaction: Duration::from_secs(30),
             server_keepalive: Some(Duration::from_secs(30)),
@@ -344,12 +347,12 @@ mod tests {
         d.validate().unwrap();
         assert!(d.statement < d.call && d.lock < d.call);
         let bad = StoreDeadlines {
-            statement: Duration::from_secs(20),
+            statement: Duration::from_secs(40),
             ..d
         };
         let message = bad.validate().unwrap_err().to_string();
         assert!(
-            message.contains("StoreDeadlines::statement (20s)"),
+            message.contains("StoreDeadlines::statement (40s)"),
             "{message}"
         );
         let zero = StoreDeadlines {
