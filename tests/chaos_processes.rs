@@ -505,10 +505,11 @@ on_every_backend! {
         let stopped_log = dir.path().join(format!("{zombie}.stopped"));
         let stopped: HashMap<String, i64> = poll(Duration::from_secs(30), || async {
             let text = std::fs::read_to_string(&stopped_log).unwrap_or_default();
+            // Complete lines only: the child may be writing one right now.
             let stopped: HashMap<String, i64> = text
-                .lines()
-                .filter_map(|l| l.split_once(' '))
-                .map(|(id, ms)| (id.to_owned(), ms.parse().unwrap()))
+                .split_inclusive('\n')
+                .filter_map(|l| l.strip_suffix('\n')?.split_once(' '))
+                .map(|(id, ms)| (id.to_owned(), ms.parse().expect("unix ms")))
                 .collect();
             held.iter().all(|h| stopped.contains_key(&h.run_id)).then_some(stopped)
         })
