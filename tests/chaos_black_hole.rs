@@ -526,3 +526,91 @@ on_every_backend! {
         );
     }
 }
+
+/// A call dropped at its deadline while its statement is on the wire closes its connection:
+/// twelve such calls in a row (more than the pool's ten connections) leave the store working
+/// once the network is back. (Returned to the pool instead, each connection would wait forever
+/// for the rest of a reply the black hole swallowed, holding its slot.)
+#[actix::test]
+async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgres() {
+    let Some(db) = common::postgres().await else {
+        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
+        return;
+    };
+    use sqlx::Connection;
+    let proxy = Proxy::start(upstream_of(db.pg_options.as_ref().unwrap()));
+    let options = db.pg_options.clone().unwrap();
+    let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+    let deadlines = StoreDeadlines {
+        call: Duration::from_secs(3),
+        statement: Duration::from_secs(3),
+        lock: Duration::from_secs(2),
+        ..StoreDeadlines::default()
+    };
+    let store = PgStore::connect_lazy_with_deadlines(through, deadlines)
+        .unwrap()
+        .with_clock_skew(db.base_skew);
+    let request = cronlease::store::ClaimRequest {
+        job: "abandoned",
+        max_attempts: 3,
+        runner_id: "r",
+        stale_timeout: Duration::from_secs(600),
+        allow_stale_reentry: true,
+        plans: vec![cronlease::store::PlanClaim::new(
+            cronlease::Scope::global(),
+            Utc::now(),
+        )],
+    };
+    let lease = db.store.execution_claim(&request).await.unwrap()[0].lease;
+    let renewal = [cronlease::store::Renewal {
+        lease,
+        stale_timeout: Duration::from_secs(600),
+    }];
+    // Another session (not through the proxy) holds the row, so each renewal's statement is
+    // on the server, waiting, when the network goes silent.
+    let mut holder = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = $1 FOR UPDATE")
+        .bind(lease.id)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    const CALLS: usize = 12;
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let call =
+            tokio::time::timeout(Duration::from_secs(1), store.execution_heartbeat(&renewal));
+        // Silent from 0.3 s to 2.5 s: the call is dropped at 1 s; the server's answer (its
+        // lock_timeout, at 2 s) and whatever the connection sends next (sqlx's release ping, if
+        // it went back to the pool) are swallowed too.
+        let silence = async {
+            actix_rt::time::sleep(Duration::from_millis(300)).await;
+            proxy.black_hole();
+            actix_rt::time::sleep(Duration::from_millis(2200)).await;
+            proxy.heal();
+        };
+        let (outcome, ()) = tokio::join!(call, silence);
+        assert!(
+            outcome.is_err(),
+            "the call ended before its deadline: {outcome:?}"
+        );
+    }
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder.close().await.unwrap();
+    let t = Instant::now();
+    let held = store.execution_heartbeat(&renewal).await;
+    assert_eq!(
+        held.as_ref().ok(),
+        Some(&vec![lease.id]),
+        "the store does not recover after {CALLS} abandoned calls: {held:?}"
+    );
+    println!(
+        "abandoned connections [postgres]: {CALLS} calls dropped mid-statement under a black hole in {:.1} s (pool of 10); the next call succeeded in {:.3} s; {} connections accepted by the proxy",
+        started.elapsed().as_secs_f64(),
+        t.elapsed().as_secs_f64(),
+        proxy.accepted(),
+    );
+}
