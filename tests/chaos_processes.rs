@@ -213,7 +213,9 @@ fn zombie_job(side: SidePool, stopped_log: PathBuf) -> JobSpec {
                                 .append(true)
                                 .open(&self.log)
                                 .expect("the stopped log");
-                            let _ = writeln!(file, "{} {ms}", self.run_id);
+                            // One write per line: runs on other threads append too.
+                            let line = format!("{} {ms}\n", self.run_id);
+                            let _ = file.write_all(line.as_bytes());
                         }
                     }
                 }
