@@ -56,6 +56,7 @@ async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str, kind: K
                 runner_id: "seed",
                 stale_timeout: Duration::from_secs(3600),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: chunk.to_vec(),
             })
             .await

@@ -29,6 +29,7 @@ mod scheduler;
 mod scope;
 mod spec;
 pub mod store;
+mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};

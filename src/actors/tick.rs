@@ -39,6 +39,7 @@ use crate::plan::{TickPlans, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, Lease, PlanClaim};
+use crate::takeover::takeover_deadline;
 use crate::telemetry;
 
 /// Most plans sent in one claim statement.
@@ -178,10 +179,18 @@ async fn sweep_plan_claim(
 ) -> Result<()> {
     let rt = &env.rt;
     let spec = job.shared.spec.clone();
-    let swept = rt
-        .store
-        .execution_sweep_stale(&spec.name, spec.allow_stale_reentry)
-        .await?;
+    // Takeovers (sweeps and steals) wait while this runner is recovering from an outage, and
+    // act only if their statement runs promptly (`takeover.rs`).
+    let takeover = rt.takeover.may_take_over(db_now, spec.stale_timeout);
+    let deadline = takeover_deadline(db_now, spec.heartbeat_interval);
+    let swept = if takeover {
+        rt.store
+            .execution_sweep_stale(&spec.name, spec.allow_stale_reentry, Some(deadline))
+            .await?
+    } else {
+        tracing::debug!(job = %spec.name, "the database just came back: no takeover until owners have renewed");
+        Vec::new()
+    };
     if !swept.is_empty() {
         telemetry::swept(&spec.name, swept.len() as u64);
         let dead = swept.iter().filter(|s| s.status == Status::Dead).count();
@@ -345,7 +354,8 @@ async fn sweep_plan_claim(
             max_attempts: spec.max_attempts,
             runner_id: &rt.runner_id,
             stale_timeout: spec.stale_timeout,
-            allow_stale_reentry: spec.allow_stale_reentry,
+            allow_stale_reentry: spec.allow_stale_reentry && takeover,
+            steal_not_after: Some(deadline),
             plans: batch.to_vec(),
         };
         // Retried with the same ids and tokens: if a try committed but its reply was lost (the

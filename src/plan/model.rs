@@ -302,6 +302,7 @@ async fn system(case: &Case, store: &SqliteStore) -> Outcome {
                 runner_id: "model",
                 stale_timeout: Duration::from_secs(3 * 86_400),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: claims,
             })
             .await
