@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod control;
 mod error;
 mod execution;
 mod handler;
@@ -33,6 +34,7 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
+pub use control::Pause;
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,

@@ -19,9 +19,11 @@ use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
+use crate::scope::Scope;
 use crate::spec::JobSpec;
 use crate::store::{ExecutionFilter, Store};
 use crate::takeover::TakeoverGuard;
@@ -209,6 +211,8 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let job_names: Arc<HashSet<String>> =
+            Arc::new(jobs.iter().map(|spec| spec.name.to_string()).collect());
         let backoffs: HashMap<_, _> = jobs
             .iter()
             .map(|spec| (spec.name.clone(), spec.backoff.clone()))
@@ -251,6 +255,7 @@ impl SchedulerBuilder {
             store: self.store,
             runner_id,
             replay_attempts: self.replay_attempts,
+            job_names,
         })
     }
 }
@@ -319,6 +324,8 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     runner_id: Arc<str>,
     replay_attempts: u32,
+    /// The names of the jobs this scheduler runs.
+    job_names: Arc<HashSet<String>>,
 }
 
 impl Scheduler {
@@ -492,6 +499,68 @@ impl Scheduler {
     /// Row counts by status, for one job or all.
     pub async fn counts(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         self.store.execution_count_by_status(job).await
+    }
+
+    /// Pauses `job` on every replica (`scope` `None`), or one of its scopes: no new plan is
+    /// claimed and no retry started for it from each replica's next tick on (at most
+    /// `tick_interval` away). Attempts already running finish; leases are still swept. The pause
+    /// is stored in the database with `paused_by` and `reason`, so it survives restarts and
+    /// replicas obey it whichever one was asked. Pausing again replaces who, why and when.
+    ///
+    /// Fails with [`Error::UnknownJob`] for a job this scheduler does not run, and with
+    /// [`Error::InvalidConfig`] for a scope that could not be stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(scheduler: cronlease::Scheduler) -> cronlease::Result<()> {
+    /// use cronlease::Scope;
+    ///
+    /// let tenant = Scope::new("tenant", "42");
+    /// scheduler.pause("nightly-report", Some(tenant.clone()), "alice", "tenant migration").await?;
+    /// // ... later, on any replica:
+    /// scheduler.resume("nightly-report", Some(&tenant)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause(
+        &self,
+        job: &str,
+        scope: Option<Scope>,
+        paused_by: &str,
+        reason: &str,
+    ) -> Result<Pause> {
+        self.known_job(job)?;
+        if let Some(scope) = &scope {
+            scope.validate().map_err(Error::InvalidConfig)?;
+        }
+        let pause = self
+            .store
+            .pause_set(&Pause::new(job, scope, paused_by, reason))
+            .await?;
+        tracing::info!(job, scope = ?pause.scope, paused_by, reason, "paused");
+        Ok(pause)
+    }
+
+    /// Lifts a pause set by [`pause`](Self::pause): the whole-job pause (`scope` `None`) or one
+    /// scope's own pause. Returns whether there was one. On resume, the job's catch-up mode
+    /// decides what runs, as after any downtime: LatestOnly the newest due plan, EveryPlan the
+    /// plans of its window; FAILED plans are retried as they come due.
+    pub async fn resume(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        self.known_job(job)?;
+        let lifted = self.store.pause_clear(job, scope).await?;
+        tracing::info!(job, scope = ?scope, lifted, "resumed");
+        Ok(lifted)
+    }
+
+    /// The pauses in force, of `job` or of every job.
+    pub async fn pauses(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        self.store.pause_list(job).await
+    }
+
+    fn known_job(&self, job: &str) -> Result<()> {
+        if self.job_names.contains(job) {
+            Ok(())
+        } else {
+            Err(Error::UnknownJob(job.to_owned()))
+        }
     }
 
     /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown

@@ -322,7 +322,7 @@ async fn outage_scenario(db: common::TestDb, timing: &Timing) {
         let mut transient: BTreeMap<&str, usize> = BTreeMap::new();
         for store in &stores {
             for op in [
-                "db_now",
+                "tick_clock",
                 "execution_sweep_stale",
                 "execution_latest_plans",
                 "execution_retry_candidates",

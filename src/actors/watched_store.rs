@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::control::Pause;
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -143,6 +144,31 @@ impl Store for WatchedStore {
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
         let outcome = self.inner.execution_count_stale().await;
+        self.watch(outcome)
+    }
+
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        let outcome = self.inner.tick_clock(job).await;
+        match &outcome {
+            Ok((now, _)) => self.guard.clock_read(*now, Instant::now()),
+            Err(error) if error.is_transient() => self.guard.failed(Instant::now()),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
+        let outcome = self.inner.pause_set(pause).await;
+        self.watch(outcome)
+    }
+
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        let outcome = self.inner.pause_clear(job, scope).await;
+        self.watch(outcome)
+    }
+
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        let outcome = self.inner.pause_list(job).await;
         self.watch(outcome)
     }
 }

@@ -45,6 +45,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
@@ -151,6 +152,33 @@ pub trait Store: Send + Sync + 'static {
     /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
+
+    /// The database clock and the pauses of `job` in one statement, which a tick starts with:
+    /// each paused scope, `None` for a pause of the whole job.
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)>;
+
+    /// Pauses a job (`pause.scope` `None`) or one of its scopes: inserts the pause, or replaces
+    /// who, why and when of an existing one. Returns it as stored (`paused_at` from the
+    /// database clock).
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause>;
+
+    /// Lifts the pause of `job` (`scope` `None`: the whole-job pause; a scope's own pause is
+    /// lifted separately). Returns whether there was one.
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool>;
+
+    /// The pauses of `job`, or of every job; by job, whole-job pause first, then by scope.
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>>;
+}
+
+/// How a pause of a whole job is stored: an empty scope, which no real scope can be
+/// ([`Scope::validate`] refuses empty parts).
+pub(crate) fn pause_key(scope: Option<&Scope>) -> (&str, &str) {
+    scope.map_or(("", ""), |s| (s.kind.as_str(), s.id.as_str()))
+}
+
+/// The scope of a stored pause: `None` for the empty scope of a whole-job pause.
+pub(crate) fn pause_scope(kind: String, id: String) -> Option<Scope> {
+    (!kind.is_empty() || !id.is_empty()).then(|| Scope::new(kind, id))
 }
 
 /// Which terminal rows [`Store::execution_prune`] deletes.

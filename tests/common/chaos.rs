@@ -261,6 +261,22 @@ impl Store for FaultyStore {
         self.call("execution_count_stale", self.inner.execution_count_stale())
             .await
     }
+    async fn tick_clock(
+        &self,
+        job: &str,
+    ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        self.call("tick_clock", self.inner.tick_clock(job)).await
+    }
+    async fn pause_set(&self, pause: &cronlease::Pause) -> cronlease::Result<cronlease::Pause> {
+        self.call("pause_set", self.inner.pause_set(pause)).await
+    }
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> cronlease::Result<bool> {
+        self.call("pause_clear", self.inner.pause_clear(job, scope))
+            .await
+    }
+    async fn pause_list(&self, job: Option<&str>) -> cronlease::Result<Vec<cronlease::Pause>> {
+        self.call("pause_list", self.inner.pause_list(job)).await
+    }
 }
 
 /// Where a test database lives, in a form that travels to a child process (as JSON).

@@ -401,6 +401,37 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn tick_clock(
+                &self,
+                job: &str,
+            ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+                let ($this, $op) = (self, "tick_clock");
+                $before;
+                let out = self.inner.tick_clock(job).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_set(&self, pause: &cronlease::Pause) -> cronlease::Result<cronlease::Pause> {
+                let ($this, $op) = (self, "pause_set");
+                $before;
+                let out = self.inner.pause_set(pause).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "pause_clear");
+                $before;
+                let out = self.inner.pause_clear(job, scope).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_list(&self, job: Option<&str>) -> cronlease::Result<Vec<cronlease::Pause>> {
+                let ($this, $op) = (self, "pause_list");
+                $before;
+                let out = self.inner.pause_list(job).await;
+                $(let _ = &out; $after;)?
+                out
+            }
         }
     };
 }

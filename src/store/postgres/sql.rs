@@ -305,3 +305,25 @@ WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 SELECT e.job_name, COUNT(*) AS n FROM cronlease_executions AS e
 WHERE e.status = 'RUNNING' AND e.stale_after < (SELECT c.now FROM c)
 GROUP BY e.job_name";
+
+/// The clock and the job's pauses in one statement: always one row, with a null scope when the
+/// job has no pause (a whole-job pause is the empty scope).
+pub(super) const TICK_CLOCK: &str = "\
+SELECT {NOW} AS now, p.scope_kind, p.scope_id
+FROM (SELECT 1) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = $1";
+
+/// $1..$5: job, scope kind, scope id (both empty for the whole job), by, reason.
+pub(super) const PAUSE_SET: &str = "\
+INSERT INTO cronlease_pauses (job_name, scope_kind, scope_id, paused_by, reason, paused_at)
+VALUES ($1, $2, $3, $4, $5, {NOW})
+ON CONFLICT (job_name, scope_kind, scope_id) DO UPDATE SET
+  paused_by = excluded.paused_by, reason = excluded.reason, paused_at = excluded.paused_at
+RETURNING paused_at";
+
+pub(super) const PAUSE_CLEAR: &str = "\
+DELETE FROM cronlease_pauses WHERE job_name = $1 AND scope_kind = $2 AND scope_id = $3";
+
+pub(super) const PAUSE_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
+WHERE ($1::text IS NULL OR job_name = $1::text)
+ORDER BY job_name, scope_kind, scope_id";
