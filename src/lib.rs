@@ -44,7 +44,7 @@ pub use handler::{Handler, JobContext, JobError, JobOutput};
 pub use plan::{CatchUp, CatchUpPreview};
 pub use retry::{Backoff, DbRetry, RetryDecision};
 pub use schedule::{CronSchedule, PlannedTime, Schedule, floor_plan, stagger_offset};
-pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
+pub use scheduler::{RemoveMode, Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
 pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store};

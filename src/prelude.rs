@@ -2,5 +2,5 @@
 
 pub use crate::{
     Backoff, CatchUp, ExecutionFilter, JobContext, JobError, JobOutput, JobSpec, PgStore,
-    Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore, Status, Store,
+    RemoveMode, Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore, Status, Store,
 };

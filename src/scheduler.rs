@@ -5,7 +5,7 @@
 //! - [`TickReport`]: what one tick did (for tests, demos and operators).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::actors::Runtime;
 use crate::actors::completer::Completer;
 use crate::actors::handler_runtime::HandlerRuntime;
+use crate::actors::job_changes::{AddJob, RemoveJob};
 use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPruner};
 use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
@@ -211,8 +212,9 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
-        let job_names: Arc<HashSet<String>> =
-            Arc::new(jobs.iter().map(|spec| spec.name.to_string()).collect());
+        let job_names: Arc<RwLock<HashSet<String>>> = Arc::new(RwLock::new(
+            jobs.iter().map(|spec| spec.name.to_string()).collect(),
+        ));
         let backoffs: HashMap<_, _> = jobs
             .iter()
             .map(|spec| (spec.name.clone(), spec.backoff.clone()))
@@ -316,6 +318,17 @@ fn permanent_at_start(error: Error) -> Error {
     }
 }
 
+/// What [`Scheduler::remove_job`] does with the job's running attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RemoveMode {
+    /// Let them finish and record their outcome (default).
+    #[default]
+    Finish,
+    /// Cancel them (recorded `canceled`, retry-eligible, not charged to the budget).
+    Cancel,
+}
+
 /// A running scheduler. Dropping the handle does not stop it; call [`Scheduler::shutdown`].
 #[derive(Clone)]
 pub struct Scheduler {
@@ -325,7 +338,7 @@ pub struct Scheduler {
     runner_id: Arc<str>,
     replay_attempts: u32,
     /// The names of the jobs this scheduler runs.
-    job_names: Arc<HashSet<String>>,
+    job_names: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Scheduler {
@@ -555,8 +568,67 @@ impl Scheduler {
         self.store.pause_list(job).await
     }
 
+    fn names(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
+        self.job_names
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The names of the jobs this scheduler runs, sorted.
+    pub fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names().iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Registers a job on the running scheduler: it ticks at once, with its own heartbeat and
+    /// timer, like the jobs given to the builder. Fails with [`Error::DuplicateJob`] if a job of
+    /// that name runs already (use [`replace_job`](Self::replace_job)).
+    pub async fn add_job(&self, spec: JobSpec) -> Result<()> {
+        self.change_job(spec, false).await
+    }
+
+    /// Replaces the job of the same name (a new schedule or new settings) without a restart:
+    /// its running attempts finish under the old spec, its next plans follow the new one. Rows
+    /// are keyed by name, so history and pending retries carry over (see
+    /// `docs/schedules.md` on changing a schedule). Fails with [`Error::UnknownJob`] if no job
+    /// of that name runs.
+    pub async fn replace_job(&self, spec: JobSpec) -> Result<()> {
+        self.change_job(spec, true).await
+    }
+
+    /// Removes a job from the running scheduler: it never ticks again here. With
+    /// [`RemoveMode::Finish`] its running attempts finish and are recorded; with
+    /// [`RemoveMode::Cancel`] they are cancelled within `shutdown_grace`, recorded `canceled`
+    /// and left retry-eligible (not charged to the budget) for any runner that still has the
+    /// job. Fails with [`Error::UnknownJob`] if no job of that name runs.
+    pub async fn remove_job(&self, name: &str, mode: RemoveMode) -> Result<()> {
+        self.supervisor
+            .send(RemoveJob {
+                name: name.to_owned(),
+                cancel_running: mode == RemoveMode::Cancel,
+            })
+            .await
+            .map_err(|_| Error::NotRunning)??;
+        self.names().remove(name);
+        Ok(())
+    }
+
+    async fn change_job(&self, spec: JobSpec, replace: bool) -> Result<()> {
+        let name = spec.name.to_string();
+        self.supervisor
+            .send(AddJob {
+                spec: Arc::new(spec),
+                replace,
+            })
+            .await
+            .map_err(|_| Error::NotRunning)??;
+        self.names().insert(name);
+        Ok(())
+    }
+
     fn known_job(&self, job: &str) -> Result<()> {
-        if self.job_names.contains(job) {
+        if self.names().contains(job) {
             Ok(())
         } else {
             Err(Error::UnknownJob(job.to_owned()))

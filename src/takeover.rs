@@ -30,7 +30,7 @@ pub(crate) struct TakeoverGuard {
     /// A failure streak at least this long closes takeovers for a `stale_timeout` after it: the
     /// shortest heartbeat interval of the runner's jobs (a shorter streak cannot have cost any
     /// owner a renewal it needed).
-    threshold: Duration,
+    threshold: Mutex<Duration>,
     state: Mutex<State>,
 }
 
@@ -48,9 +48,18 @@ impl TakeoverGuard {
     /// A guard for a runner whose shortest heartbeat interval is `threshold`.
     pub(crate) fn new(threshold: Duration) -> Self {
         TakeoverGuard {
-            threshold,
+            threshold: Mutex::new(threshold),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// A job with a shorter heartbeat interval joined the runner.
+    pub(crate) fn lower_threshold(&self, heartbeat_interval: Duration) {
+        let mut threshold = self
+            .threshold
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *threshold = (*threshold).min(heartbeat_interval);
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -66,9 +75,13 @@ impl TakeoverGuard {
 
     /// A store call succeeded at `at`.
     pub(crate) fn succeeded(&self, at: Instant) {
+        let threshold = *self
+            .threshold
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut state = self.state();
         if let Some(since) = state.failing_since.take()
-            && at.saturating_duration_since(since) >= self.threshold
+            && at.saturating_duration_since(since) >= threshold
         {
             state.awaiting_clock = true;
         }

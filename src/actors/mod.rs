@@ -49,6 +49,7 @@ pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
+pub(crate) mod job_changes;
 pub(crate) mod planning;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
