@@ -6,8 +6,8 @@
 //! winner's lease alive, and a lease whose runner died goes stale and is taken over. Failed
 //! attempts are retried with backoff, then dead-lettered. All timing uses the database clock.
 //!
-//! - Storage: [`SqliteStore`] (embedded default, a file) and [`PgStore`] (several replicas),
-//!   behind the [`Store`] trait.
+//! - Storage: [`SqliteStore`] (embedded default, a file), [`PgStore`] and [`MySqlStore`]
+//!   (several replicas; MySQL 8 or MariaDB), behind the [`Store`] trait.
 //! - Jobs: [`JobSpec::builder`] with a [`Schedule`], [`Scopes`], a [`CatchUp`] mode and a
 //!   [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
@@ -44,7 +44,7 @@ pub use schedule::{Schedule, floor_plan};
 pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store};
+pub use store::{ExecutionCursor, ExecutionFilter, MySqlStore, PgStore, SqliteStore, Store};
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]
