@@ -2,8 +2,8 @@
 //! due, then comes back. Nothing may be marked FAILED because of it, nothing may stay RUNNING,
 //! every due plan must end SUCCESS, and every finished result must be recorded.
 //!
-//! - PostgreSQL: two runners reach the server through a TCP proxy of the test's own on
-//!   127.0.0.1; the proxy drops every connection and refuses new ones for 10 s.
+//! - PostgreSQL and MySQL: two runners reach the server through a TCP proxy of the test's own
+//!   on 127.0.0.1; the proxy drops every connection and refuses new ones for 10 s.
 //! - SQLite: another connection holds an exclusive lock on the file for 10 s, twice the busy
 //!   timeout, so every write of both runners fails with `SQLITE_BUSY` meanwhile.
 //!
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::chaos::{FaultyStore, all_rows, poll};
-use common::proxy::{Proxy, upstream_of};
+use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use common::{Runs, scheduler, settled, tenants};
 use cronlease::{
     CatchUp, DbRetry, JobContext, JobError, JobOutput, JobSpec, Scheduler, Status, floor_plan,
@@ -140,7 +140,22 @@ on_every_backend! {
                     .collect();
                 (Outage::Proxy(proxy), stores)
             }
-            _ => unreachable!(),
+            (None, None) => {
+                let options = db.mysql_options.as_ref().expect("a MySQL test database");
+                let proxy = Proxy::start(mysql_upstream_of(options));
+                let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+                let stores = (0..2)
+                    .map(|_| {
+                        let pool = cronlease::MySqlStore::pool_options()
+                            .max_connections(4)
+                            .acquire_timeout(Duration::from_secs(2))
+                            .connect_lazy_with(through.clone());
+                        let store = cronlease::MySqlStore::from_pool(pool).with_clock_skew(db.base_skew);
+                        FaultyStore::new(Arc::new(store))
+                    })
+                    .collect();
+                (Outage::Proxy(proxy), stores)
+            }
         };
         let journal = Journal::default();
         let r1 = runner(stores[0].clone(), "runner-1", &journal).await;
@@ -242,7 +257,7 @@ on_every_backend! {
         assert!(transient.values().sum::<usize>() > 0, "no transient error: the outage did not happen");
         if let Outage::Proxy(proxy) = &outage {
             assert!(proxy.connections_cut() > 0);
-            // With PostgreSQL every statement of the outage fails (cut, then refused), terminal
+            // With PostgreSQL and MySQL every statement of the outage fails (cut, then refused), terminal
             // writes included. (A SQLite store queues its writes on one connection, so which of
             // them meets SQLITE_BUSY and which just waits its turn varies from run to run.)
             assert!(transient["execution_finish_success"] > 0, "no terminal write met the outage: {transient:?}");

@@ -130,6 +130,13 @@ impl TestDb {
         (self.skewed)(self.base_skew + skew)
     }
 
+    /// `(server url, database)` of a MySQL test database.
+    pub fn mysql_database(&self) -> Option<(&str, &str)> {
+        self.mysql_database
+            .as_ref()
+            .map(|(url, database)| (url.as_str(), database.as_str()))
+    }
+
     /// `(server url, schema)` of a PostgreSQL test database.
     pub fn pg_schema(&self) -> Option<(&str, &str)> {
         self.pg_schema

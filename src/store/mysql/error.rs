@@ -43,6 +43,19 @@ pub(crate) fn classify_number(number: u16) -> DbErrorKind {
     }
 }
 
+/// Whether `error` is InnoDB's deadlock (1213): the transaction was rolled back whole.
+pub(crate) fn is_deadlock(error: &Error) -> bool {
+    match error {
+        Error::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } => db
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .is_some_and(|my| my.number() == 1213),
+        _ => false,
+    }
+}
+
 /// Whether `error` is a failure to get a connection (rather than of a statement): I/O, TLS, a
 /// pool timeout, or a server refusing the session (access denied, unknown database, too many
 /// connections, shutting down, host blocked or not allowed).

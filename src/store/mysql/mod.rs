@@ -71,6 +71,9 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::fr
 /// several statements of one transaction.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
+/// How many times a claim that InnoDB chose as a deadlock victim is run again at once.
+const CLAIM_DEADLOCK_RETRIES: u64 = 4;
+
 /// A [`Store`] on a MySQL 8 or MariaDB 10.11+ database, shared by any number of replicas.
 ///
 /// ```no_run
@@ -195,6 +198,215 @@ impl MySqlStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(|e| db_error(operation, e))
+    }
+}
+
+impl MySqlStore {
+    /// One try of [`Store::execution_claim`], in one transaction.
+    async fn claim_once(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        const OP: &str = "execution_claim";
+        let key = |scope: &Scope, t: DateTime<Utc>| {
+            (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
+        };
+        // A plan repeated in the batch is claimed once (its first occurrence); the rest go in
+        // plan-key order, the order of the unique index.
+        let mut seen = HashSet::new();
+        let mut plans: Vec<_> = request
+            .plans
+            .iter()
+            .filter(|p| seen.insert(key(&p.scope, p.plan_time)))
+            .collect();
+        plans.sort_by(|a, b| key(&a.scope, a.plan_time).cmp(&key(&b.scope, b.plan_time)));
+
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        // 1. The rows that exist, without locking.
+        let mut existing: HashMap<_, Uuid> = HashMap::new();
+        for batch in json_batches(
+            plans
+                .iter()
+                .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
+        ) {
+            for row in sqlx::query(sql::CLAIM_RESOLVE)
+                .bind(batch)
+                .bind(request.job)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: Uuid = row.try_get(0).map_err(dec)?;
+                let scope = Scope::new(
+                    row::text(&row, 1).map_err(dec)?,
+                    row::text(&row, 2).map_err(dec)?,
+                );
+                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
+                existing.insert(key(&scope, plan_time), id);
+            }
+        }
+        // 2. Lock them, ascending id (the one lock order), and read their state.
+        let mut locked = Vec::new();
+        if !existing.is_empty() {
+            let mut ids: Vec<Uuid> = existing.values().copied().collect();
+            ids.sort();
+            for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+                for row in sqlx::query(sql::CLAIM_LOCK)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?
+                {
+                    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                    locked.push(Existing {
+                        id: row.try_get(0).map_err(dec)?,
+                        status: row.try_get(1).map_err(dec)?,
+                        attempt: row.try_get(2).map_err(dec)?,
+                        max_attempts: row.try_get(3).map_err(dec)?,
+                        next_retry_at: row.try_get(4).map_err(dec)?,
+                        stale_after: row.try_get(5).map_err(dec)?,
+                        lease_token: row.try_get(6).map_err(dec)?,
+                        claim_outcome: row.try_get(7).map_err(dec)?,
+                        started_at: row.try_get(8).map_err(dec)?,
+                        replay_pending: row.try_get(9).map_err(dec)?,
+                    });
+                }
+            }
+        }
+        // 3. The clock, once the locks are held.
+        let now = self.now(&mut tx, OP).await?;
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        let token_of: HashMap<Uuid, Uuid> = plans
+            .iter()
+            .filter_map(|p| {
+                existing
+                    .get(&key(&p.scope, p.plan_time))
+                    .map(|id| (*id, p.token))
+            })
+            .collect();
+        // 4. Take over the rows that are due.
+        let mut held: Vec<(Uuid, Uuid)> = Vec::new();
+        let mut takeovers = Vec::new();
+        for row in &locked {
+            let Some(&token) = token_of.get(&row.id) else {
+                continue;
+            };
+            let Some(decision) = decide(row, token, request.allow_stale_reentry, now) else {
+                continue;
+            };
+            let (attempt, outcome, failed) = match decision {
+                TakeOver::Again => (row.attempt, row.claim_outcome.clone(), None),
+                TakeOver::Attempt(outcome) => (
+                    row.attempt + 1,
+                    outcome.as_str().to_owned(),
+                    (outcome == ClaimOutcome::Stole).then_some(row.attempt),
+                ),
+            };
+            let message = failed.map(|_| {
+                format!(
+                    "lease expired without heartbeat; taken over by runner {}",
+                    request.runner_id
+                )
+            });
+            takeovers.push(json!([
+                hex(row.id),
+                hex(token),
+                attempt,
+                outcome,
+                failed,
+                message,
+                if failed.is_some() {
+                    millis(row.started_at)
+                } else {
+                    Value::Null
+                },
+            ]));
+            held.push((row.id, token));
+        }
+        for batch in json_batches(takeovers) {
+            sqlx::query(sql::CLAIM_TAKE_OVER)
+                .bind(batch)
+                .bind(request.runner_id)
+                .bind(now.timestamp_millis())
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        // 5. Insert the plans that had no row.
+        let fresh: Vec<_> = plans
+            .iter()
+            .filter(|p| !existing.contains_key(&key(&p.scope, p.plan_time)))
+            .collect();
+        for batch in json_batches(fresh.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        })) {
+            sqlx::query(sql::CLAIM_INSERT)
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        held.extend(fresh.iter().map(|p| (p.id, p.token)));
+        // 6. What this request now holds (a plan a rival inserted since step 1 is not in it).
+        let mut rows = Vec::new();
+        for batch in json_batches(
+            held.iter()
+                .map(|(id, token)| json!([hex(*id), hex(*token)])),
+        ) {
+            rows.extend(
+                sqlx::query(sql::CLAIM_HELD)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?,
+            );
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get("id").map_err(dec)?;
+            let id_text = id.to_string();
+            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+            Ok(Claimed {
+                lease: Lease {
+                    id,
+                    token: row.try_get("lease_token").map_err(dec)?,
+                },
+                scope: Scope::new(
+                    row::text(row, "scope_kind").map_err(dec)?,
+                    row::text(row, "scope_id").map_err(dec)?,
+                ),
+                plan_time: row.try_get("plan_time").map_err(dec)?,
+                attempt: count(
+                    &id_text,
+                    "attempt",
+                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
+                )?,
+                max_attempts: count(
+                    &id_text,
+                    "max_attempts",
+                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
+                )?,
+                outcome: parsed(&id_text, &outcome)?,
+                started_at: row.try_get("started_at").map_err(dec)?,
+            })
+        })))
     }
 }
 
@@ -430,212 +642,27 @@ impl Store for MySqlStore {
     }
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
-        const OP: &str = "execution_claim";
         if request.plans.is_empty() {
             return Ok(Vec::new());
         }
-        let key = |scope: &Scope, t: DateTime<Utc>| {
-            (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
-        };
-        // A plan repeated in the batch is claimed once (its first occurrence); the rest go in
-        // plan-key order, the order of the unique index.
-        let mut seen = HashSet::new();
-        let mut plans: Vec<_> = request
-            .plans
-            .iter()
-            .filter(|p| seen.insert(key(&p.scope, p.plan_time)))
-            .collect();
-        plans.sort_by(|a, b| key(&a.scope, a.plan_time).cmp(&key(&b.scope, b.plan_time)));
-
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
-        // 1. The rows that exist, without locking.
-        let mut existing: HashMap<_, Uuid> = HashMap::new();
-        for batch in json_batches(
-            plans
-                .iter()
-                .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
-        ) {
-            for row in sqlx::query(sql::CLAIM_RESOLVE)
-                .bind(batch)
-                .bind(request.job)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?
-            {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: Uuid = row.try_get(0).map_err(dec)?;
-                let scope = Scope::new(
-                    row::text(&row, 1).map_err(dec)?,
-                    row::text(&row, 2).map_err(dec)?,
-                );
-                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
-                existing.insert(key(&scope, plan_time), id);
-            }
-        }
-        // 2. Lock them, ascending id (the one lock order), and read their state.
-        let mut locked = Vec::new();
-        if !existing.is_empty() {
-            let mut ids: Vec<Uuid> = existing.values().copied().collect();
-            ids.sort();
-            for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
-                for row in sqlx::query(sql::CLAIM_LOCK)
-                    .bind(batch)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| db_error(OP, e))?
-                {
-                    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                    locked.push(Existing {
-                        id: row.try_get(0).map_err(dec)?,
-                        status: row.try_get(1).map_err(dec)?,
-                        attempt: row.try_get(2).map_err(dec)?,
-                        max_attempts: row.try_get(3).map_err(dec)?,
-                        next_retry_at: row.try_get(4).map_err(dec)?,
-                        stale_after: row.try_get(5).map_err(dec)?,
-                        lease_token: row.try_get(6).map_err(dec)?,
-                        claim_outcome: row.try_get(7).map_err(dec)?,
-                        started_at: row.try_get(8).map_err(dec)?,
-                        replay_pending: row.try_get(9).map_err(dec)?,
-                    });
+        // Runners inserting the same new plan at once queue on its unique-key entry; when the
+        // first commits, InnoDB may pick one of the waiters as a deadlock victim and roll its
+        // whole transaction back ("try restarting transaction"). The claim is safe to run again
+        // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
+        // reported (as a transient error the runtime retries with backoff).
+        let mut tries = 0;
+        loop {
+            match self.claim_once(request).await {
+                Err(error) if tries < CLAIM_DEADLOCK_RETRIES && error::is_deadlock(&error) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        1..=5 * tries,
+                    )))
+                    .await;
                 }
+                other => return other,
             }
         }
-        // 3. The clock, once the locks are held.
-        let now = self.now(&mut tx, OP).await?;
-        let stale_after = now + crate::schedule::delta(request.stale_timeout);
-        let token_of: HashMap<Uuid, Uuid> = plans
-            .iter()
-            .filter_map(|p| {
-                existing
-                    .get(&key(&p.scope, p.plan_time))
-                    .map(|id| (*id, p.token))
-            })
-            .collect();
-        // 4. Take over the rows that are due.
-        let mut held: Vec<(Uuid, Uuid)> = Vec::new();
-        let mut takeovers = Vec::new();
-        for row in &locked {
-            let Some(&token) = token_of.get(&row.id) else {
-                continue;
-            };
-            let Some(decision) = decide(row, token, request.allow_stale_reentry, now) else {
-                continue;
-            };
-            let (attempt, outcome, failed) = match decision {
-                TakeOver::Again => (row.attempt, row.claim_outcome.clone(), None),
-                TakeOver::Attempt(outcome) => (
-                    row.attempt + 1,
-                    outcome.as_str().to_owned(),
-                    (outcome == ClaimOutcome::Stole).then_some(row.attempt),
-                ),
-            };
-            let message = failed.map(|_| {
-                format!(
-                    "lease expired without heartbeat; taken over by runner {}",
-                    request.runner_id
-                )
-            });
-            takeovers.push(json!([
-                hex(row.id),
-                hex(token),
-                attempt,
-                outcome,
-                failed,
-                message,
-                if failed.is_some() {
-                    millis(row.started_at)
-                } else {
-                    Value::Null
-                },
-            ]));
-            held.push((row.id, token));
-        }
-        for batch in json_batches(takeovers) {
-            sqlx::query(sql::CLAIM_TAKE_OVER)
-                .bind(batch)
-                .bind(request.runner_id)
-                .bind(now.timestamp_millis())
-                .bind(now)
-                .bind(stale_after)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?;
-        }
-        // 5. Insert the plans that had no row.
-        let fresh: Vec<_> = plans
-            .iter()
-            .filter(|p| !existing.contains_key(&key(&p.scope, p.plan_time)))
-            .collect();
-        for batch in json_batches(fresh.iter().map(|p| {
-            json!([
-                hex(p.id),
-                p.scope.kind,
-                p.scope.id,
-                datetime(p.plan_time),
-                hex(p.token)
-            ])
-        })) {
-            sqlx::query(sql::CLAIM_INSERT)
-                .bind(request.job)
-                .bind(i64::from(request.max_attempts))
-                .bind(request.runner_id)
-                .bind(now)
-                .bind(stale_after)
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .bind(batch)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?;
-        }
-        held.extend(fresh.iter().map(|p| (p.id, p.token)));
-        // 6. What this request now holds (a plan a rival inserted since step 1 is not in it).
-        let mut rows = Vec::new();
-        for batch in json_batches(
-            held.iter()
-                .map(|(id, token)| json!([hex(*id), hex(*token)])),
-        ) {
-            rows.extend(
-                sqlx::query(sql::CLAIM_HELD)
-                    .bind(batch)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| db_error(OP, e))?,
-            );
-        }
-        tx.commit().await.map_err(|e| db_error(OP, e))?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
-            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-            let id: Uuid = row.try_get("id").map_err(dec)?;
-            let id_text = id.to_string();
-            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
-            Ok(Claimed {
-                lease: Lease {
-                    id,
-                    token: row.try_get("lease_token").map_err(dec)?,
-                },
-                scope: Scope::new(
-                    row::text(row, "scope_kind").map_err(dec)?,
-                    row::text(row, "scope_id").map_err(dec)?,
-                ),
-                plan_time: row.try_get("plan_time").map_err(dec)?,
-                attempt: count(
-                    &id_text,
-                    "attempt",
-                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
-                )?,
-                max_attempts: count(
-                    &id_text,
-                    "max_attempts",
-                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
-                )?,
-                outcome: parsed(&id_text, &outcome)?,
-                started_at: row.try_get("started_at").map_err(dec)?,
-            })
-        })))
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
