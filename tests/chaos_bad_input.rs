@@ -223,6 +223,93 @@ async fn a_url_for_another_database_is_refused_not_tried_elsewhere() {
     }
 }
 
+#[actix::test]
+async fn a_mysql_store_refuses_urls_for_other_databases() {
+    for url in [
+        "postgres://app:secret@127.0.0.1:1/app",
+        "sqlite:cronlease.db",
+        "app:secret@127.0.0.1/app",
+    ] {
+        for error in [
+            MySqlStore::connect(url).await.map(|_| ()).unwrap_err(),
+            MySqlStore::connect_lazy(url).map(|_| ()).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{message}");
+            assert!(message.contains("`mysql://"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+}
+
+/// Whether the MySQL connection tests run (they need no server, but belong to that suite).
+fn mysql_suite() -> bool {
+    let on = std::env::var_os(common::MYSQL_URL_VAR).is_some();
+    if !on {
+        eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR);
+    }
+    on
+}
+
+#[actix::test]
+async fn mysql_connect_errors_name_host_port_and_database_never_the_password() {
+    if !mysql_suite() {
+        return;
+    }
+    let port = closed_port();
+    let url = format!("mysql://root:secret-pw@127.0.0.1:{port}/test");
+    let error = MySqlStore::connect(&url).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!format!("{error:?}").contains("secret-pw"), "{error:?}");
+    assert!(error.is_transient(), "a server that is down may come back");
+    // At start, through a lazy store: the unreachable-database error names it too.
+    let store = MySqlStore::connect_lazy(&url).unwrap();
+    let error = Scheduler::builder(store)
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("the database is unreachable at start"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
+    // A server that answers but refuses the session: named the same way, permanent.
+    let real = std::env::var(common::MYSQL_URL_VAR).unwrap();
+    let options: sqlx::mysql::MySqlConnectOptions = real.parse().unwrap();
+    let denied = format!(
+        "mysql://cronlease_no_such_user:secret-pw@{}:{}/test",
+        options.get_host(),
+        options.get_port()
+    );
+    let error = MySqlStore::connect(&denied).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the server refused the connection at {}:{} (database `test`)",
+            options.get_host(),
+            options.get_port()
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
+    assert!(!error.is_transient(), "{message}");
+}
+
 /// Whether the PostgreSQL connection tests run (they need no server, but belong to that suite).
 fn postgres_suite() -> bool {
     let on = std::env::var_os(common::POSTGRES_URL_VAR).is_some();
