@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS cronlease_migrations (
 /// Names and scopes are `VARBINARY`: compared byte for byte (no collation folds case or pads
 /// trailing spaces, so two distinct scopes can never share a plan key), at most 512 bytes each
 /// as `Scope::MAX_LEN` and `JobSpec::MAX_NAME_LEN` require. MySQL has no partial indexes: the
-/// sweep and retry indexes lead with `status` instead.
+/// sweep index leads with `status`; the retry index is `(job_name, next_retry_at)`, where only
+/// FAILED rows with a retry scheduled have a non-null time, so the retry pickup reads just those,
+/// and a terminal write (which leaves `next_retry_at` null) does not touch the index.
 const MIGRATIONS: &[(i64, &str, &[&str])] = &[
     (
         1,
@@ -63,7 +65,7 @@ CREATE TABLE cronlease_executions (
   CONSTRAINT cronlease_executions_max_attempts_check CHECK (max_attempts >= 1),
   UNIQUE KEY cronlease_executions_plan_key (job_name, scope_kind, scope_id, plan_time),
   KEY cronlease_executions_stale (status, job_name, stale_after),
-  KEY cronlease_executions_retry (status, job_name, next_retry_at),
+  KEY cronlease_executions_retry (job_name, next_retry_at),
   KEY cronlease_executions_finished (finished_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"],
     ),

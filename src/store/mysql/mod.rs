@@ -93,6 +93,7 @@ struct Statements {
     db_now: Arc<str>,
     retry_candidates: Arc<str>,
     count_stale: Arc<str>,
+    finish_success_at_once: Arc<str>,
 }
 
 impl Statements {
@@ -104,6 +105,7 @@ impl Statements {
             db_now: fill(sql::DB_NOW),
             retry_candidates: fill(sql::EXECUTION_RETRY_CANDIDATES),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
+            finish_success_at_once: fill(sql::EXECUTION_FINISH_SUCCESS_AT_ONCE),
         }
     }
 }
@@ -202,21 +204,74 @@ impl MySqlStore {
 }
 
 impl MySqlStore {
-    /// One try of [`Store::execution_claim`], in one transaction.
+    /// The common claim: every plan new. One clock read and one plain insert, no transaction.
+    /// `None` when some plan already has a row (or a rival's insert of one made this one a
+    /// deadlock victim): the full path decides.
+    async fn claim_new(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<Claimed>>> {
+        const OP: &str = "execution_claim";
+        let plans = plans_in_key_order(request);
+        let mut batches = json_batches(plans.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        }));
+        if batches.len() != 1 {
+            return Ok(None);
+        }
+        let now: DateTime<Utc> = sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        let inserted = sqlx::query(sql::CLAIM_INSERT_NEW)
+            .bind(request.job)
+            .bind(i64::from(request.max_attempts))
+            .bind(request.runner_id)
+            .bind(now)
+            .bind(stale_after)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(batches.remove(0))
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Some(
+                plans
+                    .iter()
+                    .map(|p| Claimed {
+                        lease: Lease {
+                            id: p.id,
+                            token: p.token,
+                        },
+                        scope: p.scope.clone(),
+                        plan_time: p.plan_time,
+                        attempt: 1,
+                        max_attempts: request.max_attempts,
+                        outcome: ClaimOutcome::Won,
+                        started_at: now,
+                    })
+                    .collect(),
+            )),
+            Err(sqlx::Error::Database(db))
+                if db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|my| matches!(my.number(), 1062 | 1213)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(db_error(OP, e)),
+        }
+    }
+
+    /// One try of the full claim path, in one transaction.
     async fn claim_once(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         const OP: &str = "execution_claim";
-        let key = |scope: &Scope, t: DateTime<Utc>| {
-            (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
-        };
-        // A plan repeated in the batch is claimed once (its first occurrence); the rest go in
-        // plan-key order, the order of the unique index.
-        let mut seen = HashSet::new();
-        let mut plans: Vec<_> = request
-            .plans
-            .iter()
-            .filter(|p| seen.insert(key(&p.scope, p.plan_time)))
-            .collect();
-        plans.sort_by(|a, b| key(&a.scope, a.plan_time).cmp(&key(&b.scope, b.plan_time)));
+        let plans = plans_in_key_order(request);
 
         let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
         // 1. The rows that exist, without locking.
@@ -408,6 +463,25 @@ impl MySqlStore {
             })
         })))
     }
+}
+
+/// A plan's key as the unique index orders it (names and scopes byte for byte, as
+/// `VARBINARY` compares them; times at the column's microsecond resolution).
+fn key(scope: &Scope, t: DateTime<Utc>) -> (String, String, i64) {
+    (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
+}
+
+/// The request's plans in plan-key order, the order of the unique index; a plan repeated in the
+/// batch is claimed once (its first occurrence).
+fn plans_in_key_order<'a>(request: &'a ClaimRequest<'_>) -> Vec<&'a super::PlanClaim> {
+    let mut seen = HashSet::new();
+    let mut plans: Vec<_> = request
+        .plans
+        .iter()
+        .filter(|p| seen.insert(key(&p.scope, p.plan_time)))
+        .collect();
+    plans.sort_by_key(|p| key(&p.scope, p.plan_time));
+    plans
 }
 
 /// The session time zone the store needs: `DATETIME` values travel without a zone.
@@ -650,6 +724,9 @@ impl Store for MySqlStore {
         // whole transaction back ("try restarting transaction"). The claim is safe to run again
         // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
         // reported (as a transient error the runtime retries with backoff).
+        if let Some(claimed) = self.claim_new(request).await? {
+            return Ok(claimed);
+        }
         let mut tries = 0;
         loop {
             match self.claim_once(request).await {
@@ -718,6 +795,32 @@ impl Store for MySqlStore {
         const OP: &str = "execution_finish_success";
         if writes.is_empty() {
             return Ok(Vec::new());
+        }
+        // The common case in one statement: every row still RUNNING under its token.
+        let mut sorted: Vec<&SuccessWrite> = writes.iter().collect();
+        sorted.sort_by_key(|w| w.lease.id);
+        sorted.dedup_by_key(|w| w.lease.id);
+        let mut batches = json_batches(sorted.iter().map(|w| {
+            json!([
+                hex(w.lease.id),
+                hex(w.lease.token),
+                w.duration_ms,
+                w.rows_affected,
+                w.result
+            ])
+        }));
+        if batches.len() == 1 {
+            let matched = sqlx::query(q(&self.sql.finish_success_at_once))
+                .bind(batches.remove(0))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| db_error(OP, e))?
+                .rows_affected();
+            if matched == sorted.len() as u64 {
+                return Ok(sorted.iter().map(|w| w.lease.id).collect());
+            }
+            // Some rows were not RUNNING under their token (fenced out, or written by an
+            // earlier try): the full path tells which were written.
         }
         let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
         let rows = lock_leases(

@@ -100,11 +100,12 @@ SET e.status = 'RUNNING',
   e.error_code = NULL,
   e.error_msg = NULL";
 
-/// Step 4 of a claim: inserts the plans that had no row, in plan-key order. A row a rival
-/// inserted since step 1 is met by the unique key and left as it is (the plan is Conflicted).
-/// $1: `[[id, scope kind, scope id, plan time, token], ..]`; then job, max attempts, runner,
-/// now (heartbeat), stale_after, now (started, created, updated).
-pub(super) const CLAIM_INSERT: &str = "\
+/// The insert of a claim's new plans, in plan-key order. $1..$8: job, max attempts, runner, now
+/// (heartbeat), stale_after, now (started, created, updated); $9: `[[id, scope kind, scope id,
+/// plan time, token], ..]`.
+macro_rules! claim_insert {
+    () => {
+        "\
 INSERT INTO cronlease_executions (
   id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
   runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at,
@@ -118,8 +119,21 @@ FROM JSON_TABLE(?, '$[*]' COLUMNS (
     scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[2]',
     plan_time DATETIME(6) PATH '$[3]',
     token CHAR(32) PATH '$[4]')) AS p
-ORDER BY p.n
-ON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id";
+ORDER BY p.n"
+    };
+}
+
+/// The common claim, every plan new, in one statement (autocommit): a plain insert. Any plan
+/// that has a row fails the whole statement with a duplicate key (1062), and the claim takes the
+/// full path instead.
+pub(super) const CLAIM_INSERT_NEW: &str = claim_insert!();
+
+/// Step 4 of a claim: inserts the plans that had no row. A row a rival inserted since step 1 is
+/// met by the unique key and left as it is (the plan is Conflicted).
+pub(super) const CLAIM_INSERT: &str = concat!(
+    claim_insert!(),
+    "\nON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id"
+);
 
 /// Step 5 of a claim: the rows now held under the request's tokens. $1: `[[id, token], ..]`.
 pub(super) const CLAIM_HELD: &str = "\
@@ -170,6 +184,26 @@ UPDATE cronlease_executions AS e
 SET e.status = 'SUCCESS',
   e.finished_at = ?,
   e.updated_at = ?,
+  e.duration_ms = v.duration_ms,
+  e.rows_affected = v.rows_affected,
+  e.result = v.result,
+  e.next_retry_at = NULL,
+  e.error_code = NULL,
+  e.error_msg = NULL
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// The common success write, in one statement (autocommit): every row still RUNNING under its
+/// token. `{NOW}` is read once, when the statement starts. When it matches fewer rows than
+/// offered, the store takes the full path, which tells which rows were written.
+pub(super) const EXECUTION_FINISH_SUCCESS_AT_ONCE: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]', duration_ms BIGINT PATH '$[2]',
+    rows_affected BIGINT PATH '$[3]', result LONGTEXT CHARACTER SET utf8mb4 PATH '$[4]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = 'SUCCESS',
+  e.finished_at = {NOW},
+  e.updated_at = {NOW},
   e.duration_ms = v.duration_ms,
   e.rows_affected = v.rows_affected,
   e.result = v.result,
