@@ -70,6 +70,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
     }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
+    }
     for (name, store) in &backends {
         for scopes in [1_000usize, 10_000, 100_000] {
             let job = format!("idle-{scopes}");
