@@ -1277,6 +1277,72 @@ mod tests {
         }
     }
 
+    /// Against the server named by `CRONLEASE_TEST_MYSQL_URL` (skipped when unset): four
+    /// replicas migrating a fresh database at once apply each migration once, and a newer
+    /// schema is refused.
+    #[tokio::test]
+    async fn concurrent_migrations_apply_once_and_newer_schemas_are_refused() {
+        let Ok(url) = std::env::var("CRONLEASE_TEST_MYSQL_URL") else {
+            return;
+        };
+        let database = format!("cronlease_unit_{}", Uuid::new_v4().simple());
+        let admin = MySqlPool::connect(&url).await.expect("connect");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        let options = MySqlConnectOptions::from_str(&url)
+            .expect("url")
+            .database(&database);
+        let replicas = futures_util::future::join_all((0..4).map(|_| {
+            let options = options.clone();
+            async move {
+                let store = MySqlStore::connect_with(options).await?;
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            }
+        }))
+        .await;
+        let store = replicas
+            .into_iter()
+            .map(|r| r.expect("migrate"))
+            .next_back()
+            .expect("a replica");
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cronlease_migrations")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(applied, 3);
+        let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
+            .fetch_one(store.pool())
+            .await
+            .or(sqlx::query_scalar("SELECT @@SESSION.transaction_isolation")
+                .fetch_one(store.pool())
+                .await)
+            .expect("isolation");
+        assert_eq!(isolation, "READ-COMMITTED");
+        sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES (99, 'future')")
+            .execute(store.pool())
+            .await
+            .expect("insert");
+        let refused = store.migrate().await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::SchemaTooNew {
+                    found: 99,
+                    known: 3
+                })
+            ),
+            "{refused:?}"
+        );
+        store.pool().close().await;
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+    }
+
     #[test]
     fn large_batches_are_split_under_the_packet_limit() {
         let big = "x".repeat(16 * 1024);
