@@ -31,6 +31,13 @@
 //! time at the write, and the value compared is the value stored. `UTC_TIMESTAMP` does not
 //! depend on the session time zone; the session is pinned to UTC anyway because `DATETIME`
 //! values travel without a zone.
+//!
+//! Two fast paths skip the transaction in the common case. A claim whose plans are all new
+//! reads the clock, then inserts them in one plain `INSERT` (new rows have no lock to wait for;
+//! a plan that has a row fails it with a duplicate key and the full path runs). A success write
+//! whose rows are all still RUNNING under their tokens is one `UPDATE` stamping `finished_at`
+//! with the statement's own `UTC_TIMESTAMP(3)` (an audit time, not a lease stamp; when fewer rows
+//! match, the full path tells which were written).
 
 pub(crate) mod error;
 mod migrate;
