@@ -31,6 +31,7 @@ async fn claim(
                 runner_id: "bench",
                 stale_timeout: Duration::from_secs(600),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: chunk.to_vec(),
             })
             .await

@@ -1,5 +1,7 @@
 //! `tick_idle/<backend>/<scopes>`: one tick of a job whose every scope's latest plan already
-//! succeeded (nothing due), for 1,000 to 100,000 scopes.
+//! succeeded (nothing due), for 1,000 to 100,000 scopes; `tick_idle/<backend>_cron/100000` the
+//! same for a weekly cron job in Europe/Berlin, and `<backend>_cron_stagger/100000` with a
+//! 10-minute stagger.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -11,12 +13,37 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use cronlease::prelude::*;
 use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
 
-const CADENCE: &str = "7d";
+/// The schedules measured: a cadence, a cron pattern in a time zone, the same with stagger.
+#[derive(Clone, Copy)]
+enum Kind {
+    Every,
+    Cron,
+    CronStagger,
+}
+
+impl Kind {
+    fn schedule(self) -> Schedule {
+        match self {
+            Kind::Every => Schedule::every("7d").unwrap(),
+            Kind::Cron | Kind::CronStagger => {
+                Schedule::cron_in("0 3 * * MON", "Europe/Berlin").unwrap()
+            }
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Every => "",
+            Kind::Cron => "_cron",
+            Kind::CronStagger => "_cron_stagger",
+        }
+    }
+}
 
 /// Seeds a SUCCESS row at the latest plan of every scope and starts a manual-tick scheduler.
-async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str) -> Scheduler {
-    let cadence = Schedule::every(CADENCE).unwrap().cadence();
-    let latest = cronlease::floor_plan(store.db_now().await.unwrap(), cadence);
+async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str, kind: Kind) -> Scheduler {
+    let schedule = kind.schedule();
+    let latest = schedule.latest_plan(store.db_now().await.unwrap()).unwrap();
     let plans: Vec<_> = support::scopes(scopes)
         .into_iter()
         .map(|s| PlanClaim::new(s, latest))
@@ -29,6 +56,7 @@ async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str) -> Sche
                 runner_id: "seed",
                 stale_timeout: Duration::from_secs(3600),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: chunk.to_vec(),
             })
             .await
@@ -44,8 +72,11 @@ async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str) -> Sche
             .collect();
         store.execution_finish_success(&writes).await.unwrap();
     }
-    let spec = JobSpec::builder(job)
-        .every(CADENCE)
+    let mut spec = JobSpec::builder(job).schedule(schedule);
+    if let Kind::CronStagger = kind {
+        spec = spec.stagger("10m");
+    }
+    let spec = spec
         .scopes(support::scopes(scopes))
         .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
         .build()
@@ -73,11 +104,19 @@ fn bench(c: &mut Criterion) {
     if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
         backends.push(("mysql", runner.block_on(support::mysql(&url))));
     }
+    let cases = [
+        (Kind::Every, 1_000usize),
+        (Kind::Every, 10_000),
+        (Kind::Every, 100_000),
+        (Kind::Cron, 100_000),
+        (Kind::CronStagger, 100_000),
+    ];
     for (name, store) in &backends {
-        for scopes in [1_000usize, 10_000, 100_000] {
-            let job = format!("idle-{scopes}");
-            let s = runner.block_on(idle_scheduler(store.clone(), scopes, &job));
-            group.bench_with_input(BenchmarkId::new(*name, scopes), &scopes, |b, _| {
+        for (kind, scopes) in cases {
+            let job = format!("idle{}-{scopes}", kind.suffix());
+            let s = runner.block_on(idle_scheduler(store.clone(), scopes, &job, kind));
+            let id = BenchmarkId::new(format!("{name}{}", kind.suffix()), scopes);
+            group.bench_with_input(id, &scopes, |b, _| {
                 b.iter_custom(|iters| {
                     runner.block_on(async {
                         let started = Instant::now();

@@ -8,8 +8,8 @@
 //!
 //! - Storage: [`SqliteStore`] (embedded default, a file), [`PgStore`] and [`MySqlStore`]
 //!   (several replicas; MySQL 8 or MariaDB), behind the [`Store`] trait.
-//! - Jobs: [`JobSpec::builder`] with a [`Schedule`], [`Scopes`], a [`CatchUp`] mode and a
-//!   [`Handler`].
+//! - Jobs: [`JobSpec::builder`] with a [`Schedule`] (a fixed cadence or a cron expression in an
+//!   IANA time zone), [`Scopes`], a [`CatchUp`] mode and a [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
 //!   RetryPolicy; see `docs/architecture.md`) and returns a [`Scheduler`] handle.
 //! - Operations: history ([`Scheduler::executions`], keyset pages), the dead-letter set
@@ -29,6 +29,7 @@ mod scheduler;
 mod scope;
 mod spec;
 pub mod store;
+mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
@@ -38,9 +39,9 @@ pub use execution::{
     Status,
 };
 pub use handler::{Handler, JobContext, JobError, JobOutput};
-pub use plan::CatchUp;
+pub use plan::{CatchUp, CatchUpPreview};
 pub use retry::{Backoff, DbRetry, RetryDecision};
-pub use schedule::{Schedule, floor_plan};
+pub use schedule::{CronSchedule, PlannedTime, Schedule, floor_plan, stagger_offset};
 pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};

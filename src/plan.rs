@@ -1,7 +1,9 @@
 //! Pure planning: which plan times a scope is due for, and which failed rows are still current.
 //!
 //! - [`CatchUp`]: what to do about plans missed while no runner was ticking.
-//! - `cadence_plans`: the plans of one scope for one tick (no I/O; unit-tested here).
+//! - `TickPlans`: one job's plan times for one tick, computed once and shared by its scopes
+//!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
+//! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
@@ -10,11 +12,12 @@
 //!
 //! The Supervisor calls these with the database time read once per tick, and the store only writes.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::schedule::{delta, floor_plan};
+use crate::schedule::{Schedule, delta};
 use crate::scope::Scope;
 use crate::store::RetryCandidate;
 
@@ -55,28 +58,29 @@ impl CatchUp {
     }
 
     /// The plan times a scope with newest stored plan `newest_known` is due for at `db_now`
-    /// (ascending, at most `max_plans_per_tick`), for a cadence schedule without delay: what one
-    /// tick would claim for it.
+    /// (ascending, at most `max_plans_per_tick`), without stagger or delay: what one tick would
+    /// claim for it.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cronlease::CatchUp;
+    /// use cronlease::{CatchUp, Schedule};
     ///
     /// let now = "2026-11-22T10:07:30Z".parse().unwrap();
     /// let newest = Some("2026-11-22T10:05:00Z".parse().unwrap());
     /// let catch_up = CatchUp::EveryPlan { window: Duration::from_secs(3600), max_plans_per_tick: 5 };
-    /// let due = catch_up.due_plans(Duration::from_secs(60), now, newest);
+    /// let every_minute = Schedule::cron("* * * * *").unwrap();
+    /// let due = catch_up.due_plans(&every_minute, now, newest);
     /// assert_eq!(due.len(), 2); // 10:06 and 10:07
-    /// assert!(CatchUp::LatestOnly.due_plans(Duration::from_secs(60), now, due.last().copied()).is_empty());
+    /// assert!(CatchUp::LatestOnly.due_plans(&every_minute, now, due.last().copied()).is_empty());
     /// ```
     pub fn due_plans(
         &self,
-        cadence: Duration,
+        schedule: &Schedule,
         db_now: DateTime<Utc>,
         newest_known: Option<DateTime<Utc>>,
     ) -> Vec<DateTime<Utc>> {
-        let latest = floor_plan(db_now, cadence);
-        cadence_plans(*self, cadence, latest, db_now, newest_known)
+        TickPlans::new(schedule, *self, db_now, db_now, Duration::ZERO)
+            .plans_for(Duration::ZERO, newest_known)
     }
 
     /// The catch-up window, `None` meaning latest only.
@@ -88,33 +92,213 @@ impl CatchUp {
     }
 }
 
-/// The plan times one scope should claim this tick, ascending.
+/// The most recent plan times a tick keeps for its scopes' stagger offsets; older ones (a
+/// stagger window holding more plans than this) are computed per scope.
+const MAX_RECENT_PLANS: usize = 4096;
+
+/// One job's plan times for one tick, computed once and shared by all its scopes.
 ///
-/// `latest` is `floor_plan(db_now - schedule_delay)`; `newest_known` is the newest plan time stored
-/// (or already claimed) for the scope.
-pub(crate) fn cadence_plans(
+/// A scope with stagger offset `o` is due for the newest plan `p` with `p + o <= eligible`
+/// (`eligible` is `db_now - schedule_delay`). `recent` holds every plan from the one at or before
+/// `eligible - stagger` to the one at or before `eligible`, so each scope finds its plan by a
+/// binary search instead of a schedule computation; catch-up walks between plans are memoised,
+/// so scopes in step share them.
+pub(crate) struct TickPlans<'a> {
+    schedule: &'a Schedule,
     catch_up: CatchUp,
-    cadence: Duration,
-    latest: DateTime<Utc>,
     db_now: DateTime<Utc>,
-    newest_known: Option<DateTime<Utc>>,
-) -> Vec<DateTime<Utc>> {
-    if newest_known.is_some_and(|newest| newest >= latest) {
-        return Vec::new();
+    eligible: DateTime<Utc>,
+    /// Ascending; the last is the newest plan at or before `eligible`.
+    recent: Vec<DateTime<Utc>>,
+    /// Whether `recent` reaches back to `eligible - stagger` (or the schedule's first plan).
+    complete: bool,
+    /// The first plan after `eligible`.
+    next: Option<DateTime<Utc>>,
+    /// `t -> the first plan after t`, for catch-up walks of cron schedules.
+    memo: HashMap<DateTime<Utc>, Option<DateTime<Utc>>>,
+}
+
+impl<'a> TickPlans<'a> {
+    /// The plan times around `eligible`, for scopes whose offsets lie in `[0, stagger)`.
+    pub(crate) fn new(
+        schedule: &'a Schedule,
+        catch_up: CatchUp,
+        db_now: DateTime<Utc>,
+        eligible: DateTime<Utc>,
+        stagger: Duration,
+    ) -> Self {
+        let floor = eligible - delta(stagger);
+        let mut recent = Vec::new();
+        let mut complete = true;
+        let mut cursor = schedule.latest_plan(eligible);
+        while let Some(plan) = cursor {
+            recent.push(plan);
+            if plan <= floor {
+                break;
+            }
+            if recent.len() == MAX_RECENT_PLANS {
+                complete = false;
+                break;
+            }
+            cursor = schedule.latest_plan(plan - TimeDelta::milliseconds(1));
+        }
+        recent.reverse();
+        TickPlans {
+            schedule,
+            catch_up,
+            db_now,
+            eligible,
+            recent,
+            complete,
+            next: schedule.next_plan(eligible),
+            memo: HashMap::new(),
+        }
     }
-    let Some(window) = catch_up.window() else {
-        return vec![latest];
-    };
-    let step = delta(cadence);
-    let oldest_allowed = ceil_plan(db_now - delta(window), cadence);
-    let first = match newest_known {
-        Some(newest) => (floor_plan(newest, cadence) + step).max(oldest_allowed),
+
+    /// The newest plan due for a scope with stagger offset `offset`, and the plan after it.
+    fn around(&self, offset: Duration) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let cut = self.eligible - delta(offset);
+        let i = self.recent.partition_point(|plan| *plan <= cut);
+        if i > 0 {
+            let next = self.recent.get(i).copied().or(self.next);
+            return (Some(self.recent[i - 1]), next);
+        }
+        if self.complete {
+            return (None, self.recent.first().copied().or(self.next));
+        }
+        (self.schedule.latest_plan(cut), self.schedule.next_plan(cut))
+    }
+
+    /// The plan times a scope should claim this tick, ascending: `offset` is its stagger offset,
+    /// `newest_known` the newest plan time stored (or already claimed) for it.
+    pub(crate) fn plans_for(
+        &mut self,
+        offset: Duration,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
+        self.scope(offset, newest_known).0
+    }
+
+    /// [`plans_for`](Self::plans_for) and [`next_due`](Self::next_due) of one scope together,
+    /// with one search of the recent plans.
+    pub(crate) fn scope(
+        &mut self,
+        offset: Duration,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let (latest, next) = self.around(offset);
+        let next_due = next.map(|plan| plan + delta(offset));
+        let plans = match latest {
+            Some(latest) => self.plans_up_to(latest, newest_known),
+            None => Vec::new(),
+        };
+        (plans, next_due)
+    }
+
+    /// The plans up to `latest` (the newest due) of a scope whose newest row is `newest_known`.
+    fn plans_up_to(
+        &mut self,
+        latest: DateTime<Utc>,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
+        if newest_known.is_some_and(|newest| newest >= latest) {
+            return Vec::new();
+        }
+        let (Some(window), Some(newest)) = (self.catch_up.window(), newest_known) else {
+            return vec![latest];
+        };
+        let oldest_allowed = self.db_now - delta(window);
+        let start = newest.max(oldest_allowed - TimeDelta::milliseconds(1));
+        let max = self.catch_up.max_plans_per_tick();
+        let mut plans = Vec::new();
+        let mut cursor = self.next_after(start);
+        while let Some(plan) = cursor {
+            if plan > latest || plans.len() == max {
+                break;
+            }
+            plans.push(plan);
+            cursor = self.next_after(plan);
+        }
+        plans
+    }
+
+    /// When the next plan of a scope with stagger offset `offset` comes due, `schedule_delay`
+    /// not included; `None` if the schedule has no later plan.
+    #[cfg(test)]
+    pub(crate) fn next_due(&self, offset: Duration) -> Option<DateTime<Utc>> {
+        self.around(offset).1.map(|plan| plan + delta(offset))
+    }
+
+    /// The first plan after `t`.
+    fn next_after(&mut self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Schedule::Every { .. } = self.schedule {
+            return self.schedule.next_plan(t);
+        }
+        let schedule = self.schedule;
+        *self.memo.entry(t).or_insert_with(|| schedule.next_plan(t))
+    }
+}
+
+/// Which plans catch-up runs after a downtime, for one scope of a job (stagger aside): see
+/// [`JobSpec::catch_up_preview`](crate::JobSpec::catch_up_preview).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CatchUpPreview {
+    /// The plans that come due during the downtime and run at restart, oldest first.
+    pub run: Vec<DateTime<Utc>>,
+    /// How many plans come due during the downtime and are skipped by the catch-up mode.
+    pub skipped: usize,
+    /// The oldest and newest skipped plan.
+    pub skipped_span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The downtime held more than [`CatchUpPreview::MAX_PLANS`] plans: the lists stop there.
+    pub truncated: bool,
+}
+
+impl CatchUpPreview {
+    /// The most plans a preview walks.
+    pub const MAX_PLANS: usize = 100_000;
+}
+
+/// The plans of `schedule` that come due between `down_from` (the last tick before the
+/// downtime, whose plans all ran) and `down_to` (the first tick after), split into those the
+/// catch-up mode runs and those it skips.
+pub(crate) fn catch_up_preview(
+    schedule: &Schedule,
+    catch_up: CatchUp,
+    delay: Duration,
+    down_from: DateTime<Utc>,
+    down_to: DateTime<Utc>,
+) -> CatchUpPreview {
+    let newest = schedule.latest_plan(down_from - delta(delay));
+    let latest = schedule.latest_plan(down_to - delta(delay));
+    let mut missed = Vec::new();
+    let mut truncated = false;
+    let mut cursor = match newest {
+        Some(newest) => schedule.next_plan(newest),
         None => latest,
     };
-    std::iter::successors(Some(first), |t| Some(*t + step))
-        .take_while(|t| *t <= latest)
-        .take(catch_up.max_plans_per_tick())
-        .collect()
+    while let Some(plan) = cursor {
+        if latest.is_none_or(|latest| plan > latest) {
+            break;
+        }
+        if missed.len() == CatchUpPreview::MAX_PLANS {
+            truncated = true;
+            break;
+        }
+        missed.push(plan);
+        cursor = schedule.next_plan(plan);
+    }
+    let runs = |plan: &DateTime<Utc>| match catch_up.window() {
+        None => Some(*plan) == latest,
+        Some(window) => *plan >= down_to - delta(window),
+    };
+    let (run, skipped): (Vec<_>, Vec<_>) = missed.into_iter().partition(runs);
+    CatchUpPreview {
+        run,
+        skipped: skipped.len(),
+        skipped_span: skipped.first().zip(skipped.last()).map(|(a, b)| (*a, *b)),
+        truncated,
+    }
 }
 
 /// Applies a planner hook's output: keeps its order, drops repeats and plans later than
@@ -157,24 +341,38 @@ pub(crate) fn due_retries(
     (due, wait)
 }
 
-/// The first plan boundary at or after `t`.
-fn ceil_plan(t: DateTime<Utc>, cadence: Duration) -> DateTime<Utc> {
-    let floor = floor_plan(t, cadence);
-    if floor < t {
-        floor + delta(cadence)
-    } else {
-        floor
-    }
-}
+#[cfg(test)]
+mod model;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::schedule::floor_plan;
+
     const MIN: Duration = Duration::from_secs(60);
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    /// The plans of one scope of an every-`cadence` job at `now` (no stagger, no delay);
+    /// `latest` is what the tick derives itself, checked here.
+    fn cadence_plans(
+        catch_up: CatchUp,
+        cadence: Duration,
+        latest: DateTime<Utc>,
+        now: DateTime<Utc>,
+        known: Option<DateTime<Utc>>,
+    ) -> Vec<DateTime<Utc>> {
+        let schedule = Schedule::every(&humantime::format_duration(cadence).to_string()).unwrap();
+        assert_eq!(schedule.latest_plan(now), Some(latest));
+        TickPlans::new(&schedule, catch_up, now, now, Duration::ZERO)
+            .plans_for(Duration::ZERO, known)
+    }
+
+    fn cron(pattern: &str, zone: &str) -> Schedule {
+        Schedule::cron_in(pattern, zone).unwrap()
     }
 
     fn every_plan(window_min: u64, max: usize) -> CatchUp {
@@ -370,5 +568,284 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(wait, None);
         assert_eq!(due_retries(Vec::new(), now), (Vec::new(), None));
+    }
+
+    #[test]
+    fn cron_plans_follow_the_calendar_in_both_modes() {
+        // Every weekday at 09:00 New York time; the runner was down over a weekend.
+        let schedule = cron("0 9 * * MON-FRI", "America/New_York");
+        let now = at("2026-11-30T15:00:00Z"); // Monday 10:00 EST
+        let friday = at("2026-11-27T14:00:00Z");
+        let mut tick = TickPlans::new(&schedule, CatchUp::LatestOnly, now, now, Duration::ZERO);
+        assert_eq!(
+            tick.plans_for(Duration::ZERO, Some(friday - TimeDelta::days(1))),
+            vec![at("2026-11-30T14:00:00Z")]
+        );
+        let mut tick = TickPlans::new(
+            &schedule,
+            every_plan(7 * 24 * 60, 10),
+            now,
+            now,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            tick.plans_for(Duration::ZERO, Some(friday - TimeDelta::days(1))),
+            vec![friday, at("2026-11-30T14:00:00Z")]
+        );
+        assert_eq!(
+            tick.next_due(Duration::ZERO),
+            Some(at("2026-12-01T14:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_downtime_across_spring_forward_runs_the_shifted_plan_once() {
+        // Berlin, 2026-03-29: 02:30 does not exist; its plan is 03:00 CEST (01:00Z).
+        let daily = cron("30 2 * * *", "Europe/Berlin");
+        let hourly = cron("0 * * * *", "Europe/Berlin");
+        let quarter = cron("*/15 * * * *", "Europe/Berlin");
+        let down_from = at("2026-03-28T23:10:00Z");
+        let down_to = at("2026-03-29T03:10:00Z");
+        let window = every_plan(24 * 60, 100);
+        let newest = |s: &Schedule| s.latest_plan(down_from);
+        let run = |s: &Schedule, mode| {
+            TickPlans::new(s, mode, down_to, down_to, Duration::ZERO)
+                .plans_for(Duration::ZERO, newest(s))
+        };
+        assert_eq!(run(&daily, window), vec![at("2026-03-29T01:00:00Z")]);
+        assert_eq!(
+            run(&daily, CatchUp::LatestOnly),
+            vec![at("2026-03-29T01:00:00Z")]
+        );
+        assert_eq!(
+            run(&hourly, window),
+            vec![
+                at("2026-03-29T00:00:00Z"),
+                at("2026-03-29T01:00:00Z"),
+                at("2026-03-29T02:00:00Z"),
+                at("2026-03-29T03:00:00Z"),
+            ]
+        );
+        assert_eq!(
+            run(&hourly, CatchUp::LatestOnly),
+            vec![at("2026-03-29T03:00:00Z")]
+        );
+        let quarters = run(&quarter, window);
+        assert_eq!(
+            quarters.len(),
+            16,
+            "every real quarter hour from 23:15Z to 03:00Z"
+        );
+        assert!(
+            quarters
+                .windows(2)
+                .all(|w| w[1] - w[0] == TimeDelta::minutes(15))
+        );
+    }
+
+    #[test]
+    fn a_downtime_across_fall_back_runs_each_instant_once() {
+        // Berlin, 2026-10-25: 02:00-02:59 happens twice (00:00Z-00:59Z CEST, 01:00Z-01:59Z CET).
+        let daily = cron("30 2 * * *", "Europe/Berlin");
+        let hourly = cron("0 * * * *", "Europe/Berlin");
+        let down_from = at("2026-10-24T23:10:00Z");
+        let down_to = at("2026-10-25T02:10:00Z");
+        let window = every_plan(24 * 60, 100);
+        let run = |s: &Schedule, mode| {
+            TickPlans::new(s, mode, down_to, down_to, Duration::ZERO)
+                .plans_for(Duration::ZERO, s.latest_plan(down_from))
+        };
+        assert_eq!(run(&daily, window), vec![at("2026-10-25T00:30:00Z")]);
+        assert_eq!(
+            run(&daily, CatchUp::LatestOnly),
+            vec![at("2026-10-25T00:30:00Z")]
+        );
+        assert_eq!(
+            run(&hourly, window),
+            vec![
+                at("2026-10-25T00:00:00Z"),
+                at("2026-10-25T01:00:00Z"),
+                at("2026-10-25T02:00:00Z"),
+            ]
+        );
+        // A tick in the second 02:30 (01:30Z) does not run the daily plan again.
+        let second = at("2026-10-25T01:30:00Z");
+        let mut tick = TickPlans::new(&daily, window, second, second, Duration::ZERO);
+        assert!(
+            tick.plans_for(Duration::ZERO, Some(at("2026-10-25T00:30:00Z")))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_schedule_change_never_runs_old_plan_times() {
+        // Rows of an every-7-minutes cadence, then the job moves to cron at :00 and :30.
+        let schedule = cron("0,30 * * * *", "UTC");
+        let now = at("2026-11-22T10:45:00Z");
+        let old_newest = Some(at("2026-11-22T10:42:00Z"));
+        let mut tick = TickPlans::new(&schedule, every_plan(120, 10), now, now, Duration::ZERO);
+        // 10:30 is older than the newest row: nothing runs until 11:00.
+        assert!(tick.plans_for(Duration::ZERO, old_newest).is_empty());
+        assert_eq!(
+            tick.next_due(Duration::ZERO),
+            Some(at("2026-11-22T11:00:00Z"))
+        );
+        // Older history: only the new schedule's times after it, never 10:21 or 10:28.
+        let plans = tick.plans_for(Duration::ZERO, Some(at("2026-11-22T10:14:00Z")));
+        assert_eq!(plans, vec![at("2026-11-22T10:30:00Z")]);
+    }
+
+    #[test]
+    fn stagger_moves_each_scope_due_time_not_its_plan() {
+        let schedule = cron("0 0 * * *", "UTC");
+        let stagger = Duration::from_secs(600);
+        let now = at("2026-11-22T00:04:00Z");
+        let mut tick = TickPlans::new(&schedule, CatchUp::LatestOnly, now, now, stagger);
+        let yesterday = Some(at("2026-11-21T00:00:00Z"));
+        // Offset 3 min: due at 00:03, so the 00:00 plan runs.
+        assert_eq!(
+            tick.plans_for(Duration::from_secs(180), yesterday),
+            vec![at("2026-11-22T00:00:00Z")]
+        );
+        // Offset 5 min: not due before 00:05; yesterday's plan already ran.
+        assert!(
+            tick.plans_for(Duration::from_secs(300), yesterday)
+                .is_empty()
+        );
+        assert_eq!(
+            tick.next_due(Duration::from_secs(300)),
+            Some(at("2026-11-22T00:05:00Z"))
+        );
+        assert_eq!(
+            tick.next_due(Duration::from_secs(180)),
+            Some(at("2026-11-23T00:03:00Z"))
+        );
+        // A scope never run and not yet due gets yesterday's plan (its newest due one).
+        assert_eq!(
+            tick.plans_for(Duration::from_secs(300), None),
+            vec![at("2026-11-21T00:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_stagger_longer_than_the_recent_list_falls_back_per_scope() {
+        let schedule = Schedule::every("1ms").unwrap();
+        let now = at("2026-11-22T10:00:00Z");
+        let stagger = Duration::from_secs(10);
+        let tick = TickPlans::new(&schedule, CatchUp::LatestOnly, now, now, stagger);
+        assert!(!tick.complete);
+        let offset = Duration::from_secs(9);
+        assert_eq!(
+            tick.around(offset).0,
+            Some(at("2026-11-22T09:59:51Z")),
+            "computed from the schedule"
+        );
+    }
+
+    #[test]
+    fn catch_up_preview_splits_run_and_skipped() {
+        let hourly = cron("0 * * * *", "UTC");
+        let from = at("2026-11-22T02:10:00Z");
+        let to = at("2026-11-22T08:10:00Z");
+        let latest = catch_up_preview(&hourly, CatchUp::LatestOnly, Duration::ZERO, from, to);
+        assert_eq!(latest.run, vec![at("2026-11-22T08:00:00Z")]);
+        assert_eq!(latest.skipped, 5);
+        assert_eq!(
+            latest.skipped_span,
+            Some((at("2026-11-22T03:00:00Z"), at("2026-11-22T07:00:00Z")))
+        );
+        let windowed = catch_up_preview(&hourly, every_plan(150, 1), Duration::ZERO, from, to);
+        assert_eq!(
+            windowed.run,
+            vec![
+                at("2026-11-22T06:00:00Z"),
+                at("2026-11-22T07:00:00Z"),
+                at("2026-11-22T08:00:00Z")
+            ]
+        );
+        assert_eq!(windowed.skipped, 3);
+        let none = catch_up_preview(&hourly, CatchUp::LatestOnly, Duration::ZERO, from, from);
+        assert!(none.run.is_empty() && none.skipped == 0 && !none.truncated);
+    }
+
+    #[test]
+    fn downtimes_across_real_transitions_run_each_instant_once_in_both_modes() {
+        // (zone, a time before a transition, a time after it)
+        let transitions = [
+            (
+                "Europe/Berlin",
+                "2026-03-28T22:00:00Z",
+                "2026-03-29T04:00:00Z",
+            ),
+            (
+                "Europe/Berlin",
+                "2026-10-24T22:00:00Z",
+                "2026-10-25T04:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-08T04:00:00Z",
+                "2026-03-08T10:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-11-01T03:00:00Z",
+                "2026-11-01T09:00:00Z",
+            ),
+            (
+                "Australia/Lord_Howe",
+                "2026-10-03T12:00:00Z",
+                "2026-10-03T18:00:00Z",
+            ),
+            (
+                "Australia/Lord_Howe",
+                "2026-04-04T12:00:00Z",
+                "2026-04-04T18:00:00Z",
+            ),
+            (
+                "Australia/Sydney",
+                "2026-04-04T13:00:00Z",
+                "2026-04-04T19:00:00Z",
+            ),
+            (
+                "Australia/Sydney",
+                "2026-10-03T13:00:00Z",
+                "2026-10-03T19:00:00Z",
+            ),
+        ];
+        for (zone, from, to) in transitions {
+            for pattern in ["30 2 * * *", "0 * * * *", "*/15 * * * *"] {
+                let schedule = cron(pattern, zone);
+                let (from, to) = (at(from), at(to));
+                let newest = schedule.latest_plan(from);
+                // Every real instant the pattern names in between, found one by one.
+                let expected: Vec<_> =
+                    std::iter::successors(schedule.next_plan(from), |t| schedule.next_plan(*t))
+                        .take_while(|t| *t <= to)
+                        .collect();
+                let mut distinct = expected.clone();
+                distinct.dedup();
+                assert_eq!(distinct, expected, "{pattern} {zone}: no instant twice");
+                let mut tick =
+                    TickPlans::new(&schedule, every_plan(24 * 60, 1000), to, to, Duration::ZERO);
+                assert_eq!(
+                    tick.plans_for(Duration::ZERO, newest),
+                    expected,
+                    "{pattern} {zone} EveryPlan"
+                );
+                let mut tick =
+                    TickPlans::new(&schedule, CatchUp::LatestOnly, to, to, Duration::ZERO);
+                let latest: Vec<_> = expected.last().copied().into_iter().collect();
+                assert_eq!(
+                    tick.plans_for(Duration::ZERO, newest),
+                    latest,
+                    "{pattern} {zone} LatestOnly"
+                );
+                // Daily plans: one per local day, shifted or not.
+                if pattern == "30 2 * * *" {
+                    assert!(expected.len() <= 1, "{zone}: {expected:?}");
+                }
+            }
+        }
     }
 }

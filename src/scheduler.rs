@@ -18,11 +18,13 @@ use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPru
 use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
+use crate::actors::watched_store::WatchedStore;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
 use crate::spec::JobSpec;
 use crate::store::{ExecutionFilter, Store};
+use crate::takeover::TakeoverGuard;
 use crate::telemetry;
 
 /// Default tick interval: the longest a Supervisor sleeps between ticks.
@@ -213,8 +215,17 @@ impl SchedulerBuilder {
             .collect();
         let handlers = HandlerRuntime::new(self.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("cannot start the handler runtime: {e}")))?;
-        let (store, db_retry, shutdown_grace) =
-            (self.store.clone(), self.db_retry, self.shutdown_grace);
+        // Every store call of the runtime feeds the takeover guard: a runner that regains the
+        // database after an outage lets the owners renew their leases before taking any over.
+        let shortest_heartbeat = jobs
+            .iter()
+            .map(|spec| spec.heartbeat_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(10));
+        let takeover = Arc::new(TakeoverGuard::new(shortest_heartbeat));
+        let store: Arc<dyn Store> =
+            Arc::new(WatchedStore::new(self.store.clone(), takeover.clone()));
+        let (db_retry, shutdown_grace) = (self.db_retry, self.shutdown_grace);
         let (max_concurrent, tick_interval, auto_tick) =
             (self.max_concurrent, self.tick_interval, self.auto_tick);
         tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
@@ -229,6 +240,7 @@ impl SchedulerBuilder {
                 retry_policy: RetryPolicy::new(backoffs).start(),
                 completer: Completer::new(store, db_retry, me.clone().recipient()).start(),
                 shutdown_grace,
+                takeover,
             });
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });

@@ -3,7 +3,7 @@
 //! - [`JobSpec`]: a validated job, ready to register with a scheduler.
 //! - [`JobSpecBuilder`]: every setting with its default and its limits; [`JobSpecBuilder::build`]
 //!   checks them all and names the first invalid field and the fix.
-//! - [`PlannerHook`]: replaces cadence planning for cron-like or data-driven schedules.
+//! - [`PlannerHook`]: replaces schedule planning for data-driven plan times.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::handler::Handler;
-use crate::plan::CatchUp;
+use crate::plan::{CatchUp, CatchUpPreview, catch_up_preview};
 use crate::retry::Backoff;
-use crate::schedule::Schedule;
+use crate::schedule::{PlannedTime, Schedule, stagger_offset, upcoming};
 use crate::scope::{ProviderError, Scope, Scopes};
 
 /// A planner hook: `(scope, db_now, newest known plan of the scope) -> plan times`.
@@ -52,6 +52,7 @@ pub struct JobSpec {
     pub(crate) scopes: Scopes,
     pub(crate) catch_up: CatchUp,
     pub(crate) schedule_delay: Duration,
+    pub(crate) stagger: Duration,
     pub(crate) run_timeout: Duration,
     pub(crate) stale_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
@@ -77,6 +78,8 @@ impl JobSpec {
     /// The longest `schedule_delay`: 366 days, the same as the longest cadence
     /// ([`Schedule::MAX_CADENCE`]).
     pub const MAX_SCHEDULE_DELAY: Duration = Duration::from_secs(366 * DAY);
+    /// The longest `stagger` window: 1 day.
+    pub const MAX_STAGGER: Duration = Duration::from_secs(DAY);
 
     /// Starts a job named `name`. The name identifies the job's rows in the database: keep it
     /// stable across deployments.
@@ -85,6 +88,10 @@ impl JobSpec {
             name: name.into(),
             schedule: None,
             parse_error: None,
+            cron: None,
+            time_zone: None,
+            offset: None,
+            stagger: None,
             planner: None,
             scopes: Scopes::default(),
             catch_up: CatchUp::default(),
@@ -107,8 +114,74 @@ impl JobSpec {
     }
 
     /// The schedule, unless a planner hook replaces it.
-    pub fn schedule(&self) -> Option<Schedule> {
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
+    }
+
+    /// The stagger window over which scopes' due times are spread (zero: none).
+    pub fn stagger(&self) -> Duration {
+        self.stagger
+    }
+
+    /// How long after its plan time a plan becomes due.
+    pub fn schedule_delay(&self) -> Duration {
+        self.schedule_delay
+    }
+
+    /// The next `n` plan times strictly after `after`, in UTC and in the schedule's time zone,
+    /// each due `schedule_delay` after its plan time (stagger aside: see
+    /// [`upcoming_for`](Self::upcoming_for)). Empty for a planner-hook job.
+    ///
+    /// ```
+    /// use cronlease::{JobContext, JobOutput, JobSpec};
+    ///
+    /// let spec = JobSpec::builder("nightly")
+    ///     .cron("30 2 * * *")
+    ///     .time_zone("Europe/Berlin")
+    ///     .handler(|_ctx: JobContext| async move { Ok(JobOutput::rows(0)) })
+    ///     .build()
+    ///     .unwrap();
+    /// let next = spec.upcoming("2026-03-28T12:00:00Z".parse().unwrap(), 2);
+    /// // 02:30 does not exist on 2026-03-29 in Berlin: that plan runs at 03:00 CEST.
+    /// assert_eq!(next[0].plan_time.to_rfc3339(), "2026-03-29T01:00:00+00:00");
+    /// assert_eq!(next[0].local.to_rfc3339(), "2026-03-29T03:00:00+02:00");
+    /// assert_eq!(next[1].local.to_rfc3339(), "2026-03-30T02:30:00+02:00");
+    /// ```
+    pub fn upcoming(&self, after: DateTime<Utc>, n: usize) -> Vec<PlannedTime> {
+        self.schedule.as_ref().map_or_else(Vec::new, |schedule| {
+            upcoming(schedule, after, n, self.schedule_delay)
+        })
+    }
+
+    /// The next `n` plan times of one scope strictly after `after`: the same plan times as
+    /// [`upcoming`](Self::upcoming), due later by the scope's stagger offset.
+    pub fn upcoming_for(&self, scope: &Scope, after: DateTime<Utc>, n: usize) -> Vec<PlannedTime> {
+        let lag = self.schedule_delay + stagger_offset(&self.name, scope, self.stagger);
         self.schedule
+            .as_ref()
+            .map_or_else(Vec::new, |schedule| upcoming(schedule, after, n, lag))
+    }
+
+    /// "If no scheduler ran from `down_from` to `down_to`, which plans would catch-up run?":
+    /// the plans due in between, split by the catch-up mode into those run at restart and those
+    /// skipped. Plans due by `down_from` count as run. Stagger offsets are ignored. Empty for a
+    /// planner-hook job.
+    pub fn catch_up_preview(
+        &self,
+        down_from: DateTime<Utc>,
+        down_to: DateTime<Utc>,
+    ) -> CatchUpPreview {
+        self.schedule
+            .as_ref()
+            .map_or_else(CatchUpPreview::default, |schedule| {
+                catch_up_preview(
+                    schedule,
+                    self.catch_up,
+                    self.schedule_delay,
+                    down_from,
+                    down_to,
+                )
+            })
     }
 
     /// The catch-up mode.
@@ -177,6 +250,10 @@ impl fmt::Debug for JobSpec {
 /// |---|---|
 /// | job name | not empty, no leading or trailing whitespace, no NUL byte, at most [`JobSpec::MAX_NAME_LEN`] (512) bytes |
 /// | cadence ([`every`](Self::every), [`schedule`](Self::schedule)) | a whole number of milliseconds from 1 ms to [`Schedule::MAX_CADENCE`] (366 days); no month or year units |
+/// | [`offset`](Self::offset) | a cadence only; shorter than the cadence |
+/// | [`cron`](Self::cron) | 5, 6 (seconds first) or 7 (year last) fields or a macro; must match some real date |
+/// | [`time_zone`](Self::time_zone) | an IANA name known to the tz database; a cron schedule only |
+/// | [`stagger`](Self::stagger) | at most [`JobSpec::MAX_STAGGER`] (1 day) |
 /// | static [`scopes`](Self::scopes) | at least one; each passes [`Scope::validate`] (kind and id not empty, no NUL, at most [`Scope::MAX_LEN`] (512) bytes); duplicates are dropped |
 /// | [`schedule_delay`](Self::schedule_delay) | at most [`JobSpec::MAX_SCHEDULE_DELAY`] (366 days) |
 /// | [`run_timeout`](Self::run_timeout) | longer than zero, at most [`JobSpec::MAX_RUN_TIMEOUT`] (7 days) |
@@ -204,6 +281,10 @@ pub struct JobSpecBuilder {
     name: String,
     schedule: Option<Schedule>,
     parse_error: Option<String>,
+    cron: Option<String>,
+    time_zone: Option<String>,
+    offset: Option<String>,
+    stagger: Option<String>,
     planner: Option<PlannerHook>,
     scopes: Scopes,
     catch_up: CatchUp,
@@ -220,11 +301,14 @@ pub struct JobSpecBuilder {
 }
 
 impl JobSpecBuilder {
-    /// Runs at every multiple of `cadence`, a `humantime` string such as `"30s"` or `"5m"`, at
-    /// most [`Schedule::MAX_CADENCE`] (366 days). Month and year units (`1M`, `1y`) are refused:
-    /// humantime counts them as fixed lengths, not calendar months; write `30d` instead.
-    /// Required unless a [planner hook](Self::planner) is given.
+    /// Runs at every multiple of `cadence`, a `humantime` string such as `"30s"` or `"5m"`,
+    /// counted from `0001-01-01T00:00:00Z` in UTC, at most [`Schedule::MAX_CADENCE`] (366 days).
+    /// Month and year units (`1M`, `1y`) are refused: humantime counts them as fixed lengths;
+    /// use [`cron`](Self::cron) for calendar months. A schedule ([`every`](Self::every),
+    /// [`cron`](Self::cron) or [`schedule`](Self::schedule); the last one given wins) is
+    /// required unless a [planner hook](Self::planner) is given.
     pub fn every(mut self, cadence: &str) -> Self {
+        self.cron = None;
         match Schedule::every(cadence) {
             Ok(schedule) => {
                 self.schedule = Some(schedule);
@@ -236,9 +320,48 @@ impl JobSpecBuilder {
         self
     }
 
-    /// Sets the schedule directly; the same limits as [`every`](Self::every) apply.
+    /// Moves every plan of a cadence later by `offset`, a `humantime` string shorter than the
+    /// cadence: `.every("15m").offset("5m")` plans at :05, :20, :35 and :50. Default: none.
+    pub fn offset(mut self, offset: &str) -> Self {
+        self.offset = Some(offset.to_owned());
+        self
+    }
+
+    /// Runs at the times matching a cron expression, read in [`time_zone`](Self::time_zone)
+    /// (UTC when not given): `"0 3 * * *"`, `"*/15 * * * *"`, `"0 30 9 ? * MON#2"`, `"@daily"`.
+    /// See [`CronSchedule`](crate::CronSchedule) for the syntax and DST rules; an invalid
+    /// pattern fails [`build`](Self::build) naming the field at fault.
+    pub fn cron(mut self, pattern: &str) -> Self {
+        self.cron = Some(pattern.to_owned());
+        self.schedule = None;
+        self.parse_error = None;
+        self
+    }
+
+    /// The IANA time zone a cron expression is read in (`"Europe/Berlin"`). Default: UTC. An
+    /// unknown name fails [`build`](Self::build); so does a time zone on a fixed cadence,
+    /// which always counts from UTC (for local midnight write `.cron("0 0 * * *")`).
+    pub fn time_zone(mut self, zone: &str) -> Self {
+        self.time_zone = Some(zone.to_owned());
+        self
+    }
+
+    /// Spreads the scopes' due times over a window (`"10m"`): each scope's plans come due a
+    /// stable offset in `[0, window)` after their plan time, the same on every replica and
+    /// restart (see [`stagger_offset`](crate::stagger_offset)), so many scopes sharing a
+    /// schedule don't all start at once. Plan times (the rows' identity) are unchanged. At most
+    /// [`JobSpec::MAX_STAGGER`] (1 day). Default: none.
+    pub fn stagger(mut self, window: &str) -> Self {
+        self.stagger = Some(window.to_owned());
+        self
+    }
+
+    /// Sets the schedule directly; the same limits as [`every`](Self::every) and
+    /// [`cron`](Self::cron) apply.
     pub fn schedule(mut self, schedule: Schedule) -> Self {
         self.schedule = Some(schedule);
+        self.cron = None;
+        self.parse_error = None;
         self
     }
 
@@ -363,10 +486,23 @@ impl JobSpecBuilder {
         if let Some(message) = self.parse_error {
             return fail(message);
         }
-        match (&self.schedule, &self.planner) {
+        let schedule = match resolve_schedule(
+            self.schedule,
+            self.cron.as_deref(),
+            self.time_zone.as_deref(),
+            self.offset.as_deref(),
+        ) {
+            Ok(schedule) => schedule,
+            Err(message) => return fail(message),
+        };
+        let stagger = match self.stagger.as_deref().map(parse_stagger).transpose() {
+            Ok(stagger) => stagger.unwrap_or(Duration::ZERO),
+            Err(message) => return fail(message),
+        };
+        match (&schedule, &self.planner) {
             (None, None) => {
                 return fail(
-                    "a schedule is required: call .every(\"5m\") or give a .planner(..) hook"
+                    "a schedule is required: call .every(\"5m\"), .cron(\"0 3 * * *\") or give a .planner(..) hook"
                         .into(),
                 );
             }
@@ -455,11 +591,12 @@ impl JobSpecBuilder {
         };
         Ok(JobSpec {
             name: name.into(),
-            schedule: self.schedule,
+            schedule,
             planner: self.planner,
             scopes,
             catch_up: self.catch_up,
             schedule_delay: self.schedule_delay,
+            stagger,
             run_timeout: self.run_timeout,
             stale_timeout,
             heartbeat_interval,
@@ -509,6 +646,52 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The schedule from the builder's parts: a cron pattern in its zone, or the cadence with its
+/// offset. A zone without cron and an offset without a cadence are refused.
+fn resolve_schedule(
+    schedule: Option<Schedule>,
+    cron: Option<&str>,
+    zone: Option<&str>,
+    offset: Option<&str>,
+) -> Result<Option<Schedule>, String> {
+    let message = |error: Error| match error {
+        Error::InvalidConfig(message) => message,
+        other => other.to_string(),
+    };
+    let schedule = match (cron, schedule) {
+        (Some(pattern), _) => {
+            Some(Schedule::cron_in(pattern, zone.unwrap_or("UTC")).map_err(message)?)
+        }
+        (None, Some(Schedule::Every { .. })) if zone.is_some() => {
+            return Err(format!(
+                "time_zone `{}` applies to cron schedules: a cadence counts from UTC; for local times write e.g. .cron(\"0 0 * * *\").time_zone(\"{}\")",
+                zone.unwrap_or_default(),
+                zone.unwrap_or_default()
+            ));
+        }
+        (None, schedule) => schedule,
+    };
+    match (offset, schedule) {
+        (Some(offset), Some(schedule)) => schedule.with_offset(offset).map(Some).map_err(message),
+        (Some(_), None) => Err("an offset applies to a fixed cadence: call .every(..) too".into()),
+        (None, schedule) => Ok(schedule),
+    }
+}
+
+/// A stagger window from a `humantime` string, at most [`JobSpec::MAX_STAGGER`].
+fn parse_stagger(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("cannot parse stagger `{text}` ({e}): write e.g. `10m`"))?;
+    if window > JobSpec::MAX_STAGGER {
+        return Err(format!(
+            "stagger ({}) must be at most {} (JobSpec::MAX_STAGGER)",
+            fmt_duration(window),
+            fmt_duration(JobSpec::MAX_STAGGER)
+        ));
+    }
+    Ok(window)
 }
 
 /// A static scope list: not empty, every scope valid; repeated scopes dropped (first kept).

@@ -99,14 +99,17 @@ fn each_invalid_spec_field_has_its_own_message() {
         ),
         (
             valid().every("1y"),
-            "not a calendar month or year: write a fixed cadence such as `30d`",
+            "not a calendar month or year: for calendar months use a cron expression such as .cron(\"0 0 1 * *\")",
         ),
         (
             valid().every("400d"),
             "cadence (400d) must be at most 366d (Schedule::MAX_CADENCE)",
         ),
         (
-            valid().schedule(Schedule::Every(Duration::MAX)),
+            valid().schedule(Schedule::Every {
+                cadence: Duration::MAX,
+                offset: Duration::ZERO,
+            }),
             "must be at most 366d (Schedule::MAX_CADENCE) (or give a .planner(..) hook)",
         ),
         (

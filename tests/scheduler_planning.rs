@@ -184,6 +184,16 @@ on_every_backend! {
 
 /// Statements a tick issues with `scopes` scopes whose plans already have rows.
 async fn idle_tick_statements(db: &common::TestDb, job: &str, scopes: usize) -> (usize, usize) {
+    idle_tick_statements_of(db, job, scopes, JobSpec::builder(job).every("1h")).await
+}
+
+/// The same for a job built from `spec` (an hourly schedule of any kind).
+async fn idle_tick_statements_of(
+    db: &common::TestDb,
+    job: &str,
+    scopes: usize,
+    spec: cronlease::JobSpecBuilder,
+) -> (usize, usize) {
     // Every scope's latest plan already succeeded.
     let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
     let plans: Vec<_> = tenants(scopes)
@@ -198,6 +208,7 @@ async fn idle_tick_statements(db: &common::TestDb, job: &str, scopes: usize) -> 
             runner_id: "seed",
             stale_timeout: HOUR,
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans,
         })
         .await
@@ -216,9 +227,7 @@ async fn idle_tick_statements(db: &common::TestDb, job: &str, scopes: usize) -> 
     let counting = CountingStore::new(db.store.clone());
     let s = scheduler(counting.clone())
         .job(
-            JobSpec::builder(job)
-                .every("1h")
-                .scopes(tenants(scopes))
+            spec.scopes(tenants(scopes))
                 .handler(Runs::default().ok_handler())
                 .build()
                 .unwrap(),
@@ -244,5 +253,23 @@ on_every_backend! {
         // Clock, sweep, retry candidates; the first tick also reads the newest plans once.
         assert_eq!(large, (4, 3));
         assert_eq!(rows(&*db.store, "idle-large").await.iter().filter(|r| r.status == Status::Success).count(), 10_000);
+    }
+}
+
+on_every_backend! {
+    async fn an_idle_tick_of_a_staggered_cron_job_costs_the_same_statements(db: TestDb) {
+        // Hourly in Berlin (whole-hour offsets, so the plans are the UTC hours), spread over
+        // ten minutes; the database clock sits at half past the hour, so every scope is due
+        // for the hour's plan, which already ran.
+        let cron = |job: &str| {
+            JobSpec::builder(job)
+                .cron("0 * * * *")
+                .time_zone("Europe/Berlin")
+                .stagger("10m")
+        };
+        let small = idle_tick_statements_of(&db, "cron-small", 10, cron("cron-small")).await;
+        let large = idle_tick_statements_of(&db, "cron-large", 10_000, cron("cron-large")).await;
+        assert_eq!(small, large, "statements per tick do not grow with scopes");
+        assert_eq!(large, (4, 3), "the same statements as a cadence job");
     }
 }

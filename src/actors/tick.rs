@@ -35,10 +35,11 @@ use super::heartbeat::Arm;
 use super::planning::{self, PlanningCode};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{cadence_plans, due_retries, hook_plans};
-use crate::schedule::delta;
+use crate::plan::{TickPlans, due_retries, hook_plans};
+use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, Lease, PlanClaim};
+use crate::takeover::takeover_deadline;
 use crate::telemetry;
 
 /// Most plans sent in one claim statement.
@@ -178,10 +179,18 @@ async fn sweep_plan_claim(
 ) -> Result<()> {
     let rt = &env.rt;
     let spec = job.shared.spec.clone();
-    let swept = rt
-        .store
-        .execution_sweep_stale(&spec.name, spec.allow_stale_reentry)
-        .await?;
+    // Takeovers (sweeps and steals) wait while this runner is recovering from an outage, and
+    // act only if their statement runs promptly (`takeover.rs`).
+    let takeover = rt.takeover.may_take_over(db_now, spec.stale_timeout);
+    let deadline = takeover_deadline(db_now, spec.heartbeat_interval);
+    let swept = if takeover {
+        rt.store
+            .execution_sweep_stale(&spec.name, spec.allow_stale_reentry, Some(deadline))
+            .await?
+    } else {
+        tracing::debug!(job = %spec.name, "the database just came back: no takeover until owners have renewed");
+        Vec::new()
+    };
     if !swept.is_empty() {
         telemetry::swept(&spec.name, swept.len() as u64);
         let dead = swept.iter().filter(|s| s.status == Status::Dead).count();
@@ -217,12 +226,26 @@ async fn sweep_plan_claim(
     }
     let newest = job.newest.as_mut().expect("loaded above");
     let eligible = db_now - delta(spec.schedule_delay);
-    let latest = spec.schedule.map(|s| s.latest_plan(eligible));
-    if let (Some(schedule), Some(latest), None) = (spec.schedule, latest, &spec.planner) {
-        let next_due = latest + delta(schedule.cadence()) + delta(spec.schedule_delay);
-        let wait = (next_due - db_now).to_std().unwrap_or_default();
-        tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
-    }
+    // The job's plan times around now, computed once; each scope then costs a stagger hash and
+    // a binary search.
+    let mut calendar = match (&spec.schedule, &spec.planner) {
+        (Some(schedule), None) => Some(TickPlans::new(
+            schedule,
+            spec.catch_up,
+            db_now,
+            eligible,
+            spec.stagger,
+        )),
+        _ => None,
+    };
+    let staggered = !spec.stagger.is_zero();
+    let offset_of = |scope: &Scope| {
+        if staggered {
+            stagger_offset(&spec.name, scope, spec.stagger)
+        } else {
+            Duration::ZERO
+        }
+    };
 
     // Retries first: they are the oldest due work. Every due FAILED row is claimed, whatever
     // the catch-up mode or newer plans of its scope (SPEC §4.2, revised): only SUCCESS or DEAD
@@ -253,8 +276,8 @@ async fn sweep_plan_claim(
             }
         }
     };
-    match (&spec.planner, spec.schedule, latest) {
-        (Some(hook), _, _) => {
+    match (&spec.planner, calendar.as_mut()) {
+        (Some(hook), _) => {
             let inputs = scopes
                 .iter()
                 .map(|scope| (scope.clone(), newest.get(scope).copied()))
@@ -265,7 +288,10 @@ async fn sweep_plan_claim(
                 Ok(answers) => {
                     for (scope, answer) in answers {
                         match answer {
-                            Ok(plans) => add(&scope, hook_plans(plans, eligible, max_plans)),
+                            Ok(plans) => {
+                                let eligible = eligible - delta(offset_of(&scope));
+                                add(&scope, hook_plans(plans, eligible, max_plans))
+                            }
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
                                 telemetry::tick_error(
@@ -284,13 +310,22 @@ async fn sweep_plan_claim(
                 }
             }
         }
-        (None, Some(schedule), Some(latest)) => {
+        (None, Some(calendar)) => {
+            // The wake-up: when the next plan of any scope comes due.
+            let mut next_due: Option<DateTime<Utc>> = None;
             for scope in scopes.iter() {
                 let known = newest.get(scope).copied();
-                add(
-                    scope,
-                    cadence_plans(spec.catch_up, schedule.cadence(), latest, db_now, known),
-                );
+                let (plans, due) = calendar.scope(offset_of(scope), known);
+                add(scope, plans);
+                if let Some(due) = due {
+                    next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                }
+            }
+            if let Some(due) = next_due {
+                let wait = (due + delta(spec.schedule_delay) - db_now)
+                    .to_std()
+                    .unwrap_or_default();
+                tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
             }
         }
         _ => {}
@@ -319,7 +354,8 @@ async fn sweep_plan_claim(
             max_attempts: spec.max_attempts,
             runner_id: &rt.runner_id,
             stale_timeout: spec.stale_timeout,
-            allow_stale_reentry: spec.allow_stale_reentry,
+            allow_stale_reentry: spec.allow_stale_reentry && takeover,
+            steal_not_after: Some(deadline),
             plans: batch.to_vec(),
         };
         // Retried with the same ids and tokens: if a try committed but its reply was lost (the

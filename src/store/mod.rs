@@ -111,8 +111,15 @@ pub trait Store: Send + Sync + 'static {
     async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>>;
 
     /// Moves `job`'s RUNNING rows whose lease went stale to FAILED (`stale_timeout`, retry due at
-    /// once) when re-entry is allowed and attempts remain, else to DEAD.
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>>;
+    /// once) when re-entry is allowed and attempts remain, else to DEAD. With `not_after`, the
+    /// statement changes nothing if the database clock has passed it when it runs: a sweep held
+    /// up behind an outage must not act on leases whose owners could not renew them meanwhile.
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>>;
 
     /// One execution by id.
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>>;
@@ -192,6 +199,10 @@ pub struct ClaimRequest<'a> {
     pub stale_timeout: Duration,
     /// Whether stale RUNNING rows may be taken over.
     pub allow_stale_reentry: bool,
+    /// With a time, a stale RUNNING row is taken over only if the claim runs at or before it
+    /// (database clock): a claim held up behind an outage must not steal leases whose owners
+    /// could not renew them meanwhile. `None`: no bound.
+    pub steal_not_after: Option<DateTime<Utc>>,
     /// The plans, each with the fresh execution id and lease token to use if it is claimed.
     pub plans: Vec<PlanClaim>,
 }

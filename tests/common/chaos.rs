@@ -213,10 +213,15 @@ impl Store for FaultyStore {
         &self,
         job: &str,
         allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
     ) -> cronlease::Result<Vec<Swept>> {
         let op = "execution_sweep_stale";
-        self.call(op, self.inner.execution_sweep_stale(job, allow_reentry))
-            .await
+        self.call(
+            op,
+            self.inner
+                .execution_sweep_stale(job, allow_reentry, not_after),
+        )
+        .await
     }
     async fn execution_get(&self, id: Uuid) -> cronlease::Result<Option<Execution>> {
         self.call("execution_get", self.inner.execution_get(id))

@@ -461,10 +461,11 @@ macro_rules! delegate_store {
                 &self,
                 job: &str,
                 allow_reentry: bool,
+                not_after: Option<DateTime<Utc>>,
             ) -> cronlease::Result<Vec<Swept>> {
                 let ($this, $op) = (self, "execution_sweep_stale");
                 $before;
-                let out = self.inner.execution_sweep_stale(job, allow_reentry).await;
+                let out = self.inner.execution_sweep_stale(job, allow_reentry, not_after).await;
                 $(let _ = &out; $after;)?
                 out
             }
@@ -606,6 +607,7 @@ pub async fn orphan(
             runner_id: "dead-runner",
             stale_timeout,
             allow_stale_reentry,
+            steal_not_after: None,
             plans: vec![cronlease::store::PlanClaim::new(Scope::global(), plan_time)],
         })
         .await

@@ -333,8 +333,11 @@ impl MySqlStore {
                 }
             }
         }
-        // 3. The clock, once the locks are held.
+        // 3. The clock, once the locks are held. A claim run past its steal deadline (held up
+        // behind an outage) takes over no stale lease: its owner could not renew meanwhile.
         let now = self.now(&mut tx, OP).await?;
+        let may_steal =
+            request.allow_stale_reentry && request.steal_not_after.is_none_or(|t| now <= t);
         let stale_after = now + crate::schedule::delta(request.stale_timeout);
         let token_of: HashMap<Uuid, Uuid> = plans
             .iter()
@@ -351,7 +354,7 @@ impl MySqlStore {
             let Some(&token) = token_of.get(&row.id) else {
                 continue;
             };
-            let Some(decision) = decide(row, token, request.allow_stale_reentry, now) else {
+            let Some(decision) = decide(row, token, may_steal, now) else {
                 continue;
             };
             let (attempt, outcome, failed) = match decision {
@@ -950,10 +953,20 @@ impl Store for MySqlStore {
         Ok(written)
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         const OP: &str = "execution_sweep_stale";
         let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
         let now = self.now(&mut tx, OP).await?;
+        if not_after.is_some_and(|t| now > t) {
+            // Held up past its deadline (behind an outage): owners could not renew meanwhile.
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(sql::SWEEP_LOCK)
             .bind(job)
             .bind(now)

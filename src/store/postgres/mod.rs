@@ -341,6 +341,7 @@ impl Store for PgStore {
             )
             .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
             .bind(request.allow_stale_reentry)
+            .bind(request.steal_not_after)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_claim", e))?;
@@ -464,10 +465,16 @@ impl Store for PgStore {
         ids(rows)
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         let rows = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
+            .bind(not_after)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
@@ -664,6 +671,7 @@ mod tests {
                     runner_id: "r",
                     stale_timeout: std::time::Duration::from_secs(60),
                     allow_stale_reentry: true,
+                    steal_not_after: None,
                     plans: vec![plan],
                 };
                 store

@@ -120,7 +120,8 @@ ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
 WHERE (e.status = 'RUNNING' AND e.lease_token = excluded.lease_token)
   OR (e.attempt < e.max_attempts AND (
   (e.status = 'FAILED' AND e.next_retry_at IS NOT NULL AND e.next_retry_at <= excluded.started_at)
-  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at)))
+  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at
+    AND ($11::timestamptz IS NULL OR excluded.started_at <= $11::timestamptz))))
 RETURNING e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
   e.claim_outcome, e.started_at";
 
@@ -204,12 +205,15 @@ WHERE e.id = l.id AND e.lease_token = v.token
 RETURNING e.id";
 
 /// Rows another runner is writing right now (its late heartbeat or terminal write) are skipped
-/// this tick, not waited for.
+/// this tick, not waited for. $3 (nullable) is the latest database time at which the sweep may
+/// still act: a sweep whose statement was held up past it (queued behind an outage) changes
+/// nothing.
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now),
 l AS MATERIALIZED (
   SELECT e.id FROM cronlease_executions AS e, c
   WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
+    AND ($3::timestamptz IS NULL OR c.now <= $3::timestamptz)
   ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
   FOR UPDATE OF e SKIP LOCKED)
 UPDATE cronlease_executions AS e SET

@@ -412,7 +412,9 @@ impl Store for SqliteStore {
         if let Some(claimed) = self.claim_fresh(request, &plans).await? {
             return Ok(claimed);
         }
-        let write = claim_query(&self.sql.claim, request, &plans).bind(request.allow_stale_reentry);
+        let write = claim_query(&self.sql.claim, request, &plans)
+            .bind(request.allow_stale_reentry)
+            .bind(request.steal_not_after.map(|t| t.timestamp_millis()));
         let read_back = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
             .bind(request.job)
             .bind(&plans);
@@ -520,10 +522,16 @@ impl Store for SqliteStore {
         ids(rows)
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         let rows = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
+            .bind(not_after.map(|t| t.timestamp_millis()))
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
