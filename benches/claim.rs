@@ -50,6 +50,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
     }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
+    }
     let mut round = 0i64;
     for (name, store) in &backends {
         for per_statement in [1usize, 100, 1000] {

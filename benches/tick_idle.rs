@@ -101,6 +101,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
     }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
+    }
     let cases = [
         (Kind::Every, 1_000usize),
         (Kind::Every, 10_000),

@@ -6,8 +6,8 @@
 //! winner's lease alive, and a lease whose runner died goes stale and is taken over. Failed
 //! attempts are retried with backoff, then dead-lettered. All timing uses the database clock.
 //!
-//! - Storage: [`SqliteStore`] (embedded default, a file) and [`PgStore`] (several replicas),
-//!   behind the [`Store`] trait.
+//! - Storage: [`SqliteStore`] (embedded default, a file), [`PgStore`] and [`MySqlStore`]
+//!   (several replicas; MySQL 8 or MariaDB), behind the [`Store`] trait.
 //! - Jobs: [`JobSpec::builder`] with a [`Schedule`] (a fixed cadence or a cron expression in an
 //!   IANA time zone), [`Scopes`], a [`CatchUp`] mode and a [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
@@ -47,7 +47,7 @@ pub use schedule::{CronSchedule, PlannedTime, Schedule, floor_plan, stagger_offs
 pub use scheduler::{RemoveMode, Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store};
+pub use store::{ExecutionCursor, ExecutionFilter, MySqlStore, PgStore, SqliteStore, Store};
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

@@ -2,11 +2,13 @@
 //! due, then comes back. Nothing may be marked FAILED because of it, nothing may stay RUNNING,
 //! every due plan must end SUCCESS, and every finished result must be recorded.
 //!
-//! - PostgreSQL: two runners reach the server through a TCP proxy of the test's own on
-//!   127.0.0.1; the proxy drops every connection and refuses new ones for 10 s.
+//! - PostgreSQL and MySQL: two runners reach the server through a TCP proxy of the test's own
+//!   on 127.0.0.1; the proxy drops every connection and refuses new ones for 10 s.
 //! - SQLite: another connection holds an exclusive lock on the file for 10 s, twice the busy
 //!   timeout, so every write of both runners fails with `SQLITE_BUSY` meanwhile.
-//! - Both again with a 20 s outage and a 5 s `stale_timeout`: every lease goes stale while the
+//! - MySQL, the seed scenario: 20 s in which connections are dropped and new ones never
+//!   answered, so every connection attempt runs into its timeout.
+//! - All again with a 20 s outage and a 5 s `stale_timeout`: every lease goes stale while the
 //!   database is away, yet no attempt is lost to it (no `stale_timeout` failure anywhere), since a
 //!   runner that regains the database lets owners renew before it takes anything over.
 //!
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::chaos::{FaultyStore, all_rows, poll};
-use common::proxy::{Proxy, upstream_of};
+use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use common::{Runs, scheduler, settled, tenants};
 use cronlease::{
     CatchUp, DbRetry, JobContext, JobError, JobOutput, JobSpec, Scheduler, Status, floor_plan,
@@ -37,6 +39,9 @@ struct Timing {
     run_timeout: Duration,
     stale_timeout: Duration,
     heartbeat_interval: Duration,
+    /// Whether the proxy leaves new connections unanswered (every connection attempt runs into
+    /// its timeout) instead of refusing them.
+    connect_timeouts: bool,
 }
 
 /// A 10 s outage, well inside the leases' 30 s `stale_timeout`.
@@ -45,6 +50,7 @@ const SHORT: Timing = Timing {
     run_timeout: Duration::from_secs(20),
     stale_timeout: Duration::from_secs(30),
     heartbeat_interval: Duration::from_secs(2),
+    connect_timeouts: false,
 };
 
 /// A 20 s outage: four times the 5 s `stale_timeout`, so every lease goes stale meanwhile.
@@ -53,6 +59,14 @@ const LONGER_THAN_STALE: Timing = Timing {
     run_timeout: Duration::from_secs(4),
     stale_timeout: Duration::from_secs(5),
     heartbeat_interval: Duration::from_secs(1),
+    connect_timeouts: false,
+};
+
+/// The seed scenario: 20 s of connect timeouts, the leases of [`SHORT`].
+const CONNECT_TIMEOUTS: Timing = Timing {
+    outage: Duration::from_secs(20),
+    connect_timeouts: true,
+    ..SHORT
 };
 
 /// One handler run, recorded in memory (the runners live in this process).
@@ -191,7 +205,23 @@ async fn outage_scenario(db: common::TestDb, timing: &Timing) {
                     .collect();
                 (Outage::Proxy(proxy), stores)
             }
-            _ => unreachable!(),
+            (None, None) => {
+                let options = db.mysql_options.as_ref().expect("a MySQL test database");
+                let proxy = Proxy::start(mysql_upstream_of(options));
+                let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+                let stores = (0..2)
+                    .map(|_| {
+                        let pool = cronlease::MySqlStore::pool_options()
+                            .max_connections(4)
+                            .acquire_timeout(Duration::from_secs(2))
+                            .connect_lazy_with(through.clone());
+                        let store =
+                            cronlease::MySqlStore::from_pool(pool).with_clock_skew(db.base_skew);
+                        FaultyStore::new(Arc::new(store))
+                    })
+                    .collect();
+                (Outage::Proxy(proxy), stores)
+            }
         };
         let journal = Journal::default();
         let r1 = runner(stores[0].clone(), "runner-1", &journal, timing).await;
@@ -201,7 +231,11 @@ async fn outage_scenario(db: common::TestDb, timing: &Timing) {
         // The outage is in force from `t_cut` (the lock may have to wait for a write to end).
         let (live, t_cut, cut_at) = match &outage {
             Outage::Proxy(proxy) => {
-                let live = proxy.cut();
+                let live = if timing.connect_timeouts {
+                    proxy.blackhole()
+                } else {
+                    proxy.cut()
+                };
                 let (t_cut, cut_at) = (Instant::now(), db.store.db_now().await.unwrap());
                 actix_rt::time::sleep(timing.outage).await;
                 proxy.heal();
@@ -340,7 +374,7 @@ async fn outage_scenario(db: common::TestDb, timing: &Timing) {
         );
         if let Outage::Proxy(proxy) = &outage {
             assert!(proxy.connections_cut() > 0);
-            // With PostgreSQL every statement of the outage fails (cut, then refused), terminal
+            // With PostgreSQL and MySQL every statement of the outage fails (cut, then refused), terminal
             // writes included. (A SQLite store queues its writes on one connection, so which of
             // them meets SQLITE_BUSY and which just waits its turn varies from run to run.)
             assert!(
@@ -354,6 +388,8 @@ async fn outage_scenario(db: common::TestDb, timing: &Timing) {
             timing.outage.as_secs(),
             if db.backend == "sqlite" {
                 "exclusive lock, busy timeout 5 s"
+            } else if timing.connect_timeouts {
+                "connections dropped, new ones never answered: connect timeouts"
             } else {
                 "proxy cut, connections refused"
             },
@@ -417,5 +453,19 @@ on_every_backend! {
             assert_eq!(stats.fenced, 0, "{op}: {stats:?}");
         }
         s.shutdown().await;
+    }
+}
+
+/// The failure this project was first asked to survive, as a test: during a 20 s network
+/// partition the MySQL server is unreachable with connect timeouts (`OperationalError (2003,
+/// "Can't connect to MySQL server ... (110)")` in the Python world; here live connections are
+/// dropped and new ones are accepted but never answered, so every connection attempt waits for
+/// its timeout), while plans come due and handlers finish. Afterwards no job is FAILED,
+/// nothing is RUNNING, and every finished result is recorded.
+#[actix::test]
+async fn mysql_unreachable_with_connect_timeouts_for_20_s_fails_nothing() {
+    match common::mysql().await {
+        Some(db) => outage_scenario(db, &CONNECT_TIMEOUTS).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
     }
 }

@@ -923,7 +923,10 @@ fn is_deadlock(error: &cronlease::Error) -> bool {
             source: sqlx::Error::Database(db),
             ..
         } => {
-            matches!(db.code().as_deref(), Some("40P01") | Some("1213"))
+            db.code().as_deref() == Some("40P01")
+                || db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|my| my.number() == 1213)
         }
         _ => false,
     }

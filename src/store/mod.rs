@@ -4,6 +4,8 @@
 //!   `execution_finish_success`); batched methods take slices so many plans cost one statement.
 //! - [`SqliteStore`]: the embedded default (a file, WAL, busy timeout).
 //! - [`PgStore`]: PostgreSQL, for several replicas (lease times from `clock_timestamp()`).
+//! - [`MySqlStore`]: MySQL 8 or MariaDB 10.11+, for several replicas (lease times from
+//!   `UTC_TIMESTAMP(3)` read after the rows are locked).
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
 //!   [`ExecutionCursor`], [`PruneSet`].
@@ -34,6 +36,7 @@ macro_rules! execution_columns {
 }
 
 mod classify;
+pub mod mysql;
 pub mod postgres;
 mod rowmap;
 pub mod sqlite;
@@ -53,6 +56,7 @@ use crate::scope::Scope;
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
 
+pub use mysql::MySqlStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -6,6 +6,9 @@
 //! - [`Proxy::cut`]: drops every live connection (both sides see the socket close mid-stream)
 //!   and closes the listening socket, so new connections are refused (`ECONNREFUSED`).
 //! - [`Proxy::heal`]: listens on the same port again.
+//! - [`Proxy::blackhole`]: drops every live connection, then accepts new ones but never answers
+//!   on them: a client's connection attempt waits until its own timeout, as when packets to
+//!   the server are lost (a connect timeout, errno 110) during a network partition.
 //!
 //! The proxy runs on a runtime of its own, so it keeps forwarding whatever the test's runtime is
 //! doing. Dropping it cuts everything.
@@ -33,6 +36,10 @@ struct State {
     connections: Mutex<Vec<AbortHandle>>,
     accepted: AtomicUsize,
     cut: AtomicUsize,
+    /// Whether new connections are held silently instead of forwarded.
+    blackhole: std::sync::atomic::AtomicBool,
+    /// Connections held silently while in blackhole mode, closed by [`Proxy::heal`].
+    held: Mutex<Vec<TcpStream>>,
 }
 
 impl Proxy {
@@ -100,14 +107,33 @@ impl Proxy {
         dropped
     }
 
-    /// Listens on the same port again.
+    /// Listens on the same port again, or leaves blackhole mode (closing the connections it
+    /// held, as a client's timeout would).
     pub fn heal(&self) {
+        if self.state.blackhole.swap(false, Ordering::SeqCst) {
+            self.state.held.lock().unwrap().clear();
+            return;
+        }
         assert!(
             self.state.listener.lock().unwrap().is_none(),
             "heal without a cut"
         );
         let addr = self.listen(self.addr);
         assert_eq!(addr, self.addr);
+    }
+
+    /// Drops every live connection; until [`Proxy::heal`], new connections are accepted and
+    /// then never answered (the client waits for its own connect or handshake timeout).
+    /// Returns how many live connections were dropped.
+    pub fn blackhole(&self) -> usize {
+        self.state.blackhole.store(true, Ordering::SeqCst);
+        let live: Vec<AbortHandle> = std::mem::take(&mut *self.state.connections.lock().unwrap());
+        let dropped = live.iter().filter(|c| !c.is_finished()).count();
+        for connection in live {
+            connection.abort();
+        }
+        self.state.cut.fetch_add(dropped, Ordering::SeqCst);
+        dropped
     }
 
     /// Binds `addr` (port reuse on, so the port of a cut proxy can be bound again at once) and
@@ -130,6 +156,10 @@ impl Proxy {
                     continue;
                 };
                 state.accepted.fetch_add(1, Ordering::SeqCst);
+                if state.blackhole.load(Ordering::SeqCst) {
+                    state.held.lock().unwrap().push(client);
+                    continue;
+                }
                 let forward = tokio::spawn(forward(client, upstream));
                 let mut connections = state.connections.lock().unwrap();
                 connections.retain(|c| !c.is_finished());
@@ -160,10 +190,19 @@ impl Drop for Proxy {
 
 /// The `host:port` of a PostgreSQL URL, resolved to a socket address.
 pub fn upstream_of(options: &sqlx::postgres::PgConnectOptions) -> SocketAddr {
+    upstream_at(options.get_host(), options.get_port())
+}
+
+/// The `host:port` of a MySQL URL, resolved to a socket address.
+pub fn mysql_upstream_of(options: &sqlx::mysql::MySqlConnectOptions) -> SocketAddr {
+    upstream_at(options.get_host(), options.get_port())
+}
+
+fn upstream_at(host: &str, port: u16) -> SocketAddr {
     use std::net::ToSocketAddrs;
-    (options.get_host(), options.get_port())
+    (host, port)
         .to_socket_addrs()
-        .expect("resolve the PostgreSQL host")
+        .expect("resolve the database host")
         .find(SocketAddr::is_ipv4)
-        .expect("an IPv4 address for the PostgreSQL host")
+        .expect("an IPv4 address for the database host")
 }
