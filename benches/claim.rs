@@ -31,6 +31,7 @@ async fn claim(
                 runner_id: "bench",
                 stale_timeout: Duration::from_secs(600),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: chunk.to_vec(),
             })
             .await
@@ -48,6 +49,9 @@ fn bench(c: &mut Criterion) {
     let mut backends = vec![("sqlite", runner.block_on(support::sqlite(dir.path())))];
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
+    }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
     }
     let mut round = 0i64;
     for (name, store) in &backends {

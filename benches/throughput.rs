@@ -21,6 +21,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
     }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
+    }
     for (name, store) in backends {
         let mut round = 0u64;
         group.bench_function(format!("noop_{name}"), |b| {

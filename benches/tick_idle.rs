@@ -56,6 +56,7 @@ async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str, kind: K
                 runner_id: "seed",
                 stale_timeout: Duration::from_secs(3600),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: chunk.to_vec(),
             })
             .await
@@ -99,6 +100,9 @@ fn bench(c: &mut Criterion) {
     let mut backends = vec![("sqlite", runner.block_on(support::sqlite(dir.path())))];
     if let Ok(url) = std::env::var(support::POSTGRES_URL_VAR) {
         backends.push(("postgres", runner.block_on(support::postgres(&url))));
+    }
+    if let Ok(url) = std::env::var(support::MYSQL_URL_VAR) {
+        backends.push(("mysql", runner.block_on(support::mysql(&url))));
     }
     let cases = [
         (Kind::Every, 1_000usize),

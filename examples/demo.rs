@@ -90,6 +90,7 @@ async fn simulate_crashed_runner(store: &SqliteStore) -> cronlease::Result<()> {
             runner_id: "crashed-runner",
             stale_timeout: Duration::from_secs(2),
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![PlanClaim::new(Scope::global(), plan)],
         })
         .await?;

@@ -7,7 +7,8 @@ use cronlease::prelude::*;
 
 #[actix_rt::main]
 async fn main() -> cronlease::Result<()> {
-    // SQLite for one process; `PgStore::connect("postgres://...")` for several replicas.
+    // SQLite for one process; `PgStore::connect("postgres://...")` or
+    // `MySqlStore::connect("mysql://...")` for several replicas.
     let store = SqliteStore::open("cronlease-embed.db").await?;
 
     let refresh = JobSpec::builder("refresh-usage")

@@ -4,6 +4,8 @@
 //! cargo run --release --example throughput -- --scopes 10000 --backend sqlite
 //! cargo run --release --example throughput -- --scopes 10000 --backend postgres \
 //!     --database-url postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release --example throughput -- --scopes 10000 --backend mysql \
+//!     --database-url mysql://root@127.0.0.1:3306/test
 //! ```
 //!
 //! Prints `executions/s: X` (no-op handler, one due plan per scope, from the tick until every row
@@ -47,7 +49,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 return Err(
-                    "usage: throughput [--scopes N] [--backend sqlite|postgres] \
+                    "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                             [--database-url URL] [--lag-seconds S] [--runs R]"
                         .into(),
                 );
@@ -93,8 +95,19 @@ fn main() {
                     });
                 support::postgres(&url).await
             }
+            "mysql" => {
+                let url = args
+                    .database_url
+                    .clone()
+                    .or_else(|| std::env::var(support::MYSQL_URL_VAR).ok())
+                    .unwrap_or_else(|| {
+                        eprintln!("--backend mysql needs --database-url");
+                        std::process::exit(2)
+                    });
+                support::mysql(&url).await
+            }
             other => {
-                eprintln!("unknown backend `{other}`: use sqlite or postgres");
+                eprintln!("unknown backend `{other}`: use sqlite, postgres or mysql");
                 std::process::exit(2)
             }
         };

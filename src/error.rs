@@ -32,6 +32,9 @@ pub enum Error {
     /// Two registered jobs share a name; names identify rows in the database.
     #[error("job `{0}` is registered twice: job names must be unique")]
     DuplicateJob(String),
+    /// A control (pause, resume) named a job this scheduler does not run.
+    #[error("no job named `{0}` is registered with this scheduler")]
+    UnknownJob(String),
     /// A database call failed.
     #[error("database error ({kind}) during {operation}: {source}")]
     Database {
@@ -190,7 +193,10 @@ impl Error {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Error::InvalidJob { .. } | Error::InvalidConfig(_) | Error::DuplicateJob(_)
+            Error::InvalidJob { .. }
+                | Error::InvalidConfig(_)
+                | Error::DuplicateJob(_)
+                | Error::UnknownJob(_)
         )
     }
 

@@ -6,8 +6,8 @@
 //! winner's lease alive, and a lease whose runner died goes stale and is taken over. Failed
 //! attempts are retried with backoff, then dead-lettered. All timing uses the database clock.
 //!
-//! - Storage: [`SqliteStore`] (embedded default, a file) and [`PgStore`] (several replicas),
-//!   behind the [`Store`] trait.
+//! - Storage: [`SqliteStore`] (embedded default, a file), [`PgStore`] and [`MySqlStore`]
+//!   (several replicas; MySQL 8 or MariaDB), behind the [`Store`] trait.
 //! - Jobs: [`JobSpec::builder`] with a [`Schedule`] (a fixed cadence or a cron expression in an
 //!   IANA time zone), [`Scopes`], a [`CatchUp`] mode and a [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod control;
 mod error;
 mod execution;
 mod handler;
@@ -29,9 +30,11 @@ mod scheduler;
 mod scope;
 mod spec;
 pub mod store;
+mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
+pub use control::Pause;
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,
@@ -41,10 +44,12 @@ pub use handler::{Handler, JobContext, JobError, JobOutput};
 pub use plan::{CatchUp, CatchUpPreview};
 pub use retry::{Backoff, DbRetry, RetryDecision};
 pub use schedule::{CronSchedule, PlannedTime, Schedule, floor_plan, stagger_offset};
-pub use scheduler::{Scheduler, SchedulerBuilder, TickReport};
+pub use scheduler::{RemoveMode, Scheduler, SchedulerBuilder, TickReport};
 pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
-pub use store::{ExecutionCursor, ExecutionFilter, PgStore, SqliteStore, Store, StoreDeadlines};
+pub use store::{
+    ExecutionCursor, ExecutionFilter, MySqlStore, PgStore, SqliteStore, Store, StoreDeadlines,
+};
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

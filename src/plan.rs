@@ -342,6 +342,9 @@ pub(crate) fn due_retries(
 }
 
 #[cfg(test)]
+mod model;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

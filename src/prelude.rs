@@ -1,6 +1,6 @@
 //! What an embedding service imports: `use cronlease::prelude::*;`.
 
 pub use crate::{
-    Backoff, CatchUp, ExecutionFilter, JobContext, JobError, JobOutput, JobSpec, PgStore,
-    Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore, Status, Store,
+    Backoff, CatchUp, ExecutionFilter, JobContext, JobError, JobOutput, JobSpec, MySqlStore,
+    PgStore, RemoveMode, Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore, Status, Store,
 };

@@ -5,7 +5,7 @@
 //! - [`TickReport`]: what one tick did (for tests, demos and operators).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -14,16 +14,21 @@ use uuid::Uuid;
 use crate::actors::Runtime;
 use crate::actors::completer::Completer;
 use crate::actors::handler_runtime::HandlerRuntime;
+use crate::actors::job_changes::{AddJob, RemoveJob};
 use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPruner};
 use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
+use crate::actors::watched_store::WatchedStore;
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
+use crate::scope::Scope;
 use crate::spec::JobSpec;
 use crate::store::deadline::Deadlined;
 use crate::store::{ExecutionFilter, Store};
+use crate::takeover::TakeoverGuard;
 use crate::telemetry;
 
 /// Default tick interval: the longest a Supervisor sleeps between ticks.
@@ -211,14 +216,26 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let job_names: Arc<RwLock<HashSet<String>>> = Arc::new(RwLock::new(
+            jobs.iter().map(|spec| spec.name.to_string()).collect(),
+        ));
         let backoffs: HashMap<_, _> = jobs
             .iter()
             .map(|spec| (spec.name.clone(), spec.backoff.clone()))
             .collect();
         let handlers = HandlerRuntime::new(self.handler_threads)
             .map_err(|e| Error::InvalidConfig(format!("cannot start the handler runtime: {e}")))?;
-        let (store, db_retry, shutdown_grace) =
-            (bounded.clone(), self.db_retry, self.shutdown_grace);
+        // Every store call of the runtime feeds the takeover guard (deadline expiries included):
+        // a runner that regains the database after an outage lets the owners renew their
+        // leases before taking any over.
+        let shortest_heartbeat = jobs
+            .iter()
+            .map(|spec| spec.heartbeat_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(10));
+        let takeover = Arc::new(TakeoverGuard::new(shortest_heartbeat));
+        let store: Arc<dyn Store> = Arc::new(WatchedStore::new(bounded.clone(), takeover.clone()));
+        let (db_retry, shutdown_grace) = (self.db_retry, self.shutdown_grace);
         let (max_concurrent, tick_interval, auto_tick) =
             (self.max_concurrent, self.tick_interval, self.auto_tick);
         tracing::info!(runner_id = %runner_id, backend = self.store.backend(), jobs = jobs.len(), "scheduler starting");
@@ -233,6 +250,7 @@ impl SchedulerBuilder {
                 retry_policy: RetryPolicy::new(backoffs).start(),
                 completer: Completer::new(store, db_retry, me.clone().recipient()).start(),
                 shutdown_grace,
+                takeover,
             });
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });
@@ -243,6 +261,7 @@ impl SchedulerBuilder {
             store: bounded,
             runner_id,
             replay_attempts: self.replay_attempts,
+            job_names,
         })
     }
 }
@@ -303,6 +322,17 @@ fn permanent_at_start(error: Error) -> Error {
     }
 }
 
+/// What [`Scheduler::remove_job`] does with the job's running attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RemoveMode {
+    /// Let them finish and record their outcome (default).
+    #[default]
+    Finish,
+    /// Cancel them (recorded `canceled`, retry-eligible, not charged to the budget).
+    Cancel,
+}
+
 /// A running scheduler. Dropping the handle does not stop it; call [`Scheduler::shutdown`].
 #[derive(Clone)]
 pub struct Scheduler {
@@ -311,6 +341,8 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     runner_id: Arc<str>,
     replay_attempts: u32,
+    /// The names of the jobs this scheduler runs.
+    job_names: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Scheduler {
@@ -484,6 +516,127 @@ impl Scheduler {
     /// Row counts by status, for one job or all.
     pub async fn counts(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         self.store.execution_count_by_status(job).await
+    }
+
+    /// Pauses `job` on every replica (`scope` `None`), or one of its scopes: no new plan is
+    /// claimed and no retry started for it from each replica's next tick on (at most
+    /// `tick_interval` away). Attempts already running finish; leases are still swept. The pause
+    /// is stored in the database with `paused_by` and `reason`, so it survives restarts and
+    /// replicas obey it whichever one was asked. Pausing again replaces who, why and when.
+    ///
+    /// Fails with [`Error::UnknownJob`] for a job this scheduler does not run, and with
+    /// [`Error::InvalidConfig`] for a scope that could not be stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(scheduler: cronlease::Scheduler) -> cronlease::Result<()> {
+    /// use cronlease::Scope;
+    ///
+    /// let tenant = Scope::new("tenant", "42");
+    /// scheduler.pause("nightly-report", Some(tenant.clone()), "alice", "tenant migration").await?;
+    /// // ... later, on any replica:
+    /// scheduler.resume("nightly-report", Some(&tenant)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause(
+        &self,
+        job: &str,
+        scope: Option<Scope>,
+        paused_by: &str,
+        reason: &str,
+    ) -> Result<Pause> {
+        self.known_job(job)?;
+        if let Some(scope) = &scope {
+            scope.validate().map_err(Error::InvalidConfig)?;
+        }
+        let pause = self
+            .store
+            .pause_set(&Pause::new(job, scope, paused_by, reason))
+            .await?;
+        tracing::info!(job, scope = ?pause.scope, paused_by, reason, "paused");
+        Ok(pause)
+    }
+
+    /// Lifts a pause set by [`pause`](Self::pause): the whole-job pause (`scope` `None`) or one
+    /// scope's own pause. Returns whether there was one. On resume, the job's catch-up mode
+    /// decides what runs, as after any downtime: LatestOnly the newest due plan, EveryPlan the
+    /// plans of its window; FAILED plans are retried as they come due.
+    pub async fn resume(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        self.known_job(job)?;
+        let lifted = self.store.pause_clear(job, scope).await?;
+        tracing::info!(job, scope = ?scope, lifted, "resumed");
+        Ok(lifted)
+    }
+
+    /// The pauses in force, of `job` or of every job.
+    pub async fn pauses(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        self.store.pause_list(job).await
+    }
+
+    fn names(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
+        self.job_names
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The names of the jobs this scheduler runs, sorted.
+    pub fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names().iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Registers a job on the running scheduler: it ticks at once, with its own heartbeat and
+    /// timer, like the jobs given to the builder. Fails with [`Error::DuplicateJob`] if a job of
+    /// that name runs already (use [`replace_job`](Self::replace_job)).
+    pub async fn add_job(&self, spec: JobSpec) -> Result<()> {
+        self.change_job(spec, false).await
+    }
+
+    /// Replaces the job of the same name (a new schedule or new settings) without a restart:
+    /// its running attempts finish under the old spec, its next plans follow the new one. Rows
+    /// are keyed by name, so history and pending retries carry over (see
+    /// `docs/schedules.md` on changing a schedule). Fails with [`Error::UnknownJob`] if no job
+    /// of that name runs.
+    pub async fn replace_job(&self, spec: JobSpec) -> Result<()> {
+        self.change_job(spec, true).await
+    }
+
+    /// Removes a job from the running scheduler: it never ticks again here. With
+    /// [`RemoveMode::Finish`] its running attempts finish and are recorded; with
+    /// [`RemoveMode::Cancel`] they are cancelled within `shutdown_grace`, recorded `canceled`
+    /// and left retry-eligible (not charged to the budget) for any runner that still has the
+    /// job. Fails with [`Error::UnknownJob`] if no job of that name runs.
+    pub async fn remove_job(&self, name: &str, mode: RemoveMode) -> Result<()> {
+        self.supervisor
+            .send(RemoveJob {
+                name: name.to_owned(),
+                cancel_running: mode == RemoveMode::Cancel,
+            })
+            .await
+            .map_err(|_| Error::NotRunning)??;
+        self.names().remove(name);
+        Ok(())
+    }
+
+    async fn change_job(&self, spec: JobSpec, replace: bool) -> Result<()> {
+        let name = spec.name.to_string();
+        self.supervisor
+            .send(AddJob {
+                spec: Arc::new(spec),
+                replace,
+            })
+            .await
+            .map_err(|_| Error::NotRunning)??;
+        self.names().insert(name);
+        Ok(())
+    }
+
+    fn known_job(&self, job: &str) -> Result<()> {
+        if self.names().contains(job) {
+            Ok(())
+        } else {
+            Err(Error::UnknownJob(job.to_owned()))
+        }
     }
 
     /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown

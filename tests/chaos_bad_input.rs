@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::chaos::FaultyStore;
-use common::proxy::{Proxy, upstream_of};
+use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use common::{Runs, rows, scheduler};
 use cronlease::store::classify;
 use cronlease::{
-    DbErrorKind, DbRetry, Error, JobContext, JobError, JobOutput, JobSpec, PgStore, Scheduler,
-    Scope, Status, floor_plan,
+    DbErrorKind, DbRetry, Error, JobContext, JobError, JobOutput, JobSpec, MySqlStore, PgStore,
+    Scheduler, Scope, Status, floor_plan,
 };
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -45,6 +45,15 @@ fn lazy_pg(options: PgConnectOptions, acquire: Duration) -> Arc<FaultyStore> {
         .acquire_timeout(acquire)
         .connect_lazy_with(options);
     FaultyStore::new(Arc::new(PgStore::from_pool(pool)))
+}
+
+/// A lazily connecting MySQL store, likewise.
+fn lazy_mysql(options: sqlx::mysql::MySqlConnectOptions, acquire: Duration) -> Arc<FaultyStore> {
+    let pool = MySqlStore::pool_options()
+        .max_connections(2)
+        .acquire_timeout(acquire)
+        .connect_lazy_with(options);
+    FaultyStore::new(Arc::new(MySqlStore::from_pool(pool)))
 }
 
 fn quick_retry() -> DbRetry {
@@ -214,6 +223,93 @@ async fn a_url_for_another_database_is_refused_not_tried_elsewhere() {
     }
 }
 
+#[actix::test]
+async fn a_mysql_store_refuses_urls_for_other_databases() {
+    for url in [
+        "postgres://app:secret@127.0.0.1:1/app",
+        "sqlite:cronlease.db",
+        "app:secret@127.0.0.1/app",
+    ] {
+        for error in [
+            MySqlStore::connect(url).await.map(|_| ()).unwrap_err(),
+            MySqlStore::connect_lazy(url).map(|_| ()).unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(matches!(error, Error::InvalidConfig(_)), "{message}");
+            assert!(message.contains("`mysql://"), "{message}");
+            assert!(!message.contains("secret"), "{message}");
+        }
+    }
+}
+
+/// Whether the MySQL connection tests run (they need no server, but belong to that suite).
+fn mysql_suite() -> bool {
+    let on = std::env::var_os(common::MYSQL_URL_VAR).is_some();
+    if !on {
+        eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR);
+    }
+    on
+}
+
+#[actix::test]
+async fn mysql_connect_errors_name_host_port_and_database_never_the_password() {
+    if !mysql_suite() {
+        return;
+    }
+    let port = closed_port();
+    let url = format!("mysql://root:secret-pw@127.0.0.1:{port}/test");
+    let error = MySqlStore::connect(&url).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!format!("{error:?}").contains("secret-pw"), "{error:?}");
+    assert!(error.is_transient(), "a server that is down may come back");
+    // At start, through a lazy store: the unreachable-database error names it too.
+    let store = MySqlStore::connect_lazy(&url).unwrap();
+    let error = Scheduler::builder(store)
+        .job(job())
+        .start()
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("the database is unreachable at start"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "connection refused at 127.0.0.1:{port} (database `test`)"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
+    // A server that answers but refuses the session: named the same way, permanent.
+    let real = std::env::var(common::MYSQL_URL_VAR).unwrap();
+    let options: sqlx::mysql::MySqlConnectOptions = real.parse().unwrap();
+    let denied = format!(
+        "mysql://cronlease_no_such_user:secret-pw@{}:{}/test",
+        options.get_host(),
+        options.get_port()
+    );
+    let error = MySqlStore::connect(&denied).await.map(|_| ()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "the server refused the connection at {}:{} (database `test`)",
+            options.get_host(),
+            options.get_port()
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret-pw"), "{message}");
+    assert!(!error.is_transient(), "{message}");
+}
+
 /// Whether the PostgreSQL connection tests run (they need no server, but belong to that suite).
 fn postgres_suite() -> bool {
     let on = std::env::var_os(common::POSTGRES_URL_VAR).is_some();
@@ -340,7 +436,28 @@ on_every_backend! {
                 assert_eq!(s.tick_now().await.unwrap().won, 1);
                 s.shutdown().await;
             }
-            _ => unreachable!(),
+            (None, None) => {
+                // Likewise for MySQL: refused until the proxy heals, 1.5 s in.
+                let options = db.mysql_options.as_ref().expect("a MySQL test database");
+                let proxy = Proxy::start(mysql_upstream_of(options));
+                proxy.cut();
+                let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+                let store = lazy_mysql(through, Duration::from_millis(300));
+                let builder = Scheduler::builder_shared(store.clone())
+                    .db_retry(quick_retry())
+                    .wait_for_database(Duration::from_secs(60))
+                    .auto_tick(false)
+                    .job(job());
+                let heal = async {
+                    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+                    proxy.heal();
+                };
+                let (started, ()) = tokio::join!(builder.start(), heal);
+                let s = started.expect("start once the server is reachable");
+                assert!(store.stats("migrate").transient >= 1, "{:?}", store.stats("migrate"));
+                assert_eq!(s.tick_now().await.unwrap().won, 1);
+                s.shutdown().await;
+            }
         }
     }
 }
@@ -412,7 +529,38 @@ async fn insert_row(
             .await
             .unwrap();
         }
-        _ => unreachable!(),
+        (None, None) => {
+            let options = db.mysql_options.as_ref().expect("a MySQL test database");
+            let mut conn = sqlx::MySqlConnection::connect_with(options).await.unwrap();
+            // A status this version does not know needs the CHECK constraint out of the way.
+            let _ = sqlx::raw_sql(
+                "ALTER TABLE cronlease_executions DROP CONSTRAINT cronlease_executions_status_check",
+            )
+            .execute(&mut conn)
+            .await;
+            sqlx::query(
+                "INSERT INTO cronlease_executions (id, job_name, scope_kind, scope_id, plan_time,
+                   status, attempt, max_attempts, next_retry_at, runner_id, lease_token,
+                   heartbeat_at, stale_after, started_at, created_at, updated_at, result, failures)
+                 VALUES (UNHEX(REPLACE(?, '-', '')), ?, 'tenant', ?, ?, ?, 1, 3, ?, 'someone', ?,
+                   ?, ?, ?, ?, ?, '{}', '[]')",
+            )
+            .bind(id)
+            .bind(job)
+            .bind(scope)
+            .bind(plan)
+            .bind(status)
+            .bind(next_retry_at)
+            .bind(uuid::Uuid::new_v4())
+            .bind(plan)
+            .bind(stale_after)
+            .bind(plan)
+            .bind(plan)
+            .bind(plan)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
     }
 }
 
@@ -539,7 +687,89 @@ on_every_backend! {
                 assert_eq!(kind(&refused), DbErrorKind::Transient, "{refused}");
                 assert!(!JobError::from(refused).is_permanent());
             }
-            _ => unreachable!(),
+            (None, None) => {
+                let options = db.mysql_options.as_ref().expect("a MySQL test database");
+                let number = |error: &sqlx::Error| match error {
+                    sqlx::Error::Database(db) => db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()),
+                    _ => None,
+                };
+                let connect = || sqlx::MySqlConnection::connect_with(options);
+                let mut a = connect().await.unwrap();
+                let mut b = connect().await.unwrap();
+                for conn in [&mut a, &mut b] {
+                    sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = 1").execute(conn).await.unwrap();
+                }
+                sqlx::raw_sql("CREATE TABLE chaos_t (id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(4) NOT NULL DEFAULT '') ENGINE = InnoDB").execute(&mut a).await.unwrap();
+                sqlx::raw_sql("INSERT INTO chaos_t (id, v) VALUES (1, 0), (2, 0)").execute(&mut a).await.unwrap();
+                // Permanent: the same statement fails the same way.
+                let permanent = [
+                    ("INSERT INTO chaos_t (id, v) VALUES (1, 0)", 1062),
+                    ("SELEC 1", 1064),
+                    ("SELECT * FROM no_such_table", 1146),
+                    ("SELECT no_such_column FROM chaos_t", 1054),
+                    ("INSERT INTO chaos_t (id, v, s) VALUES (3, 0, 'too long')", 1406),
+                ];
+                for (statement, expected) in permanent {
+                    let error = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut a).await.unwrap_err();
+                    assert_eq!(number(&error), Some(expected), "{error}");
+                    assert_eq!(kind(&error), DbErrorKind::Permanent, "{error}");
+                    assert!(JobError::from(error).is_permanent());
+                }
+                // Lock wait timeout (1205): b waits longer than innodb_lock_wait_timeout.
+                sqlx::raw_sql("BEGIN; UPDATE chaos_t SET v = 1 WHERE id = 1").execute(&mut a).await.unwrap();
+                let lock_wait = sqlx::raw_sql("UPDATE chaos_t SET v = 2 WHERE id = 1").execute(&mut b).await.unwrap_err();
+                assert_eq!(number(&lock_wait), Some(1205), "{lock_wait}");
+                assert_eq!(kind(&lock_wait), DbErrorKind::Transient, "{lock_wait}");
+                assert!(!JobError::from(lock_wait).is_permanent());
+                sqlx::raw_sql("ROLLBACK").execute(&mut a).await.unwrap();
+                // Deadlock (1213): two transactions lock the two rows in opposite orders.
+                sqlx::raw_sql("SET SESSION innodb_lock_wait_timeout = 20").execute(&mut b).await.unwrap();
+                sqlx::raw_sql("SET SESSION innodb_lock_wait_timeout = 20").execute(&mut a).await.unwrap();
+                sqlx::raw_sql("BEGIN; UPDATE chaos_t SET v = 2 WHERE id = 1").execute(&mut a).await.unwrap();
+                sqlx::raw_sql("BEGIN; UPDATE chaos_t SET v = 2 WHERE id = 2").execute(&mut b).await.unwrap();
+                let (ra, rb) = tokio::join!(
+                    sqlx::raw_sql("UPDATE chaos_t SET v = 3 WHERE id = 2").execute(&mut a),
+                    sqlx::raw_sql("UPDATE chaos_t SET v = 3 WHERE id = 1").execute(&mut b),
+                );
+                let deadlock = ra.err().or(rb.err()).expect("one side is chosen as the deadlock victim");
+                assert_eq!(number(&deadlock), Some(1213), "{deadlock}");
+                assert_eq!(kind(&deadlock), DbErrorKind::Transient, "{deadlock}");
+                for conn in [&mut a, &mut b] {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(conn).await;
+                }
+                // A statement killed by an operator (1317 query interrupted).
+                let id_a: u64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS UNSIGNED)").fetch_one(&mut a).await.unwrap();
+                let (slept, killed) = tokio::join!(
+                    sqlx::raw_sql("SELECT SLEEP(5) FROM chaos_t WHERE id = 1 AND v = (SELECT COUNT(*) FROM chaos_t)").execute(&mut a),
+                    async {
+                        actix_rt::time::sleep(Duration::from_millis(300)).await;
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL QUERY {id_a}"))).execute(&mut b).await
+                    },
+                );
+                killed.unwrap();
+                // MariaDB reports a killed SLEEP as its result (1) rather than an error; a query
+                // interrupted mid-statement reports 1317. Either way nothing permanent.
+                if let Err(interrupted) = slept {
+                    assert_eq!(kind(&interrupted), DbErrorKind::Transient, "{interrupted}");
+                }
+                // The connection killed by an operator or a failover tool: the next statement
+                // meets 1927 (MariaDB), or the closed socket.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id_a}"))).execute(&mut b).await.unwrap();
+                let gone = sqlx::raw_sql("SELECT 1").execute(&mut a).await.unwrap_err();
+                assert_eq!(kind(&gone), DbErrorKind::Transient, "{gone}");
+                assert!(!JobError::from(gone).is_permanent());
+                // Unknown database (1049) and access denied (1045): permanent, at connect.
+                let unknown = sqlx::MySqlConnection::connect_with(&options.clone().database("cronlease_no_such_db")).await.map(drop).unwrap_err();
+                assert_eq!(number(&unknown), Some(1049), "{unknown}");
+                assert_eq!(kind(&unknown), DbErrorKind::Permanent, "{unknown}");
+                let denied = sqlx::MySqlConnection::connect_with(&options.clone().username("cronlease_no_such_user").password("wrong")).await.map(drop).unwrap_err();
+                assert_eq!(number(&denied), Some(1045), "{denied}");
+                assert_eq!(kind(&denied), DbErrorKind::Permanent, "{denied}");
+                // Nothing listens: connection refused.
+                let refused = sqlx::MySqlConnection::connect_with(&options.clone().port(closed_port())).await.map(drop).unwrap_err();
+                assert_eq!(kind(&refused), DbErrorKind::Transient, "{refused}");
+                assert!(!JobError::from(refused).is_permanent());
+            }
         }
     }
 }

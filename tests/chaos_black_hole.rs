@@ -471,6 +471,7 @@ on_every_backend! {
             runner_id: "r",
             stale_timeout: Duration::from_secs(60),
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![cronlease::store::PlanClaim::new(cronlease::Scope::global(), Utc::now())],
         };
         let lease = db.store.execution_claim(&request).await.unwrap()[0].lease;
@@ -556,6 +557,7 @@ async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgre
         runner_id: "r",
         stale_timeout: Duration::from_secs(600),
         allow_stale_reentry: true,
+        steal_not_after: None,
         plans: vec![cronlease::store::PlanClaim::new(
             cronlease::Scope::global(),
             Utc::now(),

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::chaos::{FaultyStore, all_rows, poll};
-use common::proxy::{Proxy, upstream_of};
+use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use cronlease::{DbRetry, JobContext, JobOutput, JobSpec, Scheduler, Scope, Status, Store};
 use uuid::Uuid;
 
@@ -99,8 +99,13 @@ async fn runner(store: Arc<dyn Store>, name: &str, seen: &Shared, original: bool
 
 on_every_backend! {
     async fn a_runner_cut_off_loses_its_leases_and_its_late_writes_are_fenced_out(db: TestDb) {
-        // The original owner's store: through a proxy (PostgreSQL) or cut at the seam (SQLite).
-        let proxy = db.pg_options.as_ref().map(|options| Proxy::start(upstream_of(options)));
+        // The original owner's store: through a proxy (PostgreSQL, MySQL) or cut at the seam
+        // (SQLite).
+        let proxy = db
+            .pg_options
+            .as_ref()
+            .map(|options| Proxy::start(upstream_of(options)))
+            .or_else(|| db.mysql_options.as_ref().map(|options| Proxy::start(mysql_upstream_of(options))));
         let owner_store = match (&proxy, &db.pg_options) {
             (Some(proxy), Some(options)) => {
                 let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
@@ -109,6 +114,15 @@ on_every_backend! {
                     .acquire_timeout(Duration::from_secs(1))
                     .connect_lazy_with(through);
                 FaultyStore::new(Arc::new(cronlease::PgStore::from_pool(pool).with_clock_skew(db.base_skew)))
+            }
+            (Some(proxy), None) => {
+                let options = db.mysql_options.as_ref().expect("a MySQL test database");
+                let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+                let pool = cronlease::MySqlStore::pool_options()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(1))
+                    .connect_lazy_with(through);
+                FaultyStore::new(Arc::new(cronlease::MySqlStore::from_pool(pool).with_clock_skew(db.base_skew)))
             }
             _ => FaultyStore::new(db.store.clone()),
         };

@@ -3,8 +3,9 @@
 //!
 //! Its own test binary with a single test: it replaces the process-wide panic hook (to keep the
 //! 1,000 expected panic messages out of the output) and measures the process's memory, which
-//! other tests running alongside would disturb. SQLite always, then PostgreSQL when configured
-//! (the name says `postgres` so that CI's PostgreSQL pass, `cargo test -- postgres`, runs it).
+//! other tests running alongside would disturb. SQLite always, then PostgreSQL and MySQL when
+//! configured (the name says `postgres` and `mysql` so that CI's PostgreSQL and MySQL passes,
+//! `cargo test -- postgres` and `cargo test -- mysql`, run it).
 
 mod common;
 
@@ -46,13 +47,17 @@ fn quiet_handler_panics() {
 }
 
 #[test]
-fn a_thousand_panicking_handlers_are_recorded_and_memory_stays_flat_on_sqlite_and_postgres() {
+fn a_thousand_panicking_handlers_are_recorded_and_memory_stays_flat_on_sqlite_postgres_and_mysql() {
     quiet_handler_panics();
     actix_rt::System::new().block_on(async {
         storm(common::sqlite().await).await;
         match common::postgres().await {
             Some(db) => storm(db).await,
             None => eprintln!("postgres: skipped: {} is not set", common::POSTGRES_URL_VAR),
+        }
+        match common::mysql().await {
+            Some(db) => storm(db).await,
+            None => eprintln!("mysql: skipped: {} is not set", common::MYSQL_URL_VAR),
         }
     });
 }

@@ -48,6 +48,7 @@ async fn dead_plan(store: &dyn Store, job: &str, scope: Scope, plan_time: DateTi
             runner_id: "earlier",
             stale_timeout: HOUR,
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![PlanClaim::new(scope, plan_time)],
         })
         .await
@@ -189,6 +190,7 @@ on_every_backend! {
                 runner_id: "earlier",
                 stale_timeout: HOUR,
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: vec![PlanClaim::new(Scope::global(), latest)],
             }).await.unwrap().remove(0);
             db.store.execution_finish_success(&[SuccessWrite { lease: ok.lease, duration_ms: 1, rows_affected: 0, result: "{}".into() }]).await.unwrap();

@@ -324,6 +324,7 @@ on_every_backend! {
             runner_id: "earlier",
             stale_timeout: hour,
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![PlanClaim::new(Scope::global(), plan)],
         };
         let failed = db.store.execution_claim(&claim(old)).await.unwrap().remove(0);

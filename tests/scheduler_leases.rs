@@ -185,6 +185,7 @@ on_every_backend! {
             runner_id: runner,
             stale_timeout: Duration::from_secs(1),
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![PlanClaim::new(Scope::global(), latest)],
         };
         db.store.execution_claim(&request("dead-runner")).await.unwrap();
@@ -287,6 +288,7 @@ on_every_backend! {
                 runner_id: "thief",
                 stale_timeout: Duration::from_secs(30),
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: vec![PlanClaim::new(row.scope.clone(), row.plan_time)],
             })
             .await

@@ -99,7 +99,7 @@ fn each_invalid_spec_field_has_its_own_message() {
         ),
         (
             valid().every("1y"),
-            "not a calendar month or year: write a fixed cadence such as `30d`",
+            "not a calendar month or year: for calendar months use a cron expression such as .cron(\"0 0 1 * *\")",
         ),
         (
             valid().every("400d"),

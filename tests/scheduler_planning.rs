@@ -208,6 +208,7 @@ async fn idle_tick_statements_of(
             runner_id: "seed",
             stale_timeout: HOUR,
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans,
         })
         .await

@@ -254,6 +254,7 @@ on_every_backend! {
                     runner_id: "earlier-runner",
                     stale_timeout: Duration::from_secs(60),
                     allow_stale_reentry: true,
+                    steal_not_after: None,
                     plans: vec![PlanClaim::new(Scope::global(), *plan_time)],
                 })
                 .await

@@ -28,6 +28,7 @@ async fn finished(store: &dyn Store, scope: &str, minute: i64, status: Status) -
             runner_id: "earlier",
             stale_timeout: Duration::from_secs(60),
             allow_stale_reentry: true,
+            steal_not_after: None,
             plans: vec![PlanClaim::new(Scope::new("tenant", scope), plan(minute))],
         })
         .await

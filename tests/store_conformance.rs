@@ -30,6 +30,7 @@ fn request<'a>(runner: &'a str, plans: Vec<PlanClaim>) -> ClaimRequest<'a> {
         runner_id: runner,
         stale_timeout: STALE,
         allow_stale_reentry: true,
+        steal_not_after: None,
         plans,
     }
 }
@@ -406,7 +407,7 @@ on_every_backend! {
         // A fresh lease taken in the future is not stale for the sweep either.
         let fresh = claim_one(&*later, "b", scope(3), plan(0)).await.remove(0);
 
-        let swept = later.execution_sweep_stale(JOB, true).await.unwrap();
+        let swept = later.execution_sweep_stale(JOB, true, None).await.unwrap();
         assert_eq!(swept.len(), 2, "{swept:?}");
         let row = get(&*db.store, stale.lease.id).await;
         assert_eq!(row.status, Status::Failed);
@@ -425,10 +426,48 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn takeovers_held_up_past_their_deadline_change_nothing(db: TestDb) {
+        // A lease gone stale while the database was away; the statements that would take it
+        // over were decided before the outage and run only now, past their deadline.
+        let owner = claim_one(&*db.store, "owner", scope(1), plan(0)).await.remove(0);
+        let later = db.skewed(TimeDelta::minutes(2));
+        let now = later.db_now().await.unwrap();
+        let decided = now - TimeDelta::seconds(30);
+        let swept = later.execution_sweep_stale(JOB, true, Some(decided)).await.unwrap();
+        assert!(swept.is_empty(), "a late sweep swept {swept:?}");
+        let mut steal = request("rival", vec![PlanClaim::new(scope(1), plan(0))]);
+        steal.steal_not_after = Some(decided);
+        assert!(claim_with(&*later, steal).await.is_empty(), "a late claim stole the lease");
+        let row = get(&*db.store, owner.lease.id).await;
+        assert_eq!((row.status, row.lease_token), (Status::Running, owner.lease.token));
+        // The owner renews past its stale_after: nobody took the row, so it is still its own.
+        let renewed = later
+            .execution_heartbeat(&[Renewal { lease: owner.lease, stale_timeout: STALE }])
+            .await
+            .unwrap();
+        assert_eq!(renewed, vec![owner.lease.id]);
+        // Prompt statements (deadline ahead) do act, once the lease is stale again.
+        let much_later = db.skewed(TimeDelta::minutes(5));
+        let now = much_later.db_now().await.unwrap();
+        let mut steal = request("rival", vec![PlanClaim::new(scope(1), plan(0))]);
+        steal.steal_not_after = Some(now + TimeDelta::seconds(10));
+        let stolen = claim_with(&*much_later, steal).await;
+        assert_eq!(stolen.len(), 1);
+        assert_eq!(stolen[0].outcome, ClaimOutcome::Stole);
+        let other = claim_one(&*db.store, "owner", scope(2), plan(0)).await.remove(0);
+        let swept = much_later
+            .execution_sweep_stale(JOB, true, Some(now + TimeDelta::seconds(10)))
+            .await
+            .unwrap();
+        assert_eq!(swept.iter().map(|s| s.id).collect::<Vec<_>>(), vec![other.lease.id]);
+    }
+}
+
+on_every_backend! {
     async fn the_sweep_dead_letters_non_reentrant_jobs(db: TestDb) {
         let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
-        let swept = later.execution_sweep_stale(JOB, false).await.unwrap();
+        let swept = later.execution_sweep_stale(JOB, false, None).await.unwrap();
         assert_eq!(swept.len(), 1);
         assert_eq!(swept[0].status, Status::Dead);
         let row = get(&*db.store, c.lease.id).await;
@@ -614,7 +653,7 @@ on_every_backend! {
     async fn a_swept_lease_still_fences_its_owners_late_write(db: TestDb) {
         let won = claim_with(&*db.store, ClaimRequest { stale_timeout: Duration::from_secs(1), ..request("r", vec![PlanClaim::new(scope(0), plan(0))]) }).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
-        assert_eq!(later.execution_sweep_stale(JOB, true).await.unwrap().len(), 1);
+        assert_eq!(later.execution_sweep_stale(JOB, true, None).await.unwrap().len(), 1);
         let swept = get(&*db.store, won.lease.id).await;
         // The swept row keeps the owner's token, but neither late outcome matches it.
         assert!(db.store.execution_finish_success(&[success(won.lease)]).await.unwrap().is_empty());
@@ -884,7 +923,10 @@ fn is_deadlock(error: &cronlease::Error) -> bool {
             source: sqlx::Error::Database(db),
             ..
         } => {
-            matches!(db.code().as_deref(), Some("40P01") | Some("1213"))
+            db.code().as_deref() == Some("40P01")
+                || db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|my| my.number() == 1213)
         }
         _ => false,
     }

@@ -226,6 +226,7 @@ on_every_backend! {
                 runner_id: "thief",
                 stale_timeout: HOUR,
                 allow_stale_reentry: true,
+                steal_not_after: None,
                 plans: vec![PlanClaim::new(Scope::global(), latest)],
             })
             .await
@@ -292,7 +293,7 @@ on_every_backend! {
         // Old history: two SUCCESS rows past 30 days and one DEAD row past 7, each under a newer row.
         let finish = |store: Arc<dyn Store>, job: &'static str, plan_time, dead: bool| async move {
             let c = store
-                .execution_claim(&ClaimRequest { job, max_attempts: 1, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
+                .execution_claim(&ClaimRequest { job, max_attempts: 1, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, steal_not_after: None, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
                 .await
                 .unwrap()
                 .remove(0);
@@ -351,7 +352,7 @@ on_every_backend! {
         for (plan_time, fail) in [(latest - TimeDelta::hours(2), true), (latest - TimeDelta::hours(1), false)] {
             let c = db
                 .store
-                .execution_claim(&ClaimRequest { job: "m-super", max_attempts: 3, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
+                .execution_claim(&ClaimRequest { job: "m-super", max_attempts: 3, runner_id: "earlier", stale_timeout: HOUR, allow_stale_reentry: true, steal_not_after: None, plans: vec![PlanClaim::new(Scope::global(), plan_time)] })
                 .await
                 .unwrap()
                 .remove(0);

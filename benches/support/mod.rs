@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use cronlease::prelude::*;
-use cronlease::store::PgStore;
+use cronlease::store::{MySqlStore, PgStore};
 
 /// The PostgreSQL server for the PostgreSQL variants, when set.
 pub const POSTGRES_URL_VAR: &str = "CRONLEASE_TEST_POSTGRES_URL";
+
+/// The MySQL server for the MySQL variants, when set.
+pub const MYSQL_URL_VAR: &str = "CRONLEASE_TEST_MYSQL_URL";
 
 /// A SQLite file in `dir`, migrated.
 pub async fn sqlite(dir: &std::path::Path) -> Arc<dyn Store> {
@@ -47,8 +50,45 @@ pub async fn postgres(url: &str) -> Arc<dyn Store> {
     Arc::new(store)
 }
 
-/// Drops the PostgreSQL schemas this process created.
+/// Databases created by [`mysql`], dropped by [`cleanup`].
+static DATABASES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// A fresh database on the MySQL server at `url` (a user that may create databases),
+/// migrated. Call [`cleanup`] when done.
+pub async fn mysql(url: &str) -> Arc<dyn Store> {
+    let database = format!("cronlease_bench_{}", uuid::Uuid::new_v4().simple());
+    DATABASES
+        .lock()
+        .unwrap()
+        .push((url.to_owned(), database.clone()));
+    let admin = sqlx::MySqlPool::connect(url)
+        .await
+        .expect("MySQL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let options: sqlx::mysql::MySqlConnectOptions = url.parse().expect("mysql url");
+    let store = MySqlStore::connect_with(options.database(&database))
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    Arc::new(store)
+}
+
+/// Drops the PostgreSQL schemas and MySQL databases this process created.
 pub async fn cleanup() {
+    let databases = std::mem::take(&mut *DATABASES.lock().unwrap());
+    for (url, database) in databases {
+        if let Ok(pool) = sqlx::MySqlPool::connect(&url).await {
+            let drop = format!("DROP DATABASE IF EXISTS {database}");
+            if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await {
+                eprintln!("could not drop bench database {database}: {error}");
+            }
+            pool.close().await;
+        }
+    }
     let schemas = std::mem::take(&mut *SCHEMAS.lock().unwrap());
     for (url, schema) in schemas {
         if let Ok(pool) = sqlx::PgPool::connect(&url).await {

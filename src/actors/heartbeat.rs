@@ -75,6 +75,11 @@ impl LeaseBook {
         self.lock().is_empty()
     }
 
+    /// The leases held now.
+    pub(crate) fn held(&self) -> Vec<Lease> {
+        self.lock().values().map(|tracked| tracked.lease).collect()
+    }
+
     fn get(&self, id: &Uuid) -> Option<Lease> {
         self.lock().get(id).map(|t| t.lease)
     }

@@ -49,11 +49,13 @@ pub(crate) mod completer;
 pub(crate) mod executor;
 pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
+pub(crate) mod job_changes;
 pub(crate) mod planning;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;
 pub(crate) mod tick;
+pub(crate) mod watched_store;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -79,6 +81,8 @@ pub(crate) struct Runtime {
     pub(crate) completer: Addr<completer::Completer>,
     /// How long a shutdown waits for running handlers to stop before recording them `canceled`.
     pub(crate) shutdown_grace: Duration,
+    /// Whether this runner may take leases over (fed by every store call through `store`).
+    pub(crate) takeover: Arc<crate::takeover::TakeoverGuard>,
 }
 
 /// Runs `op` until it succeeds, fails permanently, or `give_up_after` passes, sleeping with the

@@ -26,6 +26,22 @@ impl Actor for RetryPolicy {
     type Context = Context<Self>;
 }
 
+/// Sets the backoff of a job added or replaced while running.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SetBackoff {
+    pub(crate) job: Arc<str>,
+    pub(crate) backoff: Backoff,
+}
+
+impl Handler<SetBackoff> for RetryPolicy {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetBackoff, _: &mut Context<Self>) {
+        self.backoffs.insert(msg.job, msg.backoff);
+    }
+}
+
 /// Asks what happens to failed attempt `attempt` of `max_attempts` of `job`.
 #[derive(Message)]
 #[rtype(result = "RetryDecision")]

@@ -39,7 +39,11 @@ const MIN_TICK_GAP: Duration = Duration::from_millis(5);
 type TickReply = oneshot::Sender<Result<TickReport>>;
 
 /// One job's timer and tick state.
-struct JobSlot {
+pub(super) struct JobSlot {
+    /// The job, kept here too while its state is lent to a running tick.
+    shared: Arc<JobShared>,
+    /// Removed from the scheduler: it never ticks again (its attempts finish or were cancelled).
+    retired: bool,
     /// The job's state; `None` while its tick runs (the tick owns it).
     state: Option<JobState>,
     /// The armed next tick and when it fires.
@@ -55,6 +59,8 @@ struct JobSlot {
 /// Arms ticks, supervises executors.
 pub(crate) struct Supervisor {
     rt: Arc<Runtime>,
+    /// Its own address, which the Heartbeats of jobs added later report lost leases to.
+    me: Addr<Supervisor>,
     jobs: Vec<JobSlot>,
     /// Job index by name, for wake-ups reported by name.
     index: HashMap<Arc<str>, usize>,
@@ -80,45 +86,12 @@ impl Supervisor {
         tick_interval: Duration,
         auto_tick: bool,
     ) -> Self {
-        let mut heartbeats = Vec::with_capacity(jobs.len());
-        let mut index = HashMap::with_capacity(jobs.len());
-        let jobs = jobs
-            .into_iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let leases = Arc::new(LeaseBook::default());
-                let heartbeat = Heartbeat::new(
-                    rt.store.clone(),
-                    spec.name.clone(),
-                    spec.heartbeat_interval,
-                    spec.stale_timeout,
-                    leases.clone(),
-                    me.clone().recipient(),
-                )
-                .start();
-                heartbeats.push(heartbeat.clone());
-                index.insert(spec.name.clone(), i);
-                JobSlot {
-                    state: Some(JobState {
-                        shared: Arc::new(JobShared {
-                            spec,
-                            heartbeat,
-                            leases,
-                        }),
-                        newest: None,
-                    }),
-                    timer: None,
-                    wake_by: None,
-                    db_failures: 0,
-                    waiting: Vec::new(),
-                }
-            })
-            .collect();
-        Supervisor {
+        let mut supervisor = Supervisor {
             rt,
-            jobs,
-            index,
-            heartbeats,
+            me,
+            jobs: Vec::with_capacity(jobs.len()),
+            index: HashMap::with_capacity(jobs.len()),
+            heartbeats: Vec::with_capacity(jobs.len()),
             running: Running::default(),
             free: Rc::new(Cell::new(max_concurrent)),
             stopping: Rc::new(Cell::new(false)),
@@ -126,9 +99,107 @@ impl Supervisor {
             tick_interval,
             auto_tick,
             draining: None,
+        };
+        for spec in jobs {
+            supervisor.add_slot(spec);
+        }
+        supervisor
+    }
+
+    /// Adds a job: its Heartbeat, its slot and its index entry. Returns the slot's index.
+    pub(super) fn add_slot(&mut self, spec: Arc<JobSpec>) -> usize {
+        let leases = Arc::new(LeaseBook::default());
+        let heartbeat = Heartbeat::new(
+            self.rt.store.clone(),
+            spec.name.clone(),
+            spec.heartbeat_interval,
+            spec.stale_timeout,
+            leases.clone(),
+            self.me.clone().recipient(),
+        )
+        .start();
+        self.heartbeats.push(heartbeat.clone());
+        let i = self.jobs.len();
+        self.index.insert(spec.name.clone(), i);
+        let shared = Arc::new(JobShared {
+            spec,
+            heartbeat,
+            leases,
+        });
+        self.jobs.push(JobSlot {
+            shared: shared.clone(),
+            retired: false,
+            state: Some(JobState {
+                shared,
+                newest: None,
+            }),
+            timer: None,
+            wake_by: None,
+            db_failures: 0,
+            waiting: Vec::new(),
+        });
+        i
+    }
+
+    /// The runner's retry policy, for jobs added later.
+    pub(super) fn retry_policy(&self) -> &Addr<super::retry_policy::RetryPolicy> {
+        &self.rt.retry_policy
+    }
+
+    /// A job added later with a shorter heartbeat interval shortens the outage that closes
+    /// takeovers (`takeover.rs`).
+    pub(super) fn lower_takeover_threshold(&self, heartbeat_interval: Duration) {
+        self.rt.takeover.lower_threshold(heartbeat_interval);
+    }
+
+    /// Whether a job of this name is registered (and not removed).
+    pub(super) fn has_job(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Starts a job added while running: its first tick now (when ticking by itself).
+    pub(super) fn start_slot(&mut self, i: usize, ctx: &mut Context<Self>) {
+        if self.auto_tick {
+            self.tick(i, ctx);
         }
     }
 
+    /// Removes job `name`: it never ticks again; with `cancel`, its running attempts are
+    /// cancelled (recorded `canceled`, retry-eligible), else they finish. Returns whether it was
+    /// registered.
+    pub(super) fn retire_slot(
+        &mut self,
+        name: &str,
+        cancel: bool,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let Some(i) = self.index.remove(name) else {
+            return false;
+        };
+        let slot = &mut self.jobs[i];
+        slot.retired = true;
+        slot.state = None;
+        if let Some((handle, _)) = slot.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        for reply in slot.waiting.drain(..) {
+            let _ = reply.send(Err(Error::NotRunning));
+        }
+        if cancel {
+            let running = self.running.borrow();
+            for lease in slot.shared.leases.held() {
+                if let Some(executor) = running.get(&lease) {
+                    executor.do_send(Cancel {
+                        grace: self.rt.shutdown_grace,
+                    });
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Supervisor {
     fn env(&self) -> TickEnv {
         TickEnv {
             rt: self.rt.clone(),
@@ -140,7 +211,9 @@ impl Supervisor {
     }
 
     fn ticking(&self) -> bool {
-        self.jobs.iter().any(|job| job.state.is_none())
+        self.jobs
+            .iter()
+            .any(|job| job.state.is_none() && !job.retired)
     }
 
     /// Starts job `i`'s tick unless it is running (then the waiting callers get the next one).
@@ -149,6 +222,9 @@ impl Supervisor {
             return;
         }
         let slot = &mut self.jobs[i];
+        if slot.retired {
+            return;
+        }
         let Some(mut state) = slot.state.take() else {
             return;
         };
@@ -164,6 +240,14 @@ impl Supervisor {
         ctx.spawn(
             work.into_actor(self)
                 .map(move |(state, outcome), act, ctx| {
+                    if act.jobs[i].retired {
+                        // Removed while this tick ran: its callers were answered then.
+                        drop(state);
+                        if act.draining.is_some() {
+                            act.drain_if_done(ctx);
+                        }
+                        return;
+                    }
                     act.jobs[i].state = Some(state);
                     let report = act.settle_tick(i, outcome, ctx);
                     for reply in waiting {
@@ -225,6 +309,9 @@ impl Supervisor {
             return;
         }
         let slot = &mut self.jobs[i];
+        if slot.retired {
+            return;
+        }
         if slot.state.is_none() {
             slot.wake_by = Some(slot.wake_by.map_or(at, |w| w.min(at)));
             return;
@@ -310,7 +397,7 @@ impl Handler<TickNow> for Supervisor {
         if self.draining.is_some() {
             return Box::pin(async { Err(Error::NotRunning) });
         }
-        if self.jobs.is_empty() {
+        if self.index.is_empty() {
             let store = self.rt.store.clone();
             return Box::pin(async move {
                 let db_now = store.db_now().await?;
@@ -322,6 +409,9 @@ impl Handler<TickNow> for Supervisor {
         }
         let mut replies = Vec::with_capacity(self.jobs.len());
         for i in 0..self.jobs.len() {
+            if self.jobs[i].retired {
+                continue;
+            }
             let (tx, rx) = oneshot::channel();
             self.jobs[i].waiting.push(tx);
             replies.push(rx);

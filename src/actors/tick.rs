@@ -33,12 +33,14 @@ use super::Runtime;
 use super::executor::{Executor, JobShared};
 use super::heartbeat::Arm;
 use super::planning::{self, PlanningCode};
+use crate::control::PauseSet;
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{TickPlans, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, Lease, PlanClaim};
+use crate::takeover::takeover_deadline;
 use crate::telemetry;
 
 /// Most plans sent in one claim statement.
@@ -71,6 +73,8 @@ pub struct TickReport {
     /// Jobs or scopes skipped because of an error (logged and counted in
     /// `cronlease_tick_errors_total`).
     pub job_errors: usize,
+    /// Jobs that started nothing because an operator paused them.
+    pub paused_jobs: usize,
 }
 
 impl TickReport {
@@ -91,6 +95,7 @@ impl TickReport {
         self.swept += other.swept;
         self.superseded += other.superseded;
         self.job_errors += other.job_errors;
+        self.paused_jobs += other.paused_jobs;
     }
 }
 
@@ -139,7 +144,9 @@ pub(crate) struct JobTick {
 /// logged, counted and reported in the tick (the job is skipped for the rest of this tick).
 pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick> {
     let clock_read_at = Instant::now();
-    let db_now = env.rt.store.db_now().await?;
+    // The clock and the job's pauses come in one statement: obeying pauses costs nothing.
+    let (db_now, paused) = env.rt.store.tick_clock(&job.shared.spec.name).await?;
+    let pauses = PauseSet::new(paused);
     telemetry::clock_offset((db_now - Utc::now()).num_milliseconds() as f64 / 1000.0);
     let mut tick = JobTick {
         report: TickReport {
@@ -153,7 +160,7 @@ pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick
     };
     let name = job.shared.spec.name.clone();
     let span = tracing::info_span!("tick", job = %name, %db_now);
-    let outcome = sweep_plan_claim(&env, job, db_now, &mut tick)
+    let outcome = sweep_plan_claim(&env, job, db_now, &pauses, &mut tick)
         .instrument(span)
         .await;
     if let Err(error) = outcome {
@@ -174,14 +181,23 @@ async fn sweep_plan_claim(
     env: &TickEnv,
     job: &mut JobState,
     db_now: DateTime<Utc>,
+    pauses: &PauseSet,
     tick: &mut JobTick,
 ) -> Result<()> {
     let rt = &env.rt;
     let spec = job.shared.spec.clone();
-    let swept = rt
-        .store
-        .execution_sweep_stale(&spec.name, spec.allow_stale_reentry)
-        .await?;
+    // Takeovers (sweeps and steals) wait while this runner is recovering from an outage, and
+    // act only if their statement runs promptly (`takeover.rs`).
+    let takeover = rt.takeover.may_take_over(db_now, spec.stale_timeout);
+    let deadline = takeover_deadline(db_now, spec.heartbeat_interval);
+    let swept = if takeover {
+        rt.store
+            .execution_sweep_stale(&spec.name, spec.allow_stale_reentry, Some(deadline))
+            .await?
+    } else {
+        tracing::debug!(job = %spec.name, "the database just came back: no takeover until owners have renewed");
+        Vec::new()
+    };
     if !swept.is_empty() {
         telemetry::swept(&spec.name, swept.len() as u64);
         let dead = swept.iter().filter(|s| s.status == Status::Dead).count();
@@ -196,6 +212,25 @@ async fn sweep_plan_claim(
             tracing::info!(job = %spec.name, count = closed.len(), "failed plans superseded by a newer success");
             tick.report.superseded += closed.len();
         }
+    }
+    // A paused job starts nothing: no new plan, no retry. Leases are still swept above, and
+    // attempts already running finish. The next tick (at most `tick_interval` away) reads the
+    // pauses again.
+    if pauses.job_paused() {
+        tick.report.paused_jobs += 1;
+        // Wake at the next plan as usual, so a resume takes effect by the next plan.
+        if let (Some(schedule), None) = (&spec.schedule, &spec.planner) {
+            let eligible = db_now - delta(spec.schedule_delay);
+            let mut plans =
+                TickPlans::new(schedule, spec.catch_up, db_now, eligible, Duration::ZERO);
+            if let Some(due) = plans.scope(Duration::ZERO, None).1 {
+                let wait = (due + delta(spec.schedule_delay) - db_now)
+                    .to_std()
+                    .unwrap_or_default();
+                tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+            }
+        }
+        return Ok(());
     }
     // A provider that fails, panics or hangs costs this job its new plans for this tick; its
     // failed rows are still retried below.
@@ -245,7 +280,9 @@ async fn sweep_plan_claim(
         .store
         .execution_retry_candidates(&spec.name, env.free.get().saturating_add(1))
         .await?;
-    let (retries, retry_wait) = due_retries(candidates, db_now);
+    let (mut retries, retry_wait) = due_retries(candidates, db_now);
+    // A paused scope's retries wait for its resume.
+    retries.retain(|(scope, _)| pauses.runs(scope));
     if let Some(wait) = retry_wait {
         tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
     }
@@ -271,6 +308,7 @@ async fn sweep_plan_claim(
         (Some(hook), _) => {
             let inputs = scopes
                 .iter()
+                .filter(|scope| pauses.runs(scope))
                 .map(|scope| (scope.clone(), newest.get(scope).copied()))
                 .collect();
             match planning::run_hook(hook, &rt.handlers, spec.planning_timeout, db_now, inputs)
@@ -304,7 +342,7 @@ async fn sweep_plan_claim(
         (None, Some(calendar)) => {
             // The wake-up: when the next plan of any scope comes due.
             let mut next_due: Option<DateTime<Utc>> = None;
-            for scope in scopes.iter() {
+            for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
                 let known = newest.get(scope).copied();
                 let (plans, due) = calendar.scope(offset_of(scope), known);
                 add(scope, plans);
@@ -345,7 +383,8 @@ async fn sweep_plan_claim(
             max_attempts: spec.max_attempts,
             runner_id: &rt.runner_id,
             stale_timeout: spec.stale_timeout,
-            allow_stale_reentry: spec.allow_stale_reentry,
+            allow_stale_reentry: spec.allow_stale_reentry && takeover,
+            steal_not_after: Some(deadline),
             plans: batch.to_vec(),
         };
         // Retried with the same ids and tokens: if a try committed but its reply was lost (the

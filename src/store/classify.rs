@@ -1,11 +1,11 @@
 //! Transient versus permanent: how a driver error should be handled.
 //!
 //! Decided from error variants and database codes, never from message text. Each backend knows
-//! its own codes (`sqlite::error`, `postgres::error`); this file dispatches.
+//! its own codes (`sqlite::error`, `postgres::error`, `mysql::error`); this file dispatches.
 
 use crate::error::DbErrorKind;
 
-use super::{postgres, sqlite};
+use super::{mysql, postgres, sqlite};
 
 /// Classifies any sqlx error: transient if retrying the same operation may succeed.
 ///
@@ -14,7 +14,7 @@ use super::{postgres, sqlite};
 /// | `Io` (refused, reset, aborted, broken pipe, unexpected EOF, timed out, ...) | transient | the connection failed, not the statement |
 /// | `PoolTimedOut` | transient | no connection could be had in time (server down or saturated) |
 /// | `WorkerCrashed` | transient | SQLite's worker thread died; the pool opens a new connection |
-/// | `Database` with a code the backend lists | transient | PostgreSQL connection exceptions (class 08), shutdown (57P01-57P03), serialization failure, deadlock, lock not available, too many connections, statement cancelled; SQLite busy, locked, I/O error |
+/// | `Database` with a code the backend lists | transient | PostgreSQL connection exceptions (class 08), shutdown (57P01-57P03), serialization failure, deadlock, lock not available, too many connections, statement cancelled; MySQL/MariaDB connection lost or killed, server gone away, shutdown, too many connections, lock wait timeout, deadlock, read-only during a failover (see `mysql::error`); SQLite busy, locked, I/O error |
 /// | anything else (`Database` with another code, `PoolClosed`, `Protocol`, decode and configuration errors) | permanent | retrying sends the same statement to the same failure |
 ///
 /// Only variants and codes decide, never message text. Handlers get the same answer through
@@ -25,6 +25,7 @@ pub fn classify(error: &sqlx::Error) -> DbErrorKind {
             DbErrorKind::Transient
         }
         sqlx::Error::Database(db) => postgres::error::classify(db.as_ref())
+            .or_else(|| mysql::error::classify(db.as_ref()))
             .or_else(|| sqlite::error::classify(db.as_ref()))
             .unwrap_or(DbErrorKind::Permanent),
         _ => DbErrorKind::Permanent,

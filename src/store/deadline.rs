@@ -38,6 +38,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
     SuccessWrite, Swept, db_error,
 };
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -241,8 +242,15 @@ impl Store for Deadlined {
         bounded("execution_finish_failure", self.call, call).await
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
-        let call = self.inner.execution_sweep_stale(job, allow_reentry);
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
+        let call = self
+            .inner
+            .execution_sweep_stale(job, allow_reentry, not_after);
         bounded("execution_sweep_stale", self.call, call).await
     }
 
@@ -278,6 +286,23 @@ impl Store for Deadlined {
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
         let call = self.inner.execution_count_stale();
         bounded("execution_count_stale", self.call, call).await
+    }
+
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        bounded("tick_clock", self.call, self.inner.tick_clock(job)).await
+    }
+
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
+        bounded("pause_set", self.call, self.inner.pause_set(pause)).await
+    }
+
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        let call = self.inner.pause_clear(job, scope);
+        bounded("pause_clear", self.call, call).await
+    }
+
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        bounded("pause_list", self.call, self.inner.pause_list(job)).await
     }
 }
 

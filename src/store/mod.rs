@@ -4,6 +4,8 @@
 //!   `execution_finish_success`); batched methods take slices so many plans cost one statement.
 //! - [`SqliteStore`]: the embedded default (a file, WAL, busy timeout).
 //! - [`PgStore`]: PostgreSQL, for several replicas (lease times from `clock_timestamp()`).
+//! - [`MySqlStore`]: MySQL 8 or MariaDB 10.11+, for several replicas (lease times from
+//!   `UTC_TIMESTAMP(3)` read after the rows are locked).
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
 //!   [`ExecutionCursor`], [`PruneSet`].
@@ -36,6 +38,7 @@ macro_rules! execution_columns {
 
 mod classify;
 pub(crate) mod deadline;
+pub mod mysql;
 pub mod postgres;
 mod rowmap;
 pub mod sqlite;
@@ -47,6 +50,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
@@ -55,6 +59,7 @@ pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
 
+pub use mysql::MySqlStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -116,8 +121,15 @@ pub trait Store: Send + Sync + 'static {
     async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>>;
 
     /// Moves `job`'s RUNNING rows whose lease went stale to FAILED (`stale_timeout`, retry due at
-    /// once) when re-entry is allowed and attempts remain, else to DEAD.
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>>;
+    /// once) when re-entry is allowed and attempts remain, else to DEAD. With `not_after`, the
+    /// statement changes nothing if the database clock has passed it when it runs: a sweep held
+    /// up behind an outage must not act on leases whose owners could not renew them meanwhile.
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>>;
 
     /// One execution by id.
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>>;
@@ -153,6 +165,33 @@ pub trait Store: Send + Sync + 'static {
     /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
+
+    /// The database clock and the pauses of `job` in one statement, which a tick starts with:
+    /// each paused scope, `None` for a pause of the whole job.
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)>;
+
+    /// Pauses a job (`pause.scope` `None`) or one of its scopes: inserts the pause, or replaces
+    /// who, why and when of an existing one. Returns it as stored (`paused_at` from the
+    /// database clock).
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause>;
+
+    /// Lifts the pause of `job` (`scope` `None`: the whole-job pause; a scope's own pause is
+    /// lifted separately). Returns whether there was one.
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool>;
+
+    /// The pauses of `job`, or of every job; by job, whole-job pause first, then by scope.
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>>;
+}
+
+/// How a pause of a whole job is stored: an empty scope, which no real scope can be
+/// ([`Scope::validate`] refuses empty parts).
+pub(crate) fn pause_key(scope: Option<&Scope>) -> (&str, &str) {
+    scope.map_or(("", ""), |s| (s.kind.as_str(), s.id.as_str()))
+}
+
+/// The scope of a stored pause: `None` for the empty scope of a whole-job pause.
+pub(crate) fn pause_scope(kind: String, id: String) -> Option<Scope> {
+    (!kind.is_empty() || !id.is_empty()).then(|| Scope::new(kind, id))
 }
 
 /// Which terminal rows [`Store::execution_prune`] deletes.
@@ -197,6 +236,10 @@ pub struct ClaimRequest<'a> {
     pub stale_timeout: Duration,
     /// Whether stale RUNNING rows may be taken over.
     pub allow_stale_reentry: bool,
+    /// With a time, a stale RUNNING row is taken over only if the claim runs at or before it
+    /// (database clock): a claim held up behind an outage must not steal leases whose owners
+    /// could not renew them meanwhile. `None`: no bound.
+    pub steal_not_after: Option<DateTime<Utc>>,
     /// The plans, each with the fresh execution id and lease token to use if it is claimed.
     pub plans: Vec<PlanClaim>,
 }

@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use cronlease::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PgStore, PruneSet, Renewal,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MySqlStore, PgStore, PruneSet, Renewal,
     RetryCandidate, SuccessWrite, Swept,
 };
 use cronlease::{Execution, Scope, SqliteStore, Status, Store};
 use serde::{Deserialize, Serialize};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use uuid::Uuid;
@@ -251,10 +252,15 @@ impl Store for FaultyStore {
         &self,
         job: &str,
         allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
     ) -> cronlease::Result<Vec<Swept>> {
         let op = "execution_sweep_stale";
-        self.call(op, self.inner.execution_sweep_stale(job, allow_reentry))
-            .await
+        self.call(
+            op,
+            self.inner
+                .execution_sweep_stale(job, allow_reentry, not_after),
+        )
+        .await
     }
     async fn execution_get(&self, id: Uuid) -> cronlease::Result<Option<Execution>> {
         self.call("execution_get", self.inner.execution_get(id))
@@ -295,6 +301,22 @@ impl Store for FaultyStore {
         self.call("execution_count_stale", self.inner.execution_count_stale())
             .await
     }
+    async fn tick_clock(
+        &self,
+        job: &str,
+    ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        self.call("tick_clock", self.inner.tick_clock(job)).await
+    }
+    async fn pause_set(&self, pause: &cronlease::Pause) -> cronlease::Result<cronlease::Pause> {
+        self.call("pause_set", self.inner.pause_set(pause)).await
+    }
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> cronlease::Result<bool> {
+        self.call("pause_clear", self.inner.pause_clear(job, scope))
+            .await
+    }
+    async fn pause_list(&self, job: Option<&str>) -> cronlease::Result<Vec<cronlease::Pause>> {
+        self.call("pause_list", self.inner.pause_list(job)).await
+    }
 }
 
 /// Where a test database lives, in a form that travels to a child process (as JSON).
@@ -304,6 +326,8 @@ pub enum DbLocation {
     Sqlite(PathBuf),
     /// A schema on a PostgreSQL server.
     Postgres { url: String, schema: String },
+    /// A database on a MySQL server: its connect URL.
+    MySql { url: String, database: String },
 }
 
 impl DbLocation {
@@ -314,7 +338,25 @@ impl DbLocation {
                 url: url.to_owned(),
                 schema: schema.to_owned(),
             },
-            _ => unreachable!("a test database is SQLite or PostgreSQL"),
+            (None, None) => {
+                let (url, database) = db.mysql_database().expect("a MySQL test database");
+                DbLocation::MySql {
+                    url: url.to_owned(),
+                    database: database.to_owned(),
+                }
+            }
+        }
+    }
+
+    /// The MySQL connect options of the test database.
+    pub fn mysql_options(&self) -> Option<MySqlConnectOptions> {
+        match self {
+            DbLocation::MySql { url, database } => Some(
+                MySqlConnectOptions::from_str(url)
+                    .expect("mysql url")
+                    .database(database),
+            ),
+            _ => None,
         }
     }
 
@@ -326,7 +368,7 @@ impl DbLocation {
                     .expect("postgres url")
                     .options([("search_path", schema.as_str())]),
             ),
-            DbLocation::Sqlite(_) => None,
+            _ => None,
         }
     }
 
@@ -345,6 +387,12 @@ impl DbLocation {
                     .max_connections(connections)
                     .connect_lazy_with(self.pg_options().unwrap());
                 Arc::new(PgStore::from_pool(pool).with_clock_skew(skew))
+            }
+            DbLocation::MySql { .. } => {
+                let pool = MySqlStore::pool_options()
+                    .max_connections(connections)
+                    .connect_lazy_with(self.mysql_options().unwrap());
+                Arc::new(MySqlStore::from_pool(pool).with_clock_skew(skew))
             }
         }
     }
@@ -372,6 +420,11 @@ impl DbLocation {
                 PgPoolOptions::new()
                     .max_connections(2)
                     .connect_lazy_with(self.pg_options().unwrap()),
+            ),
+            DbLocation::MySql { .. } => SidePool::MySql(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(2)
+                    .connect_lazy_with(self.mysql_options().unwrap()),
             ),
         }
     }
@@ -411,6 +464,7 @@ impl SideRun {
 pub enum SidePool {
     Sqlite(SqlitePool),
     Pg(PgPool),
+    MySql(MySqlPool),
 }
 
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chaos_runs (
@@ -418,6 +472,7 @@ const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chaos_runs (
   execution_id TEXT NOT NULL, run_id TEXT NOT NULL, phase TEXT NOT NULL)";
 const SIDE_INSERT_SQLITE: &str = "INSERT INTO chaos_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const SIDE_INSERT_PG: &str = "INSERT INTO chaos_runs VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const SIDE_INSERT_MYSQL: &str = "INSERT INTO chaos_runs VALUES (?, ?, ?, ?, ?, ?, ?)";
 const SIDE_SELECT: &str = "SELECT scope_id, plan_ms, attempt, runner, execution_id, run_id, phase
   FROM chaos_runs ORDER BY plan_ms, scope_id, attempt";
 
@@ -426,6 +481,7 @@ impl SidePool {
         match self {
             SidePool::Sqlite(pool) => sqlx::query(SIDE_TABLE).execute(pool).await.map(drop),
             SidePool::Pg(pool) => sqlx::query(SIDE_TABLE).execute(pool).await.map(drop),
+            SidePool::MySql(pool) => sqlx::query(SIDE_TABLE).execute(pool).await.map(drop),
         }
         .expect("create the side table");
     }
@@ -450,6 +506,7 @@ impl SidePool {
         match self {
             SidePool::Sqlite(pool) => insert!(SIDE_INSERT_SQLITE, pool),
             SidePool::Pg(pool) => insert!(SIDE_INSERT_PG, pool),
+            SidePool::MySql(pool) => insert!(SIDE_INSERT_MYSQL, pool),
         }
     }
 
@@ -458,6 +515,7 @@ impl SidePool {
         let rows: Vec<Row> = match self {
             SidePool::Sqlite(pool) => sqlx::query_as(SIDE_SELECT).fetch_all(pool).await,
             SidePool::Pg(pool) => sqlx::query_as(SIDE_SELECT).fetch_all(pool).await,
+            SidePool::MySql(pool) => sqlx::query_as(SIDE_SELECT).fetch_all(pool).await,
         }
         .expect("read the side table");
         rows.into_iter()

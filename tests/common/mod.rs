@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use cronlease::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PgStore, PruneSet, Renewal,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MySqlStore, PgStore, PruneSet, Renewal,
     RetryCandidate, SuccessWrite, Swept,
 };
 use cronlease::{DbErrorKind, Error, Execution, Scope, SqliteStore, Status, Store};
@@ -19,6 +19,10 @@ use uuid::Uuid;
 
 /// The environment variable naming the PostgreSQL server for the PostgreSQL suite.
 pub const POSTGRES_URL_VAR: &str = "CRONLEASE_TEST_POSTGRES_URL";
+
+/// The environment variable naming the MySQL or MariaDB server for the MySQL suite, e.g.
+/// `mysql://root@127.0.0.1:3306/test` (a user that may create databases).
+pub const MYSQL_URL_VAR: &str = "CRONLEASE_TEST_MYSQL_URL";
 
 /// A fresh, migrated database for one test.
 ///
@@ -36,10 +40,18 @@ pub struct TestDb {
     _dir: Option<tempfile::TempDir>,
     /// `(server url, schema)` of a PostgreSQL test schema, dropped with the `TestDb`.
     pg_schema: Option<(String, String)>,
+    /// Connect options of the test database (MySQL only), for tests that open more
+    /// connections or processes on it.
+    pub mysql_options: Option<sqlx::mysql::MySqlConnectOptions>,
+    /// `(server url, database)` of a MySQL test database, dropped with the `TestDb`.
+    mysql_database: Option<(String, String)>,
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some((url, database)) = self.mysql_database.take() {
+            drop_mysql_database(url, database);
+        }
         let Some((url, schema)) = self.pg_schema.take() else {
             return;
         };
@@ -69,10 +81,60 @@ impl Drop for TestDb {
     }
 }
 
+/// Drops a MySQL test database from a private runtime on a thread (Drop runs outside async
+/// code paths we control).
+fn drop_mysql_database(url: String, database: String) {
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(&url)
+                .await
+                .map_err(std::io::Error::other)?;
+            // A test that failed mid-transaction may leave a session holding locks (its
+            // rollback never ran): end the database's sessions first.
+            let sessions: Vec<u64> = sqlx::query_scalar(
+                "SELECT CAST(id AS UNSIGNED) FROM information_schema.processlist
+                 WHERE db = ? AND id <> CONNECTION_ID()",
+            )
+            .bind(&database)
+            .fetch_all(&mut conn)
+            .await
+            .map_err(std::io::Error::other)?;
+            for session in sessions {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {session}")))
+                    .execute(&mut conn)
+                    .await;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "SET SESSION lock_wait_timeout = 5; DROP DATABASE IF EXISTS {database}"
+            )))
+            .execute(&mut conn)
+            .await
+            .map_err(std::io::Error::other)?;
+            conn.close().await.map_err(std::io::Error::other)?;
+            Ok::<_, std::io::Error>(())
+        })
+    })
+    .join();
+    if let Ok(Err(error)) = dropped {
+        eprintln!("could not drop a test database: {error}");
+    }
+}
+
 impl TestDb {
     /// The same database seen through a clock shifted by `skew` (a runner living in the future).
     pub fn skewed(&self, skew: TimeDelta) -> Arc<dyn Store> {
         (self.skewed)(self.base_skew + skew)
+    }
+
+    /// `(server url, database)` of a MySQL test database.
+    pub fn mysql_database(&self) -> Option<(&str, &str)> {
+        self.mysql_database
+            .as_ref()
+            .map(|(url, database)| (url.as_str(), database.as_str()))
     }
 
     /// `(server url, schema)` of a PostgreSQL test database.
@@ -118,6 +180,8 @@ pub async fn sqlite() -> TestDb {
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: Some(dir),
         pg_schema: None,
+        mysql_options: None,
+        mysql_database: None,
     }
 }
 
@@ -152,11 +216,52 @@ pub async fn postgres() -> Option<TestDb> {
         skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
         _dir: None,
         pg_schema: Some((url, schema)),
+        mysql_options: None,
+        mysql_database: None,
     })
 }
 
-/// Defines `mod sqlite` and `mod postgres` versions of an async test taking a `TestDb`.
-/// The PostgreSQL version passes without running when `CRONLEASE_TEST_POSTGRES_URL` is unset.
+/// A fresh database on the MySQL or MariaDB server named by `CRONLEASE_TEST_MYSQL_URL`
+/// (`cronlease_t_<uuid>`, dropped with the `TestDb`), or `None` when it is unset. When it is
+/// set, an unreachable server fails the test.
+pub async fn mysql() -> Option<TestDb> {
+    use sqlx::Connection;
+    init_logging();
+    let url = std::env::var(MYSQL_URL_VAR).ok()?;
+    let database = format!("cronlease_t_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::MySqlConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{MYSQL_URL_VAR} is set but MySQL is unreachable: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    admin.close().await.expect("close");
+    let options: sqlx::mysql::MySqlConnectOptions = url.parse().expect("mysql url");
+    let options = options.database(&database);
+    let store = MySqlStore::connect_with(options.clone())
+        .await
+        .expect("connect mysql");
+    store.migrate().await.expect("migrate mysql");
+    let base_skew = mid_hour_skew();
+    let base = store.clone();
+    Some(TestDb {
+        backend: "mysql",
+        store: Arc::new(store.with_clock_skew(base_skew)),
+        base_skew,
+        sqlite_path: None,
+        pg_options: None,
+        skewed: Box::new(move |skew| Arc::new(base.clone().with_clock_skew(skew))),
+        _dir: None,
+        pg_schema: None,
+        mysql_options: Some(options),
+        mysql_database: Some((url, database)),
+    })
+}
+
+/// Defines `mod sqlite`, `mod postgres` and `mod mysql` versions of an async test taking a `TestDb`.
+/// The PostgreSQL and MySQL versions pass without running when `CRONLEASE_TEST_POSTGRES_URL` or
+/// `CRONLEASE_TEST_MYSQL_URL` is unset.
 #[macro_export]
 macro_rules! on_every_backend {
     ($(#[$attr:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
@@ -176,6 +281,14 @@ macro_rules! on_every_backend {
                 match $crate::common::postgres().await {
                     Some(db) => run(db).await,
                     None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+
+            #[actix::test]
+            async fn mysql() {
+                match $crate::common::mysql().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::MYSQL_URL_VAR),
                 }
             }
         }
@@ -348,10 +461,11 @@ macro_rules! delegate_store {
                 &self,
                 job: &str,
                 allow_reentry: bool,
+                not_after: Option<DateTime<Utc>>,
             ) -> cronlease::Result<Vec<Swept>> {
                 let ($this, $op) = (self, "execution_sweep_stale");
                 $before;
-                let out = self.inner.execution_sweep_stale(job, allow_reentry).await;
+                let out = self.inner.execution_sweep_stale(job, allow_reentry, not_after).await;
                 $(let _ = &out; $after;)?
                 out
             }
@@ -397,6 +511,37 @@ macro_rules! delegate_store {
                 let ($this, $op) = (self, "execution_count_stale");
                 $before;
                 let out = self.inner.execution_count_stale().await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn tick_clock(
+                &self,
+                job: &str,
+            ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+                let ($this, $op) = (self, "tick_clock");
+                $before;
+                let out = self.inner.tick_clock(job).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_set(&self, pause: &cronlease::Pause) -> cronlease::Result<cronlease::Pause> {
+                let ($this, $op) = (self, "pause_set");
+                $before;
+                let out = self.inner.pause_set(pause).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "pause_clear");
+                $before;
+                let out = self.inner.pause_clear(job, scope).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn pause_list(&self, job: Option<&str>) -> cronlease::Result<Vec<cronlease::Pause>> {
+                let ($this, $op) = (self, "pause_list");
+                $before;
+                let out = self.inner.pause_list(job).await;
                 $(let _ = &out; $after;)?
                 out
             }
@@ -493,6 +638,7 @@ pub async fn orphan(
             runner_id: "dead-runner",
             stale_timeout,
             allow_stale_reentry,
+            steal_not_after: None,
             plans: vec![cronlease::store::PlanClaim::new(Scope::global(), plan_time)],
         })
         .await

@@ -8,7 +8,11 @@
 //! - [`Proxy::black_hole`]: keeps every socket open, accepts new connections, and silently
 //!   drops every byte in both directions (and holds back a closing side's FIN), as a firewall
 //!   change or a failed-over load balancer does: no reset, no refusal, just silence.
-//! - [`Proxy::heal`]: ends a black hole, or listens on the same port again after a cut.
+//! - [`Proxy::unanswered`]: drops every live connection, then accepts new ones but never
+//!   answers on them: a client's connection attempt waits until its own timeout, as when packets
+//!   to the server are lost (a connect timeout, errno 110) during a network partition.
+//! - [`Proxy::heal`]: ends a black hole or the unanswered mode, or listens on the same port again
+//!   after a cut.
 //!
 //! The proxy runs on a runtime of its own, so it keeps forwarding whatever the test's runtime is
 //! doing. Dropping it cuts everything.
@@ -40,6 +44,10 @@ struct State {
     black_hole: AtomicBool,
     /// Bytes dropped by black holes so far.
     swallowed: AtomicUsize,
+    /// Whether new connections are held silently instead of forwarded.
+    unanswered: AtomicBool,
+    /// Connections held silently in the unanswered mode, closed by [`Proxy::heal`].
+    held: Mutex<Vec<TcpStream>>,
 }
 
 impl Proxy {
@@ -118,9 +126,28 @@ impl Proxy {
         self.state.swallowed.load(Ordering::SeqCst)
     }
 
-    /// Ends a black hole (bytes flow again on every socket; those dropped are lost), or after a
-    /// cut listens on the same port again.
+    /// Drops every live connection; until [`Proxy::heal`], new connections are accepted and
+    /// then never answered (the client waits for its own connect or handshake timeout).
+    /// Returns how many live connections were dropped.
+    pub fn unanswered(&self) -> usize {
+        self.state.unanswered.store(true, Ordering::SeqCst);
+        let live: Vec<AbortHandle> = std::mem::take(&mut *self.state.connections.lock().unwrap());
+        let dropped = live.iter().filter(|c| !c.is_finished()).count();
+        for connection in live {
+            connection.abort();
+        }
+        self.state.cut.fetch_add(dropped, Ordering::SeqCst);
+        dropped
+    }
+
+    /// Ends a black hole (bytes flow again on every socket; those dropped are lost) or the
+    /// unanswered mode (closing the connections it held, as a client's timeout would), or after
+    /// a cut listens on the same port again.
     pub fn heal(&self) {
+        if self.state.unanswered.swap(false, Ordering::SeqCst) {
+            self.state.held.lock().unwrap().clear();
+            return;
+        }
         if self.state.black_hole.swap(false, Ordering::SeqCst) {
             return;
         }
@@ -152,6 +179,10 @@ impl Proxy {
                     continue;
                 };
                 state.accepted.fetch_add(1, Ordering::SeqCst);
+                if state.unanswered.load(Ordering::SeqCst) {
+                    state.held.lock().unwrap().push(client);
+                    continue;
+                }
                 let forward = tokio::spawn(forward(client, upstream, state.clone()));
                 let mut connections = state.connections.lock().unwrap();
                 connections.retain(|c| !c.is_finished());
@@ -215,10 +246,19 @@ impl Drop for Proxy {
 
 /// The `host:port` of a PostgreSQL URL, resolved to a socket address.
 pub fn upstream_of(options: &sqlx::postgres::PgConnectOptions) -> SocketAddr {
+    upstream_at(options.get_host(), options.get_port())
+}
+
+/// The `host:port` of a MySQL URL, resolved to a socket address.
+pub fn mysql_upstream_of(options: &sqlx::mysql::MySqlConnectOptions) -> SocketAddr {
+    upstream_at(options.get_host(), options.get_port())
+}
+
+fn upstream_at(host: &str, port: u16) -> SocketAddr {
     use std::net::ToSocketAddrs;
-    (options.get_host(), options.get_port())
+    (host, port)
         .to_socket_addrs()
-        .expect("resolve the PostgreSQL host")
+        .expect("resolve the database host")
         .find(SocketAddr::is_ipv4)
-        .expect("an IPv4 address for the PostgreSQL host")
+        .expect("an IPv4 address for the database host")
 }

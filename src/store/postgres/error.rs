@@ -116,7 +116,7 @@ pub(crate) fn check_url(url: &str, what: &str) -> Result<(), Error> {
             Ok(())
         }
         Some(scheme) => Err(Error::InvalidConfig(format!(
-            "{what} needs a `postgres://` URL, not a `{scheme}:` one: give the PostgreSQL server's URL (SqliteStore opens SQLite files)"
+            "{what} needs a `postgres://` URL, not a `{scheme}:` one: give the PostgreSQL server's URL (MySqlStore connects to MySQL, SqliteStore opens SQLite files)"
         ))),
         None => Err(Error::InvalidConfig(format!(
             "{what} needs a URL such as `postgres://user:password@host:5432/database`"

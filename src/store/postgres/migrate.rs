@@ -84,6 +84,21 @@ CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED');
 ",
     ),
+    (
+        4,
+        "pauses",
+        "
+CREATE TABLE cronlease_pauses (
+  job_name   text NOT NULL,
+  scope_kind text NOT NULL,
+  scope_id   text NOT NULL,
+  paused_by  text NOT NULL,
+  reason     text NOT NULL,
+  paused_at  timestamptz NOT NULL,
+  PRIMARY KEY (job_name, scope_kind, scope_id)
+);
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

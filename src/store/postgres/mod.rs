@@ -31,6 +31,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
@@ -73,6 +74,8 @@ struct Statements {
     replay: Arc<str>,
     prune: Arc<str>,
     count_stale: Arc<str>,
+    tick_clock: Arc<str>,
+    pause_set: Arc<str>,
 }
 
 impl Statements {
@@ -91,6 +94,8 @@ impl Statements {
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
+            tick_clock: fill(sql::TICK_CLOCK),
+            pause_set: fill(sql::PAUSE_SET),
         }
     }
 }
@@ -404,6 +409,7 @@ impl Store for PgStore {
             )
             .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
             .bind(request.allow_stale_reentry)
+            .bind(request.steal_not_after)
             .fetch_all(&mut *c)
             .await;
         let rows = c.done(result)?;
@@ -530,11 +536,17 @@ impl Store for PgStore {
         ids(rows)
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         let mut c = Checkout::acquire(&self.pool, "execution_sweep_stale").await?;
         let result = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
+            .bind(not_after)
             .fetch_all(&mut *c)
             .await;
         let rows = c.done(result)?;
@@ -649,6 +661,82 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        let mut c = Checkout::acquire(&self.pool, "tick_clock").await?;
+        let result = sqlx::query(q(&self.sql.tick_clock))
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+        let first = rows
+            .first()
+            .ok_or_else(|| corrupt("?", "the clock query returned no row".into()))?;
+        let now: DateTime<Utc> = first.try_get(0).map_err(dec)?;
+        let mut paused = Vec::new();
+        for row in &rows {
+            let kind: Option<String> = row.try_get(1).map_err(dec)?;
+            let id: Option<String> = row.try_get(2).map_err(dec)?;
+            if let (Some(kind), Some(id)) = (kind, id) {
+                paused.push(super::pause_scope(kind, id));
+            }
+        }
+        Ok((now, paused))
+    }
+
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
+        let (kind, id) = super::pause_key(pause.scope.as_ref());
+        let mut c = Checkout::acquire(&self.pool, "pause_set").await?;
+        let result = sqlx::query_scalar(q(&self.sql.pause_set))
+            .bind(&pause.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&pause.paused_by)
+            .bind(&pause.reason)
+            .fetch_one(&mut *c)
+            .await;
+        let paused_at: DateTime<Utc> = c.done(result)?;
+        let mut stored = pause.clone();
+        stored.paused_at = paused_at;
+        Ok(stored)
+    }
+
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        let (kind, id) = super::pause_key(scope);
+        let mut c = Checkout::acquire(&self.pool, "pause_clear").await?;
+        let result = sqlx::query(sql::PAUSE_CLEAR)
+            .bind(job)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        let mut c = Checkout::acquire(&self.pool, "pause_list").await?;
+        let result = sqlx::query(sql::PAUSE_LIST)
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let paused_at: DateTime<Utc> = row.try_get(5).map_err(dec)?;
+                let mut pause = Pause::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    super::pause_scope(row.try_get(1).map_err(dec)?, row.try_get(2).map_err(dec)?),
+                    row.try_get::<String, _>(3).map_err(dec)?,
+                    row.try_get::<String, _>(4).map_err(dec)?,
+                );
+                pause.paused_at = paused_at;
+                Ok(pause)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -726,7 +814,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 3);
+        assert_eq!(applied, 4);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -738,6 +826,7 @@ mod tests {
                     runner_id: "r",
                     stale_timeout: std::time::Duration::from_secs(60),
                     allow_stale_reentry: true,
+                    steal_not_after: None,
                     plans: vec![plan],
                 };
                 store
@@ -785,7 +874,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 3
+                    known: 4
                 })
             ),
             "{refused:?}"

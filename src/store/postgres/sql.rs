@@ -120,7 +120,8 @@ ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
 WHERE (e.status = 'RUNNING' AND e.lease_token = excluded.lease_token)
   OR (e.attempt < e.max_attempts AND (
   (e.status = 'FAILED' AND e.next_retry_at IS NOT NULL AND e.next_retry_at <= excluded.started_at)
-  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at)))
+  OR (e.status = 'RUNNING' AND $10::boolean AND e.stale_after < excluded.started_at
+    AND ($11::timestamptz IS NULL OR excluded.started_at <= $11::timestamptz))))
 RETURNING e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
   e.claim_outcome, e.started_at";
 
@@ -204,12 +205,15 @@ WHERE e.id = l.id AND e.lease_token = v.token
 RETURNING e.id";
 
 /// Rows another runner is writing right now (its late heartbeat or terminal write) are skipped
-/// this tick, not waited for.
+/// this tick, not waited for. $3 (nullable) is the latest database time at which the sweep may
+/// still act: a sweep whose statement was held up past it (queued behind an outage) changes
+/// nothing.
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now),
 l AS MATERIALIZED (
   SELECT e.id FROM cronlease_executions AS e, c
   WHERE e.job_name = $1 AND e.status = 'RUNNING' AND e.stale_after < c.now
+    AND ($3::timestamptz IS NULL OR c.now <= $3::timestamptz)
   ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
   FOR UPDATE OF e SKIP LOCKED)
 UPDATE cronlease_executions AS e SET
@@ -301,3 +305,25 @@ WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 SELECT e.job_name, COUNT(*) AS n FROM cronlease_executions AS e
 WHERE e.status = 'RUNNING' AND e.stale_after < (SELECT c.now FROM c)
 GROUP BY e.job_name";
+
+/// The clock and the job's pauses in one statement: always one row, with a null scope when the
+/// job has no pause (a whole-job pause is the empty scope).
+pub(super) const TICK_CLOCK: &str = "\
+SELECT {NOW} AS now, p.scope_kind, p.scope_id
+FROM (SELECT 1) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = $1";
+
+/// $1..$5: job, scope kind, scope id (both empty for the whole job), by, reason.
+pub(super) const PAUSE_SET: &str = "\
+INSERT INTO cronlease_pauses (job_name, scope_kind, scope_id, paused_by, reason, paused_at)
+VALUES ($1, $2, $3, $4, $5, {NOW})
+ON CONFLICT (job_name, scope_kind, scope_id) DO UPDATE SET
+  paused_by = excluded.paused_by, reason = excluded.reason, paused_at = excluded.paused_at
+RETURNING paused_at";
+
+pub(super) const PAUSE_CLEAR: &str = "\
+DELETE FROM cronlease_pauses WHERE job_name = $1 AND scope_kind = $2 AND scope_id = $3";
+
+pub(super) const PAUSE_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
+WHERE ($1::text IS NULL OR job_name = $1::text)
+ORDER BY job_name, scope_kind, scope_id";

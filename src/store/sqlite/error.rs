@@ -37,7 +37,7 @@ pub(crate) fn check_url(url: &str) -> Result<(), Error> {
     match crate::store::url::scheme(url) {
         Some(scheme) if !scheme.eq_ignore_ascii_case("sqlite") => {
             Err(Error::InvalidConfig(format!(
-                "SqliteStore::connect needs a `sqlite:` URL such as `sqlite://cronlease.db`, not a `{scheme}:` one (PgStore connects to PostgreSQL)"
+                "SqliteStore::connect needs a `sqlite:` URL such as `sqlite://cronlease.db`, not a `{scheme}:` one (PgStore connects to PostgreSQL, MySqlStore to MySQL)"
             )))
         }
         _ => Ok(()),

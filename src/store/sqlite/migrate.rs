@@ -112,6 +112,21 @@ CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED');
 ",
     ),
+    (
+        4,
+        "pauses",
+        "
+CREATE TABLE cronlease_pauses (
+  job_name   TEXT NOT NULL,
+  scope_kind TEXT NOT NULL,
+  scope_id   TEXT NOT NULL,
+  paused_by  TEXT NOT NULL,
+  reason     TEXT NOT NULL,
+  paused_at  INTEGER NOT NULL,
+  PRIMARY KEY (job_name, scope_kind, scope_id)
+) WITHOUT ROWID;
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before

@@ -36,6 +36,7 @@ use super::{
     ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
     RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
+use crate::control::Pause;
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
@@ -82,6 +83,8 @@ struct Statements {
     replay: Arc<str>,
     prune: Arc<str>,
     count_stale: Arc<str>,
+    tick_clock: Arc<str>,
+    pause_set: Arc<str>,
 }
 
 impl Statements {
@@ -101,6 +104,8 @@ impl Statements {
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
+            tick_clock: fill(sql::TICK_CLOCK),
+            pause_set: fill(sql::PAUSE_SET),
         }
     }
 }
@@ -437,7 +442,9 @@ impl Store for SqliteStore {
         if let Some(claimed) = self.claim_fresh(request, &plans).await? {
             return Ok(claimed);
         }
-        let write = claim_query(&self.sql.claim, request, &plans).bind(request.allow_stale_reentry);
+        let write = claim_query(&self.sql.claim, request, &plans)
+            .bind(request.allow_stale_reentry)
+            .bind(request.steal_not_after.map(|t| t.timestamp_millis()));
         let read_back = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
             .bind(request.job)
             .bind(&plans);
@@ -545,10 +552,16 @@ impl Store for SqliteStore {
         ids(rows)
     }
 
-    async fn execution_sweep_stale(&self, job: &str, allow_reentry: bool) -> Result<Vec<Swept>> {
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         let rows = sqlx::query(q(&self.sql.sweep_stale))
             .bind(job)
             .bind(allow_reentry)
+            .bind(not_after.map(|t| t.timestamp_millis()))
             .fetch_all(&self.writer)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
@@ -662,6 +675,80 @@ impl Store for SqliteStore {
             .map(|row| {
                 let dec = |e: sqlx::Error| corrupt("?", e.to_string());
                 Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
+    }
+
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        let rows = sqlx::query(q(&self.sql.tick_clock))
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("tick_clock", e))?;
+        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+        let first = rows
+            .first()
+            .ok_or_else(|| corrupt("?", "the clock query returned no row".into()))?;
+        let now = from_millis(first.try_get::<i64, _>(0).map_err(dec)?);
+        let mut paused = Vec::new();
+        for row in &rows {
+            let kind: Option<String> = row.try_get(1).map_err(dec)?;
+            let id: Option<String> = row.try_get(2).map_err(dec)?;
+            if let (Some(kind), Some(id)) = (kind, id) {
+                paused.push(super::pause_scope(kind, id));
+            }
+        }
+        Ok((now, paused))
+    }
+
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
+        let (kind, id) = super::pause_key(pause.scope.as_ref());
+        let paused_at: i64 = sqlx::query_scalar(q(&self.sql.pause_set))
+            .bind(&pause.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&pause.paused_by)
+            .bind(&pause.reason)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| db_error("pause_set", e))?;
+        self.wrote();
+        let mut stored = pause.clone();
+        stored.paused_at = from_millis(paused_at);
+        Ok(stored)
+    }
+
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        let (kind, id) = super::pause_key(scope);
+        let done = sqlx::query(sql::PAUSE_CLEAR)
+            .bind(job)
+            .bind(kind)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("pause_clear", e))?;
+        self.wrote();
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        let rows = sqlx::query(sql::PAUSE_LIST)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("pause_list", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let paused_at = from_millis(row.try_get::<i64, _>(5).map_err(dec)?);
+                let mut pause = Pause::new(
+                    row.try_get::<String, _>(0).map_err(dec)?,
+                    super::pause_scope(row.try_get(1).map_err(dec)?, row.try_get(2).map_err(dec)?),
+                    row.try_get::<String, _>(3).map_err(dec)?,
+                    row.try_get::<String, _>(4).map_err(dec)?,
+                );
+                pause.paused_at = paused_at;
+                Ok(pause)
             })
             .collect()
     }

@@ -95,7 +95,8 @@ ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO UPDATE SET
   error_msg = NULL
 WHERE (status = 'RUNNING' AND lease_token = excluded.lease_token) OR (attempt < max_attempts AND (
   (status = 'FAILED' AND next_retry_at IS NOT NULL AND next_retry_at <= excluded.started_at)
-  OR (status = 'RUNNING' AND ?6 AND stale_after < excluded.started_at)))
+  OR (status = 'RUNNING' AND ?6 AND stale_after < excluded.started_at
+    AND (?7 IS NULL OR excluded.started_at <= ?7))))
 ";
 
 /// The rows a claim just took, as one JSON array (one result row, not one per plan): every
@@ -174,6 +175,8 @@ WHERE e.id = v.id AND e.lease_token = v.token
   AND (e.status = 'RUNNING' OR (e.status = v.status AND e.error_code = v.code))
 RETURNING id";
 
+/// ?3 (nullable) is the latest database time at which the sweep may still act: a sweep whose
+/// statement was held up past it (queued behind an outage) changes nothing.
 pub(super) const EXECUTION_SWEEP_STALE: &str = "\
 UPDATE cronlease_executions SET
   status = CASE WHEN ?2 AND attempt < max_attempts THEN 'FAILED' ELSE 'DEAD' END,
@@ -185,7 +188,7 @@ UPDATE cronlease_executions SET
   failures = json_insert(failures, '$[#]', json_object(
     'attempt', attempt, 'code', 'stale_timeout', 'message', 'lease expired without heartbeat',
     'started_at', started_at, 'finished_at', {NOW}))
-WHERE job_name = ?1 AND status = 'RUNNING' AND stale_after < {NOW}
+WHERE job_name = ?1 AND status = 'RUNNING' AND stale_after < {NOW} AND (?3 IS NULL OR {NOW} <= ?3)
 RETURNING id, status";
 
 pub(super) const EXECUTION_GET: &str = concat!(
@@ -251,3 +254,25 @@ pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
 WHERE status = 'RUNNING' AND stale_after < {NOW}
 GROUP BY job_name";
+
+/// The clock and the job's pauses in one statement: always one row, with a null scope when the
+/// job has no pause (a whole-job pause is the empty scope).
+pub(super) const TICK_CLOCK: &str = "\
+SELECT {NOW} AS now, p.scope_kind, p.scope_id
+FROM (SELECT 1) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = ?1";
+
+/// ?1..?5: job, scope kind, scope id (both empty for the whole job), by, reason.
+pub(super) const PAUSE_SET: &str = "\
+INSERT INTO cronlease_pauses (job_name, scope_kind, scope_id, paused_by, reason, paused_at)
+VALUES (?1, ?2, ?3, ?4, ?5, {NOW})
+ON CONFLICT (job_name, scope_kind, scope_id) DO UPDATE SET
+  paused_by = excluded.paused_by, reason = excluded.reason, paused_at = excluded.paused_at
+RETURNING paused_at";
+
+pub(super) const PAUSE_CLEAR: &str = "\
+DELETE FROM cronlease_pauses WHERE job_name = ?1 AND scope_kind = ?2 AND scope_id = ?3";
+
+pub(super) const PAUSE_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
+WHERE (?1 IS NULL OR job_name = ?1)
+ORDER BY job_name, scope_kind, scope_id";

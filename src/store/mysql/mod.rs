@@ -1,0 +1,1469 @@
+//! [`MySqlStore`]: MySQL 8 or MariaDB 10.11+, for several replicas sharing one table.
+//!
+//! - [`MySqlStore`]: the store; `connect`, `connect_with`, `connect_lazy` or `from_pool`, then
+//!   [`Store::migrate`].
+//! - `sql`: the statements; batches travel as one JSON array read with `JSON_TABLE`, so a batch
+//!   of any size is one statement text.
+//! - `migrate`: the schema, tracked in `cronlease_migrations` and applied under `GET_LOCK`.
+//! - `row`: decoding rows into [`Execution`].
+//! - `error`: which error numbers are transient.
+//!
+//! Times are `DATETIME(6)` holding UTC (the session `time_zone` is pinned to `+00:00`); ids and
+//! tokens are `BINARY(16)`; names and scopes `VARBINARY` (compared byte for byte); `result` and
+//! `failures` are `JSON`, with the failure history's times as Unix-millisecond integers, as on
+//! every backend. Table names are unqualified: the URL's database holds them.
+//!
+//! **Isolation: READ COMMITTED**, set on every connection the store's pools open. Under
+//! InnoDB's default REPEATABLE READ, locking reads and upserts also lock the gaps between
+//! index records (next-key locks), so two claimers inserting neighbouring plans block each
+//! other and deadlock; under READ COMMITTED only the rows themselves are locked. Nothing here
+//! needs a repeatable snapshot: every decision is made on rows the transaction has locked.
+//! Deadlocks (1213) and lock wait timeouts (1205) that still happen are transient errors: the
+//! transaction was rolled back and the runtime retries it.
+//!
+//! **Clock: `UTC_TIMESTAMP(3)`, read in a statement of its own after the row locks are held.**
+//! `NOW()` and `UTC_TIMESTAMP()` are fixed when a statement starts, so a statement that waited
+//! on a lock would stamp a lease with the time it began waiting; `SYSDATE()` is read at
+//! execution but anew at every call (two stamps of one row could differ) and the server option
+//! `--sysdate-is-now` silently turns it into `NOW()`. A claim, heartbeat or terminal write
+//! therefore locks its rows first, then reads the clock once (`SELECT UTC_TIMESTAMP(3)`, a
+//! statement that starts when it executes), and writes that value: the stamp is the server's
+//! time at the write, and the value compared is the value stored. `UTC_TIMESTAMP` does not
+//! depend on the session time zone; the session is pinned to UTC anyway because `DATETIME`
+//! values travel without a zone.
+//!
+//! Two fast paths skip the transaction in the common case. A claim whose plans are all new
+//! reads the clock, then inserts them in one plain `INSERT` (new rows have no lock to wait for;
+//! a plan that has a row fails it with a duplicate key and the full path runs). A success write
+//! whose rows are all still RUNNING under their tokens is one `UPDATE` stamping `finished_at`
+//! with the statement's own `UTC_TIMESTAMP(3)` (an audit time, not a lease stamp; when fewer rows
+//! match, the full path tells which were written).
+
+pub(crate) mod error;
+mod migrate;
+mod row;
+mod sql;
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::{AssertSqlSafe, MySqlConnection, Row};
+use uuid::Uuid;
+
+use super::{
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
+    Store, SuccessWrite, Swept, db_error,
+};
+use crate::control::Pause;
+use crate::error::{Error, Result};
+use crate::execution::{ClaimOutcome, Execution, Status};
+use crate::schedule::duration_ms;
+use crate::scope::Scope;
+use crate::store::rowmap::{corrupt, count, parsed};
+
+/// Connections in the pool [`MySqlStore::connect`] and [`MySqlStore::connect_with`] open.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// How long a statement of a store built by [`MySqlStore::connect`] and its siblings waits for
+/// a connection before failing with a transient "pool timed out" error (sqlx's default is
+/// 30 s). While the server is unreachable, the pool keeps trying to connect for this long; the
+/// runtime then backs off and retries, logging each failure.
+pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The most bytes of JSON one batched parameter carries: well under the smallest default
+/// `max_allowed_packet` (16 MiB on MariaDB, 64 MiB on MySQL 8). Larger batches are written in
+/// several statements of one transaction.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// How many times a claim that InnoDB chose as a deadlock victim is run again at once.
+const CLAIM_DEADLOCK_RETRIES: u64 = 4;
+
+/// A [`Store`] on a MySQL 8 or MariaDB 10.11+ database, shared by any number of replicas.
+///
+/// ```no_run
+/// # async fn demo() -> cronlease::Result<()> {
+/// let store = cronlease::MySqlStore::connect("mysql://cronlease:secret@db.internal:3306/app").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+    sql: Arc<Statements>,
+}
+
+/// The statements with the clock expression filled in.
+#[derive(Debug)]
+struct Statements {
+    db_now: Arc<str>,
+    retry_candidates: Arc<str>,
+    count_stale: Arc<str>,
+    finish_success_at_once: Arc<str>,
+    tick_clock: Arc<str>,
+}
+
+impl Statements {
+    fn new(skew: TimeDelta) -> Self {
+        let micros = skew.num_microseconds().unwrap_or(0);
+        let now = sql::NOW_EXPR.replace("{SKEW_US}", &micros.to_string());
+        let fill = |s: &str| Arc::<str>::from(s.replace("{NOW}", &now));
+        Statements {
+            db_now: fill(sql::DB_NOW),
+            retry_candidates: fill(sql::EXECUTION_RETRY_CANDIDATES),
+            count_stale: fill(sql::EXECUTION_COUNT_STALE),
+            finish_success_at_once: fill(sql::EXECUTION_FINISH_SUCCESS_AT_ONCE),
+            tick_clock: fill(sql::TICK_CLOCK),
+        }
+    }
+}
+
+impl MySqlStore {
+    /// Connects with a URL such as `mysql://user:password@host:3306/database` (a pool of
+    /// [`DEFAULT_MAX_CONNECTIONS`]). The URL is never logged: it may hold a password.
+    ///
+    /// Fails with [`Error::InvalidConfig`] for a URL that is not `mysql://` (or `mariadb://`),
+    /// and with [`Error::Connect`] naming `host:port` and the database, never the password,
+    /// when the server cannot be reached or refuses the session.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(parse_url(url, "MySqlStore::connect")?).await
+    }
+
+    /// Connects with explicit options (a pool of [`DEFAULT_MAX_CONNECTIONS`]). The session time
+    /// zone is pinned to UTC whatever the options say. A failure is an [`Error::Connect`]
+    /// naming `host:port` and the database.
+    pub async fn connect_with(options: MySqlConnectOptions) -> Result<Self> {
+        let options = pinned(options);
+        match Self::pool_options().connect_with(options.clone()).await {
+            Ok(pool) => Ok(Self::from_pool(pool)),
+            Err(e) if error::is_connect_failure(&e) => {
+                Err(explain_connect_failure(&options, e).await)
+            }
+            Err(e) => Err(db_error("connect", e)),
+        }
+    }
+
+    /// Like [`MySqlStore::connect`], without connecting yet: the first statement connects. Use
+    /// it with [`SchedulerBuilder::wait_for_database`](crate::SchedulerBuilder::wait_for_database)
+    /// so a service can start before its database is reachable. The URL is checked the same way.
+    pub fn connect_lazy(url: &str) -> Result<Self> {
+        Ok(Self::connect_lazy_with(parse_url(
+            url,
+            "MySqlStore::connect_lazy",
+        )?))
+    }
+
+    /// Like [`MySqlStore::connect_with`], without connecting yet: the first statement connects.
+    pub fn connect_lazy_with(options: MySqlConnectOptions) -> Self {
+        Self::from_pool(Self::pool_options().connect_lazy_with(pinned(options)))
+    }
+
+    /// Pool settings that prepare every connection as the store needs it: READ COMMITTED
+    /// isolation (see the module docs), a 10 s acquire timeout, [`DEFAULT_MAX_CONNECTIONS`].
+    /// Start from these when building a pool for [`MySqlStore::from_pool`] by hand, and keep the
+    /// session time zone at UTC (sqlx's default, `MySqlConnectOptions::timezone`).
+    pub fn pool_options() -> MySqlPoolOptions {
+        MySqlPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+    }
+
+    /// Uses an existing pool. Its connections should come from [`MySqlStore::pool_options`]
+    /// (READ COMMITTED) with the session time zone at UTC.
+    pub fn from_pool(pool: MySqlPool) -> Self {
+        MySqlStore {
+            pool,
+            sql: Arc::new(Statements::new(TimeDelta::zero())),
+        }
+    }
+
+    /// Shifts the database clock as seen through this store by `skew`: every lease stamp, plan
+    /// decision and retry time it computes moves with it. For tests and simulations that need a
+    /// runner to live in the future (to see a lease go stale without waiting).
+    pub fn with_clock_skew(mut self, skew: TimeDelta) -> Self {
+        self.sql = Arc::new(Statements::new(skew));
+        self
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// The database clock, read in its own statement (after the caller's locks are held).
+    async fn now(
+        &self,
+        conn: &mut MySqlConnection,
+        operation: &'static str,
+    ) -> Result<DateTime<Utc>> {
+        sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_error(operation, e))
+    }
+}
+
+impl MySqlStore {
+    /// The common claim: every plan new. One clock read and one plain insert, no transaction.
+    /// `None` when some plan already has a row (or a rival's insert of one made this one a
+    /// deadlock victim): the full path decides.
+    async fn claim_new(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<Claimed>>> {
+        const OP: &str = "execution_claim";
+        let plans = plans_in_key_order(request);
+        let mut batches = json_batches(plans.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        }));
+        if batches.len() != 1 {
+            return Ok(None);
+        }
+        let now: DateTime<Utc> = sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        let inserted = sqlx::query(sql::CLAIM_INSERT_NEW)
+            .bind(request.job)
+            .bind(i64::from(request.max_attempts))
+            .bind(request.runner_id)
+            .bind(now)
+            .bind(stale_after)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(batches.remove(0))
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Some(
+                plans
+                    .iter()
+                    .map(|p| Claimed {
+                        lease: Lease {
+                            id: p.id,
+                            token: p.token,
+                        },
+                        scope: p.scope.clone(),
+                        plan_time: p.plan_time,
+                        attempt: 1,
+                        max_attempts: request.max_attempts,
+                        outcome: ClaimOutcome::Won,
+                        started_at: now,
+                    })
+                    .collect(),
+            )),
+            Err(sqlx::Error::Database(db))
+                if db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|my| matches!(my.number(), 1062 | 1213)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(db_error(OP, e)),
+        }
+    }
+
+    /// One try of the full claim path, in one transaction.
+    async fn claim_once(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        const OP: &str = "execution_claim";
+        let plans = plans_in_key_order(request);
+
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        // 1. The rows that exist, without locking.
+        let mut existing: HashMap<_, Uuid> = HashMap::new();
+        for batch in json_batches(
+            plans
+                .iter()
+                .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
+        ) {
+            for row in sqlx::query(sql::CLAIM_RESOLVE)
+                .bind(batch)
+                .bind(request.job)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: Uuid = row.try_get(0).map_err(dec)?;
+                let scope = Scope::new(
+                    row::text(&row, 1).map_err(dec)?,
+                    row::text(&row, 2).map_err(dec)?,
+                );
+                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
+                existing.insert(key(&scope, plan_time), id);
+            }
+        }
+        // 2. Lock them, ascending id (the one lock order), and read their state.
+        let mut locked = Vec::new();
+        if !existing.is_empty() {
+            let mut ids: Vec<Uuid> = existing.values().copied().collect();
+            ids.sort();
+            for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+                for row in sqlx::query(sql::CLAIM_LOCK)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?
+                {
+                    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                    locked.push(Existing {
+                        id: row.try_get(0).map_err(dec)?,
+                        status: row.try_get(1).map_err(dec)?,
+                        attempt: row.try_get(2).map_err(dec)?,
+                        max_attempts: row.try_get(3).map_err(dec)?,
+                        next_retry_at: row.try_get(4).map_err(dec)?,
+                        stale_after: row.try_get(5).map_err(dec)?,
+                        lease_token: row.try_get(6).map_err(dec)?,
+                        claim_outcome: row.try_get(7).map_err(dec)?,
+                        started_at: row.try_get(8).map_err(dec)?,
+                        replay_pending: row.try_get(9).map_err(dec)?,
+                    });
+                }
+            }
+        }
+        // 3. The clock, once the locks are held. A claim run past its steal deadline (held up
+        // behind an outage) takes over no stale lease: its owner could not renew meanwhile.
+        let now = self.now(&mut tx, OP).await?;
+        let may_steal =
+            request.allow_stale_reentry && request.steal_not_after.is_none_or(|t| now <= t);
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        let token_of: HashMap<Uuid, Uuid> = plans
+            .iter()
+            .filter_map(|p| {
+                existing
+                    .get(&key(&p.scope, p.plan_time))
+                    .map(|id| (*id, p.token))
+            })
+            .collect();
+        // 4. Take over the rows that are due.
+        let mut held: Vec<(Uuid, Uuid)> = Vec::new();
+        let mut takeovers = Vec::new();
+        for row in &locked {
+            let Some(&token) = token_of.get(&row.id) else {
+                continue;
+            };
+            let Some(decision) = decide(row, token, may_steal, now) else {
+                continue;
+            };
+            let (attempt, outcome, failed) = match decision {
+                TakeOver::Again => (row.attempt, row.claim_outcome.clone(), None),
+                TakeOver::Attempt(outcome) => (
+                    row.attempt + 1,
+                    outcome.as_str().to_owned(),
+                    (outcome == ClaimOutcome::Stole).then_some(row.attempt),
+                ),
+            };
+            let message = failed.map(|_| {
+                format!(
+                    "lease expired without heartbeat; taken over by runner {}",
+                    request.runner_id
+                )
+            });
+            takeovers.push(json!([
+                hex(row.id),
+                hex(token),
+                attempt,
+                outcome,
+                failed,
+                message,
+                if failed.is_some() {
+                    millis(row.started_at)
+                } else {
+                    Value::Null
+                },
+            ]));
+            held.push((row.id, token));
+        }
+        for batch in json_batches(takeovers) {
+            sqlx::query(sql::CLAIM_TAKE_OVER)
+                .bind(batch)
+                .bind(request.runner_id)
+                .bind(now.timestamp_millis())
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        // 5. Insert the plans that had no row.
+        let fresh: Vec<_> = plans
+            .iter()
+            .filter(|p| !existing.contains_key(&key(&p.scope, p.plan_time)))
+            .collect();
+        for batch in json_batches(fresh.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        })) {
+            sqlx::query(sql::CLAIM_INSERT)
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        held.extend(fresh.iter().map(|p| (p.id, p.token)));
+        // 6. What this request now holds (a plan a rival inserted since step 1 is not in it).
+        let mut rows = Vec::new();
+        for batch in json_batches(
+            held.iter()
+                .map(|(id, token)| json!([hex(*id), hex(*token)])),
+        ) {
+            rows.extend(
+                sqlx::query(sql::CLAIM_HELD)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?,
+            );
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get("id").map_err(dec)?;
+            let id_text = id.to_string();
+            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+            Ok(Claimed {
+                lease: Lease {
+                    id,
+                    token: row.try_get("lease_token").map_err(dec)?,
+                },
+                scope: Scope::new(
+                    row::text(row, "scope_kind").map_err(dec)?,
+                    row::text(row, "scope_id").map_err(dec)?,
+                ),
+                plan_time: row.try_get("plan_time").map_err(dec)?,
+                attempt: count(
+                    &id_text,
+                    "attempt",
+                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
+                )?,
+                max_attempts: count(
+                    &id_text,
+                    "max_attempts",
+                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
+                )?,
+                outcome: parsed(&id_text, &outcome)?,
+                started_at: row.try_get("started_at").map_err(dec)?,
+            })
+        })))
+    }
+}
+
+/// A plan's key as the unique index orders it (names and scopes byte for byte, as
+/// `VARBINARY` compares them; times at the column's microsecond resolution).
+fn key(scope: &Scope, t: DateTime<Utc>) -> (String, String, i64) {
+    (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
+}
+
+/// The request's plans in plan-key order, the order of the unique index; a plan repeated in the
+/// batch is claimed once (its first occurrence).
+fn plans_in_key_order<'a>(request: &'a ClaimRequest<'_>) -> Vec<&'a super::PlanClaim> {
+    let mut seen = HashSet::new();
+    let mut plans: Vec<_> = request
+        .plans
+        .iter()
+        .filter(|p| seen.insert(key(&p.scope, p.plan_time)))
+        .collect();
+    plans.sort_by_key(|p| key(&p.scope, p.plan_time));
+    plans
+}
+
+/// The session time zone the store needs: `DATETIME` values travel without a zone.
+fn pinned(options: MySqlConnectOptions) -> MySqlConnectOptions {
+    options.timezone(Some("+00:00".to_owned()))
+}
+
+/// How long [`explain_connect_failure`] waits for its one connection attempt.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Options from a URL that must be a MySQL one; errors name the scheme, never the URL.
+fn parse_url(url: &str, what: &str) -> Result<MySqlConnectOptions> {
+    error::check_url(url, what)?;
+    // sqlx reads `mysql://` only; `mariadb://` is the same protocol.
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mariadb") => {
+            std::borrow::Cow::Owned(format!("mysql://{rest}"))
+        }
+        _ => std::borrow::Cow::Borrowed(url),
+    };
+    MySqlConnectOptions::from_str(&url).map_err(|e| {
+        Error::InvalidConfig(format!(
+            "{what} cannot read the MySQL URL ({e}): write it as `mysql://user:password@host:3306/database`"
+        ))
+    })
+}
+
+/// An [`Error::Connect`] for a failed connection to `options`. A pool that timed out keeps
+/// retrying refused connections silently, so one direct attempt (at most [`PROBE_TIMEOUT`])
+/// finds the cause to report, e.g. "connection refused".
+async fn explain_connect_failure(options: &MySqlConnectOptions, error: sqlx::Error) -> Error {
+    let cause = if matches!(error, sqlx::Error::PoolTimedOut) {
+        match tokio::time::timeout(PROBE_TIMEOUT, sqlx::ConnectOptions::connect(options)).await {
+            Ok(Err(cause)) if error::is_connect_failure(&cause) => cause,
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+                error
+            }
+            _ => error,
+        }
+    } else {
+        error
+    };
+    error::connect_error(error::target(options), cause)
+}
+
+fn q(sql: &Arc<str>) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(sql.clone())
+}
+
+/// An id or token as the statements read it: 32 hex digits.
+fn hex(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+/// A time as `JSON_TABLE` reads it into `DATETIME(6)`.
+fn datetime(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+/// A time as the failure history stores it: Unix milliseconds.
+fn millis(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| json!(t.timestamp_millis()))
+}
+
+/// Splits `items` into JSON arrays of at most [`MAX_BATCH_BYTES`] each (an item larger than
+/// that travels alone).
+fn json_batches(items: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let text = item.to_string();
+        if !current.is_empty() && bytes + text.len() + 1 > MAX_BATCH_BYTES {
+            batches.push(format!("[{}]", current.join(",")));
+            current.clear();
+            bytes = 0;
+        }
+        bytes += text.len() + 1;
+        current.push(text);
+    }
+    if !current.is_empty() {
+        batches.push(format!("[{}]", current.join(",")));
+    }
+    batches
+}
+
+fn decode_id(row: &MySqlRow, index: usize) -> Result<Uuid> {
+    row.try_get(index).map_err(|e| corrupt("?", e.to_string()))
+}
+
+/// Locks the leases `(id, token)` in id order with `lock_sql` and returns the locked rows.
+async fn lock_leases(
+    conn: &mut MySqlConnection,
+    lock_sql: &'static str,
+    leases: impl Iterator<Item = Lease>,
+    operation: &'static str,
+) -> Result<Vec<MySqlRow>> {
+    let mut sorted: Vec<Lease> = leases.collect();
+    sorted.sort_by_key(|l| l.id);
+    let mut rows = Vec::new();
+    for batch in json_batches(sorted.iter().map(|l| json!([hex(l.id), hex(l.token)]))) {
+        rows.extend(
+            sqlx::query(lock_sql)
+                .bind(batch)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(|e| db_error(operation, e))?,
+        );
+    }
+    Ok(rows)
+}
+
+/// A locked row a claim met, with what the decision needs.
+#[derive(Debug, Clone)]
+struct Existing {
+    id: Uuid,
+    status: String,
+    attempt: i32,
+    max_attempts: i32,
+    next_retry_at: Option<DateTime<Utc>>,
+    stale_after: Option<DateTime<Utc>>,
+    lease_token: Uuid,
+    claim_outcome: String,
+    started_at: Option<DateTime<Utc>>,
+    replay_pending: bool,
+}
+
+/// What a claim does with an existing row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TakeOver {
+    /// RUNNING under the offered token: an earlier try of this request claimed it; renew it.
+    Again,
+    /// Take it over with a new attempt, reported as this outcome.
+    Attempt(ClaimOutcome),
+}
+
+/// SPEC §5.1 step 2 for one locked row: taken over when attempts remain and it is FAILED with
+/// its retry due, or RUNNING with a stale lease and re-entry allowed; renewed when it is
+/// RUNNING under the offered token; otherwise Conflicted (`None`).
+fn decide(
+    row: &Existing,
+    token: Uuid,
+    allow_stale_reentry: bool,
+    now: DateTime<Utc>,
+) -> Option<TakeOver> {
+    if row.status == "RUNNING" && row.lease_token == token {
+        return Some(TakeOver::Again);
+    }
+    if row.attempt >= row.max_attempts {
+        return None;
+    }
+    if row.status == "FAILED" && row.next_retry_at.is_some_and(|at| at <= now) {
+        return Some(TakeOver::Attempt(if row.replay_pending {
+            ClaimOutcome::Replayed
+        } else {
+            ClaimOutcome::Retried
+        }));
+    }
+    if row.status == "RUNNING" && allow_stale_reentry && row.stale_after.is_some_and(|at| at < now)
+    {
+        return Some(TakeOver::Attempt(ClaimOutcome::Stole));
+    }
+    None
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    fn backend(&self) -> &'static str {
+        "mysql"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match migrate::run(&self.pool).await {
+            // The first statement of a lazy pool connects: say where it could not.
+            Err(Error::Database { source, .. }) if error::is_connect_failure(&source) => {
+                Err(explain_connect_failure(&self.pool.connect_options(), source).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("db_now", e))
+    }
+
+    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_latest_plans", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok((
+                Scope::new(
+                    row::text(row, 0).map_err(dec)?,
+                    row::text(row, 1).map_err(dec)?,
+                ),
+                row.try_get(2).map_err(dec)?,
+            ))
+        })))
+    }
+
+    async fn execution_retry_candidates(
+        &self,
+        job: &str,
+        limit: usize,
+    ) -> Result<Vec<RetryCandidate>> {
+        let rows = sqlx::query(q(&self.sql.retry_candidates))
+            .bind(job)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_retry_candidates", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok(RetryCandidate {
+                scope: Scope::new(
+                    row::text(row, 0).map_err(dec)?,
+                    row::text(row, 1).map_err(dec)?,
+                ),
+                plan_time: row.try_get(2).map_err(dec)?,
+                next_retry_at: row.try_get(3).map_err(dec)?,
+                due: row.try_get::<i64, _>(4).map_err(dec)? != 0,
+                replayed: row.try_get(5).map_err(dec)?,
+            })
+        })))
+    }
+
+    async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        if request.plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Runners inserting the same new plan at once queue on its unique-key entry; when the
+        // first commits, InnoDB may pick one of the waiters as a deadlock victim and roll its
+        // whole transaction back ("try restarting transaction"). The claim is safe to run again
+        // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
+        // reported (as a transient error the runtime retries with backoff).
+        if let Some(claimed) = self.claim_new(request).await? {
+            return Ok(claimed);
+        }
+        let mut tries = 0;
+        loop {
+            match self.claim_once(request).await {
+                Err(error) if tries < CLAIM_DEADLOCK_RETRIES && error::is_deadlock(&error) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        1..=5 * tries,
+                    )))
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
+        const OP: &str = "execution_heartbeat";
+        if renewals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let rows = lock_leases(
+            &mut tx,
+            sql::LEASES_LOCK_RUNNING,
+            renewals.iter().map(|r| r.lease),
+            OP,
+        )
+        .await?;
+        let held: HashSet<Uuid> = rows
+            .iter()
+            .map(|r| decode_id(r, 0))
+            .collect::<Result<_>>()?;
+        if held.is_empty() {
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(Vec::new());
+        }
+        let now = self.now(&mut tx, OP).await?;
+        let mut renewed: Vec<&Renewal> = renewals
+            .iter()
+            .filter(|r| held.contains(&r.lease.id))
+            .collect();
+        renewed.sort_by_key(|r| r.lease.id);
+        for batch in json_batches(renewed.iter().map(|r| {
+            json!([
+                hex(r.lease.id),
+                hex(r.lease.token),
+                duration_ms(r.stale_timeout)
+            ])
+        })) {
+            sqlx::query(sql::EXECUTION_HEARTBEAT)
+                .bind(batch)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        let mut ids: Vec<Uuid> = held.into_iter().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>> {
+        const OP: &str = "execution_finish_success";
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The common case in one statement: every row still RUNNING under its token.
+        let mut sorted: Vec<&SuccessWrite> = writes.iter().collect();
+        sorted.sort_by_key(|w| w.lease.id);
+        sorted.dedup_by_key(|w| w.lease.id);
+        let mut batches = json_batches(sorted.iter().map(|w| {
+            json!([
+                hex(w.lease.id),
+                hex(w.lease.token),
+                w.duration_ms,
+                w.rows_affected,
+                w.result
+            ])
+        }));
+        if batches.len() == 1 {
+            let matched = sqlx::query(q(&self.sql.finish_success_at_once))
+                .bind(batches.remove(0))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| db_error(OP, e))?
+                .rows_affected();
+            if matched == sorted.len() as u64 {
+                return Ok(sorted.iter().map(|w| w.lease.id).collect());
+            }
+            // Some rows were not RUNNING under their token (fenced out, or written by an
+            // earlier try): the full path tells which were written.
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let rows = lock_leases(
+            &mut tx,
+            sql::LEASES_LOCK_ANY,
+            writes.iter().map(|w| w.lease),
+            OP,
+        )
+        .await?;
+        let mut running = HashSet::new();
+        let mut written = Vec::new();
+        for row in &rows {
+            let id = decode_id(row, 0)?;
+            let status: String = row.try_get(1).map_err(|e| corrupt("?", e.to_string()))?;
+            match status.as_str() {
+                "RUNNING" => {
+                    running.insert(id);
+                    written.push(id);
+                }
+                // An earlier try of this write committed and its reply was lost.
+                "SUCCESS" => written.push(id),
+                _ => {}
+            }
+        }
+        if !running.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            let mut updates: Vec<&SuccessWrite> = writes
+                .iter()
+                .filter(|w| running.contains(&w.lease.id))
+                .collect();
+            updates.sort_by_key(|w| w.lease.id);
+            for batch in json_batches(updates.iter().map(|w| {
+                json!([
+                    hex(w.lease.id),
+                    hex(w.lease.token),
+                    w.duration_ms,
+                    w.rows_affected,
+                    w.result
+                ])
+            })) {
+                sqlx::query(sql::EXECUTION_FINISH_SUCCESS)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(written)
+    }
+
+    async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
+        const OP: &str = "execution_finish_failure";
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let rows = lock_leases(
+            &mut tx,
+            sql::LEASES_LOCK_ANY,
+            writes.iter().map(|w| w.lease),
+            OP,
+        )
+        .await?;
+        let by_id: HashMap<Uuid, &FailureWrite> = writes.iter().map(|w| (w.lease.id, w)).collect();
+        let mut running: HashMap<Uuid, Option<DateTime<Utc>>> = HashMap::new();
+        let mut written = Vec::new();
+        for row in &rows {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id = decode_id(row, 0)?;
+            let status: String = row.try_get(1).map_err(dec)?;
+            let code: Option<String> = row.try_get(2).map_err(dec)?;
+            let Some(write) = by_id.get(&id) else {
+                continue;
+            };
+            if status == "RUNNING" {
+                running.insert(id, row.try_get(3).map_err(dec)?);
+                written.push(id);
+            } else if status == write.status.as_str()
+                && code.as_deref() == Some(write.code.as_str())
+            {
+                // An earlier try of this write committed and its reply was lost.
+                written.push(id);
+            }
+        }
+        if !running.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            let mut updates: Vec<&FailureWrite> = writes
+                .iter()
+                .filter(|w| running.contains_key(&w.lease.id))
+                .collect();
+            updates.sort_by_key(|w| w.lease.id);
+            for batch in json_batches(updates.iter().map(|w| {
+                json!([
+                    hex(w.lease.id),
+                    hex(w.lease.token),
+                    w.status.as_str(),
+                    w.code,
+                    w.message,
+                    w.retry_in
+                        .map(|d| datetime(now + crate::schedule::delta(d))),
+                    i32::from(w.extend_budget),
+                    w.duration_ms,
+                    millis(running.get(&w.lease.id).copied().flatten()),
+                ])
+            })) {
+                sqlx::query(sql::EXECUTION_FINISH_FAILURE)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(written)
+    }
+
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
+        const OP: &str = "execution_sweep_stale";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let now = self.now(&mut tx, OP).await?;
+        if not_after.is_some_and(|t| now > t) {
+            // Held up past its deadline (behind an outage): owners could not renew meanwhile.
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::SWEEP_LOCK)
+            .bind(job)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut swept = Vec::new();
+        let mut updates = Vec::new();
+        for row in &rows {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id = decode_id(row, 0)?;
+            let attempt: i32 = row.try_get(1).map_err(dec)?;
+            let max_attempts: i32 = row.try_get(2).map_err(dec)?;
+            let started_at: Option<DateTime<Utc>> = row.try_get(3).map_err(dec)?;
+            let status = if allow_reentry && attempt < max_attempts {
+                Status::Failed
+            } else {
+                Status::Dead
+            };
+            updates.push(json!([hex(id), status.as_str(), millis(started_at)]));
+            swept.push(Swept { id, status });
+        }
+        for batch in json_batches(updates) {
+            sqlx::query(sql::EXECUTION_SWEEP_STALE)
+                .bind(batch)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(swept)
+    }
+
+    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
+        const OP: &str = "execution_supersede";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let candidates = sqlx::query(sql::SUPERSEDE_CANDIDATES)
+            .bind(job)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut ids: Vec<Uuid> = candidates
+            .iter()
+            .map(|r| decode_id(r, 0))
+            .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(ids);
+        }
+        ids.sort();
+        let mut locked = Vec::new();
+        for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+            for row in sqlx::query(sql::SUPERSEDE_LOCK)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                locked.push(decode_id(&row, 0)?);
+            }
+        }
+        if !locked.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            for batch in json_batches(locked.iter().map(|id| json!(hex(*id)))) {
+                sqlx::query(sql::EXECUTION_SUPERSEDE)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(locked)
+    }
+
+    async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
+        let row = sqlx::query(sql::EXECUTION_GET)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_get", e))?;
+        row.as_ref().map(row::execution).transpose()
+    }
+
+    async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let scope_kind = filter.scope.as_ref().map(|s| s.kind.as_str());
+        let scope_id = filter.scope.as_ref().map(|s| s.id.as_str());
+        let status = filter.status.map(|s| s.as_str());
+        let after_time = filter.after.map(|c| c.plan_time);
+        let rows = sqlx::query(sql::EXECUTION_LIST)
+            .bind(filter.job.as_deref())
+            .bind(filter.job.as_deref())
+            .bind(scope_kind)
+            .bind(scope_kind)
+            .bind(scope_id)
+            .bind(status)
+            .bind(status)
+            .bind(filter.plan_from)
+            .bind(filter.plan_from)
+            .bind(filter.plan_before)
+            .bind(filter.plan_before)
+            .bind(after_time)
+            .bind(after_time)
+            .bind(after_time)
+            .bind(filter.after.map(|c| c.id))
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_list", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
+        let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
+            .bind(job)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_by_status", e))?;
+        super::counts(rows.iter().map(|row| {
+            (
+                row.try_get::<String, _>(0).unwrap_or_default(),
+                row.try_get::<i64, _>(1).unwrap_or_default(),
+            )
+        }))
+    }
+
+    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>> {
+        const OP: &str = "execution_replay";
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut locked = Vec::new();
+        for batch in json_batches(sorted.iter().map(|id| json!(hex(*id)))) {
+            for row in sqlx::query(sql::REPLAY_LOCK)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                locked.push(decode_id(&row, 0)?);
+            }
+        }
+        let mut rows = Vec::new();
+        if !locked.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            for batch in json_batches(locked.iter().map(|id| json!(hex(*id)))) {
+                sqlx::query(sql::EXECUTION_REPLAY)
+                    .bind(batch.clone())
+                    .bind(now)
+                    .bind(i64::from(extra_attempts))
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+                rows.extend(
+                    sqlx::query(sql::EXECUTIONS_BY_ID)
+                        .bind(batch)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| db_error(OP, e))?,
+                );
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_prune(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        const OP: &str = "execution_prune";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let now = self.now(&mut tx, OP).await?;
+        let cutoff = now - crate::schedule::delta(older_than);
+        let candidates = sqlx::query(sql::PRUNE_CANDIDATES)
+            .bind(cutoff)
+            .bind(set == PruneSet::Dead)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut ids: Vec<Uuid> = candidates
+            .iter()
+            .map(|r| decode_id(r, 0))
+            .collect::<Result<_>>()?;
+        ids.sort();
+        let mut deleted = 0;
+        for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+            let locked: Vec<Uuid> = sqlx::query(sql::PRUNE_LOCK)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+                .iter()
+                .map(|r| decode_id(r, 0))
+                .collect::<Result<_>>()?;
+            if locked.is_empty() {
+                continue;
+            }
+            let locked =
+                serde_json::to_string(&locked.iter().map(|id| hex(*id)).collect::<Vec<_>>())
+                    .unwrap_or_default();
+            deleted += sqlx::query(sql::EXECUTION_PRUNE)
+                .bind(locked)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(deleted)
+    }
+
+    async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((
+                    row::text(row, 0).map_err(dec)?,
+                    row.try_get(1).map_err(dec)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+        let rows = sqlx::query(q(&self.sql.tick_clock))
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("tick_clock", e))?;
+        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+        let first = rows
+            .first()
+            .ok_or_else(|| corrupt("?", "the clock query returned no row".into()))?;
+        let now: DateTime<Utc> = first.try_get(0).map_err(dec)?;
+        let mut paused = Vec::new();
+        for row in &rows {
+            let kind: Option<Vec<u8>> = row.try_get(1).map_err(dec)?;
+            let id: Option<Vec<u8>> = row.try_get(2).map_err(dec)?;
+            if let (Some(kind), Some(id)) = (kind, id) {
+                let text = |bytes: Vec<u8>| {
+                    String::from_utf8(bytes).map_err(|e| corrupt("?", e.to_string()))
+                };
+                paused.push(super::pause_scope(text(kind)?, text(id)?));
+            }
+        }
+        Ok((now, paused))
+    }
+
+    async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
+        let (kind, id) = super::pause_key(pause.scope.as_ref());
+        let now = self.db_now().await.map_err(|e| match e {
+            Error::Database { kind, source, .. } => Error::Database {
+                operation: "pause_set",
+                kind,
+                source,
+            },
+            other => other,
+        })?;
+        sqlx::query(sql::PAUSE_SET)
+            .bind(&pause.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&pause.paused_by)
+            .bind(&pause.reason)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("pause_set", e))?;
+        let mut stored = pause.clone();
+        stored.paused_at = now;
+        Ok(stored)
+    }
+
+    async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
+        let (kind, id) = super::pause_key(scope);
+        let done = sqlx::query(sql::PAUSE_CLEAR)
+            .bind(job)
+            .bind(kind)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("pause_clear", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
+        let rows = sqlx::query(sql::PAUSE_LIST)
+            .bind(job)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("pause_list", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let mut pause = Pause::new(
+                    row::text(row, 0).map_err(dec)?,
+                    super::pause_scope(
+                        row::text(row, 1).map_err(dec)?,
+                        row::text(row, 2).map_err(dec)?,
+                    ),
+                    row.try_get::<String, _>(3).map_err(dec)?,
+                    row.try_get::<String, _>(4).map_err(dec)?,
+                );
+                pause.paused_at = row.try_get(5).map_err(dec)?;
+                Ok(pause)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: &str, attempt: i32, max_attempts: i32) -> Existing {
+        Existing {
+            id: Uuid::now_v7(),
+            status: status.into(),
+            attempt,
+            max_attempts,
+            next_retry_at: None,
+            stale_after: None,
+            lease_token: Uuid::new_v4(),
+            claim_outcome: "won".into(),
+            started_at: None,
+            replay_pending: false,
+        }
+    }
+
+    #[test]
+    fn claims_take_over_only_what_spec_5_1_allows() {
+        let now = Utc::now();
+        let past = now - TimeDelta::seconds(1);
+        let future = now + TimeDelta::seconds(1);
+        let token = Uuid::new_v4();
+
+        let mut failed = row("FAILED", 1, 3);
+        failed.next_retry_at = Some(past);
+        assert_eq!(
+            decide(&failed, token, false, now),
+            Some(TakeOver::Attempt(ClaimOutcome::Retried))
+        );
+        failed.next_retry_at = Some(now);
+        assert!(decide(&failed, token, false, now).is_some(), "due at now");
+        failed.replay_pending = true;
+        assert_eq!(
+            decide(&failed, token, false, now),
+            Some(TakeOver::Attempt(ClaimOutcome::Replayed))
+        );
+        failed.next_retry_at = Some(future);
+        assert_eq!(decide(&failed, token, false, now), None);
+        failed.next_retry_at = None;
+        assert_eq!(decide(&failed, token, false, now), None);
+
+        let mut stale = row("RUNNING", 1, 3);
+        stale.stale_after = Some(past);
+        assert_eq!(
+            decide(&stale, token, true, now),
+            Some(TakeOver::Attempt(ClaimOutcome::Stole))
+        );
+        assert_eq!(decide(&stale, token, false, now), None, "no re-entry");
+        stale.stale_after = Some(now);
+        assert_eq!(
+            decide(&stale, token, true, now),
+            None,
+            "stale only after stale_after"
+        );
+
+        let mut exhausted = row("FAILED", 3, 3);
+        exhausted.next_retry_at = Some(past);
+        assert_eq!(decide(&exhausted, token, true, now), None);
+        for status in ["SUCCESS", "DEAD", "SUPERSEDED"] {
+            assert_eq!(
+                decide(&row(status, 1, 3), token, true, now),
+                None,
+                "{status}"
+            );
+        }
+
+        let mut mine = row("RUNNING", 3, 3);
+        mine.lease_token = token;
+        mine.stale_after = Some(future);
+        assert_eq!(decide(&mine, token, false, now), Some(TakeOver::Again));
+    }
+
+    #[test]
+    fn clock_skew_is_filled_into_every_statement() {
+        let sql = Statements::new(TimeDelta::milliseconds(-3_600_000));
+        for statement in [&sql.db_now, &sql.retry_candidates, &sql.count_stale] {
+            assert!(!statement.contains("{NOW}"), "{statement}");
+            assert!(statement.contains("UTC_TIMESTAMP(3) + INTERVAL -3600000000 MICROSECOND"));
+            assert!(!statement.contains("NOW()"), "{statement}");
+        }
+    }
+
+    /// Against the server named by `CRONLEASE_TEST_MYSQL_URL` (skipped when unset): four
+    /// replicas migrating a fresh database at once apply each migration once, and a newer
+    /// schema is refused.
+    #[tokio::test]
+    async fn concurrent_migrations_apply_once_and_newer_schemas_are_refused() {
+        let Ok(url) = std::env::var("CRONLEASE_TEST_MYSQL_URL") else {
+            return;
+        };
+        let database = format!("cronlease_unit_{}", Uuid::new_v4().simple());
+        let admin = MySqlPool::connect(&url).await.expect("connect");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        let options = MySqlConnectOptions::from_str(&url)
+            .expect("url")
+            .database(&database);
+        let replicas = futures_util::future::join_all((0..4).map(|_| {
+            let options = options.clone();
+            async move {
+                let store = MySqlStore::connect_with(options).await?;
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            }
+        }))
+        .await;
+        let store = replicas
+            .into_iter()
+            .map(|r| r.expect("migrate"))
+            .next_back()
+            .expect("a replica");
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cronlease_migrations")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(applied, 4);
+        let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
+            .fetch_one(store.pool())
+            .await
+            .or(sqlx::query_scalar("SELECT @@SESSION.transaction_isolation")
+                .fetch_one(store.pool())
+                .await)
+            .expect("isolation");
+        assert_eq!(isolation, "READ-COMMITTED");
+        sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES (99, 'future')")
+            .execute(store.pool())
+            .await
+            .expect("insert");
+        let refused = store.migrate().await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::SchemaTooNew {
+                    found: 99,
+                    known: 4
+                })
+            ),
+            "{refused:?}"
+        );
+        store.pool().close().await;
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE {database}")))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+    }
+
+    #[test]
+    fn large_batches_are_split_under_the_packet_limit() {
+        let big = "x".repeat(16 * 1024);
+        let batches = json_batches((0..2000).map(|i| json!([i, big])));
+        assert!(batches.len() > 1);
+        let mut total = 0;
+        for batch in &batches {
+            assert!(batch.len() <= MAX_BATCH_BYTES + 2, "{}", batch.len());
+            total += serde_json::from_str::<Vec<Value>>(batch).unwrap().len();
+        }
+        assert_eq!(total, 2000);
+        assert!(json_batches(std::iter::empty()).is_empty());
+    }
+}

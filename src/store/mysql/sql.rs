@@ -1,0 +1,401 @@
+//! MySQL / MariaDB statements. Times are `DATETIME(6)` holding UTC; `{NOW}` is replaced by the
+//! database clock expression (plus the store's clock skew) when the store is built.
+//!
+//! Batches travel as one JSON array parameter read with `JSON_TABLE` (MySQL 8.0.4+, MariaDB
+//! 10.6+), so one statement text serves any number of rows, as `UNNEST` does on PostgreSQL.
+//! Ids and tokens travel as 32 hex digits (`UNHEX` makes them `BINARY(16)`), times as
+//! `YYYY-MM-DD hh:mm:ss.ffffff` text, durations as milliseconds.
+//!
+//! Every statement here works on MariaDB 10.11 and on MySQL 8.0: no `RETURNING`, no
+//! `IN (SELECT .. LIMIT ..)`, no `FOR UPDATE OF`. A write that must report which rows it
+//! changed runs in a transaction: lock the rows (`SELECT .. FOR UPDATE`, ascending id), read the
+//! clock once (`DB_NOW`), write, and the locked ids are the answer.
+//!
+//! **One lock order: the primary key.** InnoDB locks a row when a scan reaches it, so the order
+//! of locking is the order of the access path, not of `ORDER BY`. Writes named by id (heartbeats,
+//! terminal writes, replays, the second step of a claim) reach their rows through the primary
+//! key, driven by a JSON list the store sorts by id; a claim first resolves its plan keys to ids
+//! without locking, then locks those ids the same way. Statements that may skip a busy row
+//! (sweep, supersede, prune) use `SKIP LOCKED` and never wait, so they cannot close a cycle.
+
+/// The database clock; `{SKEW_US}` is the store's clock skew in microseconds. Read in a
+/// statement of its own, after the transaction holds its row locks, so statement start (when
+/// `UTC_TIMESTAMP` is evaluated) is the moment of the write. Cut to milliseconds, the resolution
+/// of the other stores and of the failure history.
+pub(super) const NOW_EXPR: &str = "(UTC_TIMESTAMP(3) + INTERVAL {SKEW_US} MICROSECOND)";
+
+pub(super) const DB_NOW: &str = "SELECT {NOW}";
+
+pub(super) const EXECUTION_LATEST_PLANS: &str = "\
+SELECT scope_kind, scope_id, MAX(plan_time) AS plan_time
+FROM cronlease_executions
+WHERE job_name = ?
+GROUP BY scope_kind, scope_id";
+
+/// Every FAILED row with a retry scheduled and attempts left, whatever its plan time.
+pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
+SELECT scope_kind, scope_id, plan_time, next_retry_at,
+  CAST(next_retry_at <= {NOW} AS SIGNED) AS due, replay_pending
+FROM cronlease_executions
+WHERE job_name = ? AND status = 'FAILED' AND next_retry_at IS NOT NULL
+  AND attempt < max_attempts
+ORDER BY next_retry_at
+LIMIT ?";
+
+/// Step 1 of a claim, without locking: the existing rows of the plans. $1: the plans,
+/// `[[scope kind, scope id, plan time], ..]`; $2: the job.
+pub(super) const CLAIM_RESOLVE: &str = "\
+SELECT e.id, e.scope_kind, e.scope_id, e.plan_time
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[0]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    plan_time DATETIME(6) PATH '$[2]')) AS p
+  STRAIGHT_JOIN cronlease_executions AS e
+  ON e.job_name = ? AND e.scope_kind = p.scope_kind AND e.scope_id = p.scope_id
+  AND e.plan_time = p.plan_time";
+
+/// Step 2 of a claim: locks the existing rows, ascending id, and reads what the decision needs.
+pub(super) const CLAIM_LOCK: &str = "\
+SELECT e.id, e.status, e.attempt, e.max_attempts, e.next_retry_at, e.stale_after,
+  e.lease_token, e.claim_outcome, e.started_at, e.replay_pending
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+ORDER BY e.id
+FOR UPDATE";
+
+/// Step 3 of a claim: takes over the rows the store decided to (stale, retry due, or already
+/// this request's). $1: `[[id, token, attempt, outcome, failed attempt or null, message,
+/// started_at ms], ..]`; then runner, now (heartbeat, started, updated) and stale_after.
+/// Every new value comes from the parameters or from the row's own column, so the order in
+/// which MySQL and MariaDB apply the assignments cannot matter.
+pub(super) const CLAIM_TAKE_OVER: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]',
+    token CHAR(32) PATH '$[1]',
+    attempt INT PATH '$[2]',
+    outcome VARCHAR(16) PATH '$[3]',
+    failed_attempt INT PATH '$[4]',
+    message TEXT CHARACTER SET utf8mb4 PATH '$[5]',
+    started_ms BIGINT PATH '$[6]')) AS u ON e.id = UNHEX(u.id)
+SET e.status = 'RUNNING',
+  e.attempt = u.attempt,
+  e.runner_id = ?,
+  e.lease_token = UNHEX(u.token),
+  e.claim_outcome = u.outcome,
+  e.replay_pending = 0,
+  e.failures = CASE WHEN u.failed_attempt IS NULL THEN e.failures
+    ELSE JSON_ARRAY_APPEND(e.failures, '$', JSON_OBJECT(
+      'attempt', u.failed_attempt, 'code', 'stale_timeout', 'message', u.message,
+      'started_at', u.started_ms, 'finished_at', ?)) END,
+  e.heartbeat_at = ?,
+  e.stale_after = ?,
+  e.started_at = ?,
+  e.updated_at = ?,
+  e.finished_at = NULL,
+  e.next_retry_at = NULL,
+  e.duration_ms = NULL,
+  e.rows_affected = NULL,
+  e.result = '{}',
+  e.error_code = NULL,
+  e.error_msg = NULL";
+
+/// The insert of a claim's new plans, in plan-key order. $1..$8: job, max attempts, runner, now
+/// (heartbeat), stale_after, now (started, created, updated); $9: `[[id, scope kind, scope id,
+/// plan time, token], ..]`.
+macro_rules! claim_insert {
+    () => {
+        "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at,
+  updated_at, result, failures)
+SELECT UNHEX(p.id), ?, p.scope_kind, p.scope_id, p.plan_time, 'RUNNING', 1, ?,
+  ?, UNHEX(p.token), 'won', ?, ?, ?, ?, ?, '{}', '[]'
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    n FOR ORDINALITY,
+    id CHAR(32) PATH '$[0]',
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[2]',
+    plan_time DATETIME(6) PATH '$[3]',
+    token CHAR(32) PATH '$[4]')) AS p
+ORDER BY p.n"
+    };
+}
+
+/// The common claim, every plan new, in one statement (autocommit): a plain insert. Any plan
+/// that has a row fails the whole statement with a duplicate key (1062), and the claim takes the
+/// full path instead.
+pub(super) const CLAIM_INSERT_NEW: &str = claim_insert!();
+
+/// Step 4 of a claim: inserts the plans that had no row. A row a rival inserted since step 1 is
+/// met by the unique key and left as it is (the plan is Conflicted).
+pub(super) const CLAIM_INSERT: &str = concat!(
+    claim_insert!(),
+    "\nON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id"
+);
+
+/// Step 5 of a claim: the rows now held under the request's tokens. $1: `[[id, token], ..]`.
+pub(super) const CLAIM_HELD: &str = "\
+SELECT e.id, e.scope_kind, e.scope_id, e.plan_time, e.attempt, e.max_attempts, e.lease_token,
+  e.claim_outcome, e.started_at
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.lease_token = UNHEX(i.token) AND e.status = 'RUNNING'";
+
+/// Locks leases still held: `[[id, token], ..]` sorted by id.
+pub(super) const LEASES_LOCK_RUNNING: &str = "\
+SELECT e.id
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.lease_token = UNHEX(i.token) AND e.status = 'RUNNING'
+ORDER BY e.id
+FOR UPDATE";
+
+/// $1: `[[id, token, stale ms], ..]` of locked leases; $2: now.
+pub(super) const EXECUTION_HEARTBEAT: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]', stale_ms BIGINT PATH '$[2]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.heartbeat_at = ?,
+  e.stale_after = TIMESTAMPADD(MICROSECOND, v.stale_ms * 1000, ?),
+  e.updated_at = ?
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// Locks the rows of terminal writes: `[[id, token], ..]` sorted by id, whatever their status
+/// (a row already written under the same token makes a resent write idempotent).
+pub(super) const LEASES_LOCK_ANY: &str = "\
+SELECT e.id, e.status, e.error_code, e.started_at
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.lease_token = UNHEX(i.token)
+ORDER BY e.id
+FOR UPDATE";
+
+/// $1: `[[id, token, duration ms, rows affected, result JSON text], ..]` of locked RUNNING
+/// rows; $2: now.
+pub(super) const EXECUTION_FINISH_SUCCESS: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]', duration_ms BIGINT PATH '$[2]',
+    rows_affected BIGINT PATH '$[3]', result LONGTEXT CHARACTER SET utf8mb4 PATH '$[4]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = 'SUCCESS',
+  e.finished_at = ?,
+  e.updated_at = ?,
+  e.duration_ms = v.duration_ms,
+  e.rows_affected = v.rows_affected,
+  e.result = v.result,
+  e.next_retry_at = NULL,
+  e.error_code = NULL,
+  e.error_msg = NULL
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// The common success write, in one statement (autocommit): every row still RUNNING under its
+/// token. `{NOW}` is read once, when the statement starts. When it matches fewer rows than
+/// offered, the store takes the full path, which tells which rows were written.
+pub(super) const EXECUTION_FINISH_SUCCESS_AT_ONCE: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]', duration_ms BIGINT PATH '$[2]',
+    rows_affected BIGINT PATH '$[3]', result LONGTEXT CHARACTER SET utf8mb4 PATH '$[4]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = 'SUCCESS',
+  e.finished_at = {NOW},
+  e.updated_at = {NOW},
+  e.duration_ms = v.duration_ms,
+  e.rows_affected = v.rows_affected,
+  e.result = v.result,
+  e.next_retry_at = NULL,
+  e.error_code = NULL,
+  e.error_msg = NULL
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// $1: `[[id, token, status, code, message, next retry at or null, extend, duration ms,
+/// started_at ms], ..]` of locked RUNNING rows; then now (finished, updated) and now in ms.
+pub(super) const EXECUTION_FINISH_FAILURE: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]', status VARCHAR(16) PATH '$[2]',
+    code TEXT CHARACTER SET utf8mb4 PATH '$[3]', message TEXT CHARACTER SET utf8mb4 PATH '$[4]',
+    next_retry_at DATETIME(6) PATH '$[5]', extend INT PATH '$[6]',
+    duration_ms BIGINT PATH '$[7]', started_ms BIGINT PATH '$[8]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = v.status,
+  e.next_retry_at = v.next_retry_at,
+  e.error_code = v.code,
+  e.error_msg = v.message,
+  e.finished_at = ?,
+  e.updated_at = ?,
+  e.duration_ms = v.duration_ms,
+  e.max_attempts = CASE WHEN v.extend = 1 THEN GREATEST(e.max_attempts, e.attempt + 1)
+    ELSE e.max_attempts END,
+  e.failures = JSON_ARRAY_APPEND(e.failures, '$', JSON_OBJECT(
+    'attempt', e.attempt, 'code', v.code, 'message', v.message,
+    'started_at', v.started_ms, 'finished_at', ?))
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// The job's stale RUNNING rows ($1: job, $2: now), skipping rows another runner is writing.
+pub(super) const SWEEP_LOCK: &str = "\
+SELECT id, attempt, max_attempts, started_at
+FROM cronlease_executions
+WHERE status = 'RUNNING' AND job_name = ? AND stale_after < ?
+ORDER BY id
+FOR UPDATE SKIP LOCKED";
+
+/// $1: `[[id, status, started_at ms], ..]` of locked rows; then now (next retry for FAILED
+/// rows, finished, updated) and now in ms.
+pub(super) const EXECUTION_SWEEP_STALE: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (
+    id CHAR(32) PATH '$[0]', status VARCHAR(16) PATH '$[1]',
+    started_ms BIGINT PATH '$[2]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = v.status,
+  e.next_retry_at = CASE WHEN v.status = 'FAILED' THEN ? ELSE NULL END,
+  e.error_code = 'stale_timeout',
+  e.error_msg = 'lease expired without heartbeat',
+  e.finished_at = ?,
+  e.updated_at = ?,
+  e.failures = JSON_ARRAY_APPEND(e.failures, '$', JSON_OBJECT(
+    'attempt', e.attempt, 'code', 'stale_timeout', 'message', 'lease expired without heartbeat',
+    'started_at', v.started_ms, 'finished_at', ?))
+WHERE e.status = 'RUNNING'";
+
+/// FAILED rows of the job ($1) that a newer plan of the same scope has succeeded since, read
+/// without locking (a SUCCESS row stays SUCCESS, so the answer holds).
+pub(super) const SUPERSEDE_CANDIDATES: &str = "\
+SELECT e.id FROM cronlease_executions AS e
+WHERE e.job_name = ? AND e.status = 'FAILED' AND e.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time AND n.status = 'SUCCESS')";
+
+/// Locks candidates that are still FAILED and not replayed, skipping busy ones.
+pub(super) const SUPERSEDE_LOCK: &str = "\
+SELECT e.id
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.status = 'FAILED' AND e.replay_pending = 0
+ORDER BY e.id
+FOR UPDATE SKIP LOCKED";
+
+/// $1: locked ids; $2, $3: now.
+pub(super) const EXECUTION_SUPERSEDE: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)
+SET e.status = 'SUPERSEDED', e.next_retry_at = NULL, e.finished_at = ?, e.updated_at = ?
+WHERE e.status = 'FAILED'";
+
+pub(super) const EXECUTION_GET: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions WHERE id = ?"
+);
+
+/// Each optional filter is bound twice (`? IS NULL OR column = ?`): MySQL placeholders are
+/// positional. The keyset cursor `(plan_time, id)`: rows strictly after it, newest first.
+pub(super) const EXECUTION_LIST: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions
+WHERE (? IS NULL OR job_name = ?)
+  AND (? IS NULL OR (scope_kind = ? AND scope_id = ?))
+  AND (? IS NULL OR status = ?)
+  AND (? IS NULL OR plan_time >= ?)
+  AND (? IS NULL OR plan_time < ?)
+  AND (? IS NULL OR plan_time < ? OR (plan_time = ? AND id < ?))
+ORDER BY plan_time DESC, id DESC
+LIMIT ?"
+);
+
+pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
+SELECT status, COUNT(*) AS n FROM cronlease_executions
+WHERE (? IS NULL OR job_name = ?)
+GROUP BY status";
+
+/// Locks the DEAD rows among the ids (sorted). A concurrent replay waits for the lock, then
+/// finds the row FAILED and skips it, so a row is replayed once.
+pub(super) const REPLAY_LOCK: &str = "\
+SELECT e.id
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.status = 'DEAD'
+ORDER BY e.id
+FOR UPDATE";
+
+/// $1: locked ids; $2: now (next retry); $3: extra attempts; $4, $5: now.
+pub(super) const EXECUTION_REPLAY: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)
+SET e.status = 'FAILED',
+  e.next_retry_at = ?,
+  e.max_attempts = e.attempt + ?,
+  e.replay_pending = 1,
+  e.replayed_at = ?,
+  e.updated_at = ?
+WHERE e.status = 'DEAD'";
+
+/// The replayed rows, by id.
+pub(super) const EXECUTIONS_BY_ID: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM JSON_TABLE(?, '$[*]' COLUMNS (wanted CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.wanted)"
+);
+
+/// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the cutoff; $3: the batch.
+/// Read without locking along the `finished_at` index; keeps the newest row of every scope.
+pub(super) const PRUNE_CANDIDATES: &str = "\
+SELECT e.id FROM cronlease_executions AS e
+WHERE e.finished_at < ?
+  AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+  AND (e.status = 'DEAD') = ?
+  AND e.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time)
+ORDER BY e.finished_at
+LIMIT ?";
+
+/// Locks the candidates still finished and not replayed, skipping rows another replica holds.
+pub(super) const PRUNE_LOCK: &str = "\
+SELECT e.id
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED') AND e.replay_pending = 0
+ORDER BY e.id
+FOR UPDATE SKIP LOCKED";
+
+/// Deletes the locked ids.
+pub(super) const EXECUTION_PRUNE: &str = "\
+DELETE e FROM cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)";
+
+pub(super) const EXECUTION_COUNT_STALE: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status = 'RUNNING' AND stale_after < {NOW}
+GROUP BY job_name";
+
+/// The clock and the job's pauses in one statement: always one row, with a null scope when the
+/// job has no pause (a whole-job pause is the empty scope).
+pub(super) const TICK_CLOCK: &str = "\
+SELECT {NOW} AS now, p.scope_kind, p.scope_id
+FROM (SELECT 1 AS one) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = ?";
+
+/// Job, scope kind, scope id (both empty for the whole job), by, reason, and the time read just
+/// before (`VALUES()` works on MariaDB and MySQL 8, where it is deprecated but kept).
+pub(super) const PAUSE_SET: &str = "\
+INSERT INTO cronlease_pauses (job_name, scope_kind, scope_id, paused_by, reason, paused_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE
+  paused_by = VALUES(paused_by), reason = VALUES(reason), paused_at = VALUES(paused_at)";
+
+pub(super) const PAUSE_CLEAR: &str = "\
+DELETE FROM cronlease_pauses WHERE job_name = ? AND scope_kind = ? AND scope_id = ?";
+
+pub(super) const PAUSE_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
+WHERE (? IS NULL OR job_name = ?)
+ORDER BY job_name, scope_kind, scope_id";
