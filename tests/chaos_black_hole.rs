@@ -462,7 +462,12 @@ on_every_backend! {
                 let store = PgStore::connect_with_deadlines(options.clone(), deadlines).await.unwrap();
                 Arc::new(store.with_clock_skew(db.base_skew))
             }
-            _ => unreachable!(),
+            _ => {
+                // MySQL counts lock waits in whole seconds: 300 ms becomes 1 s.
+                let options = db.mysql_options.clone().expect("a MySQL test database");
+                let store = cronlease::MySqlStore::connect_with_deadlines(options, deadlines).await.unwrap();
+                Arc::new(store.with_clock_skew(db.base_skew))
+            }
         };
         assert_eq!(bounded.deadlines(), deadlines);
         let request = cronlease::store::ClaimRequest {
@@ -481,6 +486,7 @@ on_every_backend! {
         enum Holder {
             Sqlite(sqlx::SqliteConnection),
             Pg(sqlx::PgConnection),
+            MySql(sqlx::MySqlConnection),
         }
         use sqlx::Connection;
         let holder = match (&db.sqlite_path, &db.pg_options) {
@@ -500,7 +506,17 @@ on_every_backend! {
                     .unwrap();
                 Holder::Pg(conn)
             }
-            _ => unreachable!(),
+            _ => {
+                let options = db.mysql_options.clone().expect("a MySQL test database");
+                let mut conn = sqlx::MySqlConnection::connect_with(&options).await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = ? FOR UPDATE")
+                    .bind(lease.id)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Holder::MySql(conn)
+            }
         };
         let t = Instant::now();
         let error = bounded.execution_heartbeat(&renewal).await.unwrap_err();
@@ -517,11 +533,15 @@ on_every_backend! {
                 sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
                 conn.close().await.unwrap();
             }
+            Holder::MySql(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
         }
         // The same store (and its connections) works once the lock is gone.
         assert_eq!(bounded.execution_heartbeat(&renewal).await.unwrap(), vec![lease.id]);
         println!(
-            "held lock [{}]: a heartbeat behind another session's lock failed transient after {:.2} s (lock deadline 300 ms): {error}",
+            "held lock [{}]: a heartbeat behind another session's lock failed transient after {:.2} s (lock deadline 300 ms; 1 s on MySQL): {error}",
             db.backend,
             waited.as_secs_f64()
         );

@@ -123,6 +123,14 @@ pub(super) async fn run(pool: &MySqlPool) -> Result<()> {
             )),
         });
     }
+    // A migration may wait long for a metadata lock behind a running replica's statements: lift
+    // the store's lock deadline on this session, and close the session afterwards so the
+    // setting never reaches the pool.
+    conn.close_on_drop();
+    sqlx::query("SET SESSION lock_wait_timeout = 3600, innodb_lock_wait_timeout = 3600")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| db_error("migrate", e))?;
     let outcome = apply(&mut conn).await;
     let released =
         sqlx::query("SELECT RELEASE_LOCK(CONCAT('cronlease_migrate:', MD5(DATABASE())))")

@@ -64,6 +64,7 @@ use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
+use crate::store::StoreDeadlines;
 use crate::store::rowmap::{corrupt, count, parsed};
 
 /// Connections in the pool [`MySqlStore::connect`] and [`MySqlStore::connect_with`] open.
@@ -93,6 +94,7 @@ const CLAIM_DEADLOCK_RETRIES: u64 = 4;
 pub struct MySqlStore {
     pool: MySqlPool,
     sql: Arc<Statements>,
+    deadlines: StoreDeadlines,
 }
 
 /// The statements with the clock expression filled in.
@@ -135,9 +137,27 @@ impl MySqlStore {
     /// zone is pinned to UTC whatever the options say. A failure is an [`Error::Connect`]
     /// naming `host:port` and the database.
     pub async fn connect_with(options: MySqlConnectOptions) -> Result<Self> {
+        Self::connect_with_deadlines(options, StoreDeadlines::default()).await
+    }
+
+    /// Like [`MySqlStore::connect_with`], with the calls' deadlines: the scheduler bounds each
+    /// call by [`StoreDeadlines::call`], and every session waits for a row or metadata lock at
+    /// most [`StoreDeadlines::lock`] (`innodb_lock_wait_timeout` and `lock_wait_timeout`, whole
+    /// seconds, rounded up, at least 1), after which the server answers 1205, a transient error.
+    /// There is no portable statement timeout: MariaDB's `max_statement_time` and MySQL 8's
+    /// `max_execution_time` (which bounds only `SELECT`s) differ, so the client-side deadline
+    /// bounds statements.
+    pub async fn connect_with_deadlines(
+        options: MySqlConnectOptions,
+        deadlines: StoreDeadlines,
+    ) -> Result<Self> {
+        deadlines.validate()?;
         let options = pinned(options);
-        match Self::pool_options().connect_with(options.clone()).await {
-            Ok(pool) => Ok(Self::from_pool(pool)),
+        match Self::pool_options_with(&deadlines)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => Ok(Self::from_pool(pool).keep_deadlines(deadlines)),
             Err(e) if error::is_connect_failure(&e) => {
                 Err(explain_connect_failure(&options, e).await)
             }
@@ -165,17 +185,35 @@ impl MySqlStore {
     /// Start from these when building a pool for [`MySqlStore::from_pool`] by hand, and keep the
     /// session time zone at UTC (sqlx's default, `MySqlConnectOptions::timezone`).
     pub fn pool_options() -> MySqlPoolOptions {
+        Self::pool_options_with(&StoreDeadlines::default())
+    }
+
+    /// [`MySqlStore::pool_options`] whose sessions wait for locks at most `deadlines.lock`.
+    fn pool_options_with(deadlines: &StoreDeadlines) -> MySqlPoolOptions {
+        let lock_secs = deadlines.lock.as_secs() + u64::from(deadlines.lock.subsec_nanos() > 0);
+        let lock_secs = lock_secs.max(1);
         MySqlPoolOptions::new()
             .max_connections(DEFAULT_MAX_CONNECTIONS)
             .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
-            .after_connect(|conn, _meta| {
+            .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                        .execute(conn)
-                        .await
-                        .map(drop)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SET SESSION innodb_lock_wait_timeout = {lock_secs}, lock_wait_timeout = {lock_secs}"
+                    )))
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
                 })
             })
+    }
+
+    /// Keeps the deadlines the store reports through [`Store::deadlines`].
+    fn keep_deadlines(mut self, deadlines: StoreDeadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Uses an existing pool. Its connections should come from [`MySqlStore::pool_options`]
@@ -184,6 +222,7 @@ impl MySqlStore {
         MySqlStore {
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
+            deadlines: StoreDeadlines::default(),
         }
     }
 
@@ -665,6 +704,10 @@ fn decide(
 impl Store for MySqlStore {
     fn backend(&self) -> &'static str {
         "mysql"
+    }
+
+    fn deadlines(&self) -> StoreDeadlines {
+        self.deadlines
     }
 
     async fn migrate(&self) -> Result<()> {
