@@ -140,6 +140,19 @@ pub(crate) struct JobTick {
     pub(crate) more_due: bool,
 }
 
+impl JobTick {
+    /// Ticks again `wait` from the clock read at the latest (a millisecond later, so the time
+    /// has surely passed on the database clock).
+    fn wake_after(&mut self, wait: Duration) {
+        self.wake_in = self.wake_in.min(wait + Duration::from_millis(1));
+    }
+
+    /// Ticks again at database time `at` at the latest (the tick read the clock at `db_now`).
+    fn wake_at(&mut self, at: DateTime<Utc>, db_now: DateTime<Utc>) {
+        self.wake_after((at - db_now).to_std().unwrap_or_default());
+    }
+}
+
 /// Ticks one job. `Err` only when the database clock could not be read; every later error is
 /// logged, counted and reported in the tick (the job is skipped for the rest of this tick).
 pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick> {
@@ -224,10 +237,7 @@ async fn sweep_plan_claim(
             let mut plans =
                 TickPlans::new(schedule, spec.catch_up, db_now, eligible, Duration::ZERO);
             if let Some(due) = plans.scope(Duration::ZERO, None).1 {
-                let wait = (due + delta(spec.schedule_delay) - db_now)
-                    .to_std()
-                    .unwrap_or_default();
-                tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+                tick.wake_at(due + delta(spec.schedule_delay), db_now);
             }
         }
         return Ok(());
@@ -284,7 +294,7 @@ async fn sweep_plan_claim(
     // A paused scope's retries wait for its resume.
     retries.retain(|(scope, _)| pauses.runs(scope));
     if let Some(wait) = retry_wait {
-        tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+        tick.wake_after(wait);
     }
     let mut due: Vec<PlanClaim> = Vec::with_capacity(retries.len());
     // Retries queued this tick, so a plan that is both retried and planned is claimed once.
@@ -351,10 +361,7 @@ async fn sweep_plan_claim(
                 }
             }
             if let Some(due) = next_due {
-                let wait = (due + delta(spec.schedule_delay) - db_now)
-                    .to_std()
-                    .unwrap_or_default();
-                tick.wake_in = tick.wake_in.min(wait + Duration::from_millis(1));
+                tick.wake_at(due + delta(spec.schedule_delay), db_now);
             }
         }
         _ => {}

@@ -29,6 +29,16 @@ impl WatchedStore {
         WatchedStore { inner, guard }
     }
 
+    /// Reports a clock read: a success that also tells the database time.
+    fn watch_clock(&self, outcome: Result<DateTime<Utc>>) -> Result<DateTime<Utc>> {
+        match &outcome {
+            Ok(now) => self.guard.clock_read(*now, Instant::now()),
+            Err(error) if error.is_transient() => self.guard.failed(Instant::now()),
+            Err(_) => {}
+        }
+        outcome
+    }
+
     fn watch<T>(&self, outcome: Result<T>) -> Result<T> {
         match &outcome {
             Ok(_) => self.guard.succeeded(Instant::now()),
@@ -52,12 +62,7 @@ impl Store for WatchedStore {
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
         let outcome = self.inner.db_now().await;
-        match &outcome {
-            Ok(now) => self.guard.clock_read(*now, Instant::now()),
-            Err(error) if error.is_transient() => self.guard.failed(Instant::now()),
-            Err(_) => {}
-        }
-        outcome
+        self.watch_clock(outcome)
     }
 
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
@@ -148,13 +153,11 @@ impl Store for WatchedStore {
     }
 
     async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
-        let outcome = self.inner.tick_clock(job).await;
-        match &outcome {
-            Ok((now, _)) => self.guard.clock_read(*now, Instant::now()),
-            Err(error) if error.is_transient() => self.guard.failed(Instant::now()),
-            Err(_) => {}
-        }
-        outcome
+        let (now, paused) = match self.inner.tick_clock(job).await {
+            Ok((now, paused)) => (Ok(now), paused),
+            Err(error) => (Err(error), Vec::new()),
+        };
+        self.watch_clock(now).map(|now| (now, paused))
     }
 
     async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
