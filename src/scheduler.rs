@@ -5,7 +5,7 @@
 //! - [`TickReport`]: what one tick did (for tests, demos and operators).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -216,7 +216,7 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
-        let job_names: Arc<RwLock<HashSet<String>>> = Arc::new(RwLock::new(
+        let job_names: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(
             jobs.iter().map(|spec| spec.name.to_string()).collect(),
         ));
         let backoffs: HashMap<_, _> = jobs
@@ -342,7 +342,7 @@ pub struct Scheduler {
     runner_id: Arc<str>,
     replay_attempts: u32,
     /// The names of the jobs this scheduler runs.
-    job_names: Arc<RwLock<HashSet<String>>>,
+    job_names: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Scheduler {
@@ -572,9 +572,9 @@ impl Scheduler {
         self.store.pause_list(job).await
     }
 
-    fn names(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
+    fn names(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.job_names
-            .write()
+            .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -8,7 +8,7 @@
 //! 4. resolves the scopes (`planning::resolve_scopes`: panics and hangs of the provider are
 //!    caught and bounded; scopes that fail [`Scope::validate`] are skipped and counted);
 //! 5. collects the FAILED rows due for retry, whatever their plan time (`plan::due_retries`),
-//!    and each scope's due plans (`plan::cadence_plans` or the planner hook);
+//!    and each scope's due plans (`plan::TickPlans`, computed once per tick, or the planner hook);
 //! 6. claims them oldest first in batched statements while execution slots are free
 //!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
 //! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
@@ -229,16 +229,27 @@ async fn sweep_plan_claim(
     // A paused job starts nothing: no new plan, no retry. Leases are still swept above, and
     // attempts already running finish. The next tick (at most `tick_interval` away) reads the
     // pauses again.
+    let eligible = db_now - delta(spec.schedule_delay);
+    // The job's plan times around now, computed once; each scope then costs a stagger hash and
+    // a binary search.
+    let mut calendar = match (&spec.schedule, &spec.planner) {
+        (Some(schedule), None) => Some(TickPlans::new(
+            schedule,
+            spec.catch_up,
+            db_now,
+            eligible,
+            spec.stagger,
+        )),
+        _ => None,
+    };
     if pauses.job_paused() {
         tick.report.paused_jobs += 1;
         // Wake at the next plan as usual, so a resume takes effect by the next plan.
-        if let (Some(schedule), None) = (&spec.schedule, &spec.planner) {
-            let eligible = db_now - delta(spec.schedule_delay);
-            let mut plans =
-                TickPlans::new(schedule, spec.catch_up, db_now, eligible, Duration::ZERO);
-            if let Some(due) = plans.scope(Duration::ZERO, None).1 {
-                tick.wake_at(due + delta(spec.schedule_delay), db_now);
-            }
+        if let Some(due) = calendar
+            .as_mut()
+            .and_then(|c| c.scope(Duration::ZERO, None).1)
+        {
+            tick.wake_at(due + delta(spec.schedule_delay), db_now);
         }
         return Ok(());
     }
@@ -261,19 +272,6 @@ async fn sweep_plan_claim(
         job.newest = Some(latest.into_iter().collect());
     }
     let newest = job.newest.as_mut().expect("loaded above");
-    let eligible = db_now - delta(spec.schedule_delay);
-    // The job's plan times around now, computed once; each scope then costs a stagger hash and
-    // a binary search.
-    let mut calendar = match (&spec.schedule, &spec.planner) {
-        (Some(schedule), None) => Some(TickPlans::new(
-            schedule,
-            spec.catch_up,
-            db_now,
-            eligible,
-            spec.stagger,
-        )),
-        _ => None,
-    };
     let staggered = !spec.stagger.is_zero();
     let offset_of = |scope: &Scope| {
         if staggered {
