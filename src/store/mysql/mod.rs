@@ -80,8 +80,32 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::fr
 /// several statements of one transaction.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// How many times a claim that InnoDB chose as a deadlock victim is run again at once.
-const CLAIM_DEADLOCK_RETRIES: u64 = 4;
+/// How many times a batched write that InnoDB chose as a deadlock victim is run again at once.
+const DEADLOCK_RETRIES: u64 = 4;
+
+/// Runs `write` again, at once (after a few milliseconds), when InnoDB picked it as a deadlock
+/// victim and rolled its whole transaction back, up to [`DEADLOCK_RETRIES`] times; then the
+/// deadlock is reported as the transient error it is. Only for writes that are safe to run again
+/// as they are: each one re-reads and re-locks what it changes.
+async fn rerun_deadlocked<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Err(error) if tries < DEADLOCK_RETRIES && error::is_deadlock(&error) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                    1..=5 * tries,
+                )))
+                .await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// A [`Store`] on a MySQL 8 or MariaDB 10.11+ database, shared by any number of replicas.
 ///
@@ -95,6 +119,10 @@ pub struct MySqlStore {
     pool: MySqlPool,
     sql: Arc<Statements>,
     deadlines: StoreDeadlines,
+    /// One sweep at a time per store: two jobs' sweeps running together in InnoDB can make one
+    /// skip (`SKIP LOCKED`) or deadlock on the other's rows, leaving a stale lease to the next
+    /// tick. Sweeps are short and per job, so waiting for each other costs nothing noticeable.
+    sweeping: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The statements with the clock expression filled in.
@@ -223,6 +251,7 @@ impl MySqlStore {
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             deadlines: StoreDeadlines::default(),
+            sweeping: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -315,6 +344,103 @@ impl MySqlStore {
             }
             Err(e) => Err(db_error(OP, e)),
         }
+    }
+
+    /// One try of [`Store::execution_sweep_stale`].
+    async fn sweep_once(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
+        const OP: &str = "execution_sweep_stale";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let now = self.now(&mut tx, OP).await?;
+        if not_after.is_some_and(|t| now > t) {
+            // Held up past its deadline (behind an outage): owners could not renew meanwhile.
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql::SWEEP_LOCK)
+            .bind(job)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut swept = Vec::new();
+        let mut updates = Vec::new();
+        for row in &rows {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id = decode_id(row, 0)?;
+            let attempt: i32 = row.try_get(1).map_err(dec)?;
+            let max_attempts: i32 = row.try_get(2).map_err(dec)?;
+            let started_at: Option<DateTime<Utc>> = row.try_get(3).map_err(dec)?;
+            let status = if allow_reentry && attempt < max_attempts {
+                Status::Failed
+            } else {
+                Status::Dead
+            };
+            updates.push(json!([hex(id), status.as_str(), millis(started_at)]));
+            swept.push(Swept { id, status });
+        }
+        for batch in json_batches(updates) {
+            sqlx::query(sql::EXECUTION_SWEEP_STALE)
+                .bind(batch)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(swept)
+    }
+
+    /// One try of [`Store::execution_supersede`].
+    async fn supersede_once(&self, job: &str) -> Result<Vec<Uuid>> {
+        const OP: &str = "execution_supersede";
+        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let candidates = sqlx::query(sql::SUPERSEDE_CANDIDATES)
+            .bind(job)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut ids: Vec<Uuid> = candidates
+            .iter()
+            .map(|r| decode_id(r, 0))
+            .collect::<Result<_>>()?;
+        if ids.is_empty() {
+            tx.commit().await.map_err(|e| db_error(OP, e))?;
+            return Ok(ids);
+        }
+        ids.sort();
+        let mut locked = Vec::new();
+        for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+            for row in sqlx::query(sql::SUPERSEDE_LOCK)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                locked.push(decode_id(&row, 0)?);
+            }
+        }
+        if !locked.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            for batch in json_batches(locked.iter().map(|id| json!(hex(*id)))) {
+                sqlx::query(sql::EXECUTION_SUPERSEDE)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(locked)
     }
 
     /// One try of the full claim path, in one transaction.
@@ -783,19 +909,7 @@ impl Store for MySqlStore {
         if let Some(claimed) = self.claim_new(request).await? {
             return Ok(claimed);
         }
-        let mut tries = 0;
-        loop {
-            match self.claim_once(request).await {
-                Err(error) if tries < CLAIM_DEADLOCK_RETRIES && error::is_deadlock(&error) => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
-                        1..=5 * tries,
-                    )))
-                    .await;
-                }
-                other => return other,
-            }
-        }
+        rerun_deadlocked(|| self.claim_once(request)).await
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
@@ -1005,93 +1119,15 @@ impl Store for MySqlStore {
         allow_reentry: bool,
         not_after: Option<DateTime<Utc>>,
     ) -> Result<Vec<Swept>> {
-        const OP: &str = "execution_sweep_stale";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
-        let now = self.now(&mut tx, OP).await?;
-        if not_after.is_some_and(|t| now > t) {
-            // Held up past its deadline (behind an outage): owners could not renew meanwhile.
-            tx.commit().await.map_err(|e| db_error(OP, e))?;
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(sql::SWEEP_LOCK)
-            .bind(job)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_error(OP, e))?;
-        let mut swept = Vec::new();
-        let mut updates = Vec::new();
-        for row in &rows {
-            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-            let id = decode_id(row, 0)?;
-            let attempt: i32 = row.try_get(1).map_err(dec)?;
-            let max_attempts: i32 = row.try_get(2).map_err(dec)?;
-            let started_at: Option<DateTime<Utc>> = row.try_get(3).map_err(dec)?;
-            let status = if allow_reentry && attempt < max_attempts {
-                Status::Failed
-            } else {
-                Status::Dead
-            };
-            updates.push(json!([hex(id), status.as_str(), millis(started_at)]));
-            swept.push(Swept { id, status });
-        }
-        for batch in json_batches(updates) {
-            sqlx::query(sql::EXECUTION_SWEEP_STALE)
-                .bind(batch)
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .bind(now.timestamp_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?;
-        }
-        tx.commit().await.map_err(|e| db_error(OP, e))?;
-        Ok(swept)
+        // Two jobs' sweeps move rows of the same status index at once: InnoDB may pick one as
+        // a deadlock victim. A sweep re-reads the stale rows, so it is simply run again.
+        let _one_at_a_time = self.sweeping.lock().await;
+        rerun_deadlocked(|| self.sweep_once(job, allow_reentry, not_after)).await
     }
 
     async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
-        const OP: &str = "execution_supersede";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
-        let candidates = sqlx::query(sql::SUPERSEDE_CANDIDATES)
-            .bind(job)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| db_error(OP, e))?;
-        let mut ids: Vec<Uuid> = candidates
-            .iter()
-            .map(|r| decode_id(r, 0))
-            .collect::<Result<_>>()?;
-        if ids.is_empty() {
-            tx.commit().await.map_err(|e| db_error(OP, e))?;
-            return Ok(ids);
-        }
-        ids.sort();
-        let mut locked = Vec::new();
-        for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
-            for row in sqlx::query(sql::SUPERSEDE_LOCK)
-                .bind(batch)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?
-            {
-                locked.push(decode_id(&row, 0)?);
-            }
-        }
-        if !locked.is_empty() {
-            let now = self.now(&mut tx, OP).await?;
-            for batch in json_batches(locked.iter().map(|id| json!(hex(*id)))) {
-                sqlx::query(sql::EXECUTION_SUPERSEDE)
-                    .bind(batch)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db_error(OP, e))?;
-            }
-        }
-        tx.commit().await.map_err(|e| db_error(OP, e))?;
-        Ok(locked)
+        // Like the sweep: safe to run again when picked as a deadlock victim.
+        rerun_deadlocked(|| self.supersede_once(job)).await
     }
 
     async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {

@@ -237,11 +237,14 @@ SET e.status = v.status,
 WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
 
 /// The job's stale RUNNING rows ($1: job, $2: now), skipping rows another runner is writing.
+/// A range scan of the stale index, forced: sorting by id made InnoDB walk the whole primary key
+/// instead, locking (or skipping) every row of every job on the way, so two jobs' sweeps
+/// skipped each other's stale rows (and cost grew with the table, not with the stale rows).
+/// The order of the locks does not matter here: `SKIP LOCKED` never waits.
 pub(super) const SWEEP_LOCK: &str = "\
 SELECT id, attempt, max_attempts, started_at
-FROM cronlease_executions
+FROM cronlease_executions FORCE INDEX (cronlease_executions_stale)
 WHERE status = 'RUNNING' AND job_name = ? AND stale_after < ?
-ORDER BY id
 FOR UPDATE SKIP LOCKED";
 
 /// $1: `[[id, status, started_at ms], ..]` of locked rows; then now (next retry for FAILED
