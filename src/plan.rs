@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::control::{CatchUpSkip, SkipReason};
 use crate::schedule::{Schedule, delta};
 use crate::scope::Scope;
 use crate::store::RetryCandidate;
@@ -222,6 +223,59 @@ impl<'a> TickPlans<'a> {
         plans
     }
 
+    /// The plans a scope's catch-up skips this tick: newer than `newest_known` (its newest
+    /// stored plan), older than the ones [`scope`](Self::scope) returns, and never to be run.
+    /// `None` when nothing is skipped, or the scope has no history (it starts at the latest
+    /// plan; nothing before it was missed). Cheap when nothing is skipped: one memoised step.
+    pub(crate) fn skipped(
+        &mut self,
+        offset: Duration,
+        newest_known: Option<DateTime<Utc>>,
+    ) -> Option<CatchUpSkip> {
+        let newest = newest_known?;
+        let latest = self.around(offset).0?;
+        if newest >= latest {
+            return None;
+        }
+        let first = self.next_after(newest)?;
+        let (last, reason) = match self.catch_up.window() {
+            None => {
+                if first >= latest {
+                    return None;
+                }
+                let last = self
+                    .schedule
+                    .latest_plan(latest - TimeDelta::milliseconds(1))?;
+                (last, SkipReason::LatestOnly)
+            }
+            Some(window) => {
+                let oldest_allowed = self.db_now - delta(window);
+                if first >= oldest_allowed {
+                    return None;
+                }
+                let last = self
+                    .schedule
+                    .latest_plan(oldest_allowed - TimeDelta::milliseconds(1))?
+                    .min(latest);
+                (last, SkipReason::OutsideWindow)
+            }
+        };
+        if last < first {
+            return None;
+        }
+        // A newest plan the schedule would not produce was planned under another schedule.
+        let reason = if self.schedule.latest_plan(newest) == Some(newest) {
+            reason
+        } else {
+            SkipReason::ScheduleChange
+        };
+        Some(CatchUpSkip {
+            first,
+            last,
+            reason,
+        })
+    }
+
     /// When the next plan of a scope with stagger offset `offset` comes due, `schedule_delay`
     /// not included; `None` if the schedule has no later plan.
     #[cfg(test)]
@@ -380,6 +434,63 @@ mod tests {
             window: MIN * window_min as u32,
             max_plans_per_tick: max,
         }
+    }
+
+    fn skipped(
+        catch_up: CatchUp,
+        now: &str,
+        known: Option<&str>,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>, SkipReason)> {
+        let schedule = Schedule::every("1m").unwrap();
+        let now = at(now);
+        TickPlans::new(&schedule, catch_up, now, now, Duration::ZERO)
+            .skipped(Duration::ZERO, known.map(at))
+            .map(|s| (s.first, s.last, s.reason))
+    }
+
+    #[test]
+    fn catch_up_skips_are_the_plans_between_the_newest_row_and_the_ones_run() {
+        let now = "2026-11-22T10:07:30Z";
+        assert_eq!(
+            skipped(CatchUp::LatestOnly, now, Some("2026-11-22T10:00:00Z")),
+            Some((
+                at("2026-11-22T10:01:00Z"),
+                at("2026-11-22T10:06:00Z"),
+                SkipReason::LatestOnly
+            ))
+        );
+        // In step, or without history, nothing was skipped.
+        assert_eq!(
+            skipped(CatchUp::LatestOnly, now, Some("2026-11-22T10:06:00Z")),
+            None
+        );
+        assert_eq!(skipped(CatchUp::LatestOnly, now, None), None);
+        assert_eq!(
+            skipped(CatchUp::LatestOnly, now, Some("2026-11-22T10:07:00Z")),
+            None
+        );
+        // EveryPlan skips only what fell out of its window (10:04:30 onwards runs).
+        assert_eq!(
+            skipped(every_plan(3, 10), now, Some("2026-11-22T10:00:00Z")),
+            Some((
+                at("2026-11-22T10:01:00Z"),
+                at("2026-11-22T10:04:00Z"),
+                SkipReason::OutsideWindow
+            ))
+        );
+        assert_eq!(
+            skipped(every_plan(60, 10), now, Some("2026-11-22T10:00:00Z")),
+            None
+        );
+        // A newest row off the schedule was planned under an older one.
+        assert_eq!(
+            skipped(CatchUp::LatestOnly, now, Some("2026-11-22T10:00:30Z")),
+            Some((
+                at("2026-11-22T10:01:00Z"),
+                at("2026-11-22T10:06:00Z"),
+                SkipReason::ScheduleChange
+            ))
+        );
     }
 
     #[test]

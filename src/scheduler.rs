@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::actors::Runtime;
@@ -20,10 +21,11 @@ use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
-use crate::control::Pause;
+use crate::control::{Pause, PlanFacts, SkipSpan, Why, explain};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
+use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::spec::JobSpec;
 use crate::store::deadline::Deadlined;
@@ -216,8 +218,10 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
-        let job_names: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(
-            jobs.iter().map(|spec| spec.name.to_string()).collect(),
+        let job_specs: Arc<Mutex<HashMap<String, Arc<JobSpec>>>> = Arc::new(Mutex::new(
+            jobs.iter()
+                .map(|spec| (spec.name.to_string(), spec.clone()))
+                .collect(),
         ));
         let backoffs: HashMap<_, _> = jobs
             .iter()
@@ -261,7 +265,7 @@ impl SchedulerBuilder {
             store: bounded,
             runner_id,
             replay_attempts: self.replay_attempts,
-            job_names,
+            job_specs,
         })
     }
 }
@@ -341,8 +345,8 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     runner_id: Arc<str>,
     replay_attempts: u32,
-    /// The names of the jobs this scheduler runs.
-    job_names: Arc<Mutex<HashSet<String>>>,
+    /// The jobs this scheduler runs, by name.
+    job_specs: Arc<Mutex<HashMap<String, Arc<JobSpec>>>>,
 }
 
 impl Scheduler {
@@ -572,15 +576,15 @@ impl Scheduler {
         self.store.pause_list(job).await
     }
 
-    fn names(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.job_names
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobSpec>>> {
+        self.job_specs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The names of the jobs this scheduler runs, sorted.
     pub fn job_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.names().iter().cloned().collect();
+        let mut names: Vec<String> = self.names().keys().cloned().collect();
         names.sort();
         names
     }
@@ -619,24 +623,92 @@ impl Scheduler {
     }
 
     async fn change_job(&self, spec: JobSpec, replace: bool) -> Result<()> {
-        let name = spec.name.to_string();
+        let spec = Arc::new(spec);
         self.supervisor
             .send(AddJob {
-                spec: Arc::new(spec),
+                spec: spec.clone(),
                 replace,
             })
             .await
             .map_err(|_| Error::NotRunning)??;
-        self.names().insert(name);
+        self.names().insert(spec.name.to_string(), spec);
         Ok(())
     }
 
-    fn known_job(&self, job: &str) -> Result<()> {
-        if self.names().contains(job) {
-            Ok(())
+    fn known_job(&self, job: &str) -> Result<Arc<JobSpec>> {
+        self.names()
+            .get(job)
+            .cloned()
+            .ok_or_else(|| Error::UnknownJob(job.to_owned()))
+    }
+
+    /// Why the plan at `plan_time` of `scope` of `job` ran or did not: its row if it has one;
+    /// else a pause in force, a skip recorded in the ledger (a lifted pause, the catch-up mode,
+    /// a schedule change), not due yet, due but not claimed yet, not a plan time of the job's
+    /// schedule, or before the scope's history. See `docs/operations.md`.
+    ///
+    /// Reads the database only (a few statements): it answers for plans decided by any replica.
+    pub async fn why(&self, job: &str, scope: &Scope, plan_time: DateTime<Utc>) -> Result<Why> {
+        let spec = self.known_job(job)?;
+        scope.validate().map_err(Error::InvalidConfig)?;
+        let offset = if spec.stagger.is_zero() {
+            Duration::ZERO
         } else {
-            Err(Error::UnknownJob(job.to_owned()))
-        }
+            stagger_offset(&spec.name, scope, spec.stagger)
+        };
+        let due_at = plan_time + delta(offset) + delta(spec.schedule_delay);
+        let rows = |plan_from, plan_before| ExecutionFilter {
+            job: Some(job.to_owned()),
+            scope: Some(scope.clone()),
+            plan_from,
+            plan_before,
+            limit: 1,
+            ..ExecutionFilter::default()
+        };
+        let store = &self.store;
+        let db_now = store.db_now().await?;
+        let at = plan_time + TimeDelta::milliseconds(1);
+        let row = store
+            .execution_list(&rows(Some(plan_time), Some(at)))
+            .await?
+            .into_iter()
+            .next();
+        let newest = store
+            .execution_list(&rows(None, None))
+            .await?
+            .first()
+            .map(|e| e.plan_time);
+        let older_row = !store
+            .execution_list(&rows(None, Some(plan_time)))
+            .await?
+            .is_empty();
+        let pauses = store
+            .pause_list(Some(job))
+            .await?
+            .into_iter()
+            .filter(|p| p.scope.as_ref().is_none_or(|s| s == scope))
+            .collect();
+        let spans = store.skip_find(job, scope, plan_time, due_at).await?;
+        let facts = PlanFacts {
+            row,
+            newest,
+            older_row,
+            pauses,
+            spans,
+        };
+        Ok(explain(
+            spec.schedule.as_ref(),
+            plan_time,
+            due_at,
+            db_now,
+            facts,
+        ))
+    }
+
+    /// The skipped-plan ledger: spans of plans deliberately not run, of `job` or of every job,
+    /// most recently recorded first, at most `limit`.
+    pub async fn skipped(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        self.store.skip_list(job, limit).await
     }
 
     /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use cronlease::store::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PlanClaim, Renewal, SuccessWrite,
 };
-use cronlease::{ClaimOutcome, Scope, Status, Store};
+use cronlease::{ClaimOutcome, Pause, Scope, SkipReason, SkipSpan, Status, Store};
 
 const JOB: &str = "conformance";
 const STALE: Duration = Duration::from_secs(60);
@@ -991,5 +991,79 @@ on_every_backend! {
         assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
         let counts = db.store.execution_count_by_status(Some(JOB)).await.unwrap();
         assert!(counts.contains(&(Status::Success, 100)) && counts.contains(&(Status::Failed, 100)), "{counts:?}");
+    }
+}
+
+on_every_backend! {
+    async fn the_ledger_records_a_span_once_and_finds_it_by_scope(db: TestDb) {
+        let store = &*db.store;
+        let shared = SkipSpan::new(JOB, None, SkipReason::LatestOnly, plan(1), plan(5))
+            .counts(Some(5), 100);
+        let own = SkipSpan::new(JOB, Some(scope(7)), SkipReason::OutsideWindow, plan(2), plan(3))
+            .counts(Some(2), 1);
+        store.skip_record(&[shared, own]).await.unwrap();
+        // Another replica decided the same skip a moment later, one plan further.
+        let wider = SkipSpan::new(JOB, None, SkipReason::LatestOnly, plan(1), plan(6))
+            .counts(Some(6), 100);
+        store.skip_record(&[wider]).await.unwrap();
+        store.skip_record(&[]).await.unwrap();
+
+        let all = store.skip_list(Some(JOB), 10).await.unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let shared = all.iter().find(|s| s.scope.is_none()).unwrap();
+        assert_eq!(
+            (shared.reason, shared.from, shared.to, shared.plans, shared.scopes),
+            (SkipReason::LatestOnly, plan(1), plan(6), Some(6), 100)
+        );
+        let now = store.db_now().await.unwrap();
+        assert!(
+            (now - shared.recorded_at).num_seconds().abs() <= 60,
+            "recorded_at {} is not the database clock {now}",
+            shared.recorded_at
+        );
+
+        // A scope finds its own rows and the shared ones that may cover the plan.
+        let found = store.skip_find(JOB, &scope(7), plan(2), plan(2)).await.unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        let found = store.skip_find(JOB, &scope(8), plan(2), plan(2)).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].scope, None);
+        assert!(store.skip_find(JOB, &scope(7), plan(9), plan(9)).await.unwrap().is_empty());
+        assert!(store.skip_list(Some("other"), 10).await.unwrap().is_empty());
+        assert_eq!(store.skip_list(None, 1).await.unwrap().len(), 1);
+    }
+}
+
+on_every_backend! {
+    async fn lifting_a_pause_records_the_paused_interval_in_the_ledger(db: TestDb) {
+        let store = &*db.store;
+        let scope_pause = store
+            .pause_set(&Pause::new(JOB, Some(scope(1)), "ops", "tenant migration"))
+            .await
+            .unwrap();
+        let job_pause = store.pause_set(&Pause::new(JOB, None, "ops", "upstream down")).await.unwrap();
+        // Paused for a while (the clock has millisecond resolution).
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert!(store.pause_clear(JOB, Some(&scope(1))).await.unwrap());
+        assert!(store.pause_clear(JOB, None).await.unwrap());
+        assert!(!store.pause_clear(JOB, None).await.unwrap(), "nothing left to lift");
+
+        let spans = store.skip_list(Some(JOB), 10).await.unwrap();
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        let of_scope = spans.iter().find(|s| s.scope.is_some()).unwrap();
+        assert_eq!(of_scope.scope, Some(scope(1)));
+        assert_eq!((of_scope.reason, of_scope.plans, of_scope.scopes), (SkipReason::Paused, None, 1));
+        assert_eq!(of_scope.from, scope_pause.paused_at);
+        assert!(of_scope.to >= of_scope.from);
+        assert!(of_scope.detail.contains("ops") && of_scope.detail.contains("tenant migration"), "{}", of_scope.detail);
+        let of_job = spans.iter().find(|s| s.scope.is_none()).unwrap();
+        assert_eq!((of_job.reason, of_job.scopes), (SkipReason::Paused, 0));
+        assert_eq!(of_job.from, job_pause.paused_at);
+        // A plan that came due while the job was paused is covered; one due after is not.
+        let inside = of_job.from;
+        assert!(of_job.covers(inside, inside));
+        assert!(!of_job.covers(of_job.to, of_job.to));
+        let found = store.skip_find(JOB, &scope(5), inside, inside).await.unwrap();
+        assert!(found.iter().any(|s| s.scope.is_none() && s.reason == SkipReason::Paused));
     }
 }

@@ -9,6 +9,7 @@
 //!    caught and bounded; scopes that fail [`Scope::validate`] are skipped and counted);
 //! 5. collects the FAILED rows due for retry, whatever their plan time (`plan::due_retries`),
 //!    and each scope's due plans (`plan::TickPlans`, computed once per tick, or the planner hook);
+//!    the plans the catch-up mode jumps over go to the skipped-plan ledger in one statement;
 //! 6. claims them oldest first in batched statements while execution slots are free
 //!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
 //! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
@@ -33,7 +34,7 @@ use super::Runtime;
 use super::executor::{Executor, JobShared};
 use super::heartbeat::Arm;
 use super::planning::{self, PlanningCode};
-use crate::control::PauseSet;
+use crate::control::{PauseSet, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{TickPlans, due_retries, hook_plans};
@@ -350,9 +351,17 @@ async fn sweep_plan_claim(
         (None, Some(calendar)) => {
             // The wake-up: when the next plan of any scope comes due.
             let mut next_due: Option<DateTime<Utc>> = None;
+            // Plans the catch-up mode jumps over, for the ledger.
+            let mut skips = SkipCollector::default();
             for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
                 let known = newest.get(scope).copied();
-                let (plans, due) = calendar.scope(offset_of(scope), known);
+                let offset = offset_of(scope);
+                let (plans, due) = calendar.scope(offset, known);
+                if !plans.is_empty()
+                    && let Some(skip) = calendar.skipped(offset, known)
+                {
+                    skips.note(scope, skip);
+                }
                 add(scope, plans);
                 if let Some(due) = due {
                     next_due = Some(next_due.map_or(due, |d| d.min(due)));
@@ -360,6 +369,11 @@ async fn sweep_plan_claim(
             }
             if let Some(due) = next_due {
                 tick.wake_at(due + delta(spec.schedule_delay), db_now);
+            }
+            if !skips.is_empty()
+                && let Some(schedule) = spec.schedule.as_ref()
+            {
+                record_skips(&rt.store, skips.spans(&spec.name, schedule)).await;
             }
         }
         _ => {}
@@ -439,6 +453,26 @@ async fn sweep_plan_claim(
         tick.more_due = true;
     }
     Ok(())
+}
+
+/// Records a tick's catch-up skips in the ledger. A failure costs the record, not the plans: it
+/// is logged, and the runner that next decides the same records it.
+async fn record_skips(store: &Arc<dyn crate::store::Store>, spans: Vec<SkipSpan>) {
+    let plans: u64 = spans
+        .iter()
+        .map(|s| s.plans.unwrap_or(0) * s.scopes.max(1))
+        .sum();
+    match store.skip_record(&spans).await {
+        Ok(()) => {
+            if let Some(first) = spans.first() {
+                tracing::info!(job = %first.job, reason = %first.reason, rows = spans.len(), plans, "missed plans skipped by the catch-up mode");
+                telemetry::plans_skipped(&first.job, first.reason.as_str(), plans);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, rows = spans.len(), "could not record skipped plans in the ledger");
+        }
+    }
 }
 
 /// Keeps the scopes that can be stored the same way on every backend; logs and counts the rest.

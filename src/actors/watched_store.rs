@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::Pause;
+use crate::control::{Pause, SkipSpan};
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -172,6 +172,27 @@ impl Store for WatchedStore {
 
     async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
         let outcome = self.inner.pause_list(job).await;
+        self.watch(outcome)
+    }
+
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
+        let outcome = self.inner.skip_record(spans).await;
+        self.watch(outcome)
+    }
+
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>> {
+        let outcome = self.inner.skip_find(job, scope, plan_time, due_at).await;
+        self.watch(outcome)
+    }
+
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        let outcome = self.inner.skip_list(job, limit).await;
         self.watch(outcome)
     }
 }

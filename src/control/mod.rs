@@ -3,10 +3,19 @@
 //!
 //! - [`Pause`] (`pause.rs`): a paused job, or one paused scope of a job; `PauseSet`, the pauses a
 //!   tick obeys.
+//! - [`SkipSpan`] (`ledger.rs`): the skipped-plan ledger, plans deliberately not run and why;
+//!   `SkipCollector`, a tick's catch-up skips grouped into few rows.
+//! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts.
 //!
 //! Types and decisions only; the store reads and writes them.
 
+mod ledger;
 mod pause;
+mod why;
 
+pub(crate) use ledger::{CatchUpSkip, SkipCollector};
+pub use ledger::{SkipReason, SkipSpan};
 pub use pause::Pause;
 pub(crate) use pause::PauseSet;
+pub use why::Why;
+pub(crate) use why::{PlanFacts, explain};

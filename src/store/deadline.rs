@@ -38,7 +38,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
     SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{Pause, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -303,6 +303,25 @@ impl Store for Deadlined {
 
     async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
         bounded("pause_list", self.call, self.inner.pause_list(job)).await
+    }
+
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
+        bounded("skip_record", self.call, self.inner.skip_record(spans)).await
+    }
+
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>> {
+        let find = self.inner.skip_find(job, scope, plan_time, due_at);
+        bounded("skip_find", self.call, find).await
+    }
+
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        bounded("skip_list", self.call, self.inner.skip_list(job, limit)).await
     }
 }
 

@@ -50,7 +50,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::Pause;
+use crate::control::{Pause, SkipReason, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
@@ -181,6 +181,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// The pauses of `job`, or of every job; by job, whole-job pause first, then by scope.
     async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>>;
+
+    /// Records skipped-plan spans in the ledger (`recorded_at` from the database clock), in one
+    /// statement. A span recorded already (same job, scope, reason and start: another replica
+    /// decided the same) is widened to the later end, never doubled. [`Store::pause_clear`]
+    /// records the paused interval itself.
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()>;
+
+    /// The ledger rows of `job` that may account for the plan at `plan_time` of `scope`, due at
+    /// `due_at`: the scope's own rows and the shared ones (`scope` `None`) that start by
+    /// `due_at` and end at or after `plan_time`. [`SkipSpan::covers`] decides.
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>>;
+
+    /// The ledger rows of `job`, or of every job, most recently recorded first, at most `limit`.
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>>;
+}
+
+/// A ledger row from its stored columns (the same on every backend once times are decoded).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn skip_span(
+    job: String,
+    scope_kind: String,
+    scope_id: String,
+    reason: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    plans: Option<i64>,
+    scopes: i64,
+    detail: String,
+    recorded_at: DateTime<Utc>,
+) -> Result<SkipSpan> {
+    let reason = reason
+        .parse::<SkipReason>()
+        .map_err(|message| rowmap::corrupt("?", message))?;
+    Ok(SkipSpan {
+        job,
+        scope: pause_scope(scope_kind, scope_id),
+        reason,
+        from,
+        to,
+        plans: plans.map(|n| n.max(0) as u64),
+        scopes: scopes.max(0) as u64,
+        detail,
+        recorded_at,
+    })
 }
 
 /// How a pause of a whole job is stored: an empty scope, which no real scope can be

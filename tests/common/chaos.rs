@@ -317,6 +317,31 @@ impl Store for FaultyStore {
     async fn pause_list(&self, job: Option<&str>) -> cronlease::Result<Vec<cronlease::Pause>> {
         self.call("pause_list", self.inner.pause_list(job)).await
     }
+    async fn skip_record(&self, spans: &[cronlease::SkipSpan]) -> cronlease::Result<()> {
+        self.call("skip_record", self.inner.skip_record(spans))
+            .await
+    }
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> cronlease::Result<Vec<cronlease::SkipSpan>> {
+        self.call(
+            "skip_find",
+            self.inner.skip_find(job, scope, plan_time, due_at),
+        )
+        .await
+    }
+    async fn skip_list(
+        &self,
+        job: Option<&str>,
+        limit: usize,
+    ) -> cronlease::Result<Vec<cronlease::SkipSpan>> {
+        self.call("skip_list", self.inner.skip_list(job, limit))
+            .await
+    }
 }
 
 /// Where a test database lives, in a form that travels to a child process (as JSON).

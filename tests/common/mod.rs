@@ -545,6 +545,38 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            #[allow(clippy::unit_arg)]
+            async fn skip_record(&self, spans: &[cronlease::SkipSpan]) -> cronlease::Result<()> {
+                let ($this, $op) = (self, "skip_record");
+                $before;
+                let out = self.inner.skip_record(spans).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn skip_find(
+                &self,
+                job: &str,
+                scope: &Scope,
+                plan_time: DateTime<Utc>,
+                due_at: DateTime<Utc>,
+            ) -> cronlease::Result<Vec<cronlease::SkipSpan>> {
+                let ($this, $op) = (self, "skip_find");
+                $before;
+                let out = self.inner.skip_find(job, scope, plan_time, due_at).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn skip_list(
+                &self,
+                job: Option<&str>,
+                limit: usize,
+            ) -> cronlease::Result<Vec<cronlease::SkipSpan>> {
+                let ($this, $op) = (self, "skip_list");
+                $before;
+                let out = self.inner.skip_list(job, limit).await;
+                $(let _ = &out; $after;)?
+                out
+            }
         }
     };
 }

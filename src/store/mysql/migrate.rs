@@ -100,6 +100,25 @@ CREATE TABLE cronlease_pauses (
   PRIMARY KEY (job_name, scope_kind, scope_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"],
     ),
+    (
+        5,
+        "skips",
+        &["
+CREATE TABLE cronlease_skips (
+  job_name    VARBINARY(512) NOT NULL,
+  scope_kind  VARBINARY(512) NOT NULL,
+  scope_id    VARBINARY(512) NOT NULL,
+  reason      VARBINARY(32) NOT NULL,
+  span_from   DATETIME(6) NOT NULL,
+  span_to     DATETIME(6) NOT NULL,
+  plans       BIGINT NULL,
+  scopes      BIGINT NOT NULL,
+  detail      TEXT CHARACTER SET utf8mb4 NOT NULL,
+  recorded_at DATETIME(6) NOT NULL,
+  PRIMARY KEY (job_name, scope_kind, scope_id, reason, span_from),
+  KEY cronlease_skips_recorded (recorded_at)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"],
+    ),
 ];
 
 /// Applies the migrations the database lacks, holding the database's migration lock.

@@ -59,7 +59,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{Pause, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::schedule::duration_ms;
@@ -1345,13 +1345,27 @@ impl Store for MySqlStore {
 
     async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
         let (kind, id) = super::pause_key(scope);
+        let fail = |e| db_error("pause_clear", e);
+        let now = datetime(self.db_now().await?);
+        // The paused interval goes to the ledger in the same transaction as the pause goes.
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query(sql::PAUSE_RECORD)
+            .bind(&now)
+            .bind(&now)
+            .bind(job)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         let done = sqlx::query(sql::PAUSE_CLEAR)
             .bind(job)
             .bind(kind)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| db_error("pause_clear", e))?;
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -1379,6 +1393,97 @@ impl Store for MySqlStore {
             })
             .collect()
     }
+
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let mut rows: Vec<serde_json::Value> = spans
+            .iter()
+            .map(|s| {
+                let (kind, id) = super::pause_key(s.scope.as_ref());
+                serde_json::json!([
+                    s.job,
+                    kind,
+                    id,
+                    s.reason.as_str(),
+                    datetime(s.from),
+                    datetime(s.to),
+                    s.plans.map(|n| n as i64),
+                    s.scopes as i64,
+                    s.detail
+                ])
+            })
+            .collect();
+        // One lock order for every replica: the primary key.
+        rows.sort_by(|a, b| {
+            let key = |v: &serde_json::Value| {
+                (
+                    v[0].as_str().unwrap_or_default().to_owned(),
+                    v[1].as_str().unwrap_or_default().to_owned(),
+                    v[2].as_str().unwrap_or_default().to_owned(),
+                    v[3].as_str().unwrap_or_default().to_owned(),
+                    v[4].as_str().unwrap_or_default().to_owned(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        let now = datetime(self.db_now().await?);
+        sqlx::query(sql::SKIP_RECORD)
+            .bind(now)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("skip_record", e))?;
+        Ok(())
+    }
+
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>> {
+        let rows = sqlx::query(sql::SKIP_FIND)
+            .bind(job)
+            .bind(&scope.kind)
+            .bind(&scope.id)
+            .bind(datetime(due_at))
+            .bind(datetime(plan_time))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("skip_find", e))?;
+        rows.iter().map(skip_row).collect()
+    }
+
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        let rows = sqlx::query(sql::SKIP_LIST)
+            .bind(job)
+            .bind(job)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("skip_list", e))?;
+        rows.iter().map(skip_row).collect()
+    }
+}
+
+/// One ledger row, in the column order of `SKIP_FIND` and `SKIP_LIST`.
+fn skip_row(row: &sqlx::mysql::MySqlRow) -> Result<SkipSpan> {
+    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+    super::skip_span(
+        row::text(row, 0).map_err(dec)?,
+        row::text(row, 1).map_err(dec)?,
+        row::text(row, 2).map_err(dec)?,
+        row::text(row, 3).map_err(dec)?,
+        row.try_get(4).map_err(dec)?,
+        row.try_get(5).map_err(dec)?,
+        row.try_get(6).map_err(dec)?,
+        row.try_get(7).map_err(dec)?,
+        row.try_get(8).map_err(dec)?,
+        row.try_get(9).map_err(dec)?,
+    )
 }
 
 #[cfg(test)]
@@ -1501,7 +1606,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 4);
+        assert_eq!(applied, 5);
         let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
             .fetch_one(store.pool())
             .await
@@ -1520,7 +1625,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 4
+                    known: 5
                 })
             ),
             "{refused:?}"

@@ -402,3 +402,56 @@ pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE (? IS NULL OR job_name = ?)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// Lifting a pause first records the paused interval in the skipped-plan ledger (same
+/// transaction as `PAUSE_CLEAR`): job, scope kind, scope id, then the time read just before.
+pub(super) const PAUSE_RECORD: &str = "\
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT p.job_name, p.scope_kind, p.scope_id, 'paused', p.paused_at, ?, NULL,
+  CASE WHEN p.scope_kind = '' THEN 0 ELSE 1 END,
+  CONCAT('paused by ', p.paused_by, ': ', p.reason), ?
+FROM cronlease_pauses AS p WHERE p.job_name = ? AND p.scope_kind = ? AND p.scope_id = ?
+ON DUPLICATE KEY UPDATE span_to = VALUES(span_to), detail = VALUES(detail),
+  recorded_at = VALUES(recorded_at)";
+
+/// `[[job, scope kind, scope id, reason, from, to, plans, scopes, detail], ..]`, sorted by key,
+/// then the time read just before. A span recorded already (another replica decided the same)
+/// is widened, never doubled.
+pub(super) const SKIP_RECORD: &str = "\
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT s.job_name, s.scope_kind, s.scope_id, s.reason, s.span_from, s.span_to, s.plans, s.scopes,
+  s.detail, ?
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    job_name VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[0]',
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[2]',
+    reason VARCHAR(32) CHARACTER SET utf8mb4 PATH '$[3]',
+    span_from DATETIME(6) PATH '$[4]',
+    span_to DATETIME(6) PATH '$[5]',
+    plans BIGINT PATH '$[6]',
+    scopes BIGINT PATH '$[7]',
+    detail VARCHAR(4000) CHARACTER SET utf8mb4 PATH '$[8]')) AS s
+ON DUPLICATE KEY UPDATE
+  span_to = GREATEST(cronlease_skips.span_to, VALUES(span_to)),
+  plans = GREATEST(cronlease_skips.plans, VALUES(plans)),
+  scopes = GREATEST(cronlease_skips.scopes, VALUES(scopes))";
+
+/// Job, scope kind, scope id, plan time, due time: the scope's rows and the shared ones that
+/// start by the due time and end at or after the plan time.
+pub(super) const SKIP_FIND: &str = "\
+SELECT job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail,
+  recorded_at
+FROM cronlease_skips
+WHERE job_name = ? AND ((scope_kind = ? AND scope_id = ?) OR scope_kind = '')
+  AND span_from <= ? AND span_to >= ?
+ORDER BY span_from";
+
+pub(super) const SKIP_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail,
+  recorded_at
+FROM cronlease_skips
+WHERE (? IS NULL OR job_name = ?)
+ORDER BY recorded_at DESC, job_name, span_from DESC
+LIMIT ?";

@@ -99,6 +99,26 @@ CREATE TABLE cronlease_pauses (
 );
 ",
     ),
+    (
+        5,
+        "skips",
+        "
+CREATE TABLE cronlease_skips (
+  job_name    text NOT NULL,
+  scope_kind  text NOT NULL,
+  scope_id    text NOT NULL,
+  reason      text NOT NULL,
+  span_from   timestamptz NOT NULL,
+  span_to     timestamptz NOT NULL,
+  plans       bigint,
+  scopes      bigint NOT NULL,
+  detail      text NOT NULL DEFAULT '',
+  recorded_at timestamptz NOT NULL,
+  PRIMARY KEY (job_name, scope_kind, scope_id, reason, span_from)
+);
+CREATE INDEX cronlease_skips_recorded ON cronlease_skips (recorded_at);
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

@@ -31,7 +31,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{Pause, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
@@ -76,6 +76,8 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    pause_clear: Arc<str>,
+    skip_record: Arc<str>,
 }
 
 impl Statements {
@@ -96,6 +98,8 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            pause_clear: fill(sql::PAUSE_CLEAR),
+            skip_record: fill(sql::SKIP_RECORD),
         }
     }
 }
@@ -705,7 +709,7 @@ impl Store for PgStore {
     async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
         let (kind, id) = super::pause_key(scope);
         let mut c = Checkout::acquire(&self.pool, "pause_clear").await?;
-        let result = sqlx::query(sql::PAUSE_CLEAR)
+        let result = sqlx::query(q(&self.sql.pause_clear))
             .bind(job)
             .bind(kind)
             .bind(id)
@@ -737,6 +741,100 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let mut columns = SkipColumns::default();
+        for s in spans {
+            let (kind, id) = super::pause_key(s.scope.as_ref());
+            columns.job.push(s.job.as_str());
+            columns.kind.push(kind);
+            columns.id.push(id);
+            columns.reason.push(s.reason.as_str());
+            columns.from.push(s.from);
+            columns.to.push(s.to);
+            columns.plans.push(s.plans.map(|n| n as i64));
+            columns.scopes.push(s.scopes as i64);
+            columns.detail.push(s.detail.as_str());
+        }
+        let mut c = Checkout::acquire(&self.pool, "skip_record").await?;
+        let result = sqlx::query(q(&self.sql.skip_record))
+            .bind(&columns.job)
+            .bind(&columns.kind)
+            .bind(&columns.id)
+            .bind(&columns.reason)
+            .bind(&columns.from)
+            .bind(&columns.to)
+            .bind(&columns.plans)
+            .bind(&columns.scopes)
+            .bind(&columns.detail)
+            .execute(&mut *c)
+            .await;
+        c.done(result)?;
+        Ok(())
+    }
+
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>> {
+        let mut c = Checkout::acquire(&self.pool, "skip_find").await?;
+        let result = sqlx::query(sql::SKIP_FIND)
+            .bind(job)
+            .bind(&scope.kind)
+            .bind(&scope.id)
+            .bind(plan_time)
+            .bind(due_at)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(skip_row).collect()
+    }
+
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        let mut c = Checkout::acquire(&self.pool, "skip_list").await?;
+        let result = sqlx::query(sql::SKIP_LIST)
+            .bind(job)
+            .bind(limit as i64)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(skip_row).collect()
+    }
+}
+
+/// The columns of a ledger batch, one array each (`UNNEST` zips them).
+#[derive(Default)]
+struct SkipColumns<'a> {
+    job: Vec<&'a str>,
+    kind: Vec<&'a str>,
+    id: Vec<&'a str>,
+    reason: Vec<&'static str>,
+    from: Vec<DateTime<Utc>>,
+    to: Vec<DateTime<Utc>>,
+    plans: Vec<Option<i64>>,
+    scopes: Vec<i64>,
+    detail: Vec<&'a str>,
+}
+
+/// One ledger row, in the column order of `SKIP_FIND` and `SKIP_LIST`.
+fn skip_row(row: &PgRow) -> Result<SkipSpan> {
+    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+    super::skip_span(
+        row.try_get(0).map_err(dec)?,
+        row.try_get(1).map_err(dec)?,
+        row.try_get(2).map_err(dec)?,
+        row.try_get(3).map_err(dec)?,
+        row.try_get(4).map_err(dec)?,
+        row.try_get(5).map_err(dec)?,
+        row.try_get(6).map_err(dec)?,
+        row.try_get(7).map_err(dec)?,
+        row.try_get(8).map_err(dec)?,
+        row.try_get(9).map_err(dec)?,
+    )
 }
 
 #[cfg(test)]
@@ -814,7 +912,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 4);
+        assert_eq!(applied, 5);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -874,7 +972,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 4
+                    known: 5
                 })
             ),
             "{refused:?}"

@@ -320,10 +320,54 @@ ON CONFLICT (job_name, scope_kind, scope_id) DO UPDATE SET
   paused_by = excluded.paused_by, reason = excluded.reason, paused_at = excluded.paused_at
 RETURNING paused_at";
 
+/// Lifts a pause and records the paused interval in the skipped-plan ledger, in one statement.
+/// Returns one row per pause lifted.
 pub(super) const PAUSE_CLEAR: &str = "\
-DELETE FROM cronlease_pauses WHERE job_name = $1 AND scope_kind = $2 AND scope_id = $3";
+WITH gone AS (
+  DELETE FROM cronlease_pauses WHERE job_name = $1 AND scope_kind = $2 AND scope_id = $3
+  RETURNING job_name, scope_kind, scope_id, paused_by, reason, paused_at)
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT job_name, scope_kind, scope_id, 'paused', paused_at, {NOW}, NULL,
+  CASE WHEN scope_kind = '' THEN 0 ELSE 1 END, 'paused by ' || paused_by || ': ' || reason, {NOW}
+FROM gone
+ON CONFLICT (job_name, scope_kind, scope_id, reason, span_from) DO UPDATE SET
+  span_to = excluded.span_to, detail = excluded.detail, recorded_at = excluded.recorded_at";
 
 pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE ($1::text IS NULL OR job_name = $1::text)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// One array per column. A span recorded already (another replica decided the same) is widened,
+/// never doubled; the store sends the rows sorted by key, so replicas lock them in one order.
+pub(super) const SKIP_RECORD: &str = "\
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT s.job_name, s.scope_kind, s.scope_id, s.reason, s.span_from, s.span_to, s.plans, s.scopes,
+  s.detail, {NOW}
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+  $7::bigint[], $8::bigint[], $9::text[])
+  AS s(job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail)
+ON CONFLICT (job_name, scope_kind, scope_id, reason, span_from) DO UPDATE SET
+  span_to = GREATEST(cronlease_skips.span_to, excluded.span_to),
+  plans = GREATEST(cronlease_skips.plans, excluded.plans),
+  scopes = GREATEST(cronlease_skips.scopes, excluded.scopes)";
+
+/// $1 job, $2/$3 scope, $4 plan time, $5 due time: the scope's rows and the shared ones that
+/// start by the due time and end at or after the plan time.
+pub(super) const SKIP_FIND: &str = "\
+SELECT job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail,
+  recorded_at
+FROM cronlease_skips
+WHERE job_name = $1 AND ((scope_kind = $2 AND scope_id = $3) OR scope_kind = '')
+  AND span_from <= $5 AND span_to >= $4
+ORDER BY span_from";
+
+pub(super) const SKIP_LIST: &str = "\
+SELECT job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail,
+  recorded_at
+FROM cronlease_skips
+WHERE ($1::text IS NULL OR job_name = $1::text)
+ORDER BY recorded_at DESC, job_name, span_from DESC
+LIMIT $2";

@@ -127,6 +127,26 @@ CREATE TABLE cronlease_pauses (
 ) WITHOUT ROWID;
 ",
     ),
+    (
+        5,
+        "skips",
+        "
+CREATE TABLE cronlease_skips (
+  job_name    TEXT NOT NULL,
+  scope_kind  TEXT NOT NULL,
+  scope_id    TEXT NOT NULL,
+  reason      TEXT NOT NULL,
+  span_from   INTEGER NOT NULL,
+  span_to     INTEGER NOT NULL,
+  plans       INTEGER,
+  scopes      INTEGER NOT NULL,
+  detail      TEXT NOT NULL DEFAULT '',
+  recorded_at INTEGER NOT NULL,
+  PRIMARY KEY (job_name, scope_kind, scope_id, reason, span_from)
+) WITHOUT ROWID;
+CREATE INDEX cronlease_skips_recorded ON cronlease_skips (recorded_at);
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before

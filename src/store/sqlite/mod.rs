@@ -36,7 +36,7 @@ use super::{
     ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
     RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{Pause, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
@@ -85,6 +85,8 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    pause_record: Arc<str>,
+    skip_record: Arc<str>,
 }
 
 impl Statements {
@@ -106,6 +108,8 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            pause_record: fill(sql::PAUSE_RECORD),
+            skip_record: fill(sql::SKIP_RECORD),
         }
     }
 }
@@ -720,13 +724,24 @@ impl Store for SqliteStore {
 
     async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
         let (kind, id) = super::pause_key(scope);
+        let fail = |e| db_error("pause_clear", e);
+        // The paused interval goes to the ledger in the same transaction as the pause goes.
+        let mut tx = self.writer.begin().await.map_err(fail)?;
+        sqlx::query(q(&self.sql.pause_record))
+            .bind(job)
+            .bind(kind)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         let done = sqlx::query(sql::PAUSE_CLEAR)
             .bind(job)
             .bind(kind)
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| db_error("pause_clear", e))?;
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
         self.wrote();
         Ok(done.rows_affected() > 0)
     }
@@ -752,4 +767,80 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = spans
+            .iter()
+            .map(|s| {
+                let (kind, id) = super::pause_key(s.scope.as_ref());
+                json!([
+                    s.job,
+                    kind,
+                    id,
+                    s.reason.as_str(),
+                    s.from.timestamp_millis(),
+                    s.to.timestamp_millis(),
+                    s.plans.map(|n| n as i64),
+                    s.scopes as i64,
+                    s.detail
+                ])
+            })
+            .collect();
+        sqlx::query(q(&self.sql.skip_record))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("skip_record", e))?;
+        self.wrote();
+        Ok(())
+    }
+
+    async fn skip_find(
+        &self,
+        job: &str,
+        scope: &Scope,
+        plan_time: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<Vec<SkipSpan>> {
+        let rows = sqlx::query(sql::SKIP_FIND)
+            .bind(job)
+            .bind(&scope.kind)
+            .bind(&scope.id)
+            .bind(plan_time.timestamp_millis())
+            .bind(due_at.timestamp_millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("skip_find", e))?;
+        rows.iter().map(skip_row).collect()
+    }
+
+    async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
+        let rows = sqlx::query(sql::SKIP_LIST)
+            .bind(job)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("skip_list", e))?;
+        rows.iter().map(skip_row).collect()
+    }
+}
+
+/// One ledger row, read in the order of `skip_columns!`.
+fn skip_row(row: &sqlx::sqlite::SqliteRow) -> Result<SkipSpan> {
+    let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+    super::skip_span(
+        row.try_get(0).map_err(dec)?,
+        row.try_get(1).map_err(dec)?,
+        row.try_get(2).map_err(dec)?,
+        row.try_get(3).map_err(dec)?,
+        from_millis(row.try_get(4).map_err(dec)?),
+        from_millis(row.try_get(5).map_err(dec)?),
+        row.try_get(6).map_err(dec)?,
+        row.try_get(7).map_err(dec)?,
+        row.try_get(8).map_err(dec)?,
+        from_millis(row.try_get(9).map_err(dec)?),
+    )
 }

@@ -269,6 +269,17 @@ ON CONFLICT (job_name, scope_kind, scope_id) DO UPDATE SET
   paused_by = excluded.paused_by, reason = excluded.reason, paused_at = excluded.paused_at
 RETURNING paused_at";
 
+/// Lifting a pause first records the paused interval in the skipped-plan ledger (same
+/// transaction as `PAUSE_CLEAR`).
+pub(super) const PAUSE_RECORD: &str = "\
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT job_name, scope_kind, scope_id, 'paused', paused_at, {NOW}, NULL,
+  CASE WHEN scope_kind = '' THEN 0 ELSE 1 END, 'paused by ' || paused_by || ': ' || reason, {NOW}
+FROM cronlease_pauses WHERE job_name = ?1 AND scope_kind = ?2 AND scope_id = ?3
+ON CONFLICT (job_name, scope_kind, scope_id, reason, span_from) DO UPDATE SET
+  span_to = excluded.span_to, detail = excluded.detail, recorded_at = excluded.recorded_at";
+
 pub(super) const PAUSE_CLEAR: &str = "\
 DELETE FROM cronlease_pauses WHERE job_name = ?1 AND scope_kind = ?2 AND scope_id = ?3";
 
@@ -276,3 +287,45 @@ pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE (?1 IS NULL OR job_name = ?1)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// ?1 is `[[job, scope_kind, scope_id, reason, from_ms, to_ms, plans, scopes, detail], ...]`.
+/// A span recorded already (by another replica that decided the same) is widened, never doubled.
+pub(super) const SKIP_RECORD: &str = "\
+INSERT INTO cronlease_skips (job_name, scope_kind, scope_id, reason, span_from, span_to, plans,
+  scopes, detail, recorded_at)
+SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2, s.value ->> 3, s.value ->> 4, s.value ->> 5,
+  s.value ->> 6, s.value ->> 7, s.value ->> 8, {NOW}
+FROM jsonb_each(?1) AS s
+WHERE true
+ON CONFLICT (job_name, scope_kind, scope_id, reason, span_from) DO UPDATE SET
+  span_to = max(span_to, excluded.span_to),
+  plans = max(plans, excluded.plans),
+  scopes = max(scopes, excluded.scopes)";
+
+/// The columns of a ledger row, in the order the row reader expects.
+macro_rules! skip_columns {
+    () => {
+        "job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail, \
+         recorded_at"
+    };
+}
+
+/// ?1 job, ?2/?3 scope, ?4 plan time, ?5 due time: the scope's rows and the shared ones that
+/// start by the due time and end at or after the plan time.
+pub(super) const SKIP_FIND: &str = concat!(
+    "SELECT ",
+    skip_columns!(),
+    " FROM cronlease_skips
+WHERE job_name = ?1 AND ((scope_kind = ?2 AND scope_id = ?3) OR scope_kind = '')
+  AND span_from <= ?5 AND span_to >= ?4
+ORDER BY span_from"
+);
+
+pub(super) const SKIP_LIST: &str = concat!(
+    "SELECT ",
+    skip_columns!(),
+    " FROM cronlease_skips
+WHERE (?1 IS NULL OR job_name = ?1)
+ORDER BY recorded_at DESC, job_name, span_from DESC
+LIMIT ?2"
+);
