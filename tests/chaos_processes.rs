@@ -720,3 +720,74 @@ async fn a_runners_own_clock_is_irrelevant_postgres() {
         "shifted clocks [postgres]: 3 processes, clock offsets against the database {offsets:?} s; {checked} plans in the window, {retried} of them retried once after 2 s (never early), the rest run once; every plan time on the cadence and inside the run; no lease stolen; runs per runner {per_runner:?}",
     );
 }
+
+on_every_backend! {
+    async fn a_pause_set_by_a_tool_is_obeyed_by_every_process_within_a_tick(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let side = DbLocation::of(&db).side().await;
+        side.create().await;
+        let names = ["runner-0", "runner-1", "runner-2"];
+        let mut children = Children::default();
+        spawn_runners(&mut children, &db, Scenario::Contention, &names, dir.path(), 120);
+        // Every process is working before the pause.
+        poll(Duration::from_secs(60), || async {
+            let runs = side.runs().await;
+            let runners: HashSet<&str> = runs.iter().map(|r| r.runner.as_str()).collect();
+            (runners.len() == names.len()).then_some(())
+        })
+        .await
+        .expect("every runner ran plans within 60 s");
+
+        // Paused through the store, as a tool with only the database would.
+        let store = &*db.store;
+        let pause = store
+            .pause_set(&cronlease::Pause::new("contention", None, "ops", "upstream maintenance"))
+            .await
+            .unwrap();
+        actix_rt::time::sleep(Duration::from_secs(4)).await;
+        // A tick that read the clock before the pause plans at most up to it; every later tick
+        // of every process obeys it.
+        let late: Vec<String> = all_rows(store, "contention")
+            .await
+            .iter()
+            .filter(|r| r.plan_time > pause.paused_at)
+            .map(|r| format!("{} {} by {}", r.scope, r.plan_time, r.runner_id))
+            .collect();
+        assert!(late.is_empty(), "plans started while paused: {late:?}");
+        assert!(side.runs().await.iter().all(|r| r.plan_time <= pause.paused_at));
+
+        assert!(store.pause_clear("contention", None).await.unwrap());
+        let resumed_at = store.db_now().await.unwrap();
+        // EveryPlan: the plans that came due while paused run after the resume, once each.
+        let first = floor_plan(pause.paused_at, Duration::from_secs(1)) + TimeDelta::seconds(1);
+        let last = floor_plan(resumed_at, Duration::from_secs(1));
+        let expected = CONTENTION_SCOPES * ((last - first).num_seconds() + 1) as usize;
+        poll(Duration::from_secs(60), || async {
+            let done = all_rows(store, "contention")
+                .await
+                .iter()
+                .filter(|r| r.plan_time >= first && r.plan_time <= last && r.status == Status::Success)
+                .count();
+            (done == expected).then_some(())
+        })
+        .await
+        .expect("every plan of the paused time SUCCESS within 60 s of the resume");
+        stop_runners(&mut children, dir.path());
+
+        let runs = side.runs().await;
+        let mut runs_of_paused_time: HashMap<(&str, DateTime<Utc>), usize> = HashMap::new();
+        for run in runs.iter().filter(|r| r.plan_time >= first && r.plan_time <= last) {
+            *runs_of_paused_time.entry((run.scope_id.as_str(), run.plan_time)).or_default() += 1;
+        }
+        assert_eq!(runs_of_paused_time.len(), expected);
+        assert!(runs_of_paused_time.values().all(|&n| n == 1), "a plan ran twice");
+        // The ledger keeps the paused interval, with who and why.
+        let ledger = store.skip_list(Some("contention"), 10).await.unwrap();
+        assert!(
+            ledger.iter().any(|s| s.reason == cronlease::SkipReason::Paused
+                && s.from == pause.paused_at
+                && s.detail.contains("upstream maintenance")),
+            "{ledger:?}"
+        );
+    }
+}
