@@ -34,7 +34,9 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
-pub use control::Pause;
+pub use control::{
+    GONE_AFTER_INTERVALS, JobDescription, Pause, RegisteredJob, Runner, RunnerState, SpecVariant,
+};
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,

@@ -51,6 +51,7 @@ pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
 pub(crate) mod job_changes;
 pub(crate) mod planning;
+pub(crate) mod presence;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;

@@ -31,11 +31,12 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
+use crate::store::registry;
 use crate::store::rowmap::{corrupt, count, parsed};
 
 /// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
@@ -76,6 +77,13 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    runner_register: Arc<str>,
+    registered_job_insert: Arc<str>,
+    runner_seen: Arc<str>,
+    runner_stop: Arc<str>,
+    runner_list: Arc<str>,
+    runner_prune: Arc<str>,
+    registered_jobs: Arc<str>,
 }
 
 impl Statements {
@@ -96,6 +104,13 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            runner_register: fill(sql::RUNNER_REGISTER),
+            registered_job_insert: fill(sql::REGISTERED_JOB_INSERT),
+            runner_seen: fill(sql::RUNNER_SEEN),
+            runner_stop: fill(sql::RUNNER_STOP),
+            runner_list: fill(sql::RUNNER_LIST),
+            runner_prune: fill(sql::RUNNER_PRUNE),
+            registered_jobs: fill(sql::REGISTERED_JOBS),
         }
     }
 }
@@ -737,6 +752,123 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
+        let fail = |e| db_error("runner_register", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query(q(&self.sql.runner_register))
+            .bind(&runner.id)
+            .bind(&runner.host)
+            .bind(i64::from(runner.pid))
+            .bind(&runner.version)
+            .bind(duration_ms(runner.refresh_interval))
+            .bind(runner.starting)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        sqlx::query(sql::REGISTERED_JOBS_CLEAR)
+            .bind(&runner.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        for job in jobs {
+            sqlx::query(q(&self.sql.registered_job_insert))
+                .bind(&runner.id)
+                .bind(&job.name)
+                .bind(&job.spec_hash)
+                .bind(job.schedule.as_deref())
+                .bind(&job.time_zone)
+                .bind(duration_ms(job.stagger))
+                .bind(duration_ms(job.schedule_delay))
+                .bind(&job.catch_up)
+                .bind(i64::from(job.max_attempts))
+                .bind(&job.backoff)
+                .bind(duration_ms(job.run_timeout))
+                .bind(duration_ms(job.stale_timeout))
+                .bind(duration_ms(job.heartbeat_interval))
+                .bind(&job.spec)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "runner_seen").await?;
+        let result = sqlx::query(q(&self.sql.runner_seen))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected() > 0)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
+        let mut c = Checkout::acquire(&self.pool, "runner_stop").await?;
+        let result = sqlx::query(q(&self.sql.runner_stop))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        c.done(result).map(drop)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let mut c = Checkout::acquire(&self.pool, "runner_list").await?;
+        let result = sqlx::query(q(&self.sql.runner_list))
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(registry::runner).collect()
+    }
+
+    async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
+        let fail = |e| db_error("runner_prune", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let pruned = sqlx::query(q(&self.sql.runner_prune))
+            .bind(duration_ms(older_than))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?
+            .rows_affected();
+        if pruned > 0 {
+            sqlx::query(sql::REGISTERED_JOBS_PRUNE)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(pruned)
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let mut c = Checkout::acquire(&self.pool, "registered_jobs").await?;
+        let result = sqlx::query(q(&self.sql.registered_jobs))
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        Ok(registry::registered_jobs(c.done(result)?.iter()))
+    }
+}
+
+impl registry::Columns for PgRow {
+    fn text(&self, i: usize) -> sqlx::Result<String> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> sqlx::Result<i64> {
+        self.try_get(i)
+    }
+    fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>> {
+        self.try_get(i)
+    }
+    fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get(i)
+    }
 }
 
 #[cfg(test)]
@@ -814,7 +946,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 4);
+        assert_eq!(applied, 5);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -874,7 +1006,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 4
+                    known: 5
                 })
             ),
             "{refused:?}"
