@@ -1061,7 +1061,8 @@ on_every_backend! {
         assert_eq!(store.registered_jobs(Some("x")).await.unwrap(), jobs);
 
         // Starting again sets a new started_at and forgets a former stop.
-        store.runner_stop("a").await.unwrap();
+        assert!(store.runner_stop("a").await.unwrap());
+        assert!(!store.runner_stop("unknown").await.unwrap());
         store.runner_register(&runner("a", true), &[x]).await.unwrap();
         let again = store.runner_list().await.unwrap();
         assert_eq!((again[0].state, again[0].stopped_at), (RunnerState::Live, None));

@@ -189,7 +189,7 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
-    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
         let outcome = self.inner.runner_stop(runner_id).await;
         self.watch(outcome)
     }

@@ -318,7 +318,7 @@ impl Store for Deadlined {
         bounded("runner_seen", self.call, self.inner.runner_seen(runner_id)).await
     }
 
-    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
         bounded("runner_stop", self.call, self.inner.runner_stop(runner_id)).await
     }
 

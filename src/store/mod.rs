@@ -202,8 +202,9 @@ pub trait Store: Send + Sync + 'static {
     /// should register again.
     async fn runner_seen(&self, runner_id: &str) -> Result<bool>;
 
-    /// Marks the runner stopped (a clean shutdown): `stopped_at` and `last_seen` now.
-    async fn runner_stop(&self, runner_id: &str) -> Result<()>;
+    /// Marks the runner stopped (a clean shutdown): `stopped_at` and `last_seen` now. Returns
+    /// whether the runner had a row.
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool>;
 
     /// Every registered runner, by id, with its state at the database's current time
     /// ([`RunnerState::at`](crate::RunnerState::at)).

@@ -329,7 +329,7 @@ impl Store for FaultyStore {
         self.call("runner_seen", self.inner.runner_seen(runner_id))
             .await
     }
-    async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<()> {
+    async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<bool> {
         self.call("runner_stop", self.inner.runner_stop(runner_id))
             .await
     }

@@ -550,11 +550,9 @@ macro_rules! delegate_store {
                 runner: &cronlease::store::RunnerRegistration,
                 jobs: &[cronlease::JobDescription],
             ) -> cronlease::Result<()> {
-                let ($this, $op) = (self, "runner_register");
-                $before;
-                let out = self.inner.runner_register(runner, jobs).await;
-                $(let _ = &out; $after;)?
-                out
+                // Not hooked: a hook may answer `Ok(Default::default())`, meaningless for a
+                // registration (which happens at start and on job changes, never per tick).
+                self.inner.runner_register(runner, jobs).await
             }
             async fn runner_seen(&self, runner_id: &str) -> cronlease::Result<bool> {
                 let ($this, $op) = (self, "runner_seen");
@@ -563,7 +561,7 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
-            async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<()> {
+            async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<bool> {
                 let ($this, $op) = (self, "runner_stop");
                 $before;
                 let out = self.inner.runner_stop(runner_id).await;

@@ -1450,13 +1450,13 @@ impl Store for MySqlStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
-        sqlx::query(q(&self.sql.runner_stop))
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_stop))
             .bind(runner_id)
             .execute(&self.pool)
             .await
             .map_err(|e| db_error("runner_stop", e))?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn runner_list(&self) -> Result<Vec<Runner>> {

@@ -807,13 +807,13 @@ impl Store for PgStore {
         Ok(c.done(result)?.rows_affected() > 0)
     }
 
-    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
         let mut c = Checkout::acquire(&self.pool, "runner_stop").await?;
         let result = sqlx::query(q(&self.sql.runner_stop))
             .bind(runner_id)
             .execute(&mut *c)
             .await;
-        c.done(result).map(drop)
+        Ok(c.done(result)?.rows_affected() > 0)
     }
 
     async fn runner_list(&self) -> Result<Vec<Runner>> {

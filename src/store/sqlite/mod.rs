@@ -829,14 +829,14 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn runner_stop(&self, runner_id: &str) -> Result<()> {
-        sqlx::query(q(&self.sql.runner_stop))
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_stop))
             .bind(runner_id)
             .execute(&self.writer)
             .await
             .map_err(|e| db_error("runner_stop", e))?;
         self.wrote();
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     async fn runner_list(&self) -> Result<Vec<Runner>> {
