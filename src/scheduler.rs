@@ -179,8 +179,10 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Checks the settings, brings the schema up to date and starts the actors on the current
-    /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`).
+    /// Checks the settings, brings the schema up to date, starts the actors on the current
+    /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`) and
+    /// registers the runner and its jobs in the job and runner registry (a failed registration
+    /// is logged and retried at the next refresh, never fatal).
     pub async fn start(self) -> Result<Scheduler> {
         if self.tick_interval.is_zero() {
             return Err(Error::InvalidConfig(

@@ -758,44 +758,45 @@ impl Store for PgStore {
         runner: &RunnerRegistration,
         jobs: &[JobDescription],
     ) -> Result<()> {
-        let fail = |e| db_error("runner_register", e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        sqlx::query(q(&self.sql.runner_register))
-            .bind(&runner.id)
-            .bind(&runner.host)
-            .bind(i64::from(runner.pid))
-            .bind(&runner.version)
-            .bind(duration_ms(runner.refresh_interval))
-            .bind(runner.starting)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        sqlx::query(sql::REGISTERED_JOBS_CLEAR)
-            .bind(&runner.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        for job in jobs {
-            sqlx::query(q(&self.sql.registered_job_insert))
+        let mut c = Checkout::acquire(&self.pool, "runner_register").await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *c).await?;
+            sqlx::query(q(&self.sql.runner_register))
                 .bind(&runner.id)
-                .bind(&job.name)
-                .bind(&job.spec_hash)
-                .bind(job.schedule.as_deref())
-                .bind(&job.time_zone)
-                .bind(duration_ms(job.stagger))
-                .bind(duration_ms(job.schedule_delay))
-                .bind(&job.catch_up)
-                .bind(i64::from(job.max_attempts))
-                .bind(&job.backoff)
-                .bind(duration_ms(job.run_timeout))
-                .bind(duration_ms(job.stale_timeout))
-                .bind(duration_ms(job.heartbeat_interval))
-                .bind(&job.spec)
+                .bind(&runner.host)
+                .bind(i64::from(runner.pid))
+                .bind(&runner.version)
+                .bind(duration_ms(runner.refresh_interval))
+                .bind(runner.starting)
                 .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
+                .await?;
+            sqlx::query(sql::REGISTERED_JOBS_CLEAR)
+                .bind(&runner.id)
+                .execute(&mut *tx)
+                .await?;
+            for job in jobs {
+                sqlx::query(q(&self.sql.registered_job_insert))
+                    .bind(&runner.id)
+                    .bind(&job.name)
+                    .bind(&job.spec_hash)
+                    .bind(job.schedule.as_deref())
+                    .bind(&job.time_zone)
+                    .bind(duration_ms(job.stagger))
+                    .bind(duration_ms(job.schedule_delay))
+                    .bind(&job.catch_up)
+                    .bind(i64::from(job.max_attempts))
+                    .bind(&job.backoff)
+                    .bind(duration_ms(job.run_timeout))
+                    .bind(duration_ms(job.stale_timeout))
+                    .bind(duration_ms(job.heartbeat_interval))
+                    .bind(&job.spec)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
         }
-        tx.commit().await.map_err(fail)
+        .await;
+        c.done(result)
     }
 
     async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
@@ -825,22 +826,12 @@ impl Store for PgStore {
     }
 
     async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
-        let fail = |e| db_error("runner_prune", e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        let pruned = sqlx::query(q(&self.sql.runner_prune))
+        let mut c = Checkout::acquire(&self.pool, "runner_prune").await?;
+        let result = sqlx::query_scalar::<_, i64>(q(&self.sql.runner_prune))
             .bind(duration_ms(older_than))
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?
-            .rows_affected();
-        if pruned > 0 {
-            sqlx::query(sql::REGISTERED_JOBS_PRUNE)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-        }
-        tx.commit().await.map_err(fail)?;
-        Ok(pruned)
+            .fetch_one(&mut *c)
+            .await;
+        Ok(u64::try_from(c.done(result)?).unwrap_or(0))
     }
 
     async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {

@@ -364,14 +364,15 @@ SELECT runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen
   {NOW} AS now
 FROM cronlease_runners ORDER BY runner_id";
 
-/// $1: how long after `last_seen` (ms) a runner is deleted.
+/// $1: how long after `last_seen` (ms) a runner is deleted, with its registered jobs, in one
+/// statement; returns how many runners.
 pub(super) const RUNNER_PRUNE: &str = "\
-DELETE FROM cronlease_runners WHERE last_seen < {NOW} - $1 * interval '1 millisecond'";
-
-/// The registry rows whose runner is gone from `cronlease_runners` (pruned).
-pub(super) const REGISTERED_JOBS_PRUNE: &str = "\
-DELETE FROM cronlease_registered_jobs AS j WHERE NOT EXISTS (
-  SELECT 1 FROM cronlease_runners AS r WHERE r.runner_id = j.runner_id)";
+WITH gone AS (
+  DELETE FROM cronlease_runners WHERE last_seen < {NOW} - $1 * interval '1 millisecond'
+  RETURNING runner_id),
+jobs AS (
+  DELETE FROM cronlease_registered_jobs AS j USING gone WHERE j.runner_id = gone.runner_id)
+SELECT COUNT(*) FROM gone";
 
 /// $1: one job, or NULL for all.
 pub(super) const REGISTERED_JOBS: &str = "\
