@@ -13,7 +13,8 @@
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
 //!   RetryPolicy; see `docs/architecture.md`) and returns a [`Scheduler`] handle.
 //! - Operations: history ([`Scheduler::executions`], keyset pages), the dead-letter set
-//!   ([`Scheduler::dead_executions`], [`Scheduler::replay`]), [`Retention`] of old rows, and
+//!   ([`Scheduler::dead_executions`], [`Scheduler::replay`]), [`Retention`] of old rows, the
+//!   job and runner registry ([`Scheduler::runners`], [`Scheduler::registered_jobs`]), and
 //!   metrics through the `metrics` facade ([`telemetry`]; `docs/metrics.md`).
 #![deny(missing_docs)]
 
@@ -34,7 +35,10 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
-pub use control::{Pause, SkipReason, SkipSpan, Why};
+pub use control::{
+    GONE_AFTER_INTERVALS, JobDescription, Pause, RegisteredJob, Runner, RunnerState, SkipReason,
+    SkipSpan, SpecVariant, Why,
+};
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,

@@ -16,12 +16,18 @@ use crate::actors::Runtime;
 use crate::actors::completer::Completer;
 use crate::actors::handler_runtime::HandlerRuntime;
 use crate::actors::job_changes::{AddJob, RemoveJob};
+use crate::actors::presence::{
+    DEFAULT_REFRESH_INTERVAL, JobsChanged, Presence, Register, StopPresence,
+};
 use crate::actors::retention::{PruneNow, PruneReport, Pruner, Retention, StopPruner};
 use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
-use crate::control::{Pause, PlanFacts, SkipSpan, Why, explain};
+use crate::control::{
+    JobDescription, Pause, PlanFacts, RegisteredJob, Runner, RunnerRegistration, SkipSpan, Why,
+    explain,
+};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
@@ -77,6 +83,7 @@ pub struct SchedulerBuilder {
     auto_tick: bool,
     retention: Retention,
     replay_attempts: u32,
+    presence_interval: Option<Duration>,
     jobs: Vec<JobSpec>,
 }
 
@@ -160,14 +167,27 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How often this runner refreshes its `last_seen` in the job and runner registry (one
+    /// statement per interval); it is shown as gone after
+    /// [`GONE_AFTER_INTERVALS`](crate::GONE_AFTER_INTERVALS) intervals without one. Refreshes
+    /// run only while the scheduler ticks by itself ([`auto_tick`](Self::auto_tick)).
+    /// Default: the shortest `heartbeat_interval` of the jobs given to the builder (10 s
+    /// without jobs).
+    pub fn presence_interval(mut self, interval: Duration) -> Self {
+        self.presence_interval = Some(interval);
+        self
+    }
+
     /// Registers a job. Names must be unique.
     pub fn job(mut self, spec: JobSpec) -> Self {
         self.jobs.push(spec);
         self
     }
 
-    /// Checks the settings, brings the schema up to date and starts the actors on the current
-    /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`).
+    /// Checks the settings, brings the schema up to date, starts the actors on the current
+    /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`) and
+    /// registers the runner and its jobs in the job and runner registry (a failed registration
+    /// is logged and retried at the next refresh, never fatal).
     pub async fn start(self) -> Result<Scheduler> {
         if self.tick_interval.is_zero() {
             return Err(Error::InvalidConfig(
@@ -190,6 +210,11 @@ impl SchedulerBuilder {
             ));
         }
         self.retention.validate().map_err(Error::InvalidConfig)?;
+        if self.presence_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::InvalidConfig(
+                "presence_interval must be longer than zero".into(),
+            ));
+        }
         if self.replay_attempts == 0 {
             return Err(Error::InvalidConfig(
                 "replay_attempts must be at least 1".into(),
@@ -218,6 +243,26 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let presence_interval = self.presence_interval.unwrap_or_else(|| {
+            jobs.iter()
+                .map(|spec| spec.heartbeat_interval)
+                .min()
+                .unwrap_or(DEFAULT_REFRESH_INTERVAL)
+        });
+        let presence = Presence::new(
+            bounded.clone(),
+            RunnerRegistration::this_process(&runner_id, presence_interval),
+            jobs.iter().map(|spec| JobDescription::of(spec)),
+            self.auto_tick,
+        )
+        .start();
+        if let Err(error) = presence
+            .send(Register)
+            .await
+            .map_err(|_| Error::NotRunning)?
+        {
+            tracing::warn!(%error, "could not register the runner and its jobs; retrying at the next refresh");
+        }
         let job_specs: Arc<Mutex<HashMap<String, Arc<JobSpec>>>> = Arc::new(Mutex::new(
             jobs.iter()
                 .map(|spec| (spec.name.to_string(), spec.clone()))
@@ -262,6 +307,7 @@ impl SchedulerBuilder {
         Ok(Scheduler {
             supervisor,
             pruner,
+            presence,
             store: bounded,
             runner_id,
             replay_attempts: self.replay_attempts,
@@ -342,6 +388,7 @@ pub enum RemoveMode {
 pub struct Scheduler {
     supervisor: Addr<Supervisor>,
     pruner: Addr<Pruner>,
+    presence: Addr<Presence>,
     store: Arc<dyn Store>,
     runner_id: Arc<str>,
     replay_attempts: u32,
@@ -369,6 +416,7 @@ impl Scheduler {
             auto_tick: true,
             retention: Retention::default(),
             replay_attempts: DEFAULT_REPLAY_ATTEMPTS,
+            presence_interval: None,
             jobs: Vec::new(),
         }
     }
@@ -619,11 +667,13 @@ impl Scheduler {
             .await
             .map_err(|_| Error::NotRunning)??;
         self.names().remove(name);
+        self.jobs_changed(name, None).await;
         Ok(())
     }
 
     async fn change_job(&self, spec: JobSpec, replace: bool) -> Result<()> {
         let spec = Arc::new(spec);
+        let description = JobDescription::of(&spec);
         self.supervisor
             .send(AddJob {
                 spec: spec.clone(),
@@ -631,8 +681,37 @@ impl Scheduler {
             })
             .await
             .map_err(|_| Error::NotRunning)??;
-        self.names().insert(spec.name.to_string(), spec);
+        let name = spec.name.to_string();
+        self.names().insert(name.clone(), spec);
+        self.jobs_changed(&name, Some(description)).await;
         Ok(())
+    }
+
+    /// Registers the changed job set; the job change stands even if the registry could not be
+    /// written (the next refresh retries).
+    async fn jobs_changed(&self, name: &str, description: Option<JobDescription>) {
+        let change = JobsChanged {
+            name: name.to_owned(),
+            description,
+        };
+        if let Ok(Err(error)) = self.presence.send(change).await {
+            tracing::warn!(%error, job = name, "could not register the changed jobs; retrying at the next refresh");
+        }
+    }
+
+    /// The jobs registered by the runners sharing this database (`job`: one, `None`: all), by
+    /// name: the spec each live runner registered, and whether they conflict (a rolling deploy
+    /// in progress). The same read as [`Store::registered_jobs`], which a tool with only a
+    /// database URL can call.
+    pub async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        self.store.registered_jobs(job).await
+    }
+
+    /// The runners sharing this database, by id: host, pid, version, when they started and were
+    /// last seen, and whether each is live, gone or stopped (database clock). The same read as
+    /// [`Store::runner_list`].
+    pub async fn runners(&self) -> Result<Vec<Runner>> {
+        self.store.runner_list().await
     }
 
     fn known_job(&self, job: &str) -> Result<Arc<JobSpec>> {
@@ -713,10 +792,11 @@ impl Scheduler {
 
     /// Graceful shutdown: stops ticking, cancels running attempts, waits up to the shutdown
     /// grace, records unfinished attempts as FAILED `canceled` (retry-eligible at once, not
-    /// counted against the budget), stops the retention service and completes when done.
-    /// Never stops the actix System.
+    /// counted against the budget), stops the retention service, marks this runner stopped in
+    /// the registry and completes when done. Never stops the actix System.
     pub async fn shutdown(&self) {
         let _ = self.supervisor.send(Shutdown).await;
         let _ = self.pruner.send(StopPruner).await;
+        let _ = self.presence.send(StopPresence).await;
     }
 }

@@ -1034,6 +1034,82 @@ on_every_backend! {
     }
 }
 
+fn described(job: &str, every: &str) -> cronlease::JobDescription {
+    cronlease::JobDescription::of(
+        &cronlease::JobSpec::builder(job)
+            .every(every)
+            .stagger("30s")
+            .max_attempts(4)
+            .handler(|_ctx: cronlease::JobContext| async { Ok(cronlease::JobOutput::rows(0)) })
+            .build()
+            .unwrap(),
+    )
+}
+
+fn runner(id: &str, starting: bool) -> cronlease::store::RunnerRegistration {
+    cronlease::store::RunnerRegistration {
+        id: id.to_owned(),
+        host: "host-1".into(),
+        pid: 4242,
+        version: "9.9.9".into(),
+        refresh_interval: Duration::from_secs(10),
+        starting,
+    }
+}
+
+fn runner_named<'a>(runners: &'a [cronlease::Runner], id: &str) -> &'a cronlease::Runner {
+    runners
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("runner {id} in {runners:?}"))
+}
+
+on_every_backend! {
+    async fn registering_is_idempotent_and_replaces_the_runners_job_set(db: TestDb) {
+        use cronlease::RunnerState;
+        let store = &*db.store;
+        let (x, y) = (described("x", "5m"), described("y", "1h"));
+        store.runner_register(&runner("a", true), &[x.clone(), y.clone()]).await.unwrap();
+        let first = store.runner_list().await.unwrap();
+        store.runner_register(&runner("a", false), &[x.clone(), y.clone()]).await.unwrap();
+        let runners = store.runner_list().await.unwrap();
+        assert_eq!(runners.len(), 1, "{runners:?}");
+        let a = &runners[0];
+        assert_eq!((a.id.as_str(), a.host.as_str(), a.pid, a.version.as_str()), ("a", "host-1", 4242, "9.9.9"));
+        assert_eq!((a.state, a.stopped_at, a.refresh_interval), (RunnerState::Live, None, Duration::from_secs(10)));
+        assert_eq!(a.started_at, first[0].started_at, "registering again while running keeps started_at");
+        assert!(a.last_seen >= first[0].last_seen);
+
+        let jobs = store.registered_jobs(None).await.unwrap();
+        assert_eq!(jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+        let job = &jobs[0];
+        assert_eq!(job.spec, x, "every setting comes back as registered");
+        assert!(!job.conflicting);
+        assert_eq!(job.variants.len(), 1);
+        assert_eq!(job.variants[0].runners, ["a"]);
+        assert_eq!(job.runners, [("a".to_owned(), RunnerState::Live)]);
+        let schedule = job.spec.schedule().expect("a schedule").expect("parses back");
+        assert_eq!(schedule, cronlease::Schedule::every("5m").unwrap());
+        assert_eq!(job.spec.stagger, Duration::from_secs(30));
+        assert_eq!(job.spec.max_attempts, 4);
+
+        // The set is replaced: a job no longer given is no longer registered by this runner.
+        store.runner_register(&runner("a", false), std::slice::from_ref(&x)).await.unwrap();
+        let jobs = store.registered_jobs(None).await.unwrap();
+        assert_eq!(jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["x"]);
+        assert_eq!(store.registered_jobs(Some("y")).await.unwrap(), []);
+        assert_eq!(store.registered_jobs(Some("x")).await.unwrap(), jobs);
+
+        // Starting again sets a new started_at and forgets a former stop.
+        assert!(store.runner_stop("a").await.unwrap());
+        assert!(!store.runner_stop("unknown").await.unwrap());
+        store.runner_register(&runner("a", true), &[x]).await.unwrap();
+        let again = store.runner_list().await.unwrap();
+        assert_eq!((again[0].state, again[0].stopped_at), (RunnerState::Live, None));
+        assert!(again[0].started_at >= a.last_seen, "{:?} after {:?}", again[0].started_at, a.last_seen);
+    }
+}
+
 on_every_backend! {
     async fn lifting_a_pause_records_the_paused_interval_in_the_ledger(db: TestDb) {
         let store = &*db.store;
@@ -1065,5 +1141,94 @@ on_every_backend! {
         assert!(!of_job.covers(of_job.to, of_job.to));
         let found = store.skip_find(JOB, &scope(5), inside, inside).await.unwrap();
         assert!(found.iter().any(|s| s.scope.is_none() && s.reason == SkipReason::Paused));
+    }
+}
+
+on_every_backend! {
+    async fn last_seen_comes_from_the_database_clock(db: TestDb) {
+        // A runner whose view of the database clock is an hour ahead stamps an hour ahead: the
+        // stamps are the database's, never the runner's local clock.
+        let ahead = db.skewed(TimeDelta::hours(1));
+        ahead.runner_register(&runner("ahead", true), &[]).await.unwrap();
+        let now = db.store.db_now().await.unwrap();
+        let seen = runner_named(&db.store.runner_list().await.unwrap(), "ahead").last_seen;
+        assert!(seen > now + TimeDelta::minutes(59), "last_seen {seen} vs database now {now}");
+
+        db.store.runner_register(&runner("here", true), &[]).await.unwrap();
+        let before = runner_named(&db.store.runner_list().await.unwrap(), "here").last_seen;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        assert!(db.store.runner_seen("here").await.unwrap());
+        let after = runner_named(&db.store.runner_list().await.unwrap(), "here").last_seen;
+        assert!(after > before, "refreshed: {before} -> {after}");
+        assert!(after <= db.store.db_now().await.unwrap());
+        assert!(!db.store.runner_seen("unknown").await.unwrap(), "no row: register again");
+    }
+}
+
+on_every_backend! {
+    async fn silent_runners_are_gone_then_pruned_and_a_clean_stop_is_recorded(db: TestDb) {
+        use cronlease::RunnerState;
+        let store = &*db.store;
+        let job = described("x", "5m");
+        // Last seen an hour ago (its clock read an hour behind), refreshing every 10 s: gone.
+        db.skewed(TimeDelta::hours(-1))
+            .runner_register(&runner("silent", true), std::slice::from_ref(&job))
+            .await
+            .unwrap();
+        store.runner_register(&runner("live", true), std::slice::from_ref(&job)).await.unwrap();
+        store.runner_register(&runner("quit", true), std::slice::from_ref(&job)).await.unwrap();
+        store.runner_stop("quit").await.unwrap();
+
+        let runners = store.runner_list().await.unwrap();
+        assert_eq!(runner_named(&runners, "silent").state, RunnerState::Gone);
+        assert_eq!(runner_named(&runners, "live").state, RunnerState::Live);
+        let quit = runner_named(&runners, "quit");
+        assert_eq!(quit.state, RunnerState::Stopped);
+        let stopped_at = quit.stopped_at.expect("stopped_at");
+        assert!(stopped_at <= store.db_now().await.unwrap());
+        let jobs = store.registered_jobs(Some("x")).await.unwrap();
+        assert_eq!(jobs[0].variants.len(), 1);
+        assert_eq!(jobs[0].variants[0].runners, ["live"], "only live runners make variants");
+        assert_eq!(jobs[0].runners.len(), 3);
+
+        // Pruned after the retention period only: the silent runner and its jobs go.
+        assert_eq!(store.runner_prune(Duration::from_secs(1800)).await.unwrap(), 1);
+        let ids: Vec<String> = store.runner_list().await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["live", "quit"]);
+        let jobs = store.registered_jobs(Some("x")).await.unwrap();
+        let runners: Vec<&str> = jobs[0].runners.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(runners, ["live", "quit"]);
+        assert_eq!(store.runner_prune(Duration::from_secs(1800)).await.unwrap(), 0);
+    }
+}
+
+on_every_backend! {
+    async fn live_runners_with_different_specs_are_reported_not_overwritten(db: TestDb) {
+        let store = &*db.store;
+        let (old, new) = (described("x", "5m"), described("x", "10m"));
+        assert_ne!(old.spec_hash, new.spec_hash);
+        store.runner_register(&runner("a", true), std::slice::from_ref(&old)).await.unwrap();
+        store.runner_register(&runner("b", true), std::slice::from_ref(&new)).await.unwrap();
+        store.runner_register(&runner("c", true), std::slice::from_ref(&old)).await.unwrap();
+        let job = store.registered_jobs(Some("x")).await.unwrap().remove(0);
+        assert!(job.conflicting, "{job:?}");
+        assert_eq!(job.variants.len(), 2);
+        assert_eq!((job.variants[0].spec.clone(), job.variants[0].runners.clone()), (old.clone(), vec!["a".to_owned(), "c".to_owned()]));
+        assert_eq!((job.variants[1].spec.clone(), job.variants[1].runners.clone()), (new.clone(), vec!["b".to_owned()]));
+
+        // A gone runner with yet another spec does not make a conflict.
+        db.skewed(TimeDelta::hours(-1))
+            .runner_register(&runner("old", true), &[described("x", "15m")])
+            .await
+            .unwrap();
+        // The rolling deploy completes: every live runner has the new spec.
+        store.runner_register(&runner("a", false), std::slice::from_ref(&new)).await.unwrap();
+        store.runner_register(&runner("c", false), std::slice::from_ref(&new)).await.unwrap();
+        let job = store.registered_jobs(Some("x")).await.unwrap().remove(0);
+        assert!(!job.conflicting, "{job:?}");
+        assert_eq!(job.variants.len(), 1);
+        assert_eq!(job.variants[0].runners, ["a", "b", "c"]);
+        assert_eq!(job.spec, new);
+        assert_eq!(job.runners.len(), 4);
     }
 }

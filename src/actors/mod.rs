@@ -23,6 +23,10 @@
 //!                    run_later(interval) (self, re-armed after each run; never overlapping)
 //!                      │
 //!  Scheduler ──PruneNow/StopPruner──▶ Pruner ──count stale RUNNING, prune in batches──▶ Store
+//!
+//!                    run_later(presence_interval) (self, re-armed after each refresh)
+//!                      │
+//!  Scheduler ──Register/JobsChanged/StopPresence──▶ Presence ──register, refresh last_seen──▶ Store
 //! ```
 //!
 //! - [`supervisor::Supervisor`]: arms each job's tick on its own timer, shares the execution
@@ -39,7 +43,11 @@
 //! - [`completer::Completer`]: records handed-over outcomes in batches (flush on size or after a
 //!   few ms), then unbooks their leases and reports them ended, one message per batch.
 //! - [`retention::Pruner`]: the retention service: prunes finished and dead rows past their
-//!   retention in batches, and measures stale RUNNING rows.
+//!   retention in batches, measures stale RUNNING rows, and deletes runners not seen for
+//!   `keep_runners`.
+//! - [`presence::Presence`]: this runner's rows in the job and runner registry: registers it and
+//!   its jobs, refreshes `last_seen` with one statement per interval, logs spec conflicts once,
+//!   marks the runner stopped at shutdown.
 //!
 //! All actors live on the arbiter that started the scheduler; handlers run on a separate
 //! multi-threaded runtime ([`handler_runtime::HandlerRuntime`]) so a blocking or panicking handler
@@ -51,6 +59,7 @@ pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
 pub(crate) mod job_changes;
 pub(crate) mod planning;
+pub(crate) mod presence;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;

@@ -9,7 +9,9 @@
 //!      `cronlease_stale_running_executions` gauge;
 //!   2. deletes SUCCESS and SUPERSEDED rows whose `finished_at` is older than `keep_finished`, in
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
-//!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure.
+//!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
+//!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
+//!      stopped), with their registered jobs.
 //!
 //! Rows awaiting a replay and the newest row of every `(job, scope)` are never pruned (planning
 //! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
@@ -31,13 +33,17 @@ pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const DEFAULT_KEEP_DEAD: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default time between two runs of the retention service: 5 minutes.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default age, from `last_seen`, after which a runner (gone or stopped) is deleted from the
+/// registry with its jobs: 7 days.
+pub const DEFAULT_KEEP_RUNNERS: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default number of rows one prune statement deletes: 1000.
 pub const DEFAULT_PRUNE_BATCH: usize = 1000;
 
 /// How long executions are kept, and how the retention service prunes them.
 ///
 /// Default: SUCCESS and SUPERSEDED rows kept 30 days after they finished, DEAD rows 7 days after
-/// their last failure, a run every 5 minutes, 1000 rows per statement.
+/// their last failure, runners 7 days after they were last seen, a run every 5 minutes, 1000
+/// rows per statement.
 ///
 /// ```
 /// use std::time::Duration;
@@ -66,6 +72,10 @@ pub struct Retention {
     /// Most rows one delete statement removes; a run repeats it until a batch comes back short,
     /// so each statement holds its locks briefly. Default: 1000.
     pub batch_size: usize,
+    /// Age, from `last_seen`, after which a runner that stopped refreshing (gone) or shut down
+    /// (stopped) is deleted from the job and runner registry, with its rows of registered jobs;
+    /// `None` keeps them. Default: 7 days.
+    pub keep_runners: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -75,16 +85,19 @@ impl Default for Retention {
             keep_finished: Some(DEFAULT_KEEP_FINISHED),
             keep_dead: Some(DEFAULT_KEEP_DEAD),
             batch_size: DEFAULT_PRUNE_BATCH,
+            keep_runners: Some(DEFAULT_KEEP_RUNNERS),
         }
     }
 }
 
 impl Retention {
-    /// Prunes nothing: every row is kept. The service still runs to measure stale RUNNING rows.
+    /// Prunes nothing: every row (and every runner) is kept. The service still runs to measure
+    /// stale RUNNING rows.
     pub fn disabled() -> Self {
         Retention {
             keep_finished: None,
             keep_dead: None,
+            keep_runners: None,
             ..Retention::default()
         }
     }
@@ -99,6 +112,12 @@ impl Retention {
         if self.keep_finished.is_some_and(|d| d.is_zero()) {
             return Err(
                 "retention keep_finished must be longer than zero (None keeps rows forever)".into(),
+            );
+        }
+        if self.keep_runners.is_some_and(|d| d.is_zero()) {
+            return Err(
+                "retention keep_runners must be longer than zero (None keeps runners forever)"
+                    .into(),
             );
         }
         if self.keep_dead.is_some_and(|d| d.is_zero()) {
@@ -120,6 +139,8 @@ pub struct PruneReport {
     pub dead: u64,
     /// RUNNING rows found with a stale lease (all jobs), before the deletes.
     pub stale_running: u64,
+    /// Runners deleted from the registry (with their registered jobs).
+    pub runners: u64,
 }
 
 /// The retention service.
@@ -208,6 +229,15 @@ async fn prune(
                 set = set.as_str(),
                 deleted = total,
                 "pruned executions past their retention"
+            );
+        }
+    }
+    if let Some(keep) = config.keep_runners {
+        report.runners = store.runner_prune(keep).await?;
+        if report.runners > 0 {
+            tracing::info!(
+                runners = report.runners,
+                "pruned runners not seen within their retention"
             );
         }
     }

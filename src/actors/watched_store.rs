@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::{Pause, SkipSpan};
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, SkipSpan};
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate,
+    RunnerRegistration, Store, SuccessWrite, Swept,
 };
 use crate::takeover::TakeoverGuard;
 
@@ -193,6 +193,40 @@ impl Store for WatchedStore {
 
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
         let outcome = self.inner.skip_list(job, limit).await;
+        self.watch(outcome)
+    }
+
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
+        let outcome = self.inner.runner_register(runner, jobs).await;
+        self.watch(outcome)
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let outcome = self.inner.runner_seen(runner_id).await;
+        self.watch(outcome)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let outcome = self.inner.runner_stop(runner_id).await;
+        self.watch(outcome)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let outcome = self.inner.runner_list().await;
+        self.watch(outcome)
+    }
+
+    async fn runner_prune(&self, older_than: Duration) -> Result<u64> {
+        let outcome = self.inner.runner_prune(older_than).await;
+        self.watch(outcome)
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let outcome = self.inner.registered_jobs(job).await;
         self.watch(outcome)
     }
 }

@@ -6,16 +6,24 @@
 //! - [`SkipSpan`] (`ledger.rs`): the skipped-plan ledger, plans deliberately not run and why;
 //!   `SkipCollector`, a tick's catch-up skips grouped into few rows.
 //! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts.
+//! - [`Runner`], [`RegisteredJob`] (`registry.rs`): which runners are alive and which jobs they
+//!   run with which spec; a spec that differs between live runners is reported.
 //!
 //! Types and decisions only; the store reads and writes them.
 
 mod ledger;
 mod pause;
+mod registry;
 mod why;
 
 pub(crate) use ledger::{CatchUpSkip, SkipCollector};
 pub use ledger::{SkipReason, SkipSpan};
 pub use pause::Pause;
 pub(crate) use pause::PauseSet;
+pub(crate) use registry::{ConflictLog, RegistryRow, registered_jobs};
+pub use registry::{
+    GONE_AFTER_INTERVALS, JobDescription, RegisteredJob, Runner, RunnerRegistration, RunnerState,
+    SpecVariant,
+};
 pub use why::Why;
 pub(crate) use why::{PlanFacts, explain};

@@ -5,6 +5,8 @@
 //! - [`CronSchedule`] (`cron.rs`): the pattern, its zone and the DST rules.
 //! - [`stagger_offset`] (`stagger.rs`): a scope's stable offset inside a stagger window.
 //! - [`PlannedTime`] and the upcoming plan times of a job (`preview.rs`).
+//! - [`Schedule::to_text`] / [`Schedule::from_text`] (`text.rs`): the one-line form the job
+//!   registry stores.
 //! - [`floor_plan`]: truncates a time down to a cadence boundary counted from `0001-01-01T00:00:00Z`.
 //!
 //! Whatever the schedule, a plan's identity is the UTC instant stored in `plan_time`.
@@ -12,6 +14,7 @@
 mod cron;
 mod preview;
 mod stagger;
+mod text;
 
 use std::fmt;
 use std::str::FromStr;

@@ -323,6 +323,48 @@ impl Store for Deadlined {
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
         bounded("skip_list", self.call, self.inner.skip_list(job, limit)).await
     }
+
+    async fn runner_register(
+        &self,
+        runner: &crate::control::RunnerRegistration,
+        jobs: &[crate::control::JobDescription],
+    ) -> Result<()> {
+        let call = self.inner.runner_register(runner, jobs);
+        bounded("runner_register", self.call, call).await
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        bounded("runner_seen", self.call, self.inner.runner_seen(runner_id)).await
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        bounded("runner_stop", self.call, self.inner.runner_stop(runner_id)).await
+    }
+
+    async fn runner_list(&self) -> Result<Vec<crate::control::Runner>> {
+        bounded("runner_list", self.call, self.inner.runner_list()).await
+    }
+
+    async fn runner_prune(&self, older_than: Duration) -> Result<u64> {
+        bounded(
+            "runner_prune",
+            self.call,
+            self.inner.runner_prune(older_than),
+        )
+        .await
+    }
+
+    async fn registered_jobs(
+        &self,
+        job: Option<&str>,
+    ) -> Result<Vec<crate::control::RegisteredJob>> {
+        bounded(
+            "registered_jobs",
+            self.call,
+            self.inner.registered_jobs(job),
+        )
+        .await
+    }
 }
 
 /// A pooled connection for one store call, discarded if the call is dropped before

@@ -10,12 +10,15 @@
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
 //!   [`ExecutionCursor`], [`PruneSet`].
 //! - [`StoreDeadlines`]: how long a call may take, on the client and on the server.
+//! - [`RunnerRegistration`]: what a runner writes about itself in the job and runner registry.
 //!
 //! Every time a store writes comes from the database clock, never the runner's. Every write of a
 //! lease owner is fenced by `(id, lease_token, status = RUNNING)`. Each method is one round of work
-//! for the database whatever the batch size, except [`Store::migrate`]: one statement, or on
-//! SQLite a few on one connection (see `SqliteStore`'s claim and success write). A test can count
-//! database work by counting calls.
+//! for the database whatever the batch size, except [`Store::migrate`], and
+//! [`Store::runner_register`] and [`Store::runner_prune`] (a few statements, run at start, on job
+//! changes and by the retention service, never per tick): one statement, or on SQLite a few on
+//! one connection (see `SqliteStore`'s claim and success write). A test can count database work
+//! by counting calls.
 //!
 //! Every write the runtime retries after a transient error is safe to send twice with the same
 //! arguments: a claim re-offers the same ids and tokens and gets back the rows an earlier try
@@ -40,6 +43,7 @@ mod classify;
 pub(crate) mod deadline;
 pub mod mysql;
 pub mod postgres;
+mod registry;
 mod rowmap;
 pub mod sqlite;
 mod url;
@@ -50,11 +54,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::{Pause, SkipReason, SkipSpan};
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, SkipReason, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
 
+pub use crate::control::RunnerRegistration;
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
@@ -201,6 +206,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// The ledger rows of `job`, or of every job, most recently recorded first, at most `limit`.
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>>;
+
+    /// Registers a runner and the whole set of jobs it runs, in one transaction: upserts its
+    /// row (`last_seen` now, database clock; `started_at` now and any stop forgotten when
+    /// `runner.starting`), then replaces its rows of the job registry by `jobs`. Writes only
+    /// this runner's rows: another runner's view of a job is never touched.
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()>;
+
+    /// Refreshes the runner's `last_seen` to now (database clock), in one statement. Returns
+    /// `false` when the runner has no row (pruned while it could not reach the database): it
+    /// should register again.
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool>;
+
+    /// Marks the runner stopped (a clean shutdown): `stopped_at` and `last_seen` now. Returns
+    /// whether the runner had a row.
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool>;
+
+    /// Every registered runner, by id, with its state at the database's current time
+    /// ([`RunnerState::at`](crate::RunnerState::at)).
+    async fn runner_list(&self) -> Result<Vec<Runner>>;
+
+    /// Deletes runners (live, gone or stopped) whose `last_seen` is older than `older_than`
+    /// (database clock), and their rows of the job registry. Returns how many runners.
+    async fn runner_prune(&self, older_than: Duration) -> Result<u64>;
+
+    /// The registered jobs (one, or all), by name: each with the specs its live runners
+    /// registered and whether they conflict.
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>>;
 }
 
 /// A ledger row from its stored columns (the same on every backend once times are decoded).

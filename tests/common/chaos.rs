@@ -342,6 +342,37 @@ impl Store for FaultyStore {
         self.call("skip_list", self.inner.skip_list(job, limit))
             .await
     }
+
+    async fn runner_register(
+        &self,
+        runner: &cronlease::store::RunnerRegistration,
+        jobs: &[cronlease::JobDescription],
+    ) -> cronlease::Result<()> {
+        self.call("runner_register", self.inner.runner_register(runner, jobs))
+            .await
+    }
+    async fn runner_seen(&self, runner_id: &str) -> cronlease::Result<bool> {
+        self.call("runner_seen", self.inner.runner_seen(runner_id))
+            .await
+    }
+    async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<bool> {
+        self.call("runner_stop", self.inner.runner_stop(runner_id))
+            .await
+    }
+    async fn runner_list(&self) -> cronlease::Result<Vec<cronlease::Runner>> {
+        self.call("runner_list", self.inner.runner_list()).await
+    }
+    async fn runner_prune(&self, older_than: std::time::Duration) -> cronlease::Result<u64> {
+        self.call("runner_prune", self.inner.runner_prune(older_than))
+            .await
+    }
+    async fn registered_jobs(
+        &self,
+        job: Option<&str>,
+    ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
+        self.call("registered_jobs", self.inner.registered_jobs(job))
+            .await
+    }
 }
 
 /// Where a test database lives, in a form that travels to a child process (as JSON).

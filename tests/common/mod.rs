@@ -577,6 +577,46 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+
+            async fn runner_register(
+                &self,
+                runner: &cronlease::store::RunnerRegistration,
+                jobs: &[cronlease::JobDescription],
+            ) -> cronlease::Result<()> {
+                // Not hooked: a hook may answer `Ok(Default::default())`, meaningless for a
+                // registration (which happens at start and on job changes, never per tick).
+                self.inner.runner_register(runner, jobs).await
+            }
+            async fn runner_seen(&self, runner_id: &str) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "runner_seen");
+                $before;
+                let out = self.inner.runner_seen(runner_id).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn runner_stop(&self, runner_id: &str) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "runner_stop");
+                $before;
+                let out = self.inner.runner_stop(runner_id).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn runner_list(&self) -> cronlease::Result<Vec<cronlease::Runner>> {
+                self.inner.runner_list().await
+            }
+            async fn runner_prune(&self, older_than: std::time::Duration) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "runner_prune");
+                $before;
+                let out = self.inner.runner_prune(older_than).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn registered_jobs(
+                &self,
+                job: Option<&str>,
+            ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
+                self.inner.registered_jobs(job).await
+            }
         }
     };
 }

@@ -119,6 +119,46 @@ CREATE TABLE cronlease_skips (
   KEY cronlease_skips_recorded (recorded_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"],
     ),
+    (
+        6,
+        "registry",
+        // Two tables, two statements (DDL commits each): `IF NOT EXISTS` lets a migration
+        // interrupted between them run again.
+        &[
+            "
+CREATE TABLE IF NOT EXISTS cronlease_runners (
+  runner_id           VARBINARY(512) NOT NULL PRIMARY KEY,
+  host                TEXT CHARACTER SET utf8mb4 NOT NULL,
+  pid                 BIGINT NOT NULL,
+  version             TEXT CHARACTER SET utf8mb4 NOT NULL,
+  refresh_interval_ms BIGINT NOT NULL,
+  started_at          DATETIME(6) NOT NULL,
+  last_seen           DATETIME(6) NOT NULL,
+  stopped_at          DATETIME(6) NULL,
+  KEY cronlease_runners_last_seen (last_seen)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+            "
+CREATE TABLE IF NOT EXISTS cronlease_registered_jobs (
+  runner_id             VARBINARY(512) NOT NULL,
+  job_name              VARBINARY(512) NOT NULL,
+  spec_hash             VARCHAR(32) NOT NULL,
+  schedule              TEXT CHARACTER SET utf8mb4 NULL,
+  time_zone             TEXT CHARACTER SET utf8mb4 NOT NULL,
+  stagger_ms            BIGINT NOT NULL,
+  schedule_delay_ms     BIGINT NOT NULL,
+  catch_up              TEXT CHARACTER SET utf8mb4 NOT NULL,
+  max_attempts          BIGINT NOT NULL,
+  backoff               TEXT CHARACTER SET utf8mb4 NOT NULL,
+  run_timeout_ms        BIGINT NOT NULL,
+  stale_timeout_ms      BIGINT NOT NULL,
+  heartbeat_interval_ms BIGINT NOT NULL,
+  spec                  TEXT CHARACTER SET utf8mb4 NOT NULL,
+  registered_at         DATETIME(6) NOT NULL,
+  PRIMARY KEY (runner_id, job_name),
+  KEY cronlease_registered_jobs_job (job_name)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+        ],
+    ),
 ];
 
 /// Applies the migrations the database lacks, holding the database's migration lock.

@@ -59,12 +59,13 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::{Pause, SkipSpan};
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
 use crate::store::StoreDeadlines;
+use crate::store::registry;
 use crate::store::rowmap::{corrupt, count, parsed};
 
 /// Connections in the pool [`MySqlStore::connect`] and [`MySqlStore::connect_with`] open.
@@ -133,6 +134,11 @@ struct Statements {
     count_stale: Arc<str>,
     finish_success_at_once: Arc<str>,
     tick_clock: Arc<str>,
+    runner_seen: Arc<str>,
+    runner_stop: Arc<str>,
+    runner_list: Arc<str>,
+    runner_prune: Arc<str>,
+    registered_jobs: Arc<str>,
 }
 
 impl Statements {
@@ -146,6 +152,11 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             finish_success_at_once: fill(sql::EXECUTION_FINISH_SUCCESS_AT_ONCE),
             tick_clock: fill(sql::TICK_CLOCK),
+            runner_seen: fill(sql::RUNNER_SEEN),
+            runner_stop: fill(sql::RUNNER_STOP),
+            runner_list: fill(sql::RUNNER_LIST),
+            runner_prune: fill(sql::RUNNER_PRUNE),
+            registered_jobs: fill(sql::REGISTERED_JOBS),
         }
     }
 }
@@ -1467,6 +1478,128 @@ impl Store for MySqlStore {
             .map_err(|e| db_error("skip_list", e))?;
         rows.iter().map(skip_row).collect()
     }
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
+        const OP: &str = "runner_register";
+        let fail = |e| db_error(OP, e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let now = self.now(&mut tx, OP).await?;
+        sqlx::query(sql::RUNNER_REGISTER)
+            .bind(&runner.id)
+            .bind(&runner.host)
+            .bind(i64::from(runner.pid))
+            .bind(&runner.version)
+            .bind(duration_ms(runner.refresh_interval))
+            .bind(now)
+            .bind(now)
+            .bind(runner.starting)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        sqlx::query(sql::REGISTERED_JOBS_CLEAR)
+            .bind(&runner.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        for job in jobs {
+            sqlx::query(sql::REGISTERED_JOB_INSERT)
+                .bind(&runner.id)
+                .bind(&job.name)
+                .bind(&job.spec_hash)
+                .bind(job.schedule.as_deref())
+                .bind(&job.time_zone)
+                .bind(duration_ms(job.stagger))
+                .bind(duration_ms(job.schedule_delay))
+                .bind(&job.catch_up)
+                .bind(i64::from(job.max_attempts))
+                .bind(&job.backoff)
+                .bind(duration_ms(job.run_timeout))
+                .bind(duration_ms(job.stale_timeout))
+                .bind(duration_ms(job.heartbeat_interval))
+                .bind(&job.spec)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_seen))
+            .bind(runner_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("runner_seen", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_stop))
+            .bind(runner_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("runner_stop", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let rows = sqlx::query(q(&self.sql.runner_list))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("runner_list", e))?;
+        rows.iter().map(registry::runner).collect()
+    }
+
+    async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
+        let fail = |e| db_error("runner_prune", e);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let pruned = sqlx::query(q(&self.sql.runner_prune))
+            .bind(duration_ms(older_than).saturating_mul(1000))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?
+            .rows_affected();
+        if pruned > 0 {
+            sqlx::query(sql::REGISTERED_JOBS_PRUNE)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(pruned)
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let rows = sqlx::query(q(&self.sql.registered_jobs))
+            .bind(job)
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("registered_jobs", e))?;
+        Ok(registry::registered_jobs(rows.iter()))
+    }
+}
+
+impl registry::Columns for MySqlRow {
+    fn text(&self, i: usize) -> sqlx::Result<String> {
+        self.try_get(i).or_else(|_| row::text(self, i))
+    }
+    fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> sqlx::Result<i64> {
+        self.try_get(i)
+    }
+    fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>> {
+        self.try_get(i)
+    }
+    fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get(i)
+    }
 }
 
 /// One ledger row, in the column order of `SKIP_FIND` and `SKIP_LIST`.
@@ -1606,7 +1739,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 5);
+        assert_eq!(applied, 6);
         let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
             .fetch_one(store.pool())
             .await
@@ -1625,7 +1758,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 5
+                    known: 6
                 })
             ),
             "{refused:?}"

@@ -455,3 +455,57 @@ FROM cronlease_skips
 WHERE (? IS NULL OR job_name = ?)
 ORDER BY recorded_at DESC, job_name, span_from DESC
 LIMIT ?";
+/// Runner id, host, pid, version, refresh interval (ms), now, now, then starting (a fresh
+/// `started_at`). A runner that registers is running: any former stop is forgotten.
+/// `started_at` is assigned before `last_seen`: MySQL assigns left to right.
+pub(super) const RUNNER_REGISTER: &str = "\
+INSERT INTO cronlease_runners
+  (runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+ON DUPLICATE KEY UPDATE
+  host = VALUES(host), pid = VALUES(pid), version = VALUES(version),
+  refresh_interval_ms = VALUES(refresh_interval_ms),
+  started_at = IF(?, VALUES(started_at), started_at),
+  last_seen = VALUES(last_seen), stopped_at = NULL";
+
+pub(super) const REGISTERED_JOBS_CLEAR: &str = "\
+DELETE FROM cronlease_registered_jobs WHERE runner_id = ?";
+
+/// Runner id, the job's description (see `JobDescription`), now.
+pub(super) const REGISTERED_JOB_INSERT: &str = "\
+INSERT INTO cronlease_registered_jobs
+  (runner_id, job_name, spec_hash, schedule, time_zone, stagger_ms, schedule_delay_ms, catch_up,
+   max_attempts, backoff, run_timeout_ms, stale_timeout_ms, heartbeat_interval_ms, spec,
+   registered_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+pub(super) const RUNNER_SEEN: &str = "\
+UPDATE cronlease_runners SET last_seen = {NOW} WHERE runner_id = ?";
+
+pub(super) const RUNNER_STOP: &str = "\
+UPDATE cronlease_runners SET last_seen = {NOW}, stopped_at = {NOW} WHERE runner_id = ?";
+
+pub(super) const RUNNER_LIST: &str = "\
+SELECT runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at,
+  {NOW} AS now
+FROM cronlease_runners ORDER BY runner_id";
+
+/// How long after `last_seen` (µs) a runner is deleted.
+pub(super) const RUNNER_PRUNE: &str = "\
+DELETE FROM cronlease_runners WHERE last_seen < {NOW} - INTERVAL ? MICROSECOND";
+
+/// The registry rows whose runner is gone from `cronlease_runners` (pruned).
+pub(super) const REGISTERED_JOBS_PRUNE: &str = "\
+DELETE j FROM cronlease_registered_jobs AS j
+LEFT JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
+WHERE r.runner_id IS NULL";
+
+/// One job (bound twice), or NULL for all.
+pub(super) const REGISTERED_JOBS: &str = "\
+SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_ms,
+  j.schedule_delay_ms, j.catch_up, j.max_attempts, j.backoff, j.run_timeout_ms,
+  j.stale_timeout_ms, j.heartbeat_interval_ms, j.spec, j.registered_at, r.last_seen,
+  r.stopped_at, r.refresh_interval_ms, {NOW} AS now
+FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
+WHERE (? IS NULL OR j.job_name = ?)
+ORDER BY j.job_name, j.runner_id";

@@ -119,6 +119,42 @@ CREATE TABLE cronlease_skips (
 CREATE INDEX cronlease_skips_recorded ON cronlease_skips (recorded_at);
 ",
     ),
+    (
+        6,
+        "registry",
+        "
+CREATE TABLE cronlease_runners (
+  runner_id           text PRIMARY KEY,
+  host                text NOT NULL,
+  pid                 bigint NOT NULL,
+  version             text NOT NULL,
+  refresh_interval_ms bigint NOT NULL,
+  started_at          timestamptz NOT NULL,
+  last_seen           timestamptz NOT NULL,
+  stopped_at          timestamptz
+);
+CREATE INDEX cronlease_runners_last_seen ON cronlease_runners (last_seen);
+CREATE TABLE cronlease_registered_jobs (
+  runner_id             text NOT NULL,
+  job_name              text NOT NULL,
+  spec_hash             text NOT NULL,
+  schedule              text,
+  time_zone             text NOT NULL,
+  stagger_ms            bigint NOT NULL,
+  schedule_delay_ms     bigint NOT NULL,
+  catch_up              text NOT NULL,
+  max_attempts          bigint NOT NULL,
+  backoff               text NOT NULL,
+  run_timeout_ms        bigint NOT NULL,
+  stale_timeout_ms      bigint NOT NULL,
+  heartbeat_interval_ms bigint NOT NULL,
+  spec                  text NOT NULL,
+  registered_at         timestamptz NOT NULL,
+  PRIMARY KEY (runner_id, job_name)
+);
+CREATE INDEX cronlease_registered_jobs_job ON cronlease_registered_jobs (job_name);
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

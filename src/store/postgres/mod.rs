@@ -31,11 +31,12 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
     Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::{Pause, SkipSpan};
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
+use crate::store::registry;
 use crate::store::rowmap::{corrupt, count, parsed};
 
 /// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
@@ -78,6 +79,13 @@ struct Statements {
     pause_set: Arc<str>,
     pause_clear: Arc<str>,
     skip_record: Arc<str>,
+    runner_register: Arc<str>,
+    registered_job_insert: Arc<str>,
+    runner_seen: Arc<str>,
+    runner_stop: Arc<str>,
+    runner_list: Arc<str>,
+    runner_prune: Arc<str>,
+    registered_jobs: Arc<str>,
 }
 
 impl Statements {
@@ -100,6 +108,13 @@ impl Statements {
             pause_set: fill(sql::PAUSE_SET),
             pause_clear: fill(sql::PAUSE_CLEAR),
             skip_record: fill(sql::SKIP_RECORD),
+            runner_register: fill(sql::RUNNER_REGISTER),
+            registered_job_insert: fill(sql::REGISTERED_JOB_INSERT),
+            runner_seen: fill(sql::RUNNER_SEEN),
+            runner_stop: fill(sql::RUNNER_STOP),
+            runner_list: fill(sql::RUNNER_LIST),
+            runner_prune: fill(sql::RUNNER_PRUNE),
+            registered_jobs: fill(sql::REGISTERED_JOBS),
         }
     }
 }
@@ -804,6 +819,113 @@ impl Store for PgStore {
             .await;
         c.done(result)?.iter().map(skip_row).collect()
     }
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
+        let mut c = Checkout::acquire(&self.pool, "runner_register").await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *c).await?;
+            sqlx::query(q(&self.sql.runner_register))
+                .bind(&runner.id)
+                .bind(&runner.host)
+                .bind(i64::from(runner.pid))
+                .bind(&runner.version)
+                .bind(duration_ms(runner.refresh_interval))
+                .bind(runner.starting)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(sql::REGISTERED_JOBS_CLEAR)
+                .bind(&runner.id)
+                .execute(&mut *tx)
+                .await?;
+            for job in jobs {
+                sqlx::query(q(&self.sql.registered_job_insert))
+                    .bind(&runner.id)
+                    .bind(&job.name)
+                    .bind(&job.spec_hash)
+                    .bind(job.schedule.as_deref())
+                    .bind(&job.time_zone)
+                    .bind(duration_ms(job.stagger))
+                    .bind(duration_ms(job.schedule_delay))
+                    .bind(&job.catch_up)
+                    .bind(i64::from(job.max_attempts))
+                    .bind(&job.backoff)
+                    .bind(duration_ms(job.run_timeout))
+                    .bind(duration_ms(job.stale_timeout))
+                    .bind(duration_ms(job.heartbeat_interval))
+                    .bind(&job.spec)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        c.done(result)
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "runner_seen").await?;
+        let result = sqlx::query(q(&self.sql.runner_seen))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected() > 0)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "runner_stop").await?;
+        let result = sqlx::query(q(&self.sql.runner_stop))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected() > 0)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let mut c = Checkout::acquire(&self.pool, "runner_list").await?;
+        let result = sqlx::query(q(&self.sql.runner_list))
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(registry::runner).collect()
+    }
+
+    async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "runner_prune").await?;
+        let result = sqlx::query_scalar::<_, i64>(q(&self.sql.runner_prune))
+            .bind(duration_ms(older_than))
+            .fetch_one(&mut *c)
+            .await;
+        Ok(u64::try_from(c.done(result)?).unwrap_or(0))
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let mut c = Checkout::acquire(&self.pool, "registered_jobs").await?;
+        let result = sqlx::query(q(&self.sql.registered_jobs))
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        Ok(registry::registered_jobs(c.done(result)?.iter()))
+    }
+}
+
+impl registry::Columns for PgRow {
+    fn text(&self, i: usize) -> sqlx::Result<String> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> sqlx::Result<i64> {
+        self.try_get(i)
+    }
+    fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>> {
+        self.try_get(i)
+    }
+    fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get(i)
+    }
 }
 
 /// The columns of a ledger batch, one array each (`UNNEST` zips them).
@@ -912,7 +1034,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 5);
+        assert_eq!(applied, 6);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -972,7 +1094,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 5
+                    known: 6
                 })
             ),
             "{refused:?}"

@@ -371,3 +371,58 @@ FROM cronlease_skips
 WHERE ($1::text IS NULL OR job_name = $1::text)
 ORDER BY recorded_at DESC, job_name, span_from DESC
 LIMIT $2";
+/// $1..$5: runner id, host, pid, version, refresh interval (ms); $6: starting (a fresh
+/// `started_at`). A runner that registers is running: any former stop is forgotten.
+pub(super) const RUNNER_REGISTER: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+INSERT INTO cronlease_runners
+  (runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at)
+SELECT $1, $2, $3, $4, $5, c.now, c.now, NULL FROM c
+ON CONFLICT (runner_id) DO UPDATE SET
+  host = EXCLUDED.host, pid = EXCLUDED.pid, version = EXCLUDED.version,
+  refresh_interval_ms = EXCLUDED.refresh_interval_ms,
+  started_at = CASE WHEN $6 THEN EXCLUDED.started_at ELSE cronlease_runners.started_at END,
+  last_seen = EXCLUDED.last_seen, stopped_at = NULL";
+
+pub(super) const REGISTERED_JOBS_CLEAR: &str = "\
+DELETE FROM cronlease_registered_jobs WHERE runner_id = $1";
+
+/// $1 runner id, $2..$14 the job's description (see `JobDescription`).
+pub(super) const REGISTERED_JOB_INSERT: &str = "\
+INSERT INTO cronlease_registered_jobs
+  (runner_id, job_name, spec_hash, schedule, time_zone, stagger_ms, schedule_delay_ms, catch_up,
+   max_attempts, backoff, run_timeout_ms, stale_timeout_ms, heartbeat_interval_ms, spec,
+   registered_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {NOW})";
+
+pub(super) const RUNNER_SEEN: &str = "\
+UPDATE cronlease_runners SET last_seen = {NOW} WHERE runner_id = $1";
+
+pub(super) const RUNNER_STOP: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_runners SET last_seen = c.now, stopped_at = c.now FROM c WHERE runner_id = $1";
+
+pub(super) const RUNNER_LIST: &str = "\
+SELECT runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at,
+  {NOW} AS now
+FROM cronlease_runners ORDER BY runner_id";
+
+/// $1: how long after `last_seen` (ms) a runner is deleted, with its registered jobs, in one
+/// statement; returns how many runners.
+pub(super) const RUNNER_PRUNE: &str = "\
+WITH gone AS (
+  DELETE FROM cronlease_runners WHERE last_seen < {NOW} - $1 * interval '1 millisecond'
+  RETURNING runner_id),
+jobs AS (
+  DELETE FROM cronlease_registered_jobs AS j USING gone WHERE j.runner_id = gone.runner_id)
+SELECT COUNT(*) FROM gone";
+
+/// $1: one job, or NULL for all.
+pub(super) const REGISTERED_JOBS: &str = "\
+SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_ms,
+  j.schedule_delay_ms, j.catch_up, j.max_attempts, j.backoff, j.run_timeout_ms,
+  j.stale_timeout_ms, j.heartbeat_interval_ms, j.spec, j.registered_at, r.last_seen,
+  r.stopped_at, r.refresh_interval_ms, {NOW} AS now
+FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
+WHERE ($1::text IS NULL OR j.job_name = $1::text)
+ORDER BY j.job_name, j.runner_id";

@@ -147,6 +147,42 @@ CREATE TABLE cronlease_skips (
 CREATE INDEX cronlease_skips_recorded ON cronlease_skips (recorded_at);
 ",
     ),
+    (
+        6,
+        "registry",
+        "
+CREATE TABLE cronlease_runners (
+  runner_id           TEXT PRIMARY KEY,
+  host                TEXT NOT NULL,
+  pid                 INTEGER NOT NULL,
+  version             TEXT NOT NULL,
+  refresh_interval_ms INTEGER NOT NULL,
+  started_at          INTEGER NOT NULL,
+  last_seen           INTEGER NOT NULL,
+  stopped_at          INTEGER
+) WITHOUT ROWID;
+CREATE INDEX cronlease_runners_last_seen ON cronlease_runners (last_seen);
+CREATE TABLE cronlease_registered_jobs (
+  runner_id             TEXT NOT NULL,
+  job_name              TEXT NOT NULL,
+  spec_hash             TEXT NOT NULL,
+  schedule              TEXT,
+  time_zone             TEXT NOT NULL,
+  stagger_ms            INTEGER NOT NULL,
+  schedule_delay_ms     INTEGER NOT NULL,
+  catch_up              TEXT NOT NULL,
+  max_attempts          INTEGER NOT NULL,
+  backoff               TEXT NOT NULL,
+  run_timeout_ms        INTEGER NOT NULL,
+  stale_timeout_ms      INTEGER NOT NULL,
+  heartbeat_interval_ms INTEGER NOT NULL,
+  spec                  TEXT NOT NULL,
+  registered_at         INTEGER NOT NULL,
+  PRIMARY KEY (runner_id, job_name)
+) WITHOUT ROWID;
+CREATE INDEX cronlease_registered_jobs_job ON cronlease_registered_jobs (job_name);
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before

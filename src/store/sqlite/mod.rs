@@ -36,11 +36,12 @@ use super::{
     ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
     RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::{Pause, SkipSpan};
+use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
 use crate::scope::Scope;
+use crate::store::registry;
 use crate::store::rowmap::{corrupt, count, parsed, uuid};
 use checkpoint::Checkpointer;
 
@@ -87,6 +88,13 @@ struct Statements {
     pause_set: Arc<str>,
     pause_record: Arc<str>,
     skip_record: Arc<str>,
+    runner_register: Arc<str>,
+    registered_job_insert: Arc<str>,
+    runner_seen: Arc<str>,
+    runner_stop: Arc<str>,
+    runner_list: Arc<str>,
+    runner_prune: Arc<str>,
+    registered_jobs: Arc<str>,
 }
 
 impl Statements {
@@ -110,6 +118,13 @@ impl Statements {
             pause_set: fill(sql::PAUSE_SET),
             pause_record: fill(sql::PAUSE_RECORD),
             skip_record: fill(sql::SKIP_RECORD),
+            runner_register: fill(sql::RUNNER_REGISTER),
+            registered_job_insert: fill(sql::REGISTERED_JOB_INSERT),
+            runner_seen: fill(sql::RUNNER_SEEN),
+            runner_stop: fill(sql::RUNNER_STOP),
+            runner_list: fill(sql::RUNNER_LIST),
+            runner_prune: fill(sql::RUNNER_PRUNE),
+            registered_jobs: fill(sql::REGISTERED_JOBS),
         }
     }
 }
@@ -798,6 +813,57 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn runner_register(
+        &self,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
+        let fail = |e| db_error("runner_register", e);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        sqlx::query(q(&self.sql.runner_register))
+            .bind(&runner.id)
+            .bind(&runner.host)
+            .bind(i64::from(runner.pid))
+            .bind(&runner.version)
+            .bind(duration_ms(runner.refresh_interval))
+            .bind(runner.starting)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        sqlx::query(sql::REGISTERED_JOBS_CLEAR)
+            .bind(&runner.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        for job in jobs {
+            sqlx::query(q(&self.sql.registered_job_insert))
+                .bind(&runner.id)
+                .bind(&job.name)
+                .bind(&job.spec_hash)
+                .bind(job.schedule.as_deref())
+                .bind(&job.time_zone)
+                .bind(duration_ms(job.stagger))
+                .bind(duration_ms(job.schedule_delay))
+                .bind(&job.catch_up)
+                .bind(i64::from(job.max_attempts))
+                .bind(&job.backoff)
+                .bind(duration_ms(job.run_timeout))
+                .bind(duration_ms(job.stale_timeout))
+                .bind(duration_ms(job.heartbeat_interval))
+                .bind(&job.spec)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        self.wrote();
+        Ok(())
+    }
+
     async fn skip_find(
         &self,
         job: &str,
@@ -825,6 +891,85 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("skip_list", e))?;
         rows.iter().map(skip_row).collect()
+    }
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_seen))
+            .bind(runner_id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("runner_seen", e))?;
+        self.wrote();
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.runner_stop))
+            .bind(runner_id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("runner_stop", e))?;
+        self.wrote();
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let rows = sqlx::query(q(&self.sql.runner_list))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("runner_list", e))?;
+        rows.iter().map(registry::runner).collect()
+    }
+
+    async fn runner_prune(&self, older_than: Duration) -> Result<u64> {
+        let fail = |e| db_error("runner_prune", e);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        let pruned = sqlx::query(q(&self.sql.runner_prune))
+            .bind(duration_ms(older_than))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?
+            .rows_affected();
+        if pruned > 0 {
+            sqlx::query(sql::REGISTERED_JOBS_PRUNE)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        self.wrote();
+        Ok(pruned)
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let rows = sqlx::query(q(&self.sql.registered_jobs))
+            .bind(job)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("registered_jobs", e))?;
+        Ok(registry::registered_jobs(rows.iter()))
+    }
+}
+
+impl registry::Columns for SqliteRow {
+    fn text(&self, i: usize) -> sqlx::Result<String> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> sqlx::Result<i64> {
+        self.try_get(i)
+    }
+    fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>> {
+        self.try_get::<i64, _>(i).map(from_millis)
+    }
+    fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get::<Option<i64>, _>(i)
+            .map(|ms| ms.map(from_millis))
     }
 }
 

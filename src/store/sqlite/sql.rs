@@ -329,3 +329,55 @@ WHERE (?1 IS NULL OR job_name = ?1)
 ORDER BY recorded_at DESC, job_name, span_from DESC
 LIMIT ?2"
 );
+/// ?1..?5: runner id, host, pid, version, refresh interval (ms); ?6: starting (a fresh
+/// `started_at`). A runner that registers is running: any former stop is forgotten.
+pub(super) const RUNNER_REGISTER: &str = "\
+INSERT INTO cronlease_runners
+  (runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at)
+VALUES (?1, ?2, ?3, ?4, ?5, {NOW}, {NOW}, NULL)
+ON CONFLICT (runner_id) DO UPDATE SET
+  host = excluded.host, pid = excluded.pid, version = excluded.version,
+  refresh_interval_ms = excluded.refresh_interval_ms,
+  started_at = CASE WHEN ?6 THEN excluded.started_at ELSE cronlease_runners.started_at END,
+  last_seen = excluded.last_seen, stopped_at = NULL";
+
+pub(super) const REGISTERED_JOBS_CLEAR: &str = "\
+DELETE FROM cronlease_registered_jobs WHERE runner_id = ?1";
+
+/// ?1 runner id, ?2..?14 the job's description (see `JobDescription`).
+pub(super) const REGISTERED_JOB_INSERT: &str = "\
+INSERT INTO cronlease_registered_jobs
+  (runner_id, job_name, spec_hash, schedule, time_zone, stagger_ms, schedule_delay_ms, catch_up,
+   max_attempts, backoff, run_timeout_ms, stale_timeout_ms, heartbeat_interval_ms, spec,
+   registered_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, {NOW})";
+
+pub(super) const RUNNER_SEEN: &str = "\
+UPDATE cronlease_runners SET last_seen = {NOW} WHERE runner_id = ?1";
+
+pub(super) const RUNNER_STOP: &str = "\
+UPDATE cronlease_runners SET last_seen = {NOW}, stopped_at = {NOW} WHERE runner_id = ?1";
+
+pub(super) const RUNNER_LIST: &str = "\
+SELECT runner_id, host, pid, version, refresh_interval_ms, started_at, last_seen, stopped_at,
+  {NOW} AS now
+FROM cronlease_runners ORDER BY runner_id";
+
+/// ?1: how long after `last_seen` (ms) a runner is deleted.
+pub(super) const RUNNER_PRUNE: &str = "\
+DELETE FROM cronlease_runners WHERE last_seen < {NOW} - ?1";
+
+/// The registry rows whose runner is gone from `cronlease_runners` (pruned).
+pub(super) const REGISTERED_JOBS_PRUNE: &str = "\
+DELETE FROM cronlease_registered_jobs WHERE NOT EXISTS (
+  SELECT 1 FROM cronlease_runners AS r WHERE r.runner_id = cronlease_registered_jobs.runner_id)";
+
+/// ?1: one job, or NULL for all.
+pub(super) const REGISTERED_JOBS: &str = "\
+SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_ms,
+  j.schedule_delay_ms, j.catch_up, j.max_attempts, j.backoff, j.run_timeout_ms,
+  j.stale_timeout_ms, j.heartbeat_interval_ms, j.spec, j.registered_at, r.last_seen,
+  r.stopped_at, r.refresh_interval_ms, {NOW} AS now
+FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
+WHERE (?1 IS NULL OR j.job_name = ?1)
+ORDER BY j.job_name, j.runner_id";
