@@ -16,9 +16,16 @@
 //!   ([`Scheduler::dead_executions`], [`Scheduler::replay`]), [`Retention`] of old rows, the
 //!   job and runner registry ([`Scheduler::runners`], [`Scheduler::registered_jobs`]), and
 //!   metrics through the `metrics` facade ([`telemetry`]; `docs/metrics.md`).
+//! - Settings without a code change: [`Config`] from a TOML file and `CRONLEASE_*` variables,
+//!   applied with [`SchedulerBuilder::config`] (`docs/configuration.md`).
+//! - Feature `cli`: the `cronlease` command-line tool (`docs/cli.md`), which drives all of the
+//!   above against the database directly.
 #![deny(missing_docs)]
 
 mod actors;
+#[cfg(feature = "cli")]
+pub mod cli;
+mod config;
 mod control;
 mod error;
 mod execution;
@@ -35,6 +42,9 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
+pub use config::{
+    CONFIG_FILE_VAR, Config, JobOverrides, Keep, RetentionSettings, SchedulerSettings,
+};
 pub use control::{
     GONE_AFTER_INTERVALS, JobDescription, Pause, RegisteredJob, Runner, RunnerState, SkipReason,
     SkipSpan, SpecVariant, Why,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actors::Runtime;
@@ -24,14 +24,14 @@ use crate::actors::retry_policy::RetryPolicy;
 use crate::actors::supervisor::{RunningCount, Shutdown, Supervisor, TickNow, Wake};
 pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
+use crate::config::{Config, JobOverrides};
 use crate::control::{
-    JobDescription, Pause, PlanFacts, RegisteredJob, Runner, RunnerRegistration, SkipSpan, Why,
-    explain,
+    JobDescription, Pause, PlanTiming, RegisteredJob, Runner, RunnerRegistration, SkipSpan, Why,
+    why_plan,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::retry::DbRetry;
-use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::spec::JobSpec;
 use crate::store::deadline::Deadlined;
@@ -85,6 +85,7 @@ pub struct SchedulerBuilder {
     replay_attempts: u32,
     presence_interval: Option<Duration>,
     jobs: Vec<JobSpec>,
+    job_overrides: std::collections::BTreeMap<String, JobOverrides>,
 }
 
 impl SchedulerBuilder {
@@ -178,6 +179,44 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Applies settings read from a file and the environment ([`Config::load`]) on top of the
+    /// code's: every scheduler and retention value the file sets replaces the one given so far,
+    /// and each `[jobs.<name>]` section overrides that job's spec when the scheduler starts
+    /// (whether the job was given before or after this call), checked as
+    /// [`JobSpecBuilder::build`](crate::JobSpecBuilder::build) checks it: an invalid override
+    /// makes [`start`](Self::start) fail naming the job and the field. A section for a job the
+    /// builder was not given is logged and ignored. The file's `database_url` is not used here:
+    /// the store is built by the caller (from it, if they like).
+    ///
+    /// ```no_run
+    /// # async fn demo(store: cronlease::SqliteStore) -> cronlease::Result<()> {
+    /// use cronlease::{Config, Scheduler};
+    ///
+    /// let config = Config::load(Some("cronlease.toml".as_ref()))?;
+    /// let scheduler = Scheduler::builder(store).config(&config) /* .job(..) */ .start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn config(mut self, config: &Config) -> Self {
+        let s = &config.scheduler;
+        if let Some(id) = &s.runner_id {
+            self.runner_id = Some(id.clone());
+        }
+        self.tick_interval = s.tick_interval.unwrap_or(self.tick_interval);
+        self.max_concurrent = s.max_concurrent_executions.unwrap_or(self.max_concurrent);
+        self.shutdown_grace = s.shutdown_grace.unwrap_or(self.shutdown_grace);
+        self.handler_threads = s.handler_threads.unwrap_or(self.handler_threads);
+        self.wait_for_database = s.wait_for_database.unwrap_or(self.wait_for_database);
+        self.auto_tick = s.auto_tick.unwrap_or(self.auto_tick);
+        self.replay_attempts = s.replay_attempts.unwrap_or(self.replay_attempts);
+        self.presence_interval = s.presence_interval.or(self.presence_interval);
+        self.db_retry = config.db_retry(self.db_retry);
+        self.retention = config.retention(self.retention);
+        for (name, overrides) in &config.jobs {
+            self.job_overrides.insert(name.clone(), overrides.clone());
+        }
+        self
+    }
+
     /// Registers a job. Names must be unique.
     pub fn job(mut self, spec: JobSpec) -> Self {
         self.jobs.push(spec);
@@ -188,7 +227,15 @@ impl SchedulerBuilder {
     /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`) and
     /// registers the runner and its jobs in the job and runner registry (a failed registration
     /// is logged and retried at the next refresh, never fatal).
-    pub async fn start(self) -> Result<Scheduler> {
+    pub async fn start(mut self) -> Result<Scheduler> {
+        for (name, overrides) in std::mem::take(&mut self.job_overrides) {
+            match self.jobs.iter_mut().find(|spec| *spec.name == *name) {
+                Some(spec) => *spec = overrides.apply(spec)?,
+                None => {
+                    tracing::warn!(job = %name, "the settings override a job this scheduler does not run; ignored")
+                }
+            }
+        }
         if self.tick_interval.is_zero() {
             return Err(Error::InvalidConfig(
                 "tick_interval must be longer than zero".into(),
@@ -417,6 +464,7 @@ impl Scheduler {
             retention: Retention::default(),
             replay_attempts: DEFAULT_REPLAY_ATTEMPTS,
             presence_interval: None,
+            job_overrides: std::collections::BTreeMap::new(),
             jobs: Vec::new(),
         }
     }
@@ -729,59 +777,12 @@ impl Scheduler {
     /// Reads the database only (a few statements): it answers for plans decided by any replica.
     pub async fn why(&self, job: &str, scope: &Scope, plan_time: DateTime<Utc>) -> Result<Why> {
         let spec = self.known_job(job)?;
-        scope.validate().map_err(Error::InvalidConfig)?;
-        let offset = if spec.stagger.is_zero() {
-            Duration::ZERO
-        } else {
-            stagger_offset(&spec.name, scope, spec.stagger)
+        let timing = PlanTiming {
+            schedule: spec.schedule.clone(),
+            stagger: spec.stagger,
+            schedule_delay: spec.schedule_delay,
         };
-        let due_at = plan_time + delta(offset) + delta(spec.schedule_delay);
-        let rows = |plan_from, plan_before| ExecutionFilter {
-            job: Some(job.to_owned()),
-            scope: Some(scope.clone()),
-            plan_from,
-            plan_before,
-            limit: 1,
-            ..ExecutionFilter::default()
-        };
-        let store = &self.store;
-        let db_now = store.db_now().await?;
-        let at = plan_time + TimeDelta::milliseconds(1);
-        let row = store
-            .execution_list(&rows(Some(plan_time), Some(at)))
-            .await?
-            .into_iter()
-            .next();
-        let newest = store
-            .execution_list(&rows(None, None))
-            .await?
-            .first()
-            .map(|e| e.plan_time);
-        let older_row = !store
-            .execution_list(&rows(None, Some(plan_time)))
-            .await?
-            .is_empty();
-        let pauses = store
-            .pause_list(Some(job))
-            .await?
-            .into_iter()
-            .filter(|p| p.scope.as_ref().is_none_or(|s| s == scope))
-            .collect();
-        let spans = store.skip_find(job, scope, plan_time, due_at).await?;
-        let facts = PlanFacts {
-            row,
-            newest,
-            older_row,
-            pauses,
-            spans,
-        };
-        Ok(explain(
-            spec.schedule.as_ref(),
-            plan_time,
-            due_at,
-            db_now,
-            facts,
-        ))
+        why_plan(&*self.store, job, &timing, scope, plan_time).await
     }
 
     /// The skipped-plan ledger: spans of plans deliberately not run, of `job` or of every job,

@@ -610,6 +610,35 @@ impl JobSpecBuilder {
     }
 }
 
+impl JobSpec {
+    /// A builder holding this spec's settings, its handler and scopes, to change some and build
+    /// again (settings from a file are applied this way, checked like the code's own).
+    pub(crate) fn to_builder(&self) -> JobSpecBuilder {
+        JobSpecBuilder {
+            name: self.name.to_string(),
+            schedule: self.schedule.clone(),
+            parse_error: None,
+            cron: None,
+            time_zone: None,
+            offset: None,
+            stagger: Some(fmt_duration(self.stagger)),
+            planner: self.planner.clone(),
+            scopes: self.scopes.clone(),
+            catch_up: self.catch_up,
+            schedule_delay: self.schedule_delay,
+            run_timeout: self.run_timeout,
+            stale_timeout: Some(self.stale_timeout),
+            heartbeat_interval: Some(self.heartbeat_interval),
+            max_attempts: self.max_attempts,
+            backoff: self.backoff.clone(),
+            allow_stale_reentry: self.allow_stale_reentry,
+            supersede_failed: self.supersede_failed,
+            planning_timeout: self.planning_timeout,
+            handler: Some(self.handler.clone()),
+        }
+    }
+}
+
 impl<I: IntoIterator<Item = Scope>> From<I> for Scopes {
     fn from(scopes: I) -> Self {
         Scopes::list(scopes)

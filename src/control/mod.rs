@@ -5,11 +5,12 @@
 //!   tick obeys.
 //! - [`SkipSpan`] (`ledger.rs`): the skipped-plan ledger, plans deliberately not run and why;
 //!   `SkipCollector`, a tick's catch-up skips grouped into few rows.
-//! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts.
+//! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts;
+//!   `why_plan` gathers them from a store (for the scheduler and for tools with only a URL).
 //! - [`Runner`], [`RegisteredJob`] (`registry.rs`): which runners are alive and which jobs they
 //!   run with which spec; a spec that differs between live runners is reported.
 //!
-//! Types and decisions only; the store reads and writes them.
+//! Types and decisions; the store reads and writes them (`why_plan` only calls its reads).
 
 mod ledger;
 mod pause;
@@ -26,4 +27,4 @@ pub use registry::{
     SpecVariant,
 };
 pub use why::Why;
-pub(crate) use why::{PlanFacts, explain};
+pub(crate) use why::{PlanTiming, why_plan};

@@ -63,6 +63,7 @@ pub use crate::control::RunnerRegistration;
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
+pub use url::redact_url;
 
 pub use mysql::MySqlStore;
 pub use postgres::PgStore;

@@ -1,0 +1,4 @@
+//! The `cronlease` command-line tool.
+fn main() -> std::process::ExitCode {
+    cronlease::cli::main()
+}
