@@ -97,6 +97,60 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn migration_status_reports_a_migrated_schema_as_current(db: TestDb) {
+        let status = db.store.migration_status().await.unwrap();
+        assert!(status.known >= 6, "{status:?}");
+        assert_eq!(status.applied, status.known);
+        assert!(status.is_current());
+        db.store.migrate().await.unwrap();
+        assert_eq!(db.store.migration_status().await.unwrap(), status, "reading changes nothing");
+    }
+}
+
+on_every_backend! {
+    async fn migration_status_of_an_empty_database_is_zero(db: TestDb) {
+        // A second, empty database beside the test's: a schema on PostgreSQL, a database on
+        // MySQL, a file on SQLite.
+        let dir = tempfile::tempdir().unwrap();
+        let empty: Arc<dyn Store> = match db.backend {
+            "postgres" => {
+                let (url, schema) = db.pg_schema().unwrap();
+                let admin = sqlx::PgPool::connect(url).await.unwrap();
+                let fresh = format!("{schema}_empty");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {fresh}"))).execute(&admin).await.unwrap();
+                let options = db.pg_options.clone().unwrap().options([("search_path", fresh.as_str())]);
+                let store = Arc::new(cronlease::PgStore::connect_with(options).await.unwrap());
+                let status = store.migration_status().await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {fresh} CASCADE"))).execute(&admin).await.unwrap();
+                assert_eq!(status.applied, 0);
+                assert!(!status.is_current());
+                return;
+            }
+            "mysql" => {
+                let (url, database) = db.mysql_database().unwrap();
+                let fresh = format!("{database}_e");
+                let admin = sqlx::MySqlPool::connect(url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {fresh}"))).execute(&admin).await.unwrap();
+                let options = db.mysql_options.clone().unwrap().database(&fresh);
+                let store = cronlease::MySqlStore::connect_with(options).await.unwrap();
+                let status = store.migration_status().await;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {fresh}"))).execute(&admin).await.unwrap();
+                let status = status.unwrap();
+                assert_eq!(status.applied, 0);
+                assert!(!status.is_current());
+                return;
+            }
+            _ => Arc::new(cronlease::SqliteStore::open(dir.path().join("empty.db")).await.unwrap()),
+        };
+        let status = empty.migration_status().await.unwrap();
+        assert_eq!(status.applied, 0);
+        assert!(!status.is_current());
+        empty.migrate().await.unwrap();
+        assert!(empty.migration_status().await.unwrap().is_current());
+    }
+}
+
+on_every_backend! {
     async fn won_row_has_fresh_lease_stamps(db: TestDb) {
         let before = db.store.db_now().await.unwrap();
         let claimed = claim_one(&*db.store, "runner-a", Scope::global(), plan(0)).await;
@@ -770,6 +824,10 @@ on_every_backend! {
         done(db.store.clone(), 4, 3).await;
 
         let thirty_days = Duration::from_secs(30 * 24 * 3600);
+        let week = Duration::from_secs(7 * 24 * 3600);
+        use cronlease::store::PruneSet;
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, thirty_days).await.unwrap(), 4, "a dry run counts what the prune deletes");
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 1);
         let mut batches = Vec::new();
         loop {
             let n = db.store.execution_prune(cronlease::store::PruneSet::Finished, thirty_days, 2).await.unwrap();
@@ -785,12 +843,13 @@ on_every_backend! {
         for id in [recent, newest_of_scope, running.lease.id, failed.lease.id, dead_old, dead_recent, replayed] {
             assert!(db.store.execution_get(id).await.unwrap().is_some(), "{id} kept");
         }
-        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, thirty_days).await.unwrap(), 0);
         assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 1);
         assert!(db.store.execution_get(dead_old).await.unwrap().is_none());
         assert_eq!(get(&*db.store, dead_recent).await.status, Status::Dead, "younger than its retention");
         assert_eq!(get(&*db.store, replayed).await.status, Status::Failed, "awaiting its replay");
         assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 0);
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 0);
     }
 }
 

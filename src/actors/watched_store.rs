@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate,
-    RunnerRegistration, Store, SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MigrationStatus, PruneSet, Renewal,
+    RetryCandidate, RunnerRegistration, Store, SuccessWrite, Swept,
 };
 use crate::takeover::TakeoverGuard;
 
@@ -144,6 +144,16 @@ impl Store for WatchedStore {
         limit: usize,
     ) -> Result<u64> {
         let outcome = self.inner.execution_prune(set, older_than, limit).await;
+        self.watch(outcome)
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        let outcome = self.inner.migration_status().await;
+        self.watch(outcome)
+    }
+
+    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
+        let outcome = self.inner.execution_count_prunable(set, older_than).await;
         self.watch(outcome)
     }
 

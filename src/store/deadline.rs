@@ -35,8 +35,8 @@ use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MigrationStatus, PruneSet, Renewal,
+    RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{Pause, SkipSpan};
 use crate::error::{Error, Result};
@@ -281,6 +281,16 @@ impl Store for Deadlined {
     ) -> Result<u64> {
         let call = self.inner.execution_prune(set, older_than, limit);
         bounded("execution_prune", self.call, call).await
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        let call = self.inner.migration_status();
+        bounded("migration_status", self.call, call).await
+    }
+
+    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
+        let call = self.inner.execution_count_prunable(set, older_than);
+        bounded("execution_count_prunable", self.call, call).await
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {

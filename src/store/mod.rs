@@ -8,7 +8,7 @@
 //!   `UTC_TIMESTAMP(3)` read after the rows are locked).
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
-//!   [`ExecutionCursor`], [`PruneSet`].
+//!   [`ExecutionCursor`], [`PruneSet`], [`MigrationStatus`].
 //! - [`StoreDeadlines`]: how long a call may take, on the client and on the server.
 //! - [`RunnerRegistration`]: what a runner writes about itself in the job and runner registry.
 //!
@@ -84,6 +84,10 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or upgrades the schema, tracked in `cronlease_migrations` (never `_sqlx_migrations`).
     /// Safe to run from several replicas at once.
     async fn migrate(&self) -> Result<()>;
+
+    /// Which schema version the database has and which this library knows, without changing
+    /// anything (`applied` 0: no schema yet). For tools that check before they migrate.
+    async fn migration_status(&self) -> Result<MigrationStatus>;
 
     /// The database's current time.
     async fn db_now(&self) -> Result<DateTime<Utc>>;
@@ -167,6 +171,11 @@ pub trait Store: Send + Sync + 'static {
         older_than: Duration,
         limit: usize,
     ) -> Result<u64>;
+
+    /// How many rows [`Store::execution_prune`] would delete now with the same `set` and
+    /// `older_than` if it had no batch limit (the same conditions, database clock), in one
+    /// statement: what a dry run reports.
+    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64>;
 
     /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
@@ -279,6 +288,22 @@ pub(crate) fn pause_key(scope: Option<&Scope>) -> (&str, &str) {
 /// The scope of a stored pause: `None` for the empty scope of a whole-job pause.
 pub(crate) fn pause_scope(kind: String, id: String) -> Option<Scope> {
     (!kind.is_empty() || !id.is_empty()).then(|| Scope::new(kind, id))
+}
+
+/// The schema versions of [`Store::migration_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// The newest migration applied to the database (0: none).
+    pub applied: i64,
+    /// The newest migration this library has.
+    pub known: i64,
+}
+
+impl MigrationStatus {
+    /// Whether [`Store::migrate`] has nothing to do.
+    pub fn is_current(&self) -> bool {
+        self.applied == self.known
+    }
 }
 
 /// Which terminal rows [`Store::execution_prune`] deletes.

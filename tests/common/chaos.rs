@@ -297,6 +297,19 @@ impl Store for FaultyStore {
         self.call(op, self.inner.execution_prune(set, older_than, limit))
             .await
     }
+    async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {
+        self.call("migration_status", self.inner.migration_status())
+            .await
+    }
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+    ) -> cronlease::Result<u64> {
+        let op = "execution_count_prunable";
+        self.call(op, self.inner.execution_count_prunable(set, older_than))
+            .await
+    }
     async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
         self.call("execution_count_stale", self.inner.execution_count_stale())
             .await

@@ -507,6 +507,20 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {
+                self.inner.migration_status().await
+            }
+            async fn execution_count_prunable(
+                &self,
+                set: PruneSet,
+                older_than: std::time::Duration,
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "execution_count_prunable");
+                $before;
+                let out = self.inner.execution_count_prunable(set, older_than).await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
                 let ($this, $op) = (self, "execution_count_stale");
                 $before;

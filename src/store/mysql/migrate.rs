@@ -8,7 +8,7 @@
 use sqlx::MySqlPool;
 
 use crate::error::{DbErrorKind, Error, Result};
-use crate::store::db_error;
+use crate::store::{MigrationStatus, db_error};
 
 /// How long a replica waits for another one's migration to finish, in seconds.
 const LOCK_WAIT_SECONDS: i64 = 120;
@@ -243,4 +243,27 @@ async fn apply(conn: &mut sqlx::MySqlConnection) -> Result<()> {
             .map_err(fail)?;
     }
     Ok(())
+}
+
+/// The applied and known versions; no table in the database means none applied.
+pub(super) async fn status(pool: &MySqlPool) -> Result<MigrationStatus> {
+    let fail = |e| db_error("migration_status", e);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = 'cronlease_migrations'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(fail)?;
+    if exists == 0 {
+        return Ok(MigrationStatus { applied: 0, known });
+    }
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(MAX(version), 0) AS SIGNED) FROM cronlease_migrations",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(fail)?;
+    Ok(MigrationStatus { applied, known })
 }

@@ -56,8 +56,8 @@ use sqlx::{AssertSqlSafe, MySqlConnection, Row};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
-    Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus, PruneSet,
+    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
@@ -857,6 +857,10 @@ impl Store for MySqlStore {
         }
     }
 
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(&self.pool).await
+    }
+
     async fn db_now(&self) -> Result<DateTime<Utc>> {
         sqlx::query_scalar(q(&self.sql.db_now))
             .fetch_one(&self.pool)
@@ -1286,6 +1290,22 @@ impl Store for MySqlStore {
         }
         tx.commit().await.map_err(|e| db_error(OP, e))?;
         Ok(deleted)
+    }
+
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+    ) -> Result<u64> {
+        let now = self.db_now().await?;
+        let cutoff = now - crate::schedule::delta(older_than);
+        let n: i64 = sqlx::query_scalar(sql::EXECUTION_COUNT_PRUNABLE)
+            .bind(cutoff)
+            .bind(set == PruneSet::Dead)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_prunable", e))?;
+        Ok(n.max(0) as u64)
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {

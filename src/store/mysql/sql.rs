@@ -362,6 +362,17 @@ WHERE e.finished_at < ?
 ORDER BY e.finished_at
 LIMIT ?";
 
+/// $1: whether to count DEAD rows; $2: the cutoff: [`PRUNE_CANDIDATES`] counted, unlimited.
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
+SELECT COUNT(*) FROM cronlease_executions AS e
+WHERE e.finished_at < ?
+  AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+  AND (e.status = 'DEAD') = ?
+  AND e.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time)";
+
 /// Locks the candidates still finished and not replayed, skipping rows another replica holds.
 pub(super) const PRUNE_LOCK: &str = "\
 SELECT e.id

@@ -5,7 +5,7 @@
 use sqlx::PgPool;
 
 use crate::error::{Error, Result};
-use crate::store::db_error;
+use crate::store::{MigrationStatus, db_error};
 
 /// The `pg_advisory_xact_lock` key every replica takes before reading or applying a migration
 /// (the bytes of `cronleas`), so replicas starting together apply each migration once.
@@ -208,4 +208,23 @@ pub(super) async fn run(pool: &PgPool) -> Result<()> {
         tx.commit().await.map_err(fail)?;
     }
     Ok(())
+}
+
+/// The applied and known versions; no table (on the `search_path`) means none applied.
+pub(super) async fn status(pool: &PgPool) -> Result<MigrationStatus> {
+    let fail = |e| db_error("migration_status", e);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('cronlease_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(fail)?;
+    if !exists {
+        return Ok(MigrationStatus { applied: 0, known });
+    }
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
+            .fetch_one(pool)
+            .await
+            .map_err(fail)?;
+    Ok(MigrationStatus { applied, known })
 }

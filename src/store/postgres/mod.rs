@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
-    Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus, PruneSet,
+    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
@@ -74,6 +74,7 @@ struct Statements {
     supersede: Arc<str>,
     replay: Arc<str>,
     prune: Arc<str>,
+    count_prunable: Arc<str>,
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
@@ -103,6 +104,7 @@ impl Statements {
             supersede: fill(sql::EXECUTION_SUPERSEDE),
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
+            count_prunable: fill(sql::EXECUTION_COUNT_PRUNABLE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
@@ -340,6 +342,10 @@ impl Store for PgStore {
             }
             other => other,
         }
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(&self.pool).await
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
@@ -665,6 +671,20 @@ impl Store for PgStore {
             .await;
         let done = c.done(result)?;
         Ok(done.rows_affected())
+    }
+
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+    ) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "execution_count_prunable").await?;
+        let result = sqlx::query_scalar::<_, i64>(q(&self.sql.count_prunable))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .fetch_one(&mut *c)
+            .await;
+        Ok(c.done(result)?.max(0) as u64)
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {

@@ -299,6 +299,18 @@ DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
   LIMIT $3
   FOR UPDATE OF e SKIP LOCKED))";
 
+/// $1, $2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+SELECT COUNT(*) FROM cronlease_executions AS e
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+  AND e.finished_at < (SELECT c.now FROM c) - $2::bigint * interval '1 millisecond'
+  AND (e.status = 'DEAD') = $1::boolean
+  AND NOT e.replay_pending
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time)";
+
 /// The cutoff is a scalar subquery, so the partial stale index answers it.
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)

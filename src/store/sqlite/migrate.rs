@@ -3,7 +3,7 @@
 use sqlx::SqlitePool;
 
 use crate::error::{Error, Result};
-use crate::store::db_error;
+use crate::store::{MigrationStatus, db_error};
 
 /// `(version, name, sql)`, applied in order, each in its own `BEGIN IMMEDIATE` transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -254,4 +254,25 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The applied and known versions; no table means none applied.
+pub(super) async fn status(pool: &SqlitePool) -> Result<MigrationStatus> {
+    let fail = |e| db_error("migration_status", e);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'cronlease_migrations'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(fail)?;
+    if exists == 0 {
+        return Ok(MigrationStatus { applied: 0, known });
+    }
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM cronlease_migrations")
+            .fetch_one(pool)
+            .await
+            .map_err(fail)?;
+    Ok(MigrationStatus { applied, known })
 }

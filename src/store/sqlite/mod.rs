@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use super::deadline::StoreDeadlines;
 use super::{
-    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
-    RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus,
+    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
 use crate::error::{Error, Result};
@@ -83,6 +83,7 @@ struct Statements {
     supersede: Arc<str>,
     replay: Arc<str>,
     prune: Arc<str>,
+    count_prunable: Arc<str>,
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
@@ -113,6 +114,7 @@ impl Statements {
             supersede: fill(sql::EXECUTION_SUPERSEDE),
             replay: fill(sql::EXECUTION_REPLAY),
             prune: fill(sql::EXECUTION_PRUNE),
+            count_prunable: fill(sql::EXECUTION_COUNT_PRUNABLE),
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
@@ -386,6 +388,10 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<()> {
         migrate::run(&self.writer).await
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(&self.pool).await
     }
 
     async fn db_now(&self) -> Result<DateTime<Utc>> {
@@ -683,6 +689,16 @@ impl Store for SqliteStore {
             .map_err(|e| db_error("execution_prune", e))?;
         self.wrote();
         Ok(done.rows_affected())
+    }
+
+    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(q(&self.sql.count_prunable))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_prunable", e))?;
+        Ok(n.max(0) as u64)
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {

@@ -250,6 +250,17 @@ DELETE FROM cronlease_executions WHERE id IN (
   ORDER BY e.finished_at
   LIMIT ?3)";
 
+/// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
+SELECT COUNT(*) FROM cronlease_executions AS e
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+  AND e.finished_at < {NOW} - ?2
+  AND (e.status = 'DEAD') = ?1
+  AND e.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time)";
+
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
 WHERE status = 'RUNNING' AND stale_after < {NOW}
