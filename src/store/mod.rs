@@ -46,7 +46,7 @@ pub mod postgres;
 mod registry;
 mod rowmap;
 pub mod sqlite;
-mod url;
+pub(crate) mod url;
 
 use std::time::Duration;
 
