@@ -100,12 +100,11 @@ fn value_of(text: &str) -> toml::Value {
         || trimmed.starts_with('[')
         || trimmed.parse::<i64>().is_ok()
         || trimmed.parse::<f64>().is_ok();
-    if looks_typed {
-        if let Ok(table) = format!("v = {trimmed}").parse::<toml::Table>() {
-            if let Some(value) = table.get("v") {
-                return value.clone();
-            }
-        }
+    if looks_typed
+        && let Ok(table) = format!("v = {trimmed}").parse::<toml::Table>()
+        && let Some(value) = table.get("v")
+    {
+        return value.clone();
     }
     toml::Value::String(text.to_owned())
 }
