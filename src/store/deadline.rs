@@ -332,6 +332,14 @@ impl<DB: Database> Checkout<DB> {
     }
 }
 
+impl<DB: Database> Checkout<DB> {
+    /// Like [`done`](Self::done), for a call whose driver errors are already the store's.
+    pub(crate) fn release<T>(mut self, result: Result<T>) -> Result<T> {
+        drop(self.conn.take());
+        result
+    }
+}
+
 impl<DB: Database> Deref for Checkout<DB> {
     type Target = DB::Connection;
 
