@@ -677,10 +677,14 @@ impl RowHolder {
 async fn connections_abandoned_at_their_deadline_are_closed_not_returned(db: TestDb) {
     let proxy = Proxy::start(upstream(&db));
     let port = proxy.addr().port();
+    // The idle-transaction deadline is set far beyond the test: it would otherwise end the
+    // server's side of a stuck connection after 30 s and free its slot, hiding a connection
+    // that went back to the pool.
     let deadlines = StoreDeadlines {
         call: Duration::from_secs(3),
         statement: Duration::from_secs(3),
         lock: Duration::from_secs(2),
+        idle_in_transaction: Duration::from_secs(600),
         ..StoreDeadlines::default()
     };
     let store: Arc<dyn cronlease::Store> = match (&db.pg_options, &db.mysql_options) {
