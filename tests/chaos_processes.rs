@@ -551,16 +551,27 @@ on_every_backend! {
 }
 
 /// One replica at +1 h and one at -1 h (`faketime` on the process) share the contention work
-/// with one on the true clock. Only PostgreSQL: a SQLite database's clock is read by SQLite
-/// inside each process, so shifting a process's clock shifts its database clock too (on one
-/// machine every process shares the real clock, so the case does not arise without such a
+/// with one on the true clock. PostgreSQL and MySQL only: a SQLite database's clock is read by
+/// SQLite inside each process, so shifting a process's clock shifts its database clock too (on
+/// one machine every process shares the real clock, so the case does not arise without such a
 /// tool).
 #[actix::test]
 async fn a_runners_own_clock_is_irrelevant_postgres() {
-    let Some(db) = common::postgres().await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
-    };
+    match common::postgres().await {
+        Some(db) => a_runners_own_clock_is_irrelevant(db).await,
+        None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+    }
+}
+
+#[actix::test]
+async fn a_runners_own_clock_is_irrelevant_mysql() {
+    match common::mysql().await {
+        Some(db) => a_runners_own_clock_is_irrelevant(db).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
+    }
+}
+
+async fn a_runners_own_clock_is_irrelevant(db: common::TestDb) {
     let Some(library) = common::chaos::faketime_library() else {
         eprintln!(
             "skipped: libfaketime is not installed (apt-get install -y faketime); under CI=true this fails"
@@ -717,6 +728,7 @@ async fn a_runners_own_clock_is_irrelevant_postgres() {
         );
     }
     println!(
-        "shifted clocks [postgres]: 3 processes, clock offsets against the database {offsets:?} s; {checked} plans in the window, {retried} of them retried once after 2 s (never early), the rest run once; every plan time on the cadence and inside the run; no lease stolen; runs per runner {per_runner:?}",
+        "shifted clocks [{}]: 3 processes, clock offsets against the database {offsets:?} s; {checked} plans in the window, {retried} of them retried once after 2 s (never early), the rest run once; every plan time on the cadence and inside the run; no lease stolen; runs per runner {per_runner:?}",
+        db.backend,
     );
 }
