@@ -373,6 +373,12 @@ impl MySqlStore {
                     .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
                     .is_some_and(|my| matches!(my.number(), 1062 | 1213)) =>
             {
+                if db
+                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                    .is_some_and(|my| my.number() == 1213)
+                {
+                    crate::telemetry::db_deadlock(OP);
+                }
                 Ok(None)
             }
             Err(e) => Err(db_error(OP, e)),
