@@ -1681,6 +1681,25 @@ mod tests {
                 .await)
             .expect("isolation");
         assert_eq!(isolation, "READ-COMMITTED");
+        // The server-side deadlines of the default `StoreDeadlines`, by flavour.
+        let mut conn = store.pool().acquire().await.expect("a connection");
+        let settings: (String, String) = match session::Flavour::of(&mut conn).await.expect("flavour") {
+            session::Flavour::MariaDb => sqlx::query_as(
+                "SELECT CAST(@@SESSION.max_statement_time AS CHAR), CAST(@@SESSION.idle_transaction_timeout AS CHAR)",
+            ),
+            session::Flavour::MySql => sqlx::query_as(
+                "SELECT CAST(@@SESSION.max_execution_time AS CHAR), CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR)",
+            ),
+        }
+        .fetch_one(&mut *conn)
+        .await
+        .expect("session settings");
+        assert!(
+            [("25.000000", "30"), ("25000", "5")]
+                .contains(&(settings.0.as_str(), settings.1.as_str())),
+            "{settings:?}"
+        );
+        drop(conn);
         sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES (99, 'future')")
             .execute(store.pool())
             .await
