@@ -47,15 +47,7 @@ pub(crate) fn classify_number(number: u16) -> DbErrorKind {
 
 /// Whether `error` is InnoDB's deadlock (1213): the transaction was rolled back whole.
 pub(crate) fn is_deadlock(error: &Error) -> bool {
-    match error {
-        Error::Database {
-            source: sqlx::Error::Database(db),
-            ..
-        } => db
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|my| my.number() == 1213),
-        _ => false,
-    }
+    matches!(error, Error::Database { source, .. } if crate::store::classify::is_deadlock(source))
 }
 
 /// Whether `error` is a failure to get a connection (rather than of a statement): I/O, TLS, a

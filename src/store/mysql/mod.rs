@@ -368,17 +368,17 @@ impl MySqlStore {
                     })
                     .collect(),
             )),
+            // A rival's insert of the same plan made this one a deadlock victim: counted like
+            // every deadlock a store call meets, then the full path decides.
+            Err(e) if super::classify::is_deadlock(&e) => {
+                crate::telemetry::db_deadlock(OP);
+                Ok(None)
+            }
             Err(sqlx::Error::Database(db))
                 if db
                     .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .is_some_and(|my| matches!(my.number(), 1062 | 1213)) =>
+                    .is_some_and(|my| my.number() == 1062) =>
             {
-                if db
-                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .is_some_and(|my| my.number() == 1213)
-                {
-                    crate::telemetry::db_deadlock(OP);
-                }
                 Ok(None)
             }
             Err(e) => Err(db_error(OP, e)),
