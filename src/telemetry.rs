@@ -23,6 +23,10 @@ pub const LEASE_LOST: &str = "cronlease_lease_lost_total";
 pub const SWEPT_STALE: &str = "cronlease_swept_stale_total";
 /// Transient database errors met by the runtime, by store operation.
 pub const DB_TRANSIENT_ERRORS: &str = "cronlease_db_transient_errors_total";
+/// Deadlocks the database broke by failing one of this runner's statements (PostgreSQL 40P01,
+/// MySQL 1213), by store operation, including those the MySQL store ran again at once. Zero
+/// while every batched write locks its rows in one order.
+pub const DB_DEADLOCKS: &str = "cronlease_db_deadlocks_total";
 /// Database writes the runtime gave up on after retrying, by store operation.
 pub const DB_GAVE_UP: &str = "cronlease_db_gave_up_total";
 /// Handler run time in seconds.
@@ -106,6 +110,10 @@ pub(crate) fn swept(job: &Arc<str>, n: u64) {
 
 pub(crate) fn db_transient(operation: &'static str) {
     counter!(DB_TRANSIENT_ERRORS, "operation" => operation).increment(1);
+}
+
+pub(crate) fn db_deadlock(operation: &'static str) {
+    counter!(DB_DEADLOCKS, "operation" => operation).increment(1);
 }
 
 pub(crate) fn db_gave_up(operation: &'static str) {

@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::chaos::{FaultyStore, all_rows, poll};
-use common::proxy::{Proxy, upstream_of};
+use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use common::{TestDb, tenants};
 #[allow(unused_imports)]
 use cronlease::Store;
 use cronlease::{
-    CatchUp, JobContext, JobOutput, JobSpec, PgStore, Scheduler, Status, StoreDeadlines, floor_plan,
+    CatchUp, JobContext, JobOutput, JobSpec, MySqlStore, PgStore, Scheduler, Status,
+    StoreDeadlines, floor_plan,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use uuid::Uuid;
@@ -127,14 +128,50 @@ async fn runner(store: Arc<FaultyStore>, name: &str, job: JobSpec) -> Scheduler 
         .unwrap()
 }
 
-/// A store on the test schema through `proxy`, with the default deadlines.
+/// The database server's address, for the proxy (PostgreSQL or MySQL).
+fn upstream(db: &TestDb) -> std::net::SocketAddr {
+    match (&db.pg_options, &db.mysql_options) {
+        (Some(options), _) => upstream_of(options),
+        (None, Some(options)) => mysql_upstream_of(options),
+        _ => unreachable!("SQLite has no network"),
+    }
+}
+
+/// A store on the test database through `proxy`, with the default deadlines.
 fn through(db: &TestDb, proxy: &Proxy) -> Arc<FaultyStore> {
-    let options = db.pg_options.clone().unwrap();
-    let options = options.host("127.0.0.1").port(proxy.addr().port());
-    let store = PgStore::connect_lazy_with_deadlines(options, StoreDeadlines::default())
-        .unwrap()
-        .with_clock_skew(db.base_skew);
-    FaultyStore::new(Arc::new(store))
+    let port = proxy.addr().port();
+    let store: Arc<dyn cronlease::Store> = match (&db.pg_options, &db.mysql_options) {
+        (Some(options), _) => {
+            let options = options.clone().host("127.0.0.1").port(port);
+            let store = PgStore::connect_lazy_with_deadlines(options, StoreDeadlines::default())
+                .unwrap()
+                .with_clock_skew(db.base_skew);
+            Arc::new(store)
+        }
+        (None, Some(options)) => {
+            let options = options.clone().host("127.0.0.1").port(port);
+            let store = MySqlStore::connect_lazy_with_deadlines(options, StoreDeadlines::default())
+                .unwrap()
+                .with_clock_skew(db.base_skew);
+            Arc::new(store)
+        }
+        _ => unreachable!("SQLite has no network"),
+    };
+    FaultyStore::new(store)
+}
+
+/// A store on the test database reaching the server directly.
+fn direct(db: &TestDb) -> Arc<FaultyStore> {
+    let store: Arc<dyn cronlease::Store> = match (&db.pg_options, &db.mysql_options) {
+        (Some(options), _) => {
+            Arc::new(PgStore::connect_lazy_with(options.clone()).with_clock_skew(db.base_skew))
+        }
+        (None, Some(options)) => {
+            Arc::new(MySqlStore::connect_lazy_with(options.clone()).with_clock_skew(db.base_skew))
+        }
+        _ => unreachable!("SQLite has no network"),
+    };
+    FaultyStore::new(store)
 }
 
 /// Counter totals by `name{labels}` from a debugging recorder.
@@ -180,14 +217,25 @@ async fn all_succeeded_up_to(db: &TestDb, end: DateTime<Utc>) -> DateTime<Utc> {
 
 #[actix::test]
 async fn a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice_postgres() {
-    let Some(db) = common::postgres().await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
-    };
+    match common::postgres().await {
+        Some(db) => a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice(db).await,
+        None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+    }
+}
+
+#[actix::test]
+async fn a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice_mysql() {
+    match common::mysql().await {
+        Some(db) => a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice(db).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
+    }
+}
+
+async fn a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice(db: TestDb) {
     let recorder = DebuggingRecorder::new();
     let _local = metrics::set_default_local_recorder(&recorder);
     const SILENCE: Duration = Duration::from_secs(10);
-    let proxy = Proxy::start(upstream_of(db.pg_options.as_ref().unwrap()));
+    let proxy = Proxy::start(upstream(&db));
     let stores = [through(&db, &proxy), through(&db, &proxy)];
     let journal = Journal::default();
     // Work 1.5 s: attempts are always running, and some finish during the black hole.
@@ -319,7 +367,8 @@ async fn a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice_postgres()
         format!("{} ended at a deadline, longest wait {max:.1} s", w.len())
     };
     println!(
-        "black hole [postgres]: {}s silence ({} bytes dropped), {running_at_silence} attempts running at its start, {} ran through it and were recorded after; first call ended at its deadline {:.1} s after the silence began; heartbeats: {}; success writes: {}; claims: {}; tick reads (db_now): {}; transient errors counted {:?}; every plan up to heal+3 s SUCCESS {:.1} s after heal; {checked} plans checked, each run once; 0 FAILED, 0 RUNNING; silenced at {silenced_at}",
+        "black hole [{}]: {}s silence ({} bytes dropped), {running_at_silence} attempts running at its start, {} ran through it and were recorded after; first call ended at its deadline {:.1} s after the silence began; heartbeats: {}; success writes: {}; claims: {}; tick reads (db_now): {}; transient errors counted {:?}; every plan up to heal+3 s SUCCESS {:.1} s after heal; {checked} plans checked, each run once; 0 FAILED, 0 RUNNING; silenced at {silenced_at}",
+        db.backend,
         SILENCE.as_secs(),
         proxy.bytes_swallowed(),
         through_silence.len(),
@@ -339,19 +388,26 @@ async fn a_ten_second_black_hole_fails_nothing_and_runs_nothing_twice_postgres()
 
 #[actix::test]
 async fn a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner_postgres() {
-    let Some(db) = common::postgres().await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
-    };
+    match common::postgres().await {
+        Some(db) => a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner(db).await,
+        None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+    }
+}
+
+#[actix::test]
+async fn a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner_mysql() {
+    match common::mysql().await {
+        Some(db) => a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner(db).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
+    }
+}
+
+async fn a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner(db: TestDb) {
     const SILENCE: Duration = Duration::from_secs(15);
-    let proxy = Proxy::start(upstream_of(db.pg_options.as_ref().unwrap()));
+    let proxy = Proxy::start(upstream(&db));
     // The silenced runner goes through the proxy; the other reaches the database directly.
     let silenced = through(&db, &proxy);
-    let direct = {
-        let options = db.pg_options.clone().unwrap();
-        let store = PgStore::connect_lazy_with(options).with_clock_skew(db.base_skew);
-        FaultyStore::new(Arc::new(store))
-    };
+    let direct = direct(&db);
     let journal = Journal::default();
     // Work 3 s with a 6 s stale_timeout: the silenced runner has attempts in flight whose
     // leases go stale during the silence.
@@ -436,7 +492,8 @@ async fn a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner_postg
         .filter(|r| r.runner == "silenced" && r.started < t_silence && r.finished.is_some())
         .collect();
     println!(
-        "black hole > stale_timeout [postgres]: {}s silence around one runner (stale_timeout 6 s); {taken_over} plans taken over by the other runner; {} attempts of the silenced runner were in flight, {fenced} of its late terminal writes fenced out (matched no row), {abandoned} of its calls abandoned at their deadlines; {silenced_runs_recorded} successes recorded by it in all; every plan up to heal+3 s has one SUCCESS {:.1} s after heal",
+        "black hole > stale_timeout [{}]: {}s silence around one runner (stale_timeout 6 s); {taken_over} plans taken over by the other runner; {} attempts of the silenced runner were in flight, {fenced} of its late terminal writes fenced out (matched no row), {abandoned} of its calls abandoned at their deadlines; {silenced_runs_recorded} successes recorded by it in all; every plan up to heal+3 s has one SUCCESS {:.1} s after heal",
+        db.backend,
         SILENCE.as_secs(),
         late.len(),
         (t_heal.elapsed()).as_secs_f64(),
@@ -554,23 +611,95 @@ on_every_backend! {
 /// for the rest of a reply the black hole swallowed, holding its slot.)
 #[actix::test]
 async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgres() {
-    let Some(db) = common::postgres().await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
-    };
-    use sqlx::Connection;
-    let proxy = Proxy::start(upstream_of(db.pg_options.as_ref().unwrap()));
-    let options = db.pg_options.clone().unwrap();
-    let through = options.clone().host("127.0.0.1").port(proxy.addr().port());
+    match common::postgres().await {
+        Some(db) => connections_abandoned_at_their_deadline_are_closed_not_returned(db).await,
+        None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+    }
+}
+
+#[actix::test]
+async fn connections_abandoned_at_their_deadline_are_closed_not_returned_mysql() {
+    match common::mysql().await {
+        Some(db) => connections_abandoned_at_their_deadline_are_closed_not_returned(db).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
+    }
+}
+
+/// Another session (not through the proxy) holding one execution row in an open transaction.
+enum RowHolder {
+    Pg(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl RowHolder {
+    async fn lock(db: &TestDb, id: Uuid) -> RowHolder {
+        use sqlx::Connection;
+        match (&db.pg_options, &db.mysql_options) {
+            (Some(options), _) => {
+                let mut conn = sqlx::PgConnection::connect_with(options).await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = $1 FOR UPDATE")
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                RowHolder::Pg(conn)
+            }
+            (None, Some(options)) => {
+                let mut conn = sqlx::MySqlConnection::connect_with(options).await.unwrap();
+                sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = ? FOR UPDATE")
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                RowHolder::MySql(conn)
+            }
+            _ => unreachable!("SQLite has no network"),
+        }
+    }
+
+    async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            RowHolder::Pg(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            RowHolder::MySql(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+}
+
+async fn connections_abandoned_at_their_deadline_are_closed_not_returned(db: TestDb) {
+    let proxy = Proxy::start(upstream(&db));
+    let port = proxy.addr().port();
+    // The idle-transaction deadline is set far beyond the test: it would otherwise end the
+    // server's side of a stuck connection after 30 s and free its slot, hiding a connection
+    // that went back to the pool.
     let deadlines = StoreDeadlines {
         call: Duration::from_secs(3),
         statement: Duration::from_secs(3),
         lock: Duration::from_secs(2),
+        idle_in_transaction: Duration::from_secs(600),
         ..StoreDeadlines::default()
     };
-    let store = PgStore::connect_lazy_with_deadlines(through, deadlines)
-        .unwrap()
-        .with_clock_skew(db.base_skew);
+    let store: Arc<dyn cronlease::Store> = match (&db.pg_options, &db.mysql_options) {
+        (Some(options), _) => {
+            let through = options.clone().host("127.0.0.1").port(port);
+            let store = PgStore::connect_lazy_with_deadlines(through, deadlines).unwrap();
+            Arc::new(store.with_clock_skew(db.base_skew))
+        }
+        (None, Some(options)) => {
+            let through = options.clone().host("127.0.0.1").port(port);
+            let store = MySqlStore::connect_lazy_with_deadlines(through, deadlines).unwrap();
+            Arc::new(store.with_clock_skew(db.base_skew))
+        }
+        _ => unreachable!("SQLite has no network"),
+    };
     let request = cronlease::store::ClaimRequest {
         job: "abandoned",
         max_attempts: 3,
@@ -590,21 +719,15 @@ async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgre
     }];
     // Another session (not through the proxy) holds the row, so each renewal's statement is
     // on the server, waiting, when the network goes silent.
-    let mut holder = sqlx::PgConnection::connect_with(&options).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = $1 FOR UPDATE")
-        .bind(lease.id)
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let holder = RowHolder::lock(&db, lease.id).await;
     const CALLS: usize = 12;
     let started = Instant::now();
     for _ in 0..CALLS {
         let call =
             tokio::time::timeout(Duration::from_secs(1), store.execution_heartbeat(&renewal));
         // Silent from 0.3 s to 2.5 s: the call is dropped at 1 s; the server's answer (its
-        // lock_timeout, at 2 s) and whatever the connection sends next (sqlx's release ping, if
-        // it went back to the pool) are swallowed too.
+        // lock deadline, at 2 s) and whatever the connection sends next (sqlx's release ping,
+        // if it went back to the pool) are swallowed too.
         let silence = async {
             actix_rt::time::sleep(Duration::from_millis(300)).await;
             proxy.black_hole();
@@ -617,11 +740,7 @@ async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgre
             "the call ended before its deadline: {outcome:?}"
         );
     }
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder.close().await.unwrap();
+    holder.release().await;
     let t = Instant::now();
     let held = store.execution_heartbeat(&renewal).await;
     assert_eq!(
@@ -630,9 +749,78 @@ async fn connections_abandoned_at_their_deadline_are_closed_not_returned_postgre
         "the store does not recover after {CALLS} abandoned calls: {held:?}"
     );
     println!(
-        "abandoned connections [postgres]: {CALLS} calls dropped mid-statement under a black hole in {:.1} s (pool of 10); the next call succeeded in {:.3} s; {} connections accepted by the proxy",
+        "abandoned connections [{}]: {CALLS} calls dropped mid-statement under a black hole in {:.1} s (pool of 10); the next call succeeded in {:.3} s; {} connections accepted by the proxy",
+        db.backend,
         started.elapsed().as_secs_f64(),
         t.elapsed().as_secs_f64(),
         proxy.accepted(),
+    );
+}
+
+/// MySQL's server-side statement deadline: a heartbeat behind another session's row lock,
+/// with `statement` (1 s) shorter than `lock` (4 s), is ended by the server's statement timer
+/// (MariaDB's `max_statement_time`, error 1969; MySQL 8's `max_execution_time` on the locking
+/// `SELECT`, error 3024), not by the lock wait (1205) nor by the client: a transient database
+/// error, after which the same store works.
+#[actix::test]
+async fn a_statement_past_its_deadline_is_ended_by_the_server_mysql() {
+    let Some(db) = common::mysql().await else {
+        eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR);
+        return;
+    };
+    let deadlines = StoreDeadlines {
+        call: Duration::from_secs(6),
+        statement: Duration::from_secs(1),
+        lock: Duration::from_secs(4),
+        ..StoreDeadlines::default()
+    };
+    let options = db.mysql_options.clone().unwrap();
+    let store = MySqlStore::connect_with_deadlines(options, deadlines)
+        .await
+        .unwrap()
+        .with_clock_skew(db.base_skew);
+    let request = cronlease::store::ClaimRequest {
+        job: "slow",
+        max_attempts: 3,
+        runner_id: "r",
+        stale_timeout: Duration::from_secs(60),
+        allow_stale_reentry: true,
+        steal_not_after: None,
+        plans: vec![cronlease::store::PlanClaim::new(
+            cronlease::Scope::global(),
+            Utc::now(),
+        )],
+    };
+    let lease = db.store.execution_claim(&request).await.unwrap()[0].lease;
+    let renewal = [cronlease::store::Renewal {
+        lease,
+        stale_timeout: Duration::from_secs(60),
+    }];
+    let holder = RowHolder::lock(&db, lease.id).await;
+    let t = Instant::now();
+    let error = store.execution_heartbeat(&renewal).await.unwrap_err();
+    let waited = t.elapsed();
+    holder.release().await;
+    assert!(error.is_transient(), "{error}");
+    let number = match &error {
+        cronlease::Error::Database {
+            source: sqlx::Error::Database(db),
+            ..
+        } => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(|my| my.number()),
+        _ => None,
+    };
+    assert!(
+        matches!(number, Some(1969 | 3024)),
+        "not ended by the statement deadline: {error:?}"
+    );
+    assert_eq!(
+        store.execution_heartbeat(&renewal).await.unwrap(),
+        vec![lease.id]
+    );
+    println!(
+        "statement deadline [mysql]: a heartbeat behind another session's lock was ended by the server after {:.2} s (statement 1 s, lock 4 s): {error}",
+        waited.as_secs_f64()
     );
 }

@@ -397,3 +397,160 @@ on_every_backend! {
         assert_eq!(m.counter(t::TICK_ERRORS, "job=m-invalid,reason=invalid_scope"), 2);
     }
 }
+
+/// `cronlease_db_deadlocks_total` counts a real deadlock met by a store call. Another session
+/// updates row B (so that InnoDB, which rolls back the lighter transaction, picks the store's)
+/// while a heartbeat of A and B locks A and waits for B; the session then asks for A. The
+/// database breaks the cycle by failing the heartbeat (PostgreSQL: the first waiter runs the
+/// deadlock check; MySQL: the transaction that changed nothing). SQLite has one writer and
+/// cannot deadlock.
+#[actix::test]
+async fn a_deadlock_is_counted_postgres() {
+    match common::postgres().await {
+        Some(db) => a_deadlock_is_counted(db).await,
+        None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+    }
+}
+
+#[actix::test]
+async fn a_deadlock_is_counted_mysql() {
+    match common::mysql().await {
+        Some(db) => a_deadlock_is_counted(db).await,
+        None => eprintln!("skipped: {} is not set", common::MYSQL_URL_VAR),
+    }
+}
+
+async fn a_deadlock_is_counted(db: common::TestDb) {
+    use sqlx::Connection;
+    let recorder = DebuggingRecorder::new();
+    let mut m = Recorded::new(&recorder);
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let now = db.store.db_now().await.unwrap();
+    let plan = floor_plan(now, HOUR);
+    // Claimed one at a time: ids and plan keys ascend together (a, b, c).
+    let mut leases = Vec::new();
+    for scope in ["a", "b", "c"] {
+        let request = ClaimRequest {
+            job: "m-deadlock",
+            max_attempts: 3,
+            runner_id: "r",
+            stale_timeout: HOUR,
+            allow_stale_reentry: true,
+            steal_not_after: None,
+            plans: vec![PlanClaim::new(Scope::new("t", scope), plan)],
+        };
+        leases.push(db.store.execution_claim(&request).await.unwrap()[0].lease);
+    }
+    let (a, b, c) = (leases[0], leases[1], leases[2]);
+    let renewals = [a, b].map(|lease| cronlease::store::Renewal {
+        lease,
+        stale_timeout: HOUR,
+    });
+    enum Session {
+        Pg(sqlx::PgConnection),
+        MySql(sqlx::MySqlConnection),
+    }
+    let mut session = match (&db.pg_options, &db.mysql_options) {
+        (Some(options), _) => {
+            let mut conn = sqlx::PgConnection::connect_with(options).await.unwrap();
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query(
+                "UPDATE cronlease_executions SET rows_affected = 7 WHERE id = $1 OR id = $2",
+            )
+            .bind(b.id)
+            .bind(c.id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            Session::Pg(conn)
+        }
+        (None, Some(options)) => {
+            let mut conn = sqlx::MySqlConnection::connect_with(options).await.unwrap();
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("UPDATE cronlease_executions SET rows_affected = 7 WHERE id = ? OR id = ?")
+                .bind(b.id)
+                .bind(c.id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Session::MySql(conn)
+        }
+        _ => unreachable!("SQLite cannot deadlock"),
+    };
+    let store = db.store.clone();
+    let heartbeat = actix_rt::spawn(async move { store.execution_heartbeat(&renewals).await });
+    // Wait until the heartbeat holds A and waits for B (for this session's lock, in this test's
+    // database: other tests run beside this one).
+    let waiting = match &mut session {
+        Session::Pg(conn) => {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            format!(
+                "SELECT COUNT(*) FROM pg_locks w JOIN pg_locks h ON h.transactionid = w.transactionid \
+                 WHERE NOT w.granted AND w.locktype = 'transactionid' AND h.granted AND h.pid = {pid}"
+            )
+        }
+        Session::MySql(_) => "SELECT COUNT(*) FROM information_schema.innodb_trx \
+             WHERE trx_state = 'LOCK WAIT' AND trx_mysql_thread_id IN \
+             (SELECT id FROM information_schema.processlist WHERE db = DATABASE())"
+            .to_owned(),
+    };
+    common::eventually(10, "the heartbeat waits for B", || {
+        let (db, waiting) = (&db, sqlx::AssertSqlSafe(waiting.clone()));
+        async move {
+            let n: i64 = match (&db.pg_options, &db.mysql_options) {
+                (Some(options), _) => {
+                    let mut conn = sqlx::PgConnection::connect_with(options).await.unwrap();
+                    sqlx::query_scalar(waiting)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap()
+                }
+                (None, Some(options)) => {
+                    let mut conn = sqlx::MySqlConnection::connect_with(options).await.unwrap();
+                    sqlx::query_scalar(waiting)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap()
+                }
+                _ => unreachable!(),
+            };
+            if n == 0 {
+                // InnoDB refreshes its transaction table only after 100 ms without a reader.
+                actix_rt::time::sleep(Duration::from_millis(150)).await;
+            }
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+    // Now ask for A: a cycle.
+    match &mut session {
+        Session::Pg(conn) => {
+            sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = $1 FOR UPDATE")
+                .bind(a.id)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+        Session::MySql(conn) => {
+            sqlx::query("SELECT 1 FROM cronlease_executions WHERE id = ? FOR UPDATE")
+                .bind(a.id)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
+        }
+    }
+    let error = heartbeat.await.unwrap().unwrap_err();
+    assert!(error.is_transient(), "{error}");
+    m.refresh();
+    assert_eq!(
+        m.counter(t::DB_DEADLOCKS, "operation=execution_heartbeat"),
+        1,
+        "{error}"
+    );
+    assert_eq!(m.counter_total(t::DB_DEADLOCKS), 1);
+}

@@ -2,7 +2,8 @@
 //!
 //! The system under test is what a tick does, without actors: read the database clock, take
 //! the due retries (`due_retries`), plan each scope (`TickPlans`), claim everything through a real
-//! SQLite store, run a handler whose failures are drawn from the case's seed, and record each
+//! store (SQLite always; PostgreSQL and MySQL, fewer cases, when `CRONLEASE_TEST_POSTGRES_URL` or
+//! `CRONLEASE_TEST_MYSQL_URL` names a server), run a handler whose failures are drawn from the case's seed, and record each
 //! outcome with the retry decision (`retry::decide`). Time jumps between ticks through the
 //! store's clock skew: short gaps and downtimes of up to a day, across real DST transitions.
 //!
@@ -14,6 +15,7 @@
 //! dead-lettered.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -25,7 +27,8 @@ use crate::retry::{Backoff, RetryDecision, decide};
 use crate::schedule::Schedule;
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, ExecutionFilter, FailureWrite, PlanClaim, SqliteStore, Store, SuccessWrite,
+    ClaimRequest, ExecutionFilter, FailureWrite, MySqlStore, PgStore, PlanClaim, SqliteStore,
+    Store, SuccessWrite,
 };
 
 /// Instants near which the cases start: real DST transitions and an ordinary day.
@@ -261,8 +264,9 @@ fn reference(case: &Case) -> Outcome {
     outcome
 }
 
-/// The planning code and a real store, tick by tick.
-async fn system(case: &Case, store: &SqliteStore) -> Outcome {
+/// The planning code and a real store, tick by tick; `store(skew)` is the store seen through a
+/// clock shifted by `skew`.
+async fn system(case: &Case, store: impl Fn(TimeDelta) -> Arc<dyn Store>) -> Outcome {
     let schedule = case.schedule();
     let job = "model";
     let scopes: Vec<Scope> = (0..case.scopes)
@@ -272,7 +276,7 @@ async fn system(case: &Case, store: &SqliteStore) -> Outcome {
         Backoff::list([humantime::format_duration(case.backoff()).to_string()]).expect("a backoff");
     let mut outcome = Outcome::default();
     for tick in case.ticks() {
-        let db = store.clone().with_clock_skew(tick - Utc::now());
+        let db = store(tick - Utc::now());
         let db_now = db.db_now().await.unwrap();
         let candidates = db.execution_retry_candidates(job, 10_000).await.unwrap();
         let (retries, _) = due_retries(candidates, db_now);
@@ -338,7 +342,7 @@ async fn system(case: &Case, store: &SqliteStore) -> Outcome {
             }
         }
     }
-    let rows = store
+    let rows = store(TimeDelta::zero())
         .execution_list(&ExecutionFilter {
             job: Some(job.into()),
             limit: 100_000,
@@ -367,7 +371,66 @@ proptest! {
             let dir = tempfile::tempdir().unwrap();
             let store = SqliteStore::open(dir.path().join("model.db")).await.unwrap();
             store.migrate().await.unwrap();
-            system(&case, &store).await
+            system(&case, |skew| Arc::new(store.clone().with_clock_skew(skew))).await
+        });
+        prop_assert_eq!(&actual.rows, &expected.rows);
+        prop_assert_eq!(&actual.attempts, &expected.attempts);
+    }
+}
+
+/// Fewer cases on a server: each gets a fresh schema or database.
+const SERVER_CASES: u32 = 12;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: SERVER_CASES, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn planning_and_retries_match_the_reference_model_on_postgres(case in case()) {
+        let Ok(url) = std::env::var("CRONLEASE_TEST_POSTGRES_URL") else {
+            return Ok(());
+        };
+        let expected = reference(&case);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let actual = runtime.block_on(async {
+            let schema = format!("cronlease_model_{}", uuid::Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(&url).await.unwrap();
+            let create = format!("CREATE SCHEMA {schema}");
+            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
+            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+            let store = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            let outcome = system(&case, |skew| Arc::new(store.clone().with_clock_skew(skew))).await;
+            store.pool().close().await;
+            let drop = format!("DROP SCHEMA {schema} CASCADE");
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+            outcome
+        });
+        prop_assert_eq!(&actual.rows, &expected.rows);
+        prop_assert_eq!(&actual.attempts, &expected.attempts);
+    }
+
+    #[test]
+    fn planning_and_retries_match_the_reference_model_on_mysql(case in case()) {
+        let Ok(url) = std::env::var("CRONLEASE_TEST_MYSQL_URL") else {
+            return Ok(());
+        };
+        let expected = reference(&case);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let actual = runtime.block_on(async {
+            let database = format!("cronlease_model_{}", uuid::Uuid::new_v4().simple());
+            let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
+            let create = format!("CREATE DATABASE {database}");
+            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
+            let options: sqlx::mysql::MySqlConnectOptions = url.parse().unwrap();
+            let store = MySqlStore::connect_with(options.database(&database)).await.unwrap();
+            store.migrate().await.unwrap();
+            let outcome = system(&case, |skew| Arc::new(store.clone().with_clock_skew(skew))).await;
+            store.pool().close().await;
+            let drop = format!("DROP DATABASE {database}");
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.unwrap();
+            outcome
         });
         prop_assert_eq!(&actual.rows, &expected.rows);
         prop_assert_eq!(&actual.attempts, &expected.attempts);

@@ -32,6 +32,20 @@ pub fn classify(error: &sqlx::Error) -> DbErrorKind {
     }
 }
 
+/// Whether the database broke a deadlock by failing this statement (PostgreSQL 40P01, MySQL
+/// and MariaDB 1213); counted in `cronlease_db_deadlocks_total`, which stays at zero while
+/// every batched write locks its rows in one order.
+pub(crate) fn is_deadlock(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| pg.code() == "40P01")
+        || db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|my| my.number() == 1213)
+}
+
 /// Whether connecting failed because the host name does not resolve (no such host, or no
 /// address for it).
 ///

@@ -2,7 +2,8 @@
 //!
 //! - [`StoreDeadlines`]: the per-call deadline and the server-side timeouts, with their defaults;
 //!   given to a store's constructor (`PgStore::connect_with_deadlines`,
-//!   `SqliteStore::connect_with_deadlines`) and read back through [`Store::deadlines`].
+//!   `MySqlStore::connect_with_deadlines`, `SqliteStore::connect_with_deadlines`) and read back
+//!   through [`Store::deadlines`].
 //! - `Deadlined`: the decorator the scheduler puts around its store, which bounds every call
 //!   but the migration by [`StoreDeadlines::call`] and turns an expired deadline into the
 //!   transient [`Error::DeadlineExceeded`], so the runtime retries it like any database blip.
@@ -74,23 +75,28 @@ pub struct StoreDeadlines {
     /// (with the job defaults: a beat every 10 s, each given up after 10 s, in a 120 s lease).
     /// Default: 30 s.
     pub call: Duration,
-    /// The server's limit on one statement (PostgreSQL `statement_timeout`), shorter than
-    /// `call` so that a statement slow on the server is cancelled there (its locks released,
-    /// the connection kept) before the client gives up. Default: 25 s.
+    /// The server's limit on one statement (PostgreSQL `statement_timeout`; MariaDB
+    /// `max_statement_time`; MySQL 8 `max_execution_time`, which bounds `SELECT`s only), shorter
+    /// than `call` so that a statement slow on the server is cancelled there (its locks
+    /// released, the connection kept) before the client gives up. Default: 25 s.
     pub statement: Duration,
-    /// How long a statement waits for a row lock (PostgreSQL `lock_timeout`) or for another
-    /// process's write lock (SQLite's busy timeout). Default: 5 s.
+    /// How long a statement waits for a row lock (PostgreSQL `lock_timeout`; MySQL
+    /// `innodb_lock_wait_timeout` and `lock_wait_timeout`, whole seconds rounded up) or for
+    /// another process's write lock (SQLite's busy timeout). Default: 5 s.
     pub lock: Duration,
     /// How long the server keeps a transaction whose client went silent before aborting it and
-    /// releasing its locks (PostgreSQL `idle_in_transaction_session_timeout`). Default: 30 s.
+    /// releasing its locks (PostgreSQL `idle_in_transaction_session_timeout`; MariaDB
+    /// `idle_transaction_timeout`, whole seconds rounded up, closing the session; MySQL 8 has
+    /// no such setting). Default: 30 s.
     pub idle_in_transaction: Duration,
     /// TCP keepalive on the server's side of each pooled connection (PostgreSQL
     /// `tcp_keepalives_idle`, probing every third of it, three probes): a server finds a
     /// client that vanished without closing its socket within about twice this, and frees its
-    /// backend. `None` keeps the server's setting. Default: 30 s.
+    /// backend. `None` keeps the server's setting. Default: 30 s. PostgreSQL only: MySQL and
+    /// MariaDB set keepalive server-wide, not per session.
     ///
-    /// The client's side has no keepalive: sqlx 0.9 does not expose the socket option. The
-    /// per-call deadline is what bounds a client's wait.
+    /// The client's side has no keepalive: sqlx 0.9 does not expose the socket option (neither
+    /// for PostgreSQL nor for MySQL). The per-call deadline is what bounds a client's wait.
     pub server_keepalive: Option<Duration>,
 }
 
@@ -400,6 +406,14 @@ impl<DB: Database> Checkout<DB> {
     pub(crate) fn done<T>(mut self, result: std::result::Result<T, sqlx::Error>) -> Result<T> {
         drop(self.conn.take());
         result.map_err(|e| db_error(self.operation, e))
+    }
+}
+
+impl<DB: Database> Checkout<DB> {
+    /// Like [`done`](Self::done), for a call whose driver errors are already the store's.
+    pub(crate) fn release<T>(mut self, result: Result<T>) -> Result<T> {
+        drop(self.conn.take());
+        result
     }
 }
 

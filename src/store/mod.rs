@@ -581,6 +581,9 @@ impl std::str::FromStr for ExecutionCursor {
 
 /// Wraps a driver error with its operation and classification.
 pub(crate) fn db_error(operation: &'static str, source: sqlx::Error) -> Error {
+    if classify::is_deadlock(&source) {
+        crate::telemetry::db_deadlock(operation);
+    }
     Error::Database {
         operation,
         kind: classify(&source),

@@ -764,6 +764,10 @@ const FAKETIME_LIBRARIES: [&str; 2] = [
 /// shift a process's clock and should be skipped with a message; under `CI=true` that is a
 /// failure instead.
 pub fn faketime_library() -> Option<PathBuf> {
+    // One installer at a time: the shifted-clock tests of both servers run side by side, and a
+    // second `apt-get` fails on the first one's lock.
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let find = || {
         FAKETIME_LIBRARIES
             .iter()

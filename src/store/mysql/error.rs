@@ -26,6 +26,8 @@ pub(crate) fn classify(error: &dyn DatabaseError) -> Option<DbErrorKind> {
 /// | 1205 | ER_LOCK_WAIT_TIMEOUT | a lock wait timed out (the statement is rolled back) |
 /// | 1213 | ER_LOCK_DEADLOCK | deadlock; the transaction was rolled back |
 /// | 1317 | ER_QUERY_INTERRUPTED | the statement was killed (`KILL QUERY`) |
+/// | 1969 | ER_STATEMENT_TIMEOUT | MariaDB's `max_statement_time` ended the statement |
+/// | 3024 | ER_QUERY_TIMEOUT | MySQL's `max_execution_time` ended the `SELECT` |
 /// | 1927 | ER_CONNECTION_KILLED | the connection was killed (MariaDB) |
 /// | 4031 | ER_CLIENT_INTERACTION_TIMEOUT | the server closed an idle connection (MySQL 8.0.24+) |
 /// | 1290 | ER_OPTION_PREVENTS_STATEMENT | `--read-only`: a primary demoted during a failover |
@@ -37,23 +39,15 @@ pub(crate) fn classify(error: &dyn DatabaseError) -> Option<DbErrorKind> {
 /// 1045, unknown database 1049, data too long 1406, ...) is permanent.
 pub(crate) fn classify_number(number: u16) -> DbErrorKind {
     match number {
-        2002 | 2003 | 2006 | 2013 | 2055 | 1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 4031
-        | 1290 | 1836 => DbErrorKind::Transient,
+        2002 | 2003 | 2006 | 2013 | 2055 | 1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 1969
+        | 3024 | 4031 | 1290 | 1836 => DbErrorKind::Transient,
         _ => DbErrorKind::Permanent,
     }
 }
 
 /// Whether `error` is InnoDB's deadlock (1213): the transaction was rolled back whole.
 pub(crate) fn is_deadlock(error: &Error) -> bool {
-    match error {
-        Error::Database {
-            source: sqlx::Error::Database(db),
-            ..
-        } => db
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|my| my.number() == 1213),
-        _ => false,
-    }
+    matches!(error, Error::Database { source, .. } if crate::store::classify::is_deadlock(source))
 }
 
 /// Whether `error` is a failure to get a connection (rather than of a statement): I/O, TLS, a
@@ -224,6 +218,12 @@ mod tests {
     #[test]
     fn query_interrupted_1317_is_transient() {
         transient(1317);
+    }
+
+    #[test]
+    fn statement_timeouts_1969_and_3024_are_transient() {
+        transient(1969);
+        transient(3024);
     }
 
     #[test]

@@ -182,11 +182,14 @@ pub(super) async fn run(pool: &MySqlPool) -> Result<()> {
             )),
         });
     }
-    // A migration may wait long for a metadata lock behind a running replica's statements: lift
-    // the store's lock deadline on this session, and close the session afterwards so the
+    // A migration may wait long for a metadata lock behind a running replica's statements and
+    // run long on a big table: lift the store's server-side deadlines on this session, and close the session afterwards so the
     // setting never reaches the pool.
     conn.close_on_drop();
-    sqlx::query("SET SESSION lock_wait_timeout = 3600, innodb_lock_wait_timeout = 3600")
+    let flavour = super::session::Flavour::of(&mut conn)
+        .await
+        .map_err(|e| db_error("migrate", e))?;
+    sqlx::query(super::session::unbounded(flavour))
         .execute(&mut *conn)
         .await
         .map_err(|e| db_error("migrate", e))?;

@@ -6,7 +6,12 @@
 //!   of any size is one statement text.
 //! - `migrate`: the schema, tracked in `cronlease_migrations` and applied under `GET_LOCK`.
 //! - `row`: decoding rows into [`Execution`].
+//! - `session`: what every pooled connection is set to (isolation, the server-side deadlines
+//!   its flavour knows, MariaDB or MySQL).
 //! - `error`: which error numbers are transient.
+//!
+//! Every call runs on a `Checkout` (`store::deadline`): a connection abandoned mid-call (its
+//! deadline expired) is closed, never returned to the pool.
 //!
 //! Times are `DATETIME(6)` holding UTC (the session `time_zone` is pinned to `+00:00`); ids and
 //! tokens are `BINARY(16)`; names and scopes `VARBINARY` (compared byte for byte); `result` and
@@ -42,6 +47,7 @@
 pub(crate) mod error;
 mod migrate;
 mod row;
+mod session;
 mod sql;
 
 use std::collections::{HashMap, HashSet};
@@ -55,6 +61,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{AssertSqlSafe, MySqlConnection, Row};
 use uuid::Uuid;
 
+use super::deadline::Checkout;
 use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus, PruneSet,
     Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
@@ -179,13 +186,25 @@ impl MySqlStore {
         Self::connect_with_deadlines(options, StoreDeadlines::default()).await
     }
 
-    /// Like [`MySqlStore::connect_with`], with the calls' deadlines: the scheduler bounds each
-    /// call by [`StoreDeadlines::call`], and every session waits for a row or metadata lock at
-    /// most [`StoreDeadlines::lock`] (`innodb_lock_wait_timeout` and `lock_wait_timeout`, whole
-    /// seconds, rounded up, at least 1), after which the server answers 1205, a transient error.
-    /// There is no portable statement timeout: MariaDB's `max_statement_time` and MySQL 8's
-    /// `max_execution_time` (which bounds only `SELECT`s) differ, so the client-side deadline
-    /// bounds statements.
+    /// Like [`MySqlStore::connect_with`], with these deadlines: the scheduler bounds each call
+    /// by [`StoreDeadlines::call`] (a connection whose call is abandoned at it is closed, never
+    /// reused), and every session of the pool holds the server-side deadlines its server knows,
+    /// read from `VERSION()` when it connects:
+    ///
+    /// - both: a row or metadata lock is waited for at most [`StoreDeadlines::lock`]
+    ///   (`innodb_lock_wait_timeout`, `lock_wait_timeout`; whole seconds rounded up, at least 1;
+    ///   error 1205, transient);
+    /// - MariaDB: every statement ends at [`StoreDeadlines::statement`] (`max_statement_time`;
+    ///   error 1969, transient), and a transaction left idle for
+    ///   [`StoreDeadlines::idle_in_transaction`] has its session closed and its locks released
+    ///   (`idle_transaction_timeout`, whole seconds);
+    /// - MySQL 8: `SELECT`s (the locking reads included) end at [`StoreDeadlines::statement`]
+    ///   (`max_execution_time`; error 3024, transient); MySQL bounds neither other statements nor
+    ///   idle transactions per session.
+    ///
+    /// Neither server has a per-session TCP keepalive ([`StoreDeadlines::server_keepalive`]
+    /// does not apply), and sqlx's MySQL connector sets none on the client's socket. Fails with
+    /// [`Error::InvalidConfig`] for invalid deadlines.
     pub async fn connect_with_deadlines(
         options: MySqlConnectOptions,
         deadlines: StoreDeadlines,
@@ -216,35 +235,45 @@ impl MySqlStore {
 
     /// Like [`MySqlStore::connect_with`], without connecting yet: the first statement connects.
     pub fn connect_lazy_with(options: MySqlConnectOptions) -> Self {
-        Self::from_pool(Self::pool_options().connect_lazy_with(pinned(options)))
+        Self::connect_lazy_with_deadlines(options, StoreDeadlines::default())
+            .expect("the default deadlines are valid")
+    }
+
+    /// Like [`MySqlStore::connect_lazy_with`], with these deadlines (see
+    /// [`MySqlStore::connect_with_deadlines`]).
+    pub fn connect_lazy_with_deadlines(
+        options: MySqlConnectOptions,
+        deadlines: StoreDeadlines,
+    ) -> Result<Self> {
+        deadlines.validate()?;
+        let pool = Self::pool_options_with(&deadlines).connect_lazy_with(pinned(options));
+        Ok(Self::from_pool(pool).keep_deadlines(deadlines))
     }
 
     /// Pool settings that prepare every connection as the store needs it: READ COMMITTED
-    /// isolation (see the module docs), a 10 s acquire timeout, [`DEFAULT_MAX_CONNECTIONS`].
-    /// Start from these when building a pool for [`MySqlStore::from_pool`] by hand, and keep the
-    /// session time zone at UTC (sqlx's default, `MySqlConnectOptions::timezone`).
+    /// isolation (see the module docs), the default [`StoreDeadlines`] on the server's side
+    /// (see [`MySqlStore::connect_with_deadlines`]), a 10 s acquire timeout,
+    /// [`DEFAULT_MAX_CONNECTIONS`]. Start from these when building a pool for
+    /// [`MySqlStore::from_pool`] by hand, and keep the session time zone at UTC (sqlx's
+    /// default, `MySqlConnectOptions::timezone`).
     pub fn pool_options() -> MySqlPoolOptions {
         Self::pool_options_with(&StoreDeadlines::default())
     }
 
-    /// [`MySqlStore::pool_options`] whose sessions wait for locks at most `deadlines.lock`.
+    /// [`MySqlStore::pool_options`] whose sessions hold `deadlines` on the server's side, as
+    /// far as the server's flavour allows (`session`).
     fn pool_options_with(deadlines: &StoreDeadlines) -> MySqlPoolOptions {
-        let lock_secs = deadlines.lock.as_secs() + u64::from(deadlines.lock.subsec_nanos() > 0);
-        let lock_secs = lock_secs.max(1);
+        let deadlines = *deadlines;
         MySqlPoolOptions::new()
             .max_connections(DEFAULT_MAX_CONNECTIONS)
             .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    sqlx::query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    let flavour = session::Flavour::of(conn).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(session::bounded(flavour, &deadlines)))
                         .execute(&mut *conn)
-                        .await?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SET SESSION innodb_lock_wait_timeout = {lock_secs}, lock_wait_timeout = {lock_secs}"
-                    )))
-                    .execute(&mut *conn)
-                    .await
-                    .map(drop)
+                        .await
+                        .map(drop)
                 })
             })
     }
@@ -296,7 +325,11 @@ impl MySqlStore {
     /// The common claim: every plan new. One clock read and one plain insert, no transaction.
     /// `None` when some plan already has a row (or a rival's insert of one made this one a
     /// deadlock victim): the full path decides.
-    async fn claim_new(&self, request: &ClaimRequest<'_>) -> Result<Option<Vec<Claimed>>> {
+    async fn claim_new(
+        &self,
+        conn: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Option<Vec<Claimed>>> {
         const OP: &str = "execution_claim";
         let plans = plans_in_key_order(request);
         let mut batches = json_batches(plans.iter().map(|p| {
@@ -312,7 +345,7 @@ impl MySqlStore {
             return Ok(None);
         }
         let now: DateTime<Utc> = sqlx::query_scalar(q(&self.sql.db_now))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await
             .map_err(|e| db_error(OP, e))?;
         let stale_after = now + crate::schedule::delta(request.stale_timeout);
@@ -326,7 +359,7 @@ impl MySqlStore {
             .bind(now)
             .bind(now)
             .bind(batches.remove(0))
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await;
         match inserted {
             Ok(_) => Ok(Some(
@@ -346,10 +379,16 @@ impl MySqlStore {
                     })
                     .collect(),
             )),
+            // A rival's insert of the same plan made this one a deadlock victim: counted like
+            // every deadlock a store call meets, then the full path decides.
+            Err(e) if super::classify::is_deadlock(&e) => {
+                crate::telemetry::db_deadlock(OP);
+                Ok(None)
+            }
             Err(sqlx::Error::Database(db))
                 if db
                     .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .is_some_and(|my| matches!(my.number(), 1062 | 1213)) =>
+                    .is_some_and(|my| my.number() == 1062) =>
             {
                 Ok(None)
             }
@@ -357,15 +396,30 @@ impl MySqlStore {
         }
     }
 
-    /// One try of [`Store::execution_sweep_stale`].
+    /// One try of [`Store::execution_sweep_stale`], on a connection of its own.
     async fn sweep_once(
         &self,
         job: &str,
         allow_reentry: bool,
         not_after: Option<DateTime<Utc>>,
     ) -> Result<Vec<Swept>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_sweep_stale").await?;
+        let result = self.sweep_on(&mut c, job, allow_reentry, not_after).await;
+        c.release(result)
+    }
+
+    /// The body of [`MySqlStore::sweep_once`].
+    async fn sweep_on(
+        &self,
+        conn: &mut MySqlConnection,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
         const OP: &str = "execution_sweep_stale";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let now = self.now(&mut tx, OP).await?;
         if not_after.is_some_and(|t| now > t) {
             // Held up past its deadline (behind an outage): owners could not renew meanwhile.
@@ -409,10 +463,19 @@ impl MySqlStore {
         Ok(swept)
     }
 
-    /// One try of [`Store::execution_supersede`].
+    /// One try of [`Store::execution_supersede`], on a connection of its own.
     async fn supersede_once(&self, job: &str) -> Result<Vec<Uuid>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_supersede").await?;
+        let result = self.supersede_on(&mut c, job).await;
+        c.release(result)
+    }
+
+    /// The body of [`MySqlStore::supersede_once`].
+    async fn supersede_on(&self, conn: &mut MySqlConnection, job: &str) -> Result<Vec<Uuid>> {
         const OP: &str = "execution_supersede";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let candidates = sqlx::query(sql::SUPERSEDE_CANDIDATES)
             .bind(job)
             .fetch_all(&mut *tx)
@@ -454,12 +517,25 @@ impl MySqlStore {
         Ok(locked)
     }
 
-    /// One try of the full claim path, in one transaction.
+    /// One try of the full claim path, in one transaction on a connection of its own.
     async fn claim_once(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
+        let result = self.claim_on(&mut c, request).await;
+        c.release(result)
+    }
+
+    /// The body of [`MySqlStore::claim_once`].
+    async fn claim_on(
+        &self,
+        conn: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<Claimed>> {
         const OP: &str = "execution_claim";
         let plans = plans_in_key_order(request);
 
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         // 1. The rows that exist, without locking.
         let mut existing: HashMap<_, Uuid> = HashMap::new();
         for batch in json_batches(
@@ -837,102 +913,20 @@ fn decide(
     None
 }
 
-#[async_trait]
-impl Store for MySqlStore {
-    fn backend(&self) -> &'static str {
-        "mysql"
-    }
-
-    fn deadlines(&self) -> StoreDeadlines {
-        self.deadlines
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        match migrate::run(&self.pool).await {
-            // The first statement of a lazy pool connects: say where it could not.
-            Err(Error::Database { source, .. }) if error::is_connect_failure(&source) => {
-                Err(explain_connect_failure(&self.pool.connect_options(), source).await)
-            }
-            other => other,
-        }
-    }
-
-    async fn migration_status(&self) -> Result<MigrationStatus> {
-        migrate::status(&self.pool).await
-    }
-
-    async fn db_now(&self) -> Result<DateTime<Utc>> {
-        sqlx::query_scalar(q(&self.sql.db_now))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("db_now", e))
-    }
-
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
-        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
-            .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_latest_plans", e))?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
-            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-            Ok((
-                Scope::new(
-                    row::text(row, 0).map_err(dec)?,
-                    row::text(row, 1).map_err(dec)?,
-                ),
-                row.try_get(2).map_err(dec)?,
-            ))
-        })))
-    }
-
-    async fn execution_retry_candidates(
+impl MySqlStore {
+    /// The body of [`Store::execution_heartbeat`].
+    async fn heartbeat_on(
         &self,
-        job: &str,
-        limit: usize,
-    ) -> Result<Vec<RetryCandidate>> {
-        let rows = sqlx::query(q(&self.sql.retry_candidates))
-            .bind(job)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_retry_candidates", e))?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
-            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-            Ok(RetryCandidate {
-                scope: Scope::new(
-                    row::text(row, 0).map_err(dec)?,
-                    row::text(row, 1).map_err(dec)?,
-                ),
-                plan_time: row.try_get(2).map_err(dec)?,
-                next_retry_at: row.try_get(3).map_err(dec)?,
-                due: row.try_get::<i64, _>(4).map_err(dec)? != 0,
-                replayed: row.try_get(5).map_err(dec)?,
-            })
-        })))
-    }
-
-    async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
-        if request.plans.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Runners inserting the same new plan at once queue on its unique-key entry; when the
-        // first commits, InnoDB may pick one of the waiters as a deadlock victim and roll its
-        // whole transaction back ("try restarting transaction"). The claim is safe to run again
-        // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
-        // reported (as a transient error the runtime retries with backoff).
-        if let Some(claimed) = self.claim_new(request).await? {
-            return Ok(claimed);
-        }
-        rerun_deadlocked(|| self.claim_once(request)).await
-    }
-
-    async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
+        conn: &mut MySqlConnection,
+        renewals: &[Renewal],
+    ) -> Result<Vec<Uuid>> {
         const OP: &str = "execution_heartbeat";
         if renewals.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let rows = lock_leases(
             &mut tx,
             sql::LEASES_LOCK_RUNNING,
@@ -976,7 +970,12 @@ impl Store for MySqlStore {
         Ok(ids)
     }
 
-    async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>> {
+    /// The body of [`Store::execution_finish_success`].
+    async fn finish_success_on(
+        &self,
+        conn: &mut MySqlConnection,
+        writes: &[SuccessWrite],
+    ) -> Result<Vec<Uuid>> {
         const OP: &str = "execution_finish_success";
         if writes.is_empty() {
             return Ok(Vec::new());
@@ -997,7 +996,7 @@ impl Store for MySqlStore {
         if batches.len() == 1 {
             let matched = sqlx::query(q(&self.sql.finish_success_at_once))
                 .bind(batches.remove(0))
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| db_error(OP, e))?
                 .rows_affected();
@@ -1007,7 +1006,9 @@ impl Store for MySqlStore {
             // Some rows were not RUNNING under their token (fenced out, or written by an
             // earlier try): the full path tells which were written.
         }
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let rows = lock_leases(
             &mut tx,
             sql::LEASES_LOCK_ANY,
@@ -1059,12 +1060,19 @@ impl Store for MySqlStore {
         Ok(written)
     }
 
-    async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
+    /// The body of [`Store::execution_finish_failure`].
+    async fn finish_failure_on(
+        &self,
+        conn: &mut MySqlConnection,
+        writes: &[FailureWrite],
+    ) -> Result<Vec<Uuid>> {
         const OP: &str = "execution_finish_failure";
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let rows = lock_leases(
             &mut tx,
             sql::LEASES_LOCK_ANY,
@@ -1128,76 +1136,13 @@ impl Store for MySqlStore {
         Ok(written)
     }
 
-    async fn execution_sweep_stale(
+    /// The body of [`Store::execution_replay`].
+    async fn replay_on(
         &self,
-        job: &str,
-        allow_reentry: bool,
-        not_after: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Swept>> {
-        // Two jobs' sweeps move rows of the same status index at once: InnoDB may pick one as
-        // a deadlock victim. A sweep re-reads the stale rows, so it is simply run again.
-        let _one_at_a_time = self.sweeping.lock().await;
-        rerun_deadlocked(|| self.sweep_once(job, allow_reentry, not_after)).await
-    }
-
-    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
-        // Like the sweep: safe to run again when picked as a deadlock victim.
-        rerun_deadlocked(|| self.supersede_once(job)).await
-    }
-
-    async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
-        let row = sqlx::query(sql::EXECUTION_GET)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_get", e))?;
-        row.as_ref().map(row::execution).transpose()
-    }
-
-    async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
-        let scope_kind = filter.scope.as_ref().map(|s| s.kind.as_str());
-        let scope_id = filter.scope.as_ref().map(|s| s.id.as_str());
-        let status = filter.status.map(|s| s.as_str());
-        let after_time = filter.after.map(|c| c.plan_time);
-        let rows = sqlx::query(sql::EXECUTION_LIST)
-            .bind(filter.job.as_deref())
-            .bind(filter.job.as_deref())
-            .bind(scope_kind)
-            .bind(scope_kind)
-            .bind(scope_id)
-            .bind(status)
-            .bind(status)
-            .bind(filter.plan_from)
-            .bind(filter.plan_from)
-            .bind(filter.plan_before)
-            .bind(filter.plan_before)
-            .bind(after_time)
-            .bind(after_time)
-            .bind(after_time)
-            .bind(filter.after.map(|c| c.id))
-            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_list", e))?;
-        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
-    }
-
-    async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
-        let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
-            .bind(job)
-            .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_count_by_status", e))?;
-        super::counts(rows.iter().map(|row| {
-            (
-                row.try_get::<String, _>(0).unwrap_or_default(),
-                row.try_get::<i64, _>(1).unwrap_or_default(),
-            )
-        }))
-    }
-
-    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>> {
+        conn: &mut MySqlConnection,
+        ids: &[Uuid],
+        extra_attempts: u32,
+    ) -> Result<Vec<Execution>> {
         const OP: &str = "execution_replay";
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -1205,7 +1150,9 @@ impl Store for MySqlStore {
         let mut sorted = ids.to_vec();
         sorted.sort();
         sorted.dedup();
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let mut locked = Vec::new();
         for batch in json_batches(sorted.iter().map(|id| json!(hex(*id)))) {
             for row in sqlx::query(sql::REPLAY_LOCK)
@@ -1243,14 +1190,18 @@ impl Store for MySqlStore {
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
-    async fn execution_prune(
+    /// The body of [`Store::execution_prune`].
+    async fn prune_on(
         &self,
+        conn: &mut MySqlConnection,
         set: PruneSet,
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
         const OP: &str = "execution_prune";
-        let mut tx = self.pool.begin().await.map_err(|e| db_error(OP, e))?;
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
         let now = self.now(&mut tx, OP).await?;
         let cutoff = now - crate::schedule::delta(older_than);
         let candidates = sqlx::query(sql::PRUNE_CANDIDATES)
@@ -1291,28 +1242,249 @@ impl Store for MySqlStore {
         tx.commit().await.map_err(|e| db_error(OP, e))?;
         Ok(deleted)
     }
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    fn backend(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn deadlines(&self) -> StoreDeadlines {
+        self.deadlines
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match migrate::run(&self.pool).await {
+            // The first statement of a lazy pool connects: say where it could not.
+            Err(Error::Database { source, .. }) if error::is_connect_failure(&source) => {
+                Err(explain_connect_failure(&self.pool.connect_options(), source).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(&self.pool).await
+    }
+
+    async fn db_now(&self) -> Result<DateTime<Utc>> {
+        let mut c = Checkout::acquire(&self.pool, "db_now").await?;
+        let result = sqlx::query_scalar(q(&self.sql.db_now))
+            .fetch_one(&mut *c)
+            .await;
+        c.done(result)
+    }
+
+    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_latest_plans").await?;
+        let result = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok((
+                Scope::new(
+                    row::text(row, 0).map_err(dec)?,
+                    row::text(row, 1).map_err(dec)?,
+                ),
+                row.try_get(2).map_err(dec)?,
+            ))
+        })))
+    }
+
+    async fn execution_retry_candidates(
+        &self,
+        job: &str,
+        limit: usize,
+    ) -> Result<Vec<RetryCandidate>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_retry_candidates").await?;
+        let result = sqlx::query(q(&self.sql.retry_candidates))
+            .bind(job)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            Ok(RetryCandidate {
+                scope: Scope::new(
+                    row::text(row, 0).map_err(dec)?,
+                    row::text(row, 1).map_err(dec)?,
+                ),
+                plan_time: row.try_get(2).map_err(dec)?,
+                next_retry_at: row.try_get(3).map_err(dec)?,
+                due: row.try_get::<i64, _>(4).map_err(dec)? != 0,
+                replayed: row.try_get(5).map_err(dec)?,
+            })
+        })))
+    }
+
+    async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
+        if request.plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Runners inserting the same new plan at once queue on its unique-key entry; when the
+        // first commits, InnoDB may pick one of the waiters as a deadlock victim and roll its
+        // whole transaction back ("try restarting transaction"). The claim is safe to run again
+        // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
+        // reported (as a transient error the runtime retries with backoff).
+        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
+        let fast = self.claim_new(&mut c, request).await;
+        if let Some(claimed) = c.release(fast)? {
+            return Ok(claimed);
+        }
+        rerun_deadlocked(|| self.claim_once(request)).await
+    }
+
+    async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
+        if renewals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_heartbeat").await?;
+        let result = self.heartbeat_on(&mut c, renewals).await;
+        c.release(result)
+    }
+
+    async fn execution_finish_success(&self, writes: &[SuccessWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_finish_success").await?;
+        let result = self.finish_success_on(&mut c, writes).await;
+        c.release(result)
+    }
+
+    async fn execution_finish_failure(&self, writes: &[FailureWrite]) -> Result<Vec<Uuid>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_finish_failure").await?;
+        let result = self.finish_failure_on(&mut c, writes).await;
+        c.release(result)
+    }
+
+    async fn execution_sweep_stale(
+        &self,
+        job: &str,
+        allow_reentry: bool,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Swept>> {
+        // Two jobs' sweeps move rows of the same status index at once: InnoDB may pick one as
+        // a deadlock victim. A sweep re-reads the stale rows, so it is simply run again.
+        let _one_at_a_time = self.sweeping.lock().await;
+        rerun_deadlocked(|| self.sweep_once(job, allow_reentry, not_after)).await
+    }
+
+    async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
+        // Like the sweep: safe to run again when picked as a deadlock victim.
+        rerun_deadlocked(|| self.supersede_once(job)).await
+    }
+
+    async fn execution_get(&self, id: Uuid) -> Result<Option<Execution>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_get").await?;
+        let result = sqlx::query(sql::EXECUTION_GET)
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await;
+        let row = c.done(result)?;
+        row.as_ref().map(row::execution).transpose()
+    }
+
+    async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>> {
+        let scope_kind = filter.scope.as_ref().map(|s| s.kind.as_str());
+        let scope_id = filter.scope.as_ref().map(|s| s.id.as_str());
+        let status = filter.status.map(|s| s.as_str());
+        let after_time = filter.after.map(|c| c.plan_time);
+        let mut c = Checkout::acquire(&self.pool, "execution_list").await?;
+        let result = sqlx::query(sql::EXECUTION_LIST)
+            .bind(filter.job.as_deref())
+            .bind(filter.job.as_deref())
+            .bind(scope_kind)
+            .bind(scope_kind)
+            .bind(scope_id)
+            .bind(status)
+            .bind(status)
+            .bind(filter.plan_from)
+            .bind(filter.plan_from)
+            .bind(filter.plan_before)
+            .bind(filter.plan_before)
+            .bind(after_time)
+            .bind(after_time)
+            .bind(after_time)
+            .bind(filter.after.map(|c| c.id))
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
+    async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_count_by_status").await?;
+        let result = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
+            .bind(job)
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        super::counts(rows.iter().map(|row| {
+            (
+                row.try_get::<String, _>(0).unwrap_or_default(),
+                row.try_get::<i64, _>(1).unwrap_or_default(),
+            )
+        }))
+    }
+
+    async fn execution_replay(&self, ids: &[Uuid], extra_attempts: u32) -> Result<Vec<Execution>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_replay").await?;
+        let result = self.replay_on(&mut c, ids, extra_attempts).await;
+        c.release(result)
+    }
+
+    async fn execution_prune(
+        &self,
+        set: PruneSet,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
+        let result = self.prune_on(&mut c, set, older_than, limit).await;
+        c.release(result)
+    }
 
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
         older_than: std::time::Duration,
     ) -> Result<u64> {
-        let now = self.db_now().await?;
-        let cutoff = now - crate::schedule::delta(older_than);
-        let n: i64 = sqlx::query_scalar(sql::EXECUTION_COUNT_PRUNABLE)
-            .bind(cutoff)
-            .bind(set == PruneSet::Dead)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_count_prunable", e))?;
-        Ok(n.max(0) as u64)
+        const OP: &str = "execution_count_prunable";
+        let mut c = Checkout::acquire(&self.pool, OP).await?;
+        let result = async {
+            let now = self.now(&mut c, OP).await?;
+            let cutoff = now - crate::schedule::delta(older_than);
+            sqlx::query_scalar::<_, i64>(sql::EXECUTION_COUNT_PRUNABLE)
+                .bind(cutoff)
+                .bind(set == PruneSet::Dead)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(|e| db_error(OP, e))
+        }
+        .await;
+        Ok(c.release(result)?.max(0) as u64)
     }
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(q(&self.sql.count_stale))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_count_stale", e))?;
+        let mut c = Checkout::acquire(&self.pool, "execution_count_stale").await?;
+        let result = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         rows.iter()
             .map(|row| {
                 let dec = |e: sqlx::Error| corrupt("?", e.to_string());
@@ -1325,11 +1497,12 @@ impl Store for MySqlStore {
     }
 
     async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
-        let rows = sqlx::query(q(&self.sql.tick_clock))
+        let mut c = Checkout::acquire(&self.pool, "tick_clock").await?;
+        let result = sqlx::query(q(&self.sql.tick_clock))
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("tick_clock", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         let dec = |e: sqlx::Error| corrupt("?", e.to_string());
         let first = rows
             .first()
@@ -1359,16 +1532,17 @@ impl Store for MySqlStore {
             },
             other => other,
         })?;
-        sqlx::query(sql::PAUSE_SET)
+        let mut c = Checkout::acquire(&self.pool, "pause_set").await?;
+        let result = sqlx::query(sql::PAUSE_SET)
             .bind(&pause.job)
             .bind(kind)
             .bind(id)
             .bind(&pause.paused_by)
             .bind(&pause.reason)
             .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("pause_set", e))?;
+            .execute(&mut *c)
+            .await;
+        c.done(result)?;
         let mut stored = pause.clone();
         stored.paused_at = now;
         Ok(stored)
@@ -1376,37 +1550,22 @@ impl Store for MySqlStore {
 
     async fn pause_clear(&self, job: &str, scope: Option<&Scope>) -> Result<bool> {
         let (kind, id) = super::pause_key(scope);
-        let fail = |e| db_error("pause_clear", e);
         let now = datetime(self.db_now().await?);
         // The paused interval goes to the ledger in the same transaction as the pause goes.
-        let mut tx = self.pool.begin().await.map_err(fail)?;
-        sqlx::query(sql::PAUSE_RECORD)
-            .bind(&now)
-            .bind(&now)
-            .bind(job)
-            .bind(kind)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        let done = sqlx::query(sql::PAUSE_CLEAR)
-            .bind(job)
-            .bind(kind)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
+        let mut c = Checkout::acquire(&self.pool, "pause_clear").await?;
+        let result = pause_clear_on(&mut c, &now, job, kind, id).await;
+        let done = c.done(result)?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>> {
-        let rows = sqlx::query(sql::PAUSE_LIST)
+        let mut c = Checkout::acquire(&self.pool, "pause_list").await?;
+        let result = sqlx::query(sql::PAUSE_LIST)
             .bind(job)
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("pause_list", e))?;
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
         rows.iter()
             .map(|row| {
                 let dec = |e: sqlx::Error| corrupt("?", e.to_string());
@@ -1460,12 +1619,13 @@ impl Store for MySqlStore {
             key(a).cmp(&key(b))
         });
         let now = datetime(self.db_now().await?);
-        sqlx::query(sql::SKIP_RECORD)
+        let mut c = Checkout::acquire(&self.pool, "skip_record").await?;
+        let result = sqlx::query(sql::SKIP_RECORD)
             .bind(now)
             .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("skip_record", e))?;
+            .execute(&mut *c)
+            .await;
+        c.done(result)?;
         Ok(())
     }
 
@@ -1476,36 +1636,96 @@ impl Store for MySqlStore {
         plan_time: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<Vec<SkipSpan>> {
-        let rows = sqlx::query(sql::SKIP_FIND)
+        let mut c = Checkout::acquire(&self.pool, "skip_find").await?;
+        let result = sqlx::query(sql::SKIP_FIND)
             .bind(job)
             .bind(&scope.kind)
             .bind(&scope.id)
             .bind(datetime(due_at))
             .bind(datetime(plan_time))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("skip_find", e))?;
-        rows.iter().map(skip_row).collect()
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(skip_row).collect()
     }
 
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
-        let rows = sqlx::query(sql::SKIP_LIST)
+        let mut c = Checkout::acquire(&self.pool, "skip_list").await?;
+        let result = sqlx::query(sql::SKIP_LIST)
             .bind(job)
             .bind(job)
             .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("skip_list", e))?;
-        rows.iter().map(skip_row).collect()
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(skip_row).collect()
     }
     async fn runner_register(
         &self,
         runner: &RunnerRegistration,
         jobs: &[JobDescription],
     ) -> Result<()> {
+        let mut c = Checkout::acquire(&self.pool, "runner_register").await?;
+        let result = self.runner_register_on(&mut c, runner, jobs).await;
+        c.release(result)
+    }
+
+    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "runner_seen").await?;
+        let result = sqlx::query(q(&self.sql.runner_seen))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "runner_stop").await?;
+        let result = sqlx::query(q(&self.sql.runner_stop))
+            .bind(runner_id)
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn runner_list(&self) -> Result<Vec<Runner>> {
+        let mut c = Checkout::acquire(&self.pool, "runner_list").await?;
+        let result = sqlx::query(q(&self.sql.runner_list))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        rows.iter().map(registry::runner).collect()
+    }
+
+    async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "runner_prune").await?;
+        let result = self.runner_prune_on(&mut c, older_than).await;
+        c.release(result)
+    }
+
+    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
+        let mut c = Checkout::acquire(&self.pool, "registered_jobs").await?;
+        let result = sqlx::query(q(&self.sql.registered_jobs))
+            .bind(job)
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(registry::registered_jobs(rows.iter()))
+    }
+}
+
+impl MySqlStore {
+    /// The body of [`Store::runner_register`], on a checked-out connection.
+    async fn runner_register_on(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        runner: &RunnerRegistration,
+        jobs: &[JobDescription],
+    ) -> Result<()> {
         const OP: &str = "runner_register";
         let fail = |e| db_error(OP, e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
         let now = self.now(&mut tx, OP).await?;
         sqlx::query(sql::RUNNER_REGISTER)
             .bind(&runner.id)
@@ -1548,35 +1768,14 @@ impl Store for MySqlStore {
         tx.commit().await.map_err(fail)
     }
 
-    async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
-        let done = sqlx::query(q(&self.sql.runner_seen))
-            .bind(runner_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("runner_seen", e))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
-        let done = sqlx::query(q(&self.sql.runner_stop))
-            .bind(runner_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("runner_stop", e))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn runner_list(&self) -> Result<Vec<Runner>> {
-        let rows = sqlx::query(q(&self.sql.runner_list))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("runner_list", e))?;
-        rows.iter().map(registry::runner).collect()
-    }
-
-    async fn runner_prune(&self, older_than: std::time::Duration) -> Result<u64> {
+    /// The body of [`Store::runner_prune`], on a checked-out connection.
+    async fn runner_prune_on(
+        &self,
+        conn: &mut sqlx::MySqlConnection,
+        older_than: std::time::Duration,
+    ) -> Result<u64> {
         let fail = |e| db_error("runner_prune", e);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
         let pruned = sqlx::query(q(&self.sql.runner_prune))
             .bind(duration_ms(older_than).saturating_mul(1000))
             .execute(&mut *tx)
@@ -1591,16 +1790,6 @@ impl Store for MySqlStore {
         }
         tx.commit().await.map_err(fail)?;
         Ok(pruned)
-    }
-
-    async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
-        let rows = sqlx::query(q(&self.sql.registered_jobs))
-            .bind(job)
-            .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("registered_jobs", e))?;
-        Ok(registry::registered_jobs(rows.iter()))
     }
 }
 
@@ -1620,6 +1809,34 @@ impl registry::Columns for MySqlRow {
     fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
         self.try_get(i)
     }
+}
+
+/// The body of `pause_clear`: records the paused interval, then lifts the pause, in one
+/// transaction.
+async fn pause_clear_on(
+    conn: &mut sqlx::MySqlConnection,
+    now: &str,
+    job: &str,
+    kind: &str,
+    id: &str,
+) -> std::result::Result<sqlx::mysql::MySqlQueryResult, sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query(sql::PAUSE_RECORD)
+        .bind(now)
+        .bind(now)
+        .bind(job)
+        .bind(kind)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query(sql::PAUSE_CLEAR)
+        .bind(job)
+        .bind(kind)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done)
 }
 
 /// One ledger row, in the column order of `SKIP_FIND` and `SKIP_LIST`.
@@ -1768,6 +1985,25 @@ mod tests {
                 .await)
             .expect("isolation");
         assert_eq!(isolation, "READ-COMMITTED");
+        // The server-side deadlines of the default `StoreDeadlines`, by flavour.
+        let mut conn = store.pool().acquire().await.expect("a connection");
+        let settings: (String, String) = match session::Flavour::of(&mut conn).await.expect("flavour") {
+            session::Flavour::MariaDb => sqlx::query_as(
+                "SELECT CAST(@@SESSION.max_statement_time AS CHAR), CAST(@@SESSION.idle_transaction_timeout AS CHAR)",
+            ),
+            session::Flavour::MySql => sqlx::query_as(
+                "SELECT CAST(@@SESSION.max_execution_time AS CHAR), CAST(@@SESSION.innodb_lock_wait_timeout AS CHAR)",
+            ),
+        }
+        .fetch_one(&mut *conn)
+        .await
+        .expect("session settings");
+        assert!(
+            [("25.000000", "30"), ("25000", "5")]
+                .contains(&(settings.0.as_str(), settings.1.as_str())),
+            "{settings:?}"
+        );
+        drop(conn);
         sqlx::query("INSERT INTO cronlease_migrations (version, name) VALUES (99, 'future')")
             .execute(store.pool())
             .await
