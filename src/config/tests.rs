@@ -344,3 +344,25 @@ fn scheduler_and_retention_values_are_laid_over_the_codes() {
         crate::Retention::default()
     );
 }
+
+#[test]
+fn the_documented_example_file_is_valid() {
+    let doc = include_str!("../../docs/configuration.md");
+    let example = doc
+        .split("```toml")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/configuration.md has a toml example");
+    let config = Config::from_toml(example, "docs/configuration.md").unwrap();
+    assert_eq!(config.jobs.len(), 2);
+    let nightly = config.jobs["nightly-report"].apply(&spec()).unwrap();
+    assert_eq!(nightly.max_attempts(), 5);
+    let sync = JobSpec::builder("sync-invoices")
+        .every("15m")
+        .handler(|_ctx| async { Ok(JobOutput::rows(0)) })
+        .build()
+        .unwrap();
+    let sync = config.jobs["sync-invoices"].apply(&sync).unwrap();
+    assert_eq!(sync.max_attempts(), 8);
+    assert!(matches!(sync.backoff, Backoff::Exponential { .. }));
+}
