@@ -122,45 +122,35 @@ fn one_line(message: &str) -> String {
 
 async fn run(cli: Cli) -> Outcome {
     let out = output::Out::new(cli.json);
+    // A settings file is checked without connecting.
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return act::config_check(&out, file);
+    }
+    // Only `migrate` works on a database without the current schema (or a new SQLite file).
+    let need_schema = !matches!(cli.command, Command::Migrate { .. });
+    let ctx = Context::open(&cli.global, need_schema).await?;
     match cli.command {
+        Command::Migrate { check } => act::migrate(&ctx, &out, check).await,
         Command::Config(ConfigCommand::Check { file }) => act::config_check(&out, &file),
-        Command::Migrate { check } => {
-            let ctx = Context::open(&cli.global, false).await?;
-            act::migrate(&ctx, &out, check).await
+        Command::Config(ConfigCommand::Show) => inspect::config_show(&ctx, &out).await,
+        Command::Status { fail_on } => inspect::status(&ctx, &out, &fail_on).await,
+        Command::Jobs => inspect::jobs(&ctx, &out).await,
+        Command::Runners => inspect::runners(&ctx, &out).await,
+        Command::History(filter) => inspect::history(&ctx, &out, &filter, None).await,
+        Command::Show { id } => inspect::show(&ctx, &out, id, false).await,
+        Command::Dead(DeadCommand::List(filter)) => {
+            inspect::history(&ctx, &out, &filter, Some(crate::Status::Dead)).await
         }
-        command => {
-            let ctx = Context::open(&cli.global, true).await?;
-            match command {
-                Command::Status { fail_on } => inspect::status(&ctx, &out, &fail_on).await,
-                Command::Jobs => inspect::jobs(&ctx, &out).await,
-                Command::Runners => inspect::runners(&ctx, &out).await,
-                Command::History(filter) => inspect::history(&ctx, &out, &filter, None).await,
-                Command::Show { id } => inspect::show(&ctx, &out, id, false).await,
-                Command::Dead(DeadCommand::List(filter)) => {
-                    inspect::history(&ctx, &out, &filter, Some(crate::Status::Dead)).await
-                }
-                Command::Dead(DeadCommand::Show { id }) => {
-                    inspect::show(&ctx, &out, id, true).await
-                }
-                Command::Dead(DeadCommand::Replay(replay)) => {
-                    act::replay(&ctx, &out, &replay).await
-                }
-                Command::Pause(pause) => act::pause(&ctx, &out, &pause).await,
-                Command::Resume { job, scope } => {
-                    act::resume(&ctx, &out, &job, scope.as_deref()).await
-                }
-                Command::Why { job, scope, at } => {
-                    inspect::why(&ctx, &out, &job, scope.as_deref(), &at).await
-                }
-                Command::Preview { job, scope, n } => {
-                    inspect::preview(&ctx, &out, &job, scope.as_deref(), n).await
-                }
-                Command::Prune { dry_run } => act::prune(&ctx, &out, dry_run).await,
-                Command::Config(ConfigCommand::Show) => inspect::config_show(&ctx, &out).await,
-                Command::Config(ConfigCommand::Check { .. }) | Command::Migrate { .. } => {
-                    unreachable!("handled above")
-                }
-            }
+        Command::Dead(DeadCommand::Show { id }) => inspect::show(&ctx, &out, id, true).await,
+        Command::Dead(DeadCommand::Replay(replay)) => act::replay(&ctx, &out, &replay).await,
+        Command::Pause(pause) => act::pause(&ctx, &out, &pause).await,
+        Command::Resume { job, scope } => act::resume(&ctx, &out, &job, scope.as_deref()).await,
+        Command::Why { job, scope, at } => {
+            inspect::why(&ctx, &out, &job, scope.as_deref(), &at).await
         }
+        Command::Preview { job, scope, n } => {
+            inspect::preview(&ctx, &out, &job, scope.as_deref(), n).await
+        }
+        Command::Prune { dry_run } => act::prune(&ctx, &out, dry_run).await,
     }
 }
