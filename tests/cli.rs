@@ -656,3 +656,42 @@ fn config_check_validates_a_file_without_connecting() {
         "{stderr}"
     );
 }
+
+/// Runs the tool on a pseudo-terminal (util-linux `script`, part of every Debian install), with
+/// `NO_COLOR` set to `no_color`.
+fn on_a_terminal(url: &str, no_color: &str) -> String {
+    let command = format!("{BIN} --database-url {url} status");
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", no_color)
+        .env_remove("CRONLEASE_DATABASE_URL")
+        .env_remove("CRONLEASE_CONFIG")
+        .output()
+        .expect("run script");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn colours_only_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("c.db").display().to_string();
+    cronlease(Some(&url), &["migrate"]).ok();
+    assert!(
+        on_a_terminal(&url, "").contains("\u{1b}["),
+        "bold headers on a terminal"
+    );
+    assert!(
+        !on_a_terminal(&url, "1").contains("\u{1b}["),
+        "NO_COLOR wins"
+    );
+    let piped = Command::new(BIN)
+        .args(["--database-url", &url, "status"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8(piped.stdout).unwrap().contains('\u{1b}'),
+        "none into a pipe"
+    );
+}
