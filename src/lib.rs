@@ -34,7 +34,10 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
-pub use control::Pause;
+pub use control::{
+    Backfill, BackfillCursor, BackfillOptions, BackfillStatus, Pause, Trigger, TriggerOptions,
+    TriggerTarget,
+};
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,
@@ -49,6 +52,7 @@ pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
 pub use store::{
     ExecutionCursor, ExecutionFilter, MySqlStore, PgStore, SqliteStore, Store, StoreDeadlines,
+    TickClock,
 };
 
 /// The README's code blocks, compiled as doctests.

@@ -51,6 +51,7 @@ pub(crate) mod handler_runtime;
 pub(crate) mod heartbeat;
 pub(crate) mod job_changes;
 pub(crate) mod planning;
+mod requests;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;
