@@ -227,10 +227,13 @@ on_every_backend! {
         assert_eq!(store.backfill_list(None, false).await.unwrap().len(), 2);
         assert!(store.backfill_cancel(second.id).await.unwrap());
         assert!(!store.backfill_cancel(second.id).await.unwrap());
-        assert!(!store.backfill_advance(&BackfillAdvance { id: second.id, ..step(None, cursor(0, 1), 1, false) }).await.unwrap(),
-            "a cancelled backfill never moves");
+        // A step begun before the cancel still counts what it handed out; it stays cancelled.
+        let late = BackfillAdvance { id: second.id, ..step(None, cursor(0, 1), 1, true) };
+        assert!(store.backfill_advance(&late).await.unwrap());
         let cancelled = store.backfill_get(second.id).await.unwrap().unwrap();
-        assert_eq!((cancelled.status, cancelled.done), (BackfillStatus::Cancelled, 0));
+        assert_eq!((cancelled.status, cancelled.done), (BackfillStatus::Cancelled, 1));
+        assert!(!store.backfill_advance(&step(cursor(9, 2), cursor(9, 3), 1, false)).await.unwrap(),
+            "a done backfill never moves");
         assert!(store.backfill_list(Some(JOB), true).await.unwrap().is_empty());
         assert!(store.backfill_get(uuid::Uuid::now_v7()).await.unwrap().is_none());
     }

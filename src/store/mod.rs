@@ -217,9 +217,11 @@ pub trait Store: Send + Sync + 'static {
     /// finish). Returns whether it was active.
     async fn backfill_cancel(&self, id: Uuid) -> Result<bool>;
 
-    /// Moves an active backfill's cursor, only if it is still `advance.expected`: adds the plans
-    /// handed out to `done`, sets `total`, and marks it DONE when finished. Returns whether it
-    /// moved (another replica's step may have moved it first).
+    /// Moves a backfill's cursor, only if it is still `advance.expected`: adds the plans handed
+    /// out to `done`, sets `total`, and marks it DONE when finished. A step that began before a
+    /// cancel still records what it handed out (the backfill stays CANCELLED), so `done` counts
+    /// every plan a backfill ran. Returns whether it moved (another replica's step may have moved
+    /// it first; a DONE backfill never moves).
     async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool>;
 
     /// Makes finished rows of `job`'s `plans` due again, for a backfill asked to rerun them:

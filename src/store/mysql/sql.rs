@@ -496,9 +496,9 @@ pub(super) const BACKFILL_ADVANCE: &str = "\
 UPDATE cronlease_backfills SET
   cursor_plan_time = ?, cursor_scope_kind = ?, cursor_scope_id = ?,
   done = done + ?, total = ?,
-  status = CASE WHEN ? THEN 'DONE' ELSE status END,
+  status = CASE WHEN ? AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
   updated_at = {NOW}
-WHERE id = UNHEX(?) AND status = 'ACTIVE'
+WHERE id = UNHEX(?) AND status IN ('ACTIVE', 'CANCELLED')
   AND cursor_plan_time <=> ? AND cursor_scope_kind <=> ? AND cursor_scope_id <=> ?";
 
 /// Locks the finished rows a rerun may reset: `[id, ..]` sorted by id; then the creation time of

@@ -425,9 +425,9 @@ pub(super) const BACKFILL_ADVANCE: &str = "\
 UPDATE cronlease_backfills SET
   cursor_plan_time = $2, cursor_scope_kind = $3, cursor_scope_id = $4,
   done = done + $5, total = $6,
-  status = CASE WHEN $7 THEN 'DONE' ELSE status END,
+  status = CASE WHEN $7 AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
   updated_at = {NOW}
-WHERE id = $1 AND status = 'ACTIVE'
+WHERE id = $1 AND status IN ('ACTIVE', 'CANCELLED')
   AND cursor_plan_time IS NOT DISTINCT FROM $8::timestamptz
   AND cursor_scope_kind IS NOT DISTINCT FROM $9::text
   AND cursor_scope_id IS NOT DISTINCT FROM $10::text";

@@ -363,9 +363,9 @@ pub(super) const BACKFILL_ADVANCE: &str = "\
 UPDATE cronlease_backfills SET
   cursor_plan_time = ?2, cursor_scope_kind = ?3, cursor_scope_id = ?4,
   done = done + ?5, total = ?6,
-  status = CASE WHEN ?7 THEN 'DONE' ELSE status END,
+  status = CASE WHEN ?7 AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
   updated_at = {NOW}
-WHERE id = ?1 AND status = 'ACTIVE'
+WHERE id = ?1 AND status IN ('ACTIVE', 'CANCELLED')
   AND cursor_plan_time IS ?8 AND cursor_scope_kind IS ?9 AND cursor_scope_id IS ?10";
 
 /// ?2 is `[[scope_kind, scope_id, plan_time_ms], ...]`, ?3 the creation time of the backfill,
