@@ -277,3 +277,41 @@ on_every_backend! {
         assert_eq!(store.execution_get(done[0].lease.id).await.unwrap().unwrap().status, Status::Success);
     }
 }
+
+on_every_backend! {
+    async fn pruning_keeps_the_newest_scheduled_row_when_a_manual_run_is_newer(db: TestDb) {
+        let store = &*db.store;
+        let claim = |minute| ClaimRequest {
+            job: JOB,
+            max_attempts: 1,
+            runner_id: "a",
+            stale_timeout: STALE,
+            allow_stale_reentry: true,
+            steal_not_after: None,
+            plans: vec![PlanClaim::new(scope(1), plan(minute))],
+        };
+        let finish = |lease| SuccessWrite { lease, duration_ms: 1, rows_affected: 1, result: "{}".into() };
+        let old = store.execution_claim(&claim(0)).await.unwrap().remove(0);
+        let newest = store.execution_claim(&claim(1)).await.unwrap().remove(0);
+        let trigger = store
+            .trigger_create(&Trigger::new(JOB, Some(scope(1)), TriggerOptions::default()))
+            .await
+            .unwrap();
+        let manual_run = store
+            .trigger_start(&manual("a", plan(2) + TimeDelta::milliseconds(1), &[(trigger.id, scope(1))], 1))
+            .await
+            .unwrap()
+            .remove(0);
+        store
+            .execution_finish_success(&[finish(old.lease), finish(newest.lease), finish(manual_run.lease)])
+            .await
+            .unwrap();
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+        let pruned = store.execution_prune(cronlease::store::PruneSet::Finished, Duration::ZERO, 100).await.unwrap();
+        assert_eq!(pruned, 1, "only the older scheduled row");
+        assert!(store.execution_get(old.lease.id).await.unwrap().is_none());
+        assert!(store.execution_get(newest.lease.id).await.unwrap().is_some(), "planning still reads it");
+        assert!(store.execution_get(manual_run.lease.id).await.unwrap().is_some());
+        assert_eq!(store.execution_latest_plans(JOB).await.unwrap(), vec![(scope(1), plan(1))]);
+    }
+}

@@ -123,6 +123,11 @@ pub(super) async fn serve_backfills(
             None => scopes.to_vec(),
         };
         targets.sort();
+        if targets.is_empty() {
+            // The scope provider failed (or named no scope): wait for scopes rather than finish
+            // with nothing run.
+            continue;
+        }
         // The per-job concurrency limit, once jobs have one, bounds this too.
         let budget = step_budget(env.free.get(), None).min(BACKFILL_STEP);
         let step = next_step(&backfill, schedule, &targets, budget, |s| pauses.runs(s));

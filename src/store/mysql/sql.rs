@@ -350,6 +350,8 @@ pub(super) const EXECUTIONS_BY_ID: &str = concat!(
 );
 
 /// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the cutoff; $3: the batch.
+/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
+/// count as a newer plan.
 /// Read without locking along the `finished_at` index; keeps the newest row of every scope.
 pub(super) const PRUNE_CANDIDATES: &str = "\
 SELECT e.id FROM cronlease_executions AS e
@@ -359,7 +361,7 @@ WHERE e.finished_at < ?
   AND e.replay_pending = 0
   AND EXISTS (SELECT 1 FROM cronlease_executions AS n
     WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time)
+      AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
 ORDER BY e.finished_at
 LIMIT ?";
 

@@ -282,6 +282,8 @@ RETURNING ",
 );
 
 /// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the age in ms; $3: the batch.
+/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
+/// count as a newer plan.
 /// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
 /// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
 /// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
@@ -295,7 +297,7 @@ DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
     AND NOT e.replay_pending
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
   ORDER BY e.finished_at
   LIMIT $3
   FOR UPDATE OF e SKIP LOCKED))";

@@ -236,8 +236,10 @@ RETURNING ",
 );
 
 /// ?1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); ?2: the age in ms; ?3: the
-/// batch. FAILED rows are never pruned: each has a retry ahead of it. The `status IN (..)` term
-/// is the `finished_at` index's predicate, written out so SQLite uses it.
+/// batch. FAILED rows are never pruned: each has a retry ahead of it. The newest scheduled row
+/// of a scope is kept (planning reads it); a newer manual run does not count as a newer plan.
+/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite
+/// uses it.
 pub(super) const EXECUTION_PRUNE: &str = "\
 DELETE FROM cronlease_executions WHERE id IN (
   SELECT e.id FROM cronlease_executions AS e
@@ -247,7 +249,7 @@ DELETE FROM cronlease_executions WHERE id IN (
     AND e.replay_pending = 0
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
   ORDER BY e.finished_at
   LIMIT ?3)";
 
