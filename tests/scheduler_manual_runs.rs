@@ -289,3 +289,40 @@ on_every_backend! {
         a.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn an_idle_tick_pays_nothing_for_requests_before_or_after_them(db: TestDb) {
+        let job = "quiet";
+        let hour = Duration::from_secs(3600);
+        let runs = Runs::default();
+        let counting = common::CountingStore::new(db.store.clone());
+        // Manual ticks for an exact count; the latest plans run at the first tick.
+        let s = scheduler(counting.clone()).job(hourly(job, 10, &runs)).start().await.unwrap();
+        s.tick_now().await.unwrap();
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        counting.take();
+        s.tick_now().await.unwrap();
+        let idle_before = counting.take();
+
+        // A trigger and a backfill, written by a tool straight through the store.
+        let latest = floor_plan(db.store.db_now().await.unwrap(), hour);
+        let two_hours = Backfill::new(job, latest - TimeDelta::hours(2), latest, BackfillOptions {
+            scopes: Some(vec![Scope::new("tenant", "3")]),
+            ..Default::default()
+        });
+        let backfill = db.store.backfill_create(&two_hours).await.unwrap();
+        let trigger = cronlease::Trigger::new(job, Some(Scope::new("tenant", "1")), TriggerOptions::default());
+        db.store.trigger_create(&trigger).await.unwrap();
+        let served = s.tick_now().await.unwrap();
+        assert_eq!(served.won, 3, "one manual run and two backfilled plans: {served:?}");
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        assert_eq!(status(&s, &backfill).await.status, BackfillStatus::Done);
+
+        counting.take();
+        s.tick_now().await.unwrap();
+        let idle_after = counting.take();
+        assert_eq!(idle_before, 3, "clock (with the request probes), sweep, retry candidates");
+        assert_eq!(idle_after, idle_before, "served requests leave nothing to pay for");
+        s.shutdown().await;
+    }
+}
