@@ -326,3 +326,37 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn a_trigger_of_a_paused_job_or_scope_waits_for_the_resume(db: TestDb) {
+        let job = "held";
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone()).job(hourly(job, 2, &runs)).start().await.unwrap();
+        s.tick_now().await.unwrap();
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        let tenant = Scope::new("tenant", "1");
+        s.pause(job, Some(tenant.clone()), "ops", "tenant move").await.unwrap();
+        let one = s.trigger(job, TriggerTarget::Scope(tenant.clone()), TriggerOptions::default()).await.unwrap();
+        s.tick_now().await.unwrap();
+        assert!(manual(&rows(&*db.store, job).await).is_empty(), "the paused scope's trigger waits");
+        s.pause(job, None, "ops", "migration").await.unwrap();
+        s.resume(job, Some(&tenant)).await.unwrap();
+        let every = s.trigger(job, TriggerTarget::AllScopes, TriggerOptions::default()).await.unwrap();
+        s.tick_now().await.unwrap();
+        assert!(manual(&rows(&*db.store, job).await).is_empty(), "a paused job starts no trigger");
+        assert_eq!(s.triggers(Some(job)).await.unwrap().iter().filter(|t| !t.is_started()).count(), 2);
+
+        s.resume(job, None).await.unwrap();
+        s.tick_now().await.unwrap();
+        assert!(s.wait_idle(Duration::from_secs(10)).await);
+        let all = rows(&*db.store, job).await;
+        let mut started: Vec<(Option<uuid::Uuid>, String)> =
+            manual(&all).iter().map(|r| (r.trigger_id, r.scope.id.clone())).collect();
+        started.sort();
+        let mut expected = vec![(Some(one.id), "1".to_owned()), (Some(every.id), "0".to_owned()), (Some(every.id), "1".to_owned())];
+        expected.sort();
+        assert_eq!(started, expected);
+        assert!(s.triggers(Some(job)).await.unwrap().iter().all(|t| t.is_started()));
+        s.shutdown().await;
+    }
+}

@@ -41,12 +41,18 @@ pub(super) async fn serve_triggers(
     let rt = &env.rt;
     let spec = &job.shared.spec;
     let pending = rt.store.trigger_list(Some(&spec.name), true).await?;
+    if pending.len() > TRIGGERS_PER_TICK {
+        // More wait: come back at once.
+        tick.report.deferred += 1;
+    }
     let mut plans = Vec::new();
     let mut started = Vec::new();
     for trigger in pending.into_iter().take(TRIGGERS_PER_TICK) {
         let targets: Vec<&Scope> = match &trigger.scope {
             Some(scope) if pauses.runs(scope) => vec![scope],
             Some(_) => continue,
+            // The scope provider failed (or named no scope): wait rather than start nothing.
+            None if scopes.is_empty() => continue,
             None => scopes.iter().filter(|scope| pauses.runs(scope)).collect(),
         };
         let plan_time = manual_plan_time(trigger.requested_at, spec.schedule.as_ref());
@@ -94,7 +100,9 @@ pub(super) async fn serve_triggers(
         // Some trigger may still have plans without a row: come back when slots free.
         tick.report.deferred += 1;
     }
-    tracing::info!(job = %spec.name, started = claimed.len(), "triggered runs started");
+    if !claimed.is_empty() {
+        tracing::info!(job = %spec.name, started = claimed.len(), "triggered runs started");
+    }
     count_claims(&spec.name, claimed.len(), &claimed, &mut tick.report);
     start_claimed(env, &job.shared, claimed);
     Ok(())
