@@ -210,6 +210,7 @@ mod tests {
             error_msg: Some("boom".into()),
             failures: Vec::new(),
             replayed_at: None,
+            trigger_id: None,
         }
     }
 
