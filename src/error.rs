@@ -32,7 +32,11 @@ pub enum Error {
     /// Two registered jobs share a name; names identify rows in the database.
     #[error("job `{0}` is registered twice: job names must be unique")]
     DuplicateJob(String),
-    /// A control (pause, resume) named a job this scheduler does not run.
+    /// A control request (trigger, backfill) cannot be carried out as asked: a backfill range
+    /// that is empty or reaches into the future. The message says what is wrong and what to do.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A control (pause, resume, trigger, backfill) named a job this scheduler does not run.
     #[error("no job named `{0}` is registered with this scheduler")]
     UnknownJob(String),
     /// A database call failed.
@@ -189,7 +193,7 @@ impl Error {
         }
     }
 
-    /// Whether this is an invalid spec, setting or duplicate name.
+    /// Whether this is an invalid spec, setting, request or duplicate or unknown name.
     pub fn is_config(&self) -> bool {
         matches!(
             self,
@@ -197,6 +201,7 @@ impl Error {
                 | Error::InvalidConfig(_)
                 | Error::DuplicateJob(_)
                 | Error::UnknownJob(_)
+                | Error::InvalidRequest(_)
         )
     }
 

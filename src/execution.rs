@@ -188,6 +188,16 @@ pub struct Execution {
     pub failures: Vec<FailedAttempt>,
     /// When an operator last replayed the row out of the dead-letter set; `None` if never.
     pub replayed_at: Option<DateTime<Utc>>,
+    /// The trigger that started this execution outside the schedule (a manual run); `None` for
+    /// a scheduled plan.
+    pub trigger_id: Option<Uuid>,
+}
+
+impl Execution {
+    /// Whether an operator's trigger started it (a manual run), not the schedule.
+    pub fn is_manual(&self) -> bool {
+        self.trigger_id.is_some()
+    }
 }
 
 /// How a claim of one plan went.

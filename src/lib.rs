@@ -46,8 +46,9 @@ pub use config::{
     CONFIG_FILE_VAR, Config, JobOverrides, Keep, RetentionSettings, SchedulerSettings,
 };
 pub use control::{
-    GONE_AFTER_INTERVALS, JobDescription, Pause, RegisteredJob, Runner, RunnerState, SkipReason,
-    SkipSpan, SpecVariant, Why,
+    Backfill, BackfillCursor, BackfillOptions, BackfillStatus, GONE_AFTER_INTERVALS,
+    JobDescription, Pause, RegisteredJob, Runner, RunnerState, SkipReason, SkipSpan, SpecVariant,
+    Trigger, TriggerOptions, TriggerTarget, Why,
 };
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
@@ -63,6 +64,7 @@ pub use scope::{ProviderError, Scope, Scopes};
 pub use spec::{JobSpec, JobSpecBuilder, PlannerHook};
 pub use store::{
     ExecutionCursor, ExecutionFilter, MySqlStore, PgStore, SqliteStore, Store, StoreDeadlines,
+    TickClock,
 };
 
 /// The README's code blocks, compiled as doctests.

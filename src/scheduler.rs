@@ -26,8 +26,8 @@ pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
 use crate::config::{Config, JobOverrides};
 use crate::control::{
-    JobDescription, Pause, PlanTiming, RegisteredJob, Runner, RunnerRegistration, SkipSpan, Why,
-    why_plan,
+    Backfill, BackfillOptions, JobDescription, Pause, PlanTiming, RegisteredJob, Runner,
+    RunnerRegistration, SkipSpan, Trigger, TriggerOptions, TriggerTarget, Why, why_plan,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
@@ -670,6 +670,110 @@ impl Scheduler {
     /// The pauses in force, of `job` or of every job.
     pub async fn pauses(&self, job: Option<&str>) -> Result<Vec<Pause>> {
         self.store.pause_list(job).await
+    }
+
+    /// Runs `job` now, outside its schedule, for one scope or every scope, on whichever replica
+    /// ticks the job first (this one is woken at once; others within their `tick_interval`).
+    /// Each run is an execution of its own, marked with the trigger's id
+    /// ([`Execution::trigger_id`]), under the same leases, heartbeats, retries and dead letters
+    /// as a scheduled plan, which it never replaces (see `docs/operations.md`). With an
+    /// idempotency key, a repeated request (a double click) returns the first trigger and runs
+    /// nothing more.
+    ///
+    /// Fails with [`Error::UnknownJob`] for a job this scheduler does not run, and with
+    /// [`Error::InvalidConfig`] for a scope that could not be stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(scheduler: cronlease::Scheduler) -> cronlease::Result<()> {
+    /// use cronlease::{Scope, TriggerOptions, TriggerTarget};
+    ///
+    /// let tenant = TriggerTarget::Scope(Scope::new("tenant", "42"));
+    /// let options = TriggerOptions::idempotent("ticket-1234").by("alice");
+    /// let trigger = scheduler.trigger("nightly-report", tenant, options).await?;
+    /// println!("requested at {}", trigger.requested_at);
+    /// # Ok(()) }
+    /// ```
+    pub async fn trigger(
+        &self,
+        job: &str,
+        target: TriggerTarget,
+        options: TriggerOptions,
+    ) -> Result<Trigger> {
+        self.known_job(job)?;
+        let scope = target.into_scope();
+        if let Some(scope) = &scope {
+            scope.validate().map_err(Error::InvalidConfig)?;
+        }
+        let asked = Trigger::new(job, scope, options);
+        let stored = self.store.trigger_create(&asked).await?;
+        let repeated = stored.id != asked.id;
+        tracing::info!(job, trigger = %stored.id, scope = ?stored.scope, repeated, "trigger requested");
+        self.supervisor.do_send(Wake);
+        Ok(stored)
+    }
+
+    /// The triggers of `job` (or of every job), oldest first, started or pending.
+    pub async fn triggers(&self, job: Option<&str>) -> Result<Vec<Trigger>> {
+        self.store.trigger_list(job, false).await
+    }
+
+    /// Runs every plan time of `job`'s schedule in `[from, to)`, for the chosen scopes (or all),
+    /// as a backfill that every replica's tick serves with its free execution slots. Plans that
+    /// already have a row are not run again unless `options.rerun` asks to re-run finished ones.
+    /// Progress (`done` / `total`) is kept in the row, so it survives restarts; see
+    /// [`backfill_status`](Self::backfill_status) and [`cancel_backfill`](Self::cancel_backfill).
+    ///
+    /// Fails with [`Error::UnknownJob`] for a job this scheduler does not run (or no longer
+    /// runs), [`Error::InvalidRequest`] when `from` is not before `to` or `to` is in the future
+    /// (database clock), and [`Error::InvalidConfig`] for a scope that could not be stored.
+    ///
+    /// ```no_run
+    /// # async fn demo(scheduler: cronlease::Scheduler) -> cronlease::Result<()> {
+    /// use cronlease::BackfillOptions;
+    ///
+    /// let from = "2026-11-24T00:00:00Z".parse().unwrap();
+    /// let to = "2026-11-27T00:00:00Z".parse().unwrap();
+    /// let backfill = scheduler.backfill("nightly-report", from, to, BackfillOptions::default()).await?;
+    /// let progress = scheduler.backfill_status(backfill.id).await?.unwrap();
+    /// println!("{} of {:?} plans handed out", progress.done, progress.total);
+    /// # Ok(()) }
+    /// ```
+    pub async fn backfill(
+        &self,
+        job: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        options: BackfillOptions,
+    ) -> Result<Backfill> {
+        self.known_job(job)?;
+        for scope in options.scopes.iter().flatten() {
+            scope.validate().map_err(Error::InvalidConfig)?;
+        }
+        let asked = Backfill::new(job, from, to, options);
+        let now = self.store.db_now().await?;
+        asked.check_range(now).map_err(Error::InvalidRequest)?;
+        let stored = self.store.backfill_create(&asked).await?;
+        tracing::info!(job, backfill = %stored.id, %from, %to, rerun = stored.rerun, "backfill requested");
+        self.supervisor.do_send(Wake);
+        Ok(stored)
+    }
+
+    /// One backfill with its progress, or `None` for an unknown id.
+    pub async fn backfill_status(&self, id: Uuid) -> Result<Option<Backfill>> {
+        self.store.backfill_get(id).await
+    }
+
+    /// The backfills of `job` (or of every job), oldest first, whatever their status.
+    pub async fn backfills(&self, job: Option<&str>) -> Result<Vec<Backfill>> {
+        self.store.backfill_list(job, false).await
+    }
+
+    /// Cancels an active backfill on every replica: no further plan of it is handed out;
+    /// attempts already started finish. Returns whether it was active.
+    pub async fn cancel_backfill(&self, id: Uuid) -> Result<bool> {
+        let cancelled = self.store.backfill_cancel(id).await?;
+        tracing::info!(backfill = %id, cancelled, "backfill cancel requested");
+        Ok(cancelled)
     }
 
     fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobSpec>>> {

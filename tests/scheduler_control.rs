@@ -186,11 +186,12 @@ on_every_backend! {
         assert_eq!((report[1].scope.clone(), report[1].reason.as_str()), (Some(tenant.clone()), "second"));
         assert_eq!(store.pause_list(None).await.unwrap().len(), 3);
         // The tick's clock statement carries the job's pauses, and only its own.
-        let (now, mut paused) = store.tick_clock("report").await.unwrap();
+        let clock = store.tick_clock("report").await.unwrap();
+        let (now, mut paused) = (clock.now, clock.paused);
         assert!((now - store.db_now().await.unwrap()).num_seconds().abs() < 5);
         paused.sort_by_key(|s| s.is_some());
         assert_eq!(paused, vec![None, Some(tenant.clone())]);
-        assert_eq!(store.tick_clock("nobody").await.unwrap().1, Vec::<Option<Scope>>::new());
+        assert_eq!(store.tick_clock("nobody").await.unwrap().paused, Vec::<Option<Scope>>::new());
         assert!(store.pause_clear("report", Some(&tenant)).await.unwrap());
         assert!(!store.pause_clear("report", Some(&tenant)).await.unwrap());
         assert!(store.pause_clear("report", None).await.unwrap());

@@ -60,6 +60,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod job_changes;
 pub(crate) mod planning;
 pub(crate) mod presence;
+mod requests;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
 pub(crate) mod supervisor;

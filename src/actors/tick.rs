@@ -158,9 +158,15 @@ impl JobTick {
 /// logged, counted and reported in the tick (the job is skipped for the rest of this tick).
 pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick> {
     let clock_read_at = Instant::now();
-    // The clock and the job's pauses come in one statement: obeying pauses costs nothing.
-    let (db_now, paused) = env.rt.store.tick_clock(&job.shared.spec.name).await?;
-    let pauses = PauseSet::new(paused);
+    // The clock, the job's pauses and whether it has control requests come in one statement:
+    // obeying pauses costs nothing, nor does having no trigger or backfill.
+    let clock = env.rt.store.tick_clock(&job.shared.spec.name).await?;
+    let db_now = clock.now;
+    let pauses = PauseSet::new(clock.paused);
+    let requests = Requests {
+        triggers: clock.triggers_pending,
+        backfills: clock.backfills_active,
+    };
     telemetry::clock_offset((db_now - Utc::now()).num_milliseconds() as f64 / 1000.0);
     let mut tick = JobTick {
         report: TickReport {
@@ -174,7 +180,7 @@ pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick
     };
     let name = job.shared.spec.name.clone();
     let span = tracing::info_span!("tick", job = %name, %db_now);
-    let outcome = sweep_plan_claim(&env, job, db_now, &pauses, &mut tick)
+    let outcome = sweep_plan_claim(&env, job, db_now, &pauses, requests, &mut tick)
         .instrument(span)
         .await;
     if let Err(error) = outcome {
@@ -196,6 +202,7 @@ async fn sweep_plan_claim(
     job: &mut JobState,
     db_now: DateTime<Utc>,
     pauses: &PauseSet,
+    requests: Requests,
     tick: &mut JobTick,
 ) -> Result<()> {
     let rt = &env.rt;
@@ -268,6 +275,9 @@ async fn sweep_plan_claim(
         }
     };
     let scopes = valid_scopes(&spec.name, &spec.scopes, scopes, tick);
+    if requests.triggers {
+        super::requests::serve_triggers(env, job, pauses, &scopes, tick).await?;
+    }
     if job.newest.is_none() {
         let latest = rt.store.execution_latest_plans(&spec.name).await?;
         job.newest = Some(latest.into_iter().collect());
@@ -434,23 +444,15 @@ async fn sweep_plan_claim(
         }
         count_claims(&spec.name, batch.len(), &claimed, &mut tick.report);
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
-        if !claimed.is_empty() {
-            // Shutdown began while the claim was in flight: hand the leases back unrun.
-            let cancelled = env.stopping.get();
-            let mut running = env.running.borrow_mut();
-            for claim in claimed {
-                let (lease, executor) = start_executor(env, &job.shared, claim, cancelled);
-                running.insert(lease, executor);
-            }
-            telemetry::running(running.len());
-            drop(running);
-            job.shared.heartbeat.do_send(Arm);
-        }
+        start_claimed(env, &job.shared, claimed);
     }
     tick.report.deferred += pending.len();
     if !pending.is_empty() && env.free.get() > 0 && !env.stopping.get() {
         // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
         tick.more_due = true;
+    }
+    if requests.backfills && !env.stopping.get() {
+        super::requests::serve_backfills(env, job, pauses, &scopes, tick).await?;
     }
     Ok(())
 }
@@ -473,6 +475,32 @@ async fn record_skips(store: &Arc<dyn crate::store::Store>, spans: Vec<SkipSpan>
             tracing::warn!(%error, rows = spans.len(), "could not record skipped plans in the ledger");
         }
     }
+}
+
+/// Which control requests the job has, as the tick's first statement read them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Requests {
+    /// Triggers no tick has started.
+    triggers: bool,
+    /// Active backfills.
+    backfills: bool,
+}
+
+/// Starts an Executor per claimed lease and adds it to the running set in the same step.
+pub(super) fn start_claimed(env: &TickEnv, job: &Arc<JobShared>, claimed: Vec<Claimed>) {
+    if claimed.is_empty() {
+        return;
+    }
+    // Shutdown began while the claim was in flight: hand the leases back unrun.
+    let cancelled = env.stopping.get();
+    let mut running = env.running.borrow_mut();
+    for claim in claimed {
+        let (lease, executor) = start_executor(env, job, claim, cancelled);
+        running.insert(lease, executor);
+    }
+    telemetry::running(running.len());
+    drop(running);
+    job.heartbeat.do_send(Arm);
 }
 
 /// Keeps the scopes that can be stored the same way on every backend; logs and counts the rest.
@@ -503,7 +531,12 @@ fn valid_scopes(
 }
 
 /// Counts one claim statement's outcomes in the metrics and the report.
-fn count_claims(job: &Arc<str>, sent: usize, claimed: &[Claimed], report: &mut TickReport) {
+pub(super) fn count_claims(
+    job: &Arc<str>,
+    sent: usize,
+    claimed: &[Claimed],
+    report: &mut TickReport,
+) {
     let mut by_outcome = [0u64; 4];
     for claim in claimed {
         match claim.outcome {

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::{JobDescription, Pause, RegisteredJob, Runner, SkipSpan};
+use crate::control::{
+    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, SkipSpan, Trigger,
+};
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MigrationStatus, PruneSet, Renewal,
-    RetryCandidate, RunnerRegistration, Store, SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, ManualStart, MigrationStatus, PruneSet,
+    Renewal, RetryCandidate, RunnerRegistration, Store, SuccessWrite, Swept, TickClock,
 };
 use crate::takeover::TakeoverGuard;
 
@@ -162,12 +164,16 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
-        let (now, paused) = match self.inner.tick_clock(job).await {
-            Ok((now, paused)) => (Ok(now), paused),
-            Err(error) => (Err(error), Vec::new()),
-        };
-        self.watch_clock(now).map(|now| (now, paused))
+    async fn tick_clock(&self, job: &str) -> Result<TickClock> {
+        match self.inner.tick_clock(job).await {
+            Ok(clock) => {
+                self.watch_clock(Ok(clock.now))?;
+                Ok(clock)
+            }
+            Err(error) => Err(self
+                .watch_clock(Err(error))
+                .expect_err("an error is reported as it came")),
+        }
     }
 
     async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
@@ -237,6 +243,60 @@ impl Store for WatchedStore {
 
     async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
         let outcome = self.inner.registered_jobs(job).await;
+        self.watch(outcome)
+    }
+
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {
+        let outcome = self.inner.trigger_create(trigger).await;
+        self.watch(outcome)
+    }
+
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>> {
+        let outcome = self.inner.trigger_list(job, pending_only).await;
+        self.watch(outcome)
+    }
+
+    async fn trigger_start(&self, start: &ManualStart<'_>) -> Result<Vec<Claimed>> {
+        let outcome = self.inner.trigger_start(start).await;
+        self.watch(outcome)
+    }
+
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill> {
+        let outcome = self.inner.backfill_create(backfill).await;
+        self.watch(outcome)
+    }
+
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>> {
+        let outcome = self.inner.backfill_get(id).await;
+        self.watch(outcome)
+    }
+
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>> {
+        let outcome = self.inner.backfill_list(job, active_only).await;
+        self.watch(outcome)
+    }
+
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
+        let outcome = self.inner.backfill_cancel(id).await;
+        self.watch(outcome)
+    }
+
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool> {
+        let outcome = self.inner.backfill_advance(advance).await;
+        self.watch(outcome)
+    }
+
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        let outcome = self
+            .inner
+            .execution_rerun(job, plans, finished_before, extra_attempts)
+            .await;
         self.watch(outcome)
     }
 }

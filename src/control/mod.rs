@@ -9,14 +9,22 @@
 //!   `why_plan` gathers them from a store (for the scheduler and for tools with only a URL).
 //! - [`Runner`], [`RegisteredJob`] (`registry.rs`): which runners are alive and which jobs they
 //!   run with which spec; a spec that differs between live runners is reported.
+//! - [`Trigger`] (`trigger.rs`): a request to run a job now, outside its schedule;
+//!   `manual_plan_time`, the plan identity of a manual run.
+//! - [`Backfill`] (`backfill.rs`): a request to run a range of past plans; `next_step`, which
+//!   plans a tick hands out next.
 //!
 //! Types and decisions; the store reads and writes them (`why_plan` only calls its reads).
 
+mod backfill;
 mod ledger;
 mod pause;
 mod registry;
+mod trigger;
 mod why;
 
+pub use backfill::{Backfill, BackfillAdvance, BackfillCursor, BackfillOptions, BackfillStatus};
+pub(crate) use backfill::{next_step, step_budget};
 pub(crate) use ledger::{CatchUpSkip, SkipCollector};
 pub use ledger::{SkipReason, SkipSpan};
 pub use pause::Pause;
@@ -26,5 +34,7 @@ pub use registry::{
     GONE_AFTER_INTERVALS, JobDescription, RegisteredJob, Runner, RunnerRegistration, RunnerState,
     SpecVariant,
 };
+pub(crate) use trigger::manual_plan_time;
+pub use trigger::{Trigger, TriggerOptions, TriggerTarget};
 pub use why::Why;
 pub(crate) use why::{PlanTiming, why_plan};

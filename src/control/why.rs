@@ -291,6 +291,7 @@ mod tests {
             error_msg: Some("boom".into()),
             failures: Vec::new(),
             replayed_at: None,
+            trigger_id: None,
         }
     }
 

@@ -39,7 +39,7 @@ use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MigrationStatus, PruneSet, Renewal,
     RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::{Pause, SkipSpan};
+use crate::control::{Backfill, BackfillAdvance, Pause, SkipSpan, Trigger};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -304,7 +304,7 @@ impl Store for Deadlined {
         bounded("execution_count_stale", self.call, call).await
     }
 
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+    async fn tick_clock(&self, job: &str) -> Result<super::TickClock> {
         bounded("tick_clock", self.call, self.inner.tick_clock(job)).await
     }
 
@@ -380,6 +380,57 @@ impl Store for Deadlined {
             self.inner.registered_jobs(job),
         )
         .await
+    }
+
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {
+        let call = self.inner.trigger_create(trigger);
+        bounded("trigger_create", self.call, call).await
+    }
+
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>> {
+        let call = self.inner.trigger_list(job, pending_only);
+        bounded("trigger_list", self.call, call).await
+    }
+
+    async fn trigger_start(&self, start: &super::ManualStart<'_>) -> Result<Vec<Claimed>> {
+        let call = self.inner.trigger_start(start);
+        bounded("trigger_start", self.call, call).await
+    }
+
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill> {
+        let call = self.inner.backfill_create(backfill);
+        bounded("backfill_create", self.call, call).await
+    }
+
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>> {
+        bounded("backfill_get", self.call, self.inner.backfill_get(id)).await
+    }
+
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>> {
+        let call = self.inner.backfill_list(job, active_only);
+        bounded("backfill_list", self.call, call).await
+    }
+
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
+        bounded("backfill_cancel", self.call, self.inner.backfill_cancel(id)).await
+    }
+
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool> {
+        let call = self.inner.backfill_advance(advance);
+        bounded("backfill_advance", self.call, call).await
+    }
+
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        let call = self
+            .inner
+            .execution_rerun(job, plans, finished_before, extra_attempts);
+        bounded("execution_rerun", self.call, call).await
     }
 }
 

@@ -9,6 +9,8 @@
 //! - Parameter and row types: [`ClaimRequest`], [`Claimed`], [`Lease`], [`Renewal`],
 //!   [`SuccessWrite`], [`FailureWrite`], [`RetryCandidate`], [`Swept`], [`ExecutionFilter`],
 //!   [`ExecutionCursor`], [`PruneSet`], [`MigrationStatus`].
+//! - Control-plane rows: [`TickClock`] (what a tick starts with), [`ManualStart`] and
+//!   [`ManualPlan`] (starting triggered runs).
 //! - [`StoreDeadlines`]: how long a call may take, on the client and on the server.
 //! - [`RunnerRegistration`]: what a runner writes about itself in the job and runner registry.
 //!
@@ -35,7 +37,7 @@ macro_rules! execution_columns {
         "id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, \
          next_retry_at, runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, \
          started_at, finished_at, created_at, updated_at, duration_ms, rows_affected, result, \
-         error_code, error_msg, failures, replayed_at"
+         error_code, error_msg, failures, replayed_at, trigger_id"
     };
 }
 
@@ -54,12 +56,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::{JobDescription, Pause, RegisteredJob, Runner, SkipReason, SkipSpan};
+use crate::control::{
+    Backfill, JobDescription, Pause, RegisteredJob, Runner, SkipReason, SkipSpan, Trigger,
+};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
 
-pub use crate::control::RunnerRegistration;
+pub use crate::control::{BackfillAdvance, RunnerRegistration};
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
@@ -181,9 +185,10 @@ pub trait Store: Send + Sync + 'static {
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
 
-    /// The database clock and the pauses of `job` in one statement, which a tick starts with:
-    /// each paused scope, `None` for a pause of the whole job.
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)>;
+    /// The database clock, the pauses of `job` and whether it has pending control requests
+    /// (triggers, active backfills), in one statement, which a tick starts with: a tick with no
+    /// request pays no statement for them.
+    async fn tick_clock(&self, job: &str) -> Result<TickClock>;
 
     /// Pauses a job (`pause.scope` `None`) or one of its scopes: inserts the pause, or replaces
     /// who, why and when of an existing one. Returns it as stored (`paused_at` from the
@@ -196,6 +201,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// The pauses of `job`, or of every job; by job, whole-job pause first, then by scope.
     async fn pause_list(&self, job: Option<&str>) -> Result<Vec<Pause>>;
+
+    /// Stores a request to run a job now (`requested_at` from the database clock). When the
+    /// job already has a trigger with the same idempotency key, nothing is stored and that one
+    /// is returned (its id differs from `trigger.id`). Any job name is accepted (tools).
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger>;
+
+    /// Triggers of `job` (or of every job), oldest first; with `pending_only`, those no tick has
+    /// started yet.
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>>;
+
+    /// Starts manual executions in one transaction: inserts the first `start.limit` plans that
+    /// have no row yet (plans with a row were started by another replica or an earlier tick) as
+    /// RUNNING rows (attempt 1) carrying their trigger's id, and, when fewer than `limit` were
+    /// missing (nothing is left to start), marks the `start.started` triggers started. Returns
+    /// the leases it holds: the rows inserted, and rows an earlier try of the same request
+    /// inserted (same ids and tokens), so a lost reply orphans nothing.
+    async fn trigger_start(&self, start: &ManualStart<'_>) -> Result<Vec<Claimed>>;
+
+    /// Stores a backfill (`created_at` from the database clock). The range is not checked here
+    /// ([`Scheduler::backfill`](crate::Scheduler::backfill) checks it against the job).
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill>;
+
+    /// One backfill by id.
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>>;
+
+    /// Backfills of `job` (or of every job), oldest first; with `active_only`, the active ones.
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>>;
+
+    /// Cancels an active backfill: no tick hands out its plans any more (attempts started
+    /// finish). Returns whether it was active.
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool>;
+
+    /// Moves a backfill's cursor, only if it is still `advance.expected`: adds the plans handed
+    /// out to `done`, sets `total`, and marks it DONE when finished. A step that began before a
+    /// cancel still records what it handed out (the backfill stays CANCELLED), so `done` counts
+    /// every plan a backfill ran. Returns whether it moved (another replica's step may have moved
+    /// it first; a DONE backfill never moves).
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool>;
+
+    /// Makes finished rows of `job`'s `plans` due again, for a backfill asked to rerun them:
+    /// SUCCESS, DEAD and SUPERSEDED rows that finished before `finished_before` become FAILED,
+    /// due now, replay-marked (the next claim reports Replayed), with `extra_attempts` more
+    /// attempts. Rows finished later (a rerun already ran them) are left alone. Returns how many.
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64>;
 
     /// Records skipped-plan spans in the ledger (`recorded_at` from the database clock), in one
     /// statement. A span recorded already (same job, scope, reason and start: another replica
@@ -247,6 +302,127 @@ pub trait Store: Send + Sync + 'static {
     /// The registered jobs (one, or all), by name: each with the specs its live runners
     /// registered and whether they conflict.
     async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>>;
+}
+
+/// What a tick starts with, read in one statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickClock {
+    /// The database clock.
+    pub now: DateTime<Utc>,
+    /// The job's pauses: each paused scope, `None` for a pause of the whole job.
+    pub paused: Vec<Option<Scope>>,
+    /// Whether the job has triggers no tick has started.
+    pub triggers_pending: bool,
+    /// Whether the job has an active backfill.
+    pub backfills_active: bool,
+}
+
+/// Manual executions to start ([`Store::trigger_start`]).
+#[derive(Debug, Clone)]
+pub struct ManualStart<'a> {
+    /// The job's name.
+    pub job: &'a str,
+    /// Copied into inserted rows.
+    pub max_attempts: u32,
+    /// The starting runner.
+    pub runner_id: &'a str,
+    /// `stale_after = now + stale_timeout`.
+    pub stale_timeout: Duration,
+    /// Most rows inserted (the free execution slots).
+    pub limit: usize,
+    /// The plans, each with its trigger, in the order they are started.
+    pub plans: Vec<ManualPlan>,
+    /// The triggers whose every plan is in `plans`: marked started once none is missing.
+    pub started: Vec<Uuid>,
+}
+
+/// One manual execution in a [`ManualStart`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualPlan {
+    /// The trigger that asked for it.
+    pub trigger: Uuid,
+    /// Its plan (the manual plan time) with the id and token to use.
+    pub plan: PlanClaim,
+}
+
+/// How the scopes of a backfill are stored: a JSON array of `[kind, id]`, or NULL for every scope.
+pub(crate) fn scopes_json(scopes: Option<&Vec<Scope>>) -> Option<String> {
+    scopes.map(|scopes| {
+        let pairs: Vec<(&str, &str)> = scopes
+            .iter()
+            .map(|s| (s.kind.as_str(), s.id.as_str()))
+            .collect();
+        serde_json::to_string(&pairs).expect("strings serialise")
+    })
+}
+
+/// The scopes of a stored backfill.
+pub(crate) fn scopes_from_json(text: Option<String>) -> Result<Option<Vec<Scope>>> {
+    text.map(|text| {
+        let pairs: Vec<(String, String)> = serde_json::from_str(&text)
+            .map_err(|e| rowmap_corrupt("backfill scopes", e.to_string()))?;
+        Ok(pairs
+            .into_iter()
+            .map(|(kind, id)| Scope::new(kind, id))
+            .collect())
+    })
+    .transpose()
+}
+
+/// A trigger read back from its row (`scope` empty: every scope).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stored_trigger(
+    id: Uuid,
+    job: String,
+    scope_kind: String,
+    scope_id: String,
+    idempotency_key: Option<String>,
+    requested_by: String,
+    requested_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+) -> Trigger {
+    let mut trigger = Trigger::new(
+        job,
+        pause_scope(scope_kind, scope_id),
+        crate::control::TriggerOptions {
+            idempotency_key,
+            requested_by,
+        },
+    );
+    trigger.id = id;
+    trigger.requested_at = requested_at;
+    trigger.started_at = started_at;
+    trigger
+}
+
+/// The leases a [`Store::trigger_start`] holds: each offered plan whose row is RUNNING under its
+/// token, with the row's start time (`held`).
+pub(crate) fn manual_claims(
+    start: &ManualStart<'_>,
+    held: impl Fn(Uuid) -> Option<DateTime<Utc>>,
+) -> Vec<Claimed> {
+    start
+        .plans
+        .iter()
+        .filter_map(|m| {
+            held(m.plan.id).map(|started_at| Claimed {
+                lease: Lease {
+                    id: m.plan.id,
+                    token: m.plan.token,
+                },
+                scope: m.plan.scope.clone(),
+                plan_time: m.plan.plan_time,
+                attempt: 1,
+                max_attempts: start.max_attempts,
+                outcome: ClaimOutcome::Won,
+                started_at,
+            })
+        })
+        .collect()
+}
+
+fn rowmap_corrupt(what: &str, message: String) -> Error {
+    rowmap::corrupt(what, message)
 }
 
 /// A ledger row from its stored columns (the same on every backend once times are decoded).

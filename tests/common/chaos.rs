@@ -314,10 +314,7 @@ impl Store for FaultyStore {
         self.call("execution_count_stale", self.inner.execution_count_stale())
             .await
     }
-    async fn tick_clock(
-        &self,
-        job: &str,
-    ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+    async fn tick_clock(&self, job: &str) -> cronlease::Result<cronlease::TickClock> {
         self.call("tick_clock", self.inner.tick_clock(job)).await
     }
     async fn pause_set(&self, pause: &cronlease::Pause) -> cronlease::Result<cronlease::Pause> {
@@ -385,6 +382,71 @@ impl Store for FaultyStore {
     ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
         self.call("registered_jobs", self.inner.registered_jobs(job))
             .await
+    }
+    async fn trigger_create(
+        &self,
+        trigger: &cronlease::Trigger,
+    ) -> cronlease::Result<cronlease::Trigger> {
+        self.call("trigger_create", self.inner.trigger_create(trigger))
+            .await
+    }
+    async fn trigger_list(
+        &self,
+        job: Option<&str>,
+        pending_only: bool,
+    ) -> cronlease::Result<Vec<cronlease::Trigger>> {
+        self.call("trigger_list", self.inner.trigger_list(job, pending_only))
+            .await
+    }
+    async fn trigger_start(
+        &self,
+        start: &cronlease::store::ManualStart<'_>,
+    ) -> cronlease::Result<Vec<cronlease::store::Claimed>> {
+        self.call("trigger_start", self.inner.trigger_start(start))
+            .await
+    }
+    async fn backfill_create(
+        &self,
+        backfill: &cronlease::Backfill,
+    ) -> cronlease::Result<cronlease::Backfill> {
+        self.call("backfill_create", self.inner.backfill_create(backfill))
+            .await
+    }
+    async fn backfill_get(&self, id: uuid::Uuid) -> cronlease::Result<Option<cronlease::Backfill>> {
+        self.call("backfill_get", self.inner.backfill_get(id)).await
+    }
+    async fn backfill_list(
+        &self,
+        job: Option<&str>,
+        active_only: bool,
+    ) -> cronlease::Result<Vec<cronlease::Backfill>> {
+        self.call("backfill_list", self.inner.backfill_list(job, active_only))
+            .await
+    }
+    async fn backfill_cancel(&self, id: uuid::Uuid) -> cronlease::Result<bool> {
+        self.call("backfill_cancel", self.inner.backfill_cancel(id))
+            .await
+    }
+    async fn backfill_advance(
+        &self,
+        advance: &cronlease::store::BackfillAdvance,
+    ) -> cronlease::Result<bool> {
+        self.call("backfill_advance", self.inner.backfill_advance(advance))
+            .await
+    }
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> cronlease::Result<u64> {
+        self.call(
+            "execution_rerun",
+            self.inner
+                .execution_rerun(job, plans, finished_before, extra_attempts),
+        )
+        .await
     }
 }
 

@@ -528,10 +528,7 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
-            async fn tick_clock(
-                &self,
-                job: &str,
-            ) -> cronlease::Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+            async fn tick_clock(&self, job: &str) -> cronlease::Result<cronlease::TickClock> {
                 let ($this, $op) = (self, "tick_clock");
                 $before;
                 let out = self.inner.tick_clock(job).await;
@@ -630,6 +627,70 @@ macro_rules! delegate_store {
                 job: Option<&str>,
             ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
                 self.inner.registered_jobs(job).await
+            }
+
+            async fn trigger_create(&self, trigger: &cronlease::Trigger) -> cronlease::Result<cronlease::Trigger> {
+                let ($this, $op) = (self, "trigger_create");
+                $before;
+                let out = self.inner.trigger_create(trigger).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> cronlease::Result<Vec<cronlease::Trigger>> {
+                let ($this, $op) = (self, "trigger_list");
+                $before;
+                let out = self.inner.trigger_list(job, pending_only).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn trigger_start(&self, start: &cronlease::store::ManualStart<'_>) -> cronlease::Result<Vec<cronlease::store::Claimed>> {
+                let ($this, $op) = (self, "trigger_start");
+                $before;
+                let out = self.inner.trigger_start(start).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn backfill_create(&self, backfill: &cronlease::Backfill) -> cronlease::Result<cronlease::Backfill> {
+                let ($this, $op) = (self, "backfill_create");
+                $before;
+                let out = self.inner.backfill_create(backfill).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn backfill_get(&self, id: uuid::Uuid) -> cronlease::Result<Option<cronlease::Backfill>> {
+                let ($this, $op) = (self, "backfill_get");
+                $before;
+                let out = self.inner.backfill_get(id).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> cronlease::Result<Vec<cronlease::Backfill>> {
+                let ($this, $op) = (self, "backfill_list");
+                $before;
+                let out = self.inner.backfill_list(job, active_only).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn backfill_cancel(&self, id: uuid::Uuid) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "backfill_cancel");
+                $before;
+                let out = self.inner.backfill_cancel(id).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn backfill_advance(&self, advance: &cronlease::store::BackfillAdvance) -> cronlease::Result<bool> {
+                let ($this, $op) = (self, "backfill_advance");
+                $before;
+                let out = self.inner.backfill_advance(advance).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn execution_rerun(&self, job: &str, plans: &[(Scope, DateTime<Utc>)], finished_before: DateTime<Utc>, extra_attempts: u32) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "execution_rerun");
+                $before;
+                let out = self.inner.execution_rerun(job, plans, finished_before, extra_attempts).await;
+                $(let _ = &out; $after;)?
+                out
             }
         }
     };

@@ -159,6 +159,47 @@ CREATE TABLE IF NOT EXISTS cronlease_registered_jobs (
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
         ],
     ),
+    (
+        7,
+        "triggers_backfills",
+        &[
+            "ALTER TABLE cronlease_executions ADD COLUMN trigger_id BINARY(16) NULL",
+            "
+CREATE TABLE cronlease_triggers (
+  id              BINARY(16) NOT NULL PRIMARY KEY,
+  job_name        VARBINARY(512) NOT NULL,
+  scope_kind      VARBINARY(512) NOT NULL,
+  scope_id        VARBINARY(512) NOT NULL,
+  idempotency_key VARBINARY(512) NULL,
+  requested_by    TEXT CHARACTER SET utf8mb4 NOT NULL,
+  requested_at    DATETIME(6) NOT NULL,
+  started_at      DATETIME(6) NULL,
+  UNIQUE KEY cronlease_triggers_key (job_name, idempotency_key),
+  KEY cronlease_triggers_pending (job_name, started_at)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+            "
+CREATE TABLE cronlease_backfills (
+  id                BINARY(16) NOT NULL PRIMARY KEY,
+  job_name          VARBINARY(512) NOT NULL,
+  scopes            LONGTEXT CHARACTER SET utf8mb4 NULL,
+  from_time         DATETIME(6) NOT NULL,
+  to_time           DATETIME(6) NOT NULL,
+  rerun             BOOLEAN NOT NULL,
+  requested_by      TEXT CHARACTER SET utf8mb4 NOT NULL,
+  status            VARCHAR(16) NOT NULL,
+  cursor_plan_time  DATETIME(6) NULL,
+  cursor_scope_kind VARBINARY(512) NULL,
+  cursor_scope_id   VARBINARY(512) NULL,
+  done              BIGINT NOT NULL DEFAULT 0,
+  total             BIGINT NULL,
+  created_at        DATETIME(6) NOT NULL,
+  updated_at        DATETIME(6) NOT NULL,
+  CONSTRAINT cronlease_backfills_status_check
+    CHECK (status IN ('ACTIVE', 'DONE', 'CANCELLED')),
+  KEY cronlease_backfills_active (job_name, status)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+        ],
+    ),
 ];
 
 /// Applies the migrations the database lacks, holding the database's migration lock.

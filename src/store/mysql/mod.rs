@@ -63,10 +63,13 @@ use uuid::Uuid;
 
 use super::deadline::Checkout;
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus, PruneSet,
-    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart, MigrationStatus,
+    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock, db_error,
 };
-use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
+use crate::control::{
+    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
+    SkipSpan, Trigger,
+};
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::schedule::duration_ms;
@@ -146,6 +149,8 @@ struct Statements {
     runner_list: Arc<str>,
     runner_prune: Arc<str>,
     registered_jobs: Arc<str>,
+    backfill_cancel: Arc<str>,
+    backfill_advance: Arc<str>,
 }
 
 impl Statements {
@@ -164,6 +169,8 @@ impl Statements {
             runner_list: fill(sql::RUNNER_LIST),
             runner_prune: fill(sql::RUNNER_PRUNE),
             registered_jobs: fill(sql::REGISTERED_JOBS),
+            backfill_cancel: fill(sql::BACKFILL_CANCEL),
+            backfill_advance: fill(sql::BACKFILL_ADVANCE),
         }
     }
 }
@@ -1496,9 +1503,11 @@ impl Store for MySqlStore {
             .collect()
     }
 
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+    async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         let mut c = Checkout::acquire(&self.pool, "tick_clock").await?;
         let result = sqlx::query(q(&self.sql.tick_clock))
+            .bind(job)
+            .bind(job)
             .bind(job)
             .fetch_all(&mut *c)
             .await;
@@ -1519,7 +1528,13 @@ impl Store for MySqlStore {
                 paused.push(super::pause_scope(text(kind)?, text(id)?));
             }
         }
-        Ok((now, paused))
+        let flag = |i: usize| first.try_get::<i64, _>(i).map(|v| v != 0).map_err(dec);
+        Ok(TickClock {
+            now,
+            paused,
+            triggers_pending: flag(3)?,
+            backfills_active: flag(4)?,
+        })
     }
 
     async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
@@ -1582,6 +1597,100 @@ impl Store for MySqlStore {
                 Ok(pause)
             })
             .collect()
+    }
+
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {
+        let mut c = Checkout::acquire(&self.pool, "trigger_create").await?;
+        let result = self.trigger_create_on(&mut c, trigger).await;
+        c.release(result)
+    }
+
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>> {
+        let mut c = Checkout::acquire(&self.pool, "trigger_list").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::trigger_list()))
+            .bind(job)
+            .bind(job)
+            .bind(pending_only)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(row::trigger).collect()
+    }
+
+    async fn trigger_start(&self, start: &ManualStart<'_>) -> Result<Vec<Claimed>> {
+        let mut c = Checkout::acquire(&self.pool, "trigger_start").await?;
+        let result = self.trigger_start_on(&mut c, start).await;
+        c.release(result)
+    }
+
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_create").await?;
+        let result = self.backfill_create_on(&mut c, backfill).await;
+        c.release(result)
+    }
+
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_get").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::backfill_get()))
+            .bind(hex(id))
+            .fetch_optional(&mut *c)
+            .await;
+        c.done(result)?.as_ref().map(row::backfill).transpose()
+    }
+
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_list").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::backfill_list()))
+            .bind(job)
+            .bind(job)
+            .bind(active_only)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(row::backfill).collect()
+    }
+
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_cancel").await?;
+        let result = sqlx::query(q(&self.sql.backfill_cancel))
+            .bind(hex(id))
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool> {
+        let to = advance.cursor.as_ref();
+        let was = advance.expected.as_ref();
+        let mut conn = Checkout::acquire(&self.pool, "backfill_advance").await?;
+        let result = sqlx::query(q(&self.sql.backfill_advance))
+            .bind(to.map(|c| c.plan_time))
+            .bind(to.map(|c| c.scope.kind.as_str()))
+            .bind(to.map(|c| c.scope.id.as_str()))
+            .bind(i64::try_from(advance.handed_out).unwrap_or(i64::MAX))
+            .bind(i64::try_from(advance.total).unwrap_or(i64::MAX))
+            .bind(advance.finished)
+            .bind(hex(advance.id))
+            .bind(was.map(|c| c.plan_time))
+            .bind(was.map(|c| c.scope.kind.as_str()))
+            .bind(was.map(|c| c.scope.id.as_str()))
+            .execute(&mut *conn)
+            .await;
+        let done = conn.done(result)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "execution_rerun").await?;
+        let result = self
+            .execution_rerun_on(&mut c, job, plans, finished_before, extra_attempts)
+            .await;
+        c.release(result)
     }
 
     async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
@@ -1793,6 +1902,233 @@ impl MySqlStore {
     }
 }
 
+impl MySqlStore {
+    /// The body of [`Store::trigger_create`], on a checked-out connection.
+    async fn trigger_create_on(
+        &self,
+        conn: &mut MySqlConnection,
+        trigger: &Trigger,
+    ) -> Result<Trigger> {
+        const OP: &str = "trigger_create";
+        let (kind, id) = super::pause_key(trigger.scope.as_ref());
+        let now = self.now(&mut *conn, OP).await?;
+        sqlx::query(sql::TRIGGER_CREATE)
+            .bind(hex(trigger.id))
+            .bind(&trigger.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&trigger.idempotency_key)
+            .bind(&trigger.requested_by)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let row = sqlx::query(AssertSqlSafe(sql::trigger_created()))
+            .bind(hex(trigger.id))
+            .bind(&trigger.job)
+            .bind(&trigger.idempotency_key)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        row::trigger(&row)
+    }
+
+    /// The body of [`Store::trigger_start`], on a checked-out connection.
+    async fn trigger_start_on(
+        &self,
+        conn: &mut MySqlConnection,
+        start: &ManualStart<'_>,
+    ) -> Result<Vec<Claimed>> {
+        const OP: &str = "trigger_start";
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        // 1. Which plans have a row already (without locking); the first `limit` others are new.
+        let mut existing = HashSet::new();
+        for batch in json_batches(start.plans.iter().map(|m| {
+            json!([
+                m.plan.scope.kind,
+                m.plan.scope.id,
+                datetime(m.plan.plan_time)
+            ])
+        })) {
+            for row in sqlx::query(sql::CLAIM_RESOLVE)
+                .bind(batch)
+                .bind(start.job)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let scope = Scope::new(
+                    row::text(&row, 1).map_err(dec)?,
+                    row::text(&row, 2).map_err(dec)?,
+                );
+                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
+                existing.insert(key(&scope, plan_time));
+            }
+        }
+        let missing: Vec<_> = start
+            .plans
+            .iter()
+            .filter(|m| !existing.contains(&key(&m.plan.scope, m.plan.plan_time)))
+            .collect();
+        let now = self.now(&mut tx, OP).await?;
+        let stale_after = now + crate::schedule::delta(start.stale_timeout);
+        // 2. Insert them (a rival's row met meanwhile is left alone).
+        for batch in json_batches(missing.iter().take(start.limit).map(|m| {
+            json!([
+                hex(m.plan.id),
+                m.plan.scope.kind,
+                m.plan.scope.id,
+                datetime(m.plan.plan_time),
+                hex(m.plan.token),
+                hex(m.trigger)
+            ])
+        })) {
+            sqlx::query(sql::TRIGGER_INSERT)
+                .bind(start.job)
+                .bind(i64::from(start.max_attempts))
+                .bind(start.runner_id)
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?;
+        }
+        // 3. Nothing left to start: the triggers are started.
+        if missing.len() < start.limit && !start.started.is_empty() {
+            for batch in json_batches(start.started.iter().map(|id| json!(hex(*id)))) {
+                sqlx::query(sql::TRIGGER_MARK_STARTED)
+                    .bind(batch)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?;
+            }
+        }
+        // 4. The rows held under the offered tokens (inserted now or by an earlier try).
+        let mut held = HashMap::new();
+        for batch in json_batches(
+            start
+                .plans
+                .iter()
+                .map(|m| json!([hex(m.plan.id), hex(m.plan.token)])),
+        ) {
+            for row in sqlx::query(sql::CLAIM_HELD)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                let id: Uuid = row.try_get(0).map_err(dec)?;
+                let started_at: DateTime<Utc> = row.try_get(8).map_err(dec)?;
+                held.insert(id, started_at);
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(super::manual_claims(start, |id| held.get(&id).copied()))
+    }
+
+    /// The body of [`Store::backfill_create`], on a checked-out connection.
+    async fn backfill_create_on(
+        &self,
+        conn: &mut MySqlConnection,
+        backfill: &Backfill,
+    ) -> Result<Backfill> {
+        const OP: &str = "backfill_create";
+        let now = self.now(&mut *conn, OP).await?;
+        sqlx::query(sql::BACKFILL_CREATE)
+            .bind(hex(backfill.id))
+            .bind(&backfill.job)
+            .bind(super::scopes_json(backfill.scopes.as_ref()))
+            .bind(backfill.from)
+            .bind(backfill.to)
+            .bind(backfill.rerun)
+            .bind(&backfill.requested_by)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        let mut stored = backfill.clone();
+        stored.created_at = now;
+        stored.updated_at = now;
+        Ok(stored)
+    }
+
+    /// The body of [`Store::execution_rerun`], on a checked-out connection.
+    async fn execution_rerun_on(
+        &self,
+        conn: &mut MySqlConnection,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        const OP: &str = "execution_rerun";
+        if plans.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error(OP, e))?;
+        // 1. The plans' rows, without locking; 2. lock the finished ones, ascending id.
+        let mut ids = Vec::new();
+        for batch in json_batches(
+            plans
+                .iter()
+                .map(|(s, t)| json!([s.kind, s.id, datetime(*t)])),
+        ) {
+            for row in sqlx::query(sql::CLAIM_RESOLVE)
+                .bind(batch)
+                .bind(job)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                ids.push(decode_id(&row, 0)?);
+            }
+        }
+        ids.sort();
+        let mut locked = Vec::new();
+        for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+            for row in sqlx::query(sql::RERUN_LOCK)
+                .bind(batch)
+                .bind(finished_before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| db_error(OP, e))?
+            {
+                locked.push(decode_id(&row, 0)?);
+            }
+        }
+        let mut changed = 0;
+        if !locked.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            for batch in json_batches(locked.iter().map(|id| json!(hex(*id)))) {
+                changed += sqlx::query(sql::EXECUTION_RERUN)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(i64::from(extra_attempts))
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| db_error(OP, e))?
+                    .rows_affected();
+            }
+        }
+        tx.commit().await.map_err(|e| db_error(OP, e))?;
+        Ok(changed)
+    }
+}
+
 impl registry::Columns for MySqlRow {
     fn text(&self, i: usize) -> sqlx::Result<String> {
         self.try_get(i).or_else(|_| row::text(self, i))
@@ -1976,7 +2312,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 6);
+        assert_eq!(applied, 7);
         let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
             .fetch_one(store.pool())
             .await
@@ -2014,7 +2350,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 6
+                    known: 7
                 })
             ),
             "{refused:?}"

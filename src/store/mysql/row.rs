@@ -6,6 +6,9 @@ use sqlx::mysql::MySqlRow;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
+use crate::control::{Backfill, BackfillCursor, BackfillOptions, Trigger};
 use crate::error::Result;
 use crate::execution::Execution;
 use crate::scope::Scope;
@@ -67,5 +70,66 @@ pub(super) fn execution(row: &MySqlRow) -> Result<Execution> {
         error_msg: row.try_get("error_msg").map_err(dec)?,
         failures: failures(id_str, &failures_json)?,
         replayed_at: row.try_get("replayed_at").map_err(dec)?,
+        trigger_id: row.try_get("trigger_id").map_err(dec)?,
     })
+}
+
+/// A nullable `VARBINARY` column as UTF-8 text.
+fn opt_text(row: &MySqlRow, index: &str) -> std::result::Result<Option<String>, sqlx::Error> {
+    let bytes: Option<Vec<u8>> = row.try_get(index)?;
+    bytes
+        .map(|b| String::from_utf8(b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
+}
+
+/// Decodes a `cronlease_triggers` row.
+pub(super) fn trigger(row: &MySqlRow) -> Result<Trigger> {
+    let dec = |e: sqlx::Error| corrupt("trigger", e.to_string());
+    Ok(crate::store::stored_trigger(
+        row.try_get("id").map_err(dec)?,
+        text(row, "job_name").map_err(dec)?,
+        text(row, "scope_kind").map_err(dec)?,
+        text(row, "scope_id").map_err(dec)?,
+        opt_text(row, "idempotency_key").map_err(dec)?,
+        row.try_get("requested_by").map_err(dec)?,
+        row.try_get("requested_at").map_err(dec)?,
+        row.try_get("started_at").map_err(dec)?,
+    ))
+}
+
+/// Decodes a `cronlease_backfills` row.
+pub(super) fn backfill(row: &MySqlRow) -> Result<Backfill> {
+    let dec = |e: sqlx::Error| corrupt("backfill", e.to_string());
+    let id: Uuid = row.try_get("id").map_err(dec)?;
+    let status: String = row.try_get("status").map_err(dec)?;
+    let cursor_time: Option<DateTime<Utc>> = row.try_get("cursor_plan_time").map_err(dec)?;
+    let cursor_kind = opt_text(row, "cursor_scope_kind").map_err(dec)?;
+    let cursor_id = opt_text(row, "cursor_scope_id").map_err(dec)?;
+    let mut backfill = Backfill::new(
+        text(row, "job_name").map_err(dec)?,
+        row.try_get("from_time").map_err(dec)?,
+        row.try_get("to_time").map_err(dec)?,
+        BackfillOptions {
+            scopes: crate::store::scopes_from_json(row.try_get("scopes").map_err(dec)?)?,
+            rerun: row.try_get("rerun").map_err(dec)?,
+            requested_by: row.try_get("requested_by").map_err(dec)?,
+        },
+    );
+    backfill.id = id;
+    backfill.status = parsed(&id.to_string(), &status)?;
+    backfill.cursor = match (cursor_time, cursor_kind, cursor_id) {
+        (Some(plan_time), Some(kind), Some(scope_id)) => Some(BackfillCursor {
+            plan_time,
+            scope: Scope::new(kind, scope_id),
+        }),
+        _ => None,
+    };
+    backfill.done = row.try_get::<i64, _>("done").map_err(dec)?.max(0) as u64;
+    backfill.total = row
+        .try_get::<Option<i64>, _>("total")
+        .map_err(dec)?
+        .map(|t| t.max(0) as u64);
+    backfill.created_at = row.try_get("created_at").map_err(dec)?;
+    backfill.updated_at = row.try_get("updated_at").map_err(dec)?;
+    Ok(backfill)
 }

@@ -26,10 +26,11 @@ pub(super) const NOW_EXPR: &str = "(UTC_TIMESTAMP(3) + INTERVAL {SKEW_US} MICROS
 
 pub(super) const DB_NOW: &str = "SELECT {NOW}";
 
+/// Manual runs (a trigger's) are not plans of the schedule: planning ignores them.
 pub(super) const EXECUTION_LATEST_PLANS: &str = "\
 SELECT scope_kind, scope_id, MAX(plan_time) AS plan_time
 FROM cronlease_executions
-WHERE job_name = ?
+WHERE job_name = ? AND trigger_id IS NULL
 GROUP BY scope_kind, scope_id";
 
 /// Every FAILED row with a retry scheduled and attempts left, whatever its plan time.
@@ -349,6 +350,8 @@ pub(super) const EXECUTIONS_BY_ID: &str = concat!(
 );
 
 /// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the cutoff; $3: the batch.
+/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
+/// count as a newer plan.
 /// Read without locking along the `finished_at` index; keeps the newest row of every scope.
 pub(super) const PRUNE_CANDIDATES: &str = "\
 SELECT e.id FROM cronlease_executions AS e
@@ -358,7 +361,7 @@ WHERE e.finished_at < ?
   AND e.replay_pending = 0
   AND EXISTS (SELECT 1 FROM cronlease_executions AS n
     WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time)
+      AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
 ORDER BY e.finished_at
 LIMIT ?";
 
@@ -395,7 +398,11 @@ GROUP BY job_name";
 /// The clock and the job's pauses in one statement: always one row, with a null scope when the
 /// job has no pause (a whole-job pause is the empty scope).
 pub(super) const TICK_CLOCK: &str = "\
-SELECT {NOW} AS now, p.scope_kind, p.scope_id
+SELECT {NOW} AS now, p.scope_kind, p.scope_id,
+  EXISTS (SELECT 1 FROM cronlease_triggers AS t WHERE t.job_name = ? AND t.started_at IS NULL)
+    AS triggers,
+  EXISTS (SELECT 1 FROM cronlease_backfills AS b WHERE b.job_name = ? AND b.status = 'ACTIVE')
+    AS backfills
 FROM (SELECT 1 AS one) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = ?";
 
 /// Job, scope kind, scope id (both empty for the whole job), by, reason, and the time read just
@@ -520,3 +527,117 @@ SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_
 FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
 WHERE (? IS NULL OR j.job_name = ?)
 ORDER BY j.job_name, j.runner_id";
+/// Id, job, scope kind, scope id (both empty for every scope), key, by, requested at. A key the
+/// job used already leaves the existing trigger as it is.
+pub(super) const TRIGGER_CREATE: &str = "\
+INSERT INTO cronlease_triggers (id, job_name, scope_kind, scope_id, idempotency_key,
+  requested_by, requested_at)
+VALUES (UNHEX(?), ?, ?, ?, ?, ?, ?)
+ON DUPLICATE KEY UPDATE cronlease_triggers.id = cronlease_triggers.id";
+
+const TRIGGER_COLUMNS: &str =
+    "id, job_name, scope_kind, scope_id, idempotency_key, requested_by, requested_at, started_at";
+
+/// The trigger just created, or the one holding its idempotency key: id, job, key.
+pub(super) fn trigger_created() -> String {
+    format!(
+        "SELECT {TRIGGER_COLUMNS} FROM cronlease_triggers
+WHERE id = UNHEX(?) OR (job_name = ? AND idempotency_key = ?)"
+    )
+}
+
+/// Job or null (twice), pending only.
+pub(super) fn trigger_list() -> String {
+    format!(
+        "SELECT {TRIGGER_COLUMNS} FROM cronlease_triggers
+WHERE (? IS NULL OR job_name = ?) AND (NOT ? OR started_at IS NULL)
+ORDER BY requested_at, id"
+    )
+}
+
+/// Inserts manual plans, in the order given. $1..$8: job, max attempts, runner, now
+/// (heartbeat), stale_after, now (started, created, updated); $9: `[[id, scope kind, scope id,
+/// plan time, token, trigger id], ..]`. A row a rival inserted meanwhile is left as it is.
+pub(super) const TRIGGER_INSERT: &str = "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, created_at,
+  updated_at, result, failures, trigger_id)
+SELECT UNHEX(p.id), ?, p.scope_kind, p.scope_id, p.plan_time, 'RUNNING', 1, ?,
+  ?, UNHEX(p.token), 'won', ?, ?, ?, ?, ?, '{}', '[]', UNHEX(p.trigger_id)
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    n FOR ORDINALITY,
+    id CHAR(32) PATH '$[0]',
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[2]',
+    plan_time DATETIME(6) PATH '$[3]',
+    token CHAR(32) PATH '$[4]',
+    trigger_id CHAR(32) PATH '$[5]')) AS p
+ORDER BY p.n
+ON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id";
+
+/// $1: `[trigger id, ..]`; $2: now.
+pub(super) const TRIGGER_MARK_STARTED: &str = "\
+UPDATE cronlease_triggers AS t
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON t.id = UNHEX(i.id)
+SET t.started_at = ?
+WHERE t.started_at IS NULL";
+
+const BACKFILL_COLUMNS: &str = "id, job_name, scopes, from_time, to_time, rerun, requested_by, \
+  status, cursor_plan_time, cursor_scope_kind, cursor_scope_id, done, total, created_at, updated_at";
+
+/// Id, job, scopes JSON or null, from, to, rerun, by, now (created, updated).
+pub(super) const BACKFILL_CREATE: &str = "\
+INSERT INTO cronlease_backfills (id, job_name, scopes, from_time, to_time, rerun, requested_by,
+  status, done, created_at, updated_at)
+VALUES (UNHEX(?), ?, ?, ?, ?, ?, ?, 'ACTIVE', 0, ?, ?)";
+
+pub(super) fn backfill_get() -> String {
+    format!("SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills WHERE id = UNHEX(?)")
+}
+
+/// Job or null (twice), active only.
+pub(super) fn backfill_list() -> String {
+    format!(
+        "SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills
+WHERE (? IS NULL OR job_name = ?) AND (NOT ? OR status = 'ACTIVE')
+ORDER BY created_at, id"
+    )
+}
+
+pub(super) const BACKFILL_CANCEL: &str = "\
+UPDATE cronlease_backfills SET status = 'CANCELLED', updated_at = {NOW}
+WHERE id = UNHEX(?) AND status = 'ACTIVE'";
+
+/// The new cursor (time, kind, id), plans handed out, total, finished; the id; the expected
+/// cursor (`<=>` compares nulls as equal).
+pub(super) const BACKFILL_ADVANCE: &str = "\
+UPDATE cronlease_backfills SET
+  cursor_plan_time = ?, cursor_scope_kind = ?, cursor_scope_id = ?,
+  done = done + ?, total = ?,
+  status = CASE WHEN ? AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
+  updated_at = {NOW}
+WHERE id = UNHEX(?) AND status IN ('ACTIVE', 'CANCELLED')
+  AND cursor_plan_time <=> ? AND cursor_scope_kind <=> ? AND cursor_scope_id <=> ?";
+
+/// Locks the finished rows a rerun may reset: `[id, ..]` sorted by id; then the creation time of
+/// the backfill.
+pub(super) const RERUN_LOCK: &str = "\
+SELECT e.id
+FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
+  STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED') AND e.finished_at < ?
+ORDER BY e.id
+FOR UPDATE";
+
+/// $1: locked ids; $2: now (next retry); $3: extra attempts; $4, $5: now.
+pub(super) const EXECUTION_RERUN: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)
+SET e.status = 'FAILED',
+  e.next_retry_at = ?,
+  e.max_attempts = e.attempt + ?,
+  e.replay_pending = 1,
+  e.replayed_at = ?,
+  e.updated_at = ?
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')";

@@ -155,6 +155,45 @@ CREATE TABLE cronlease_registered_jobs (
 CREATE INDEX cronlease_registered_jobs_job ON cronlease_registered_jobs (job_name);
 ",
     ),
+    (
+        7,
+        "triggers_backfills",
+        "
+ALTER TABLE cronlease_executions ADD COLUMN trigger_id uuid;
+CREATE TABLE cronlease_triggers (
+  id              uuid PRIMARY KEY,
+  job_name        text NOT NULL,
+  scope_kind      text NOT NULL,
+  scope_id        text NOT NULL,
+  idempotency_key text,
+  requested_by    text NOT NULL,
+  requested_at    timestamptz NOT NULL,
+  started_at      timestamptz,
+  UNIQUE (job_name, idempotency_key)
+);
+CREATE INDEX cronlease_triggers_pending ON cronlease_triggers (job_name)
+  WHERE started_at IS NULL;
+CREATE TABLE cronlease_backfills (
+  id                uuid PRIMARY KEY,
+  job_name          text NOT NULL,
+  scopes            jsonb,
+  from_time         timestamptz NOT NULL,
+  to_time           timestamptz NOT NULL,
+  rerun             boolean NOT NULL,
+  requested_by      text NOT NULL,
+  status            text NOT NULL CHECK (status IN ('ACTIVE', 'DONE', 'CANCELLED')),
+  cursor_plan_time  timestamptz,
+  cursor_scope_kind text,
+  cursor_scope_id   text,
+  done              bigint NOT NULL DEFAULT 0,
+  total             bigint,
+  created_at        timestamptz NOT NULL,
+  updated_at        timestamptz NOT NULL
+);
+CREATE INDEX cronlease_backfills_active ON cronlease_backfills (job_name)
+  WHERE status = 'ACTIVE';
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

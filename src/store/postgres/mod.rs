@@ -28,10 +28,13 @@ use uuid::Uuid;
 
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus, PruneSet,
-    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart, MigrationStatus,
+    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock, db_error,
 };
-use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
+use crate::control::{
+    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
+    SkipSpan, Trigger,
+};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
@@ -87,6 +90,12 @@ struct Statements {
     runner_list: Arc<str>,
     runner_prune: Arc<str>,
     registered_jobs: Arc<str>,
+    trigger_create: Arc<str>,
+    trigger_start: Arc<str>,
+    backfill_create: Arc<str>,
+    backfill_cancel: Arc<str>,
+    backfill_advance: Arc<str>,
+    rerun: Arc<str>,
 }
 
 impl Statements {
@@ -117,6 +126,12 @@ impl Statements {
             runner_list: fill(sql::RUNNER_LIST),
             runner_prune: fill(sql::RUNNER_PRUNE),
             registered_jobs: fill(sql::REGISTERED_JOBS),
+            trigger_create: fill(sql::TRIGGER_CREATE),
+            trigger_start: fill(sql::TRIGGER_START),
+            backfill_create: fill(sql::BACKFILL_CREATE),
+            backfill_cancel: fill(sql::BACKFILL_CANCEL),
+            backfill_advance: fill(sql::BACKFILL_ADVANCE),
+            rerun: fill(sql::EXECUTION_RERUN),
         }
     }
 }
@@ -701,7 +716,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+    async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         let mut c = Checkout::acquire(&self.pool, "tick_clock").await?;
         let result = sqlx::query(q(&self.sql.tick_clock))
             .bind(job)
@@ -721,7 +736,12 @@ impl Store for PgStore {
                 paused.push(super::pause_scope(kind, id));
             }
         }
-        Ok((now, paused))
+        Ok(TickClock {
+            now,
+            paused,
+            triggers_pending: first.try_get(3).map_err(dec)?,
+            backfills_active: first.try_get(4).map_err(dec)?,
+        })
     }
 
     async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
@@ -775,6 +795,180 @@ impl Store for PgStore {
                 Ok(pause)
             })
             .collect()
+    }
+
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {
+        let (kind, id) = super::pause_key(trigger.scope.as_ref());
+        let mut c = Checkout::acquire(&self.pool, "trigger_create").await?;
+        let result = sqlx::query(q(&self.sql.trigger_create))
+            .bind(trigger.id)
+            .bind(&trigger.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&trigger.idempotency_key)
+            .bind(&trigger.requested_by)
+            .fetch_one(&mut *c)
+            .await;
+        row::trigger(&c.done(result)?)
+    }
+
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>> {
+        let mut c = Checkout::acquire(&self.pool, "trigger_list").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::trigger_list()))
+            .bind(job)
+            .bind(pending_only)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(row::trigger).collect()
+    }
+
+    async fn trigger_start(&self, start: &ManualStart<'_>) -> Result<Vec<Claimed>> {
+        let plans = &start.plans;
+        let mut c = Checkout::acquire(&self.pool, "trigger_start").await?;
+        let result = sqlx::query(q(&self.sql.trigger_start))
+            .bind(start.job)
+            .bind(i64::from(start.max_attempts))
+            .bind(start.runner_id)
+            .bind(duration_ms(start.stale_timeout))
+            .bind(plans.iter().map(|m| m.plan.id).collect::<Vec<Uuid>>())
+            .bind(
+                plans
+                    .iter()
+                    .map(|m| m.plan.scope.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|m| m.plan.scope.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|m| m.plan.plan_time)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
+            .bind(plans.iter().map(|m| m.plan.token).collect::<Vec<Uuid>>())
+            .bind(plans.iter().map(|m| m.trigger).collect::<Vec<Uuid>>())
+            .bind(i64::try_from(start.limit).unwrap_or(i64::MAX))
+            .bind(&start.started)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+        let mut held = std::collections::HashMap::new();
+        for row in &rows {
+            let id: Uuid = row.try_get(0).map_err(dec)?;
+            let started_at: DateTime<Utc> = row.try_get(1).map_err(dec)?;
+            held.insert(id, started_at);
+        }
+        Ok(super::manual_claims(start, |id| held.get(&id).copied()))
+    }
+
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_create").await?;
+        let result = sqlx::query_scalar(q(&self.sql.backfill_create))
+            .bind(backfill.id)
+            .bind(&backfill.job)
+            .bind(super::scopes_json(backfill.scopes.as_ref()))
+            .bind(backfill.from)
+            .bind(backfill.to)
+            .bind(backfill.rerun)
+            .bind(&backfill.requested_by)
+            .fetch_one(&mut *c)
+            .await;
+        let created_at: DateTime<Utc> = c.done(result)?;
+        let mut stored = backfill.clone();
+        stored.created_at = created_at;
+        stored.updated_at = created_at;
+        Ok(stored)
+    }
+
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_get").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::backfill_get()))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await;
+        c.done(result)?.as_ref().map(row::backfill).transpose()
+    }
+
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_list").await?;
+        let result = sqlx::query(AssertSqlSafe(sql::backfill_list()))
+            .bind(job)
+            .bind(active_only)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(result)?.iter().map(row::backfill).collect()
+    }
+
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
+        let mut c = Checkout::acquire(&self.pool, "backfill_cancel").await?;
+        let result = sqlx::query(q(&self.sql.backfill_cancel))
+            .bind(id)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected() > 0)
+    }
+
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool> {
+        let to = advance.cursor.as_ref();
+        let was = advance.expected.as_ref();
+        let mut c = Checkout::acquire(&self.pool, "backfill_advance").await?;
+        let result = sqlx::query(q(&self.sql.backfill_advance))
+            .bind(advance.id)
+            .bind(to.map(|c| c.plan_time))
+            .bind(to.map(|c| c.scope.kind.as_str()))
+            .bind(to.map(|c| c.scope.id.as_str()))
+            .bind(i64::try_from(advance.handed_out).unwrap_or(i64::MAX))
+            .bind(i64::try_from(advance.total).unwrap_or(i64::MAX))
+            .bind(advance.finished)
+            .bind(was.map(|c| c.plan_time))
+            .bind(was.map(|c| c.scope.kind.as_str()))
+            .bind(was.map(|c| c.scope.id.as_str()))
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected() > 0)
+    }
+
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        if plans.is_empty() {
+            return Ok(0);
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_rerun").await?;
+        let result = sqlx::query(q(&self.sql.rerun))
+            .bind(job)
+            .bind(
+                plans
+                    .iter()
+                    .map(|(s, _)| s.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|(s, _)| s.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|(_, t)| *t)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
+            .bind(finished_before)
+            .bind(i32::try_from(extra_attempts).unwrap_or(i32::MAX))
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected())
     }
 
     async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {
@@ -1054,7 +1248,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 6);
+        assert_eq!(applied, 7);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -1114,7 +1308,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 6
+                    known: 7
                 })
             ),
             "{refused:?}"

@@ -23,10 +23,11 @@ pub(super) const NOW_EXPR: &str =
 
 pub(super) const DB_NOW: &str = "SELECT {NOW}";
 
+/// Manual runs (a trigger's) are not plans of the schedule: planning ignores them.
 pub(super) const EXECUTION_LATEST_PLANS: &str = "\
 SELECT scope_kind, scope_id, MAX(plan_time) AS plan_time
 FROM cronlease_executions
-WHERE job_name = $1
+WHERE job_name = $1 AND trigger_id IS NULL
 GROUP BY scope_kind, scope_id";
 
 /// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
@@ -281,6 +282,8 @@ RETURNING ",
 );
 
 /// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the age in ms; $3: the batch.
+/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
+/// count as a newer plan.
 /// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
 /// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
 /// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
@@ -294,7 +297,7 @@ DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
     AND NOT e.replay_pending
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
   ORDER BY e.finished_at
   LIMIT $3
   FOR UPDATE OF e SKIP LOCKED))";
@@ -321,7 +324,9 @@ GROUP BY e.job_name";
 /// The clock and the job's pauses in one statement: always one row, with a null scope when the
 /// job has no pause (a whole-job pause is the empty scope).
 pub(super) const TICK_CLOCK: &str = "\
-SELECT {NOW} AS now, p.scope_kind, p.scope_id
+SELECT {NOW} AS now, p.scope_kind, p.scope_id,
+  EXISTS (SELECT 1 FROM cronlease_triggers WHERE job_name = $1 AND started_at IS NULL) AS triggers,
+  EXISTS (SELECT 1 FROM cronlease_backfills WHERE job_name = $1 AND status = 'ACTIVE') AS backfills
 FROM (SELECT 1) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = $1";
 
 /// $1..$5: job, scope kind, scope id (both empty for the whole job), by, reason.
@@ -438,3 +443,127 @@ SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_
 FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
 WHERE ($1::text IS NULL OR j.job_name = $1::text)
 ORDER BY j.job_name, j.runner_id";
+const TRIGGER_COLUMNS: &str =
+    "id, job_name, scope_kind, scope_id, idempotency_key, requested_by, requested_at, started_at";
+
+/// $1..$6: id, job, scope kind, scope id (both empty for every scope), key, by. A key the job
+/// used already returns the existing trigger (the no-op update makes `RETURNING` yield it).
+pub(super) const TRIGGER_CREATE: &str = "\
+INSERT INTO cronlease_triggers AS t (id, job_name, scope_kind, scope_id, idempotency_key,
+  requested_by, requested_at)
+VALUES ($1, $2, $3, $4, $5, $6, {NOW})
+ON CONFLICT (job_name, idempotency_key) DO UPDATE SET job_name = t.job_name
+RETURNING id, job_name, scope_kind, scope_id, idempotency_key, requested_by, requested_at, started_at";
+
+/// $1 job or null, $2 pending only.
+pub(super) fn trigger_list() -> String {
+    format!(
+        "SELECT {TRIGGER_COLUMNS} FROM cronlease_triggers
+WHERE ($1::text IS NULL OR job_name = $1::text) AND (NOT $2::boolean OR started_at IS NULL)
+ORDER BY requested_at, id"
+    )
+}
+
+/// $5..$10 the plans as parallel arrays (id, scope kind, scope id, plan time, token, trigger id),
+/// $11 the most rows to insert, $12 the triggers to mark started when fewer than $11 plans were
+/// missing. Returns the rows held under the offered tokens: those inserted now, and those an
+/// earlier try of the request inserted (visible in the statement's snapshot).
+pub(super) const TRIGGER_START: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+o AS MATERIALIZED (
+  SELECT * FROM UNNEST($5::uuid[], $6::text[], $7::text[], $8::timestamptz[], $9::uuid[],
+    $10::uuid[]) WITH ORDINALITY AS u(id, scope_kind, scope_id, plan_time, token, trigger_id, n)),
+p AS MATERIALIZED (
+  SELECT o.* FROM o
+  WHERE NOT EXISTS (SELECT 1 FROM cronlease_executions AS e
+    WHERE e.job_name = $1 AND e.scope_kind = o.scope_kind AND e.scope_id = o.scope_id
+      AND e.plan_time = o.plan_time)
+  ORDER BY o.n
+  LIMIT $11),
+ins AS (
+  INSERT INTO cronlease_executions (
+    id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+    runner_id, lease_token, heartbeat_at, stale_after, started_at, created_at, updated_at,
+    trigger_id)
+  SELECT p.id, $1::text, p.scope_kind, p.scope_id, p.plan_time, 'RUNNING', 1, $2::bigint,
+    $3::text, p.token, c.now, c.now + $4::bigint * interval '1 millisecond', c.now, c.now, c.now,
+    p.trigger_id
+  FROM p CROSS JOIN c
+  ORDER BY p.scope_kind, p.scope_id, p.plan_time
+  ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING
+  RETURNING id, started_at),
+mark AS (
+  UPDATE cronlease_triggers AS t SET started_at = c.now FROM c
+  WHERE t.id = ANY($12::uuid[]) AND t.started_at IS NULL
+    AND (SELECT count(*) FROM p) < $11
+  RETURNING t.id)
+SELECT id, started_at FROM ins
+UNION ALL
+SELECT e.id, e.started_at FROM o
+JOIN cronlease_executions AS e ON e.id = o.id AND e.lease_token = o.token
+WHERE e.status = 'RUNNING'";
+
+const BACKFILL_COLUMNS: &str = "id, job_name, scopes::text AS scopes, from_time, to_time, rerun, \
+  requested_by, status, cursor_plan_time, cursor_scope_kind, cursor_scope_id, done, total, \
+  created_at, updated_at";
+
+/// $1..$7: id, job, scopes JSON or null, from, to, rerun, by.
+pub(super) const BACKFILL_CREATE: &str = "\
+INSERT INTO cronlease_backfills (id, job_name, scopes, from_time, to_time, rerun, requested_by,
+  status, done, created_at, updated_at)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, 'ACTIVE', 0, {NOW}, {NOW})
+RETURNING created_at";
+
+pub(super) fn backfill_get() -> String {
+    format!("SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills WHERE id = $1")
+}
+
+/// $1 job or null, $2 active only.
+pub(super) fn backfill_list() -> String {
+    format!(
+        "SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills
+WHERE ($1::text IS NULL OR job_name = $1::text) AND (NOT $2::boolean OR status = 'ACTIVE')
+ORDER BY created_at, id"
+    )
+}
+
+pub(super) const BACKFILL_CANCEL: &str = "\
+UPDATE cronlease_backfills SET status = 'CANCELLED', updated_at = {NOW}
+WHERE id = $1 AND status = 'ACTIVE'";
+
+/// $1 id; $2..$4 the new cursor; $5 plans handed out; $6 total; $7 finished; $8..$10 the
+/// expected cursor.
+pub(super) const BACKFILL_ADVANCE: &str = "\
+UPDATE cronlease_backfills SET
+  cursor_plan_time = $2, cursor_scope_kind = $3, cursor_scope_id = $4,
+  done = done + $5, total = $6,
+  status = CASE WHEN $7 AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
+  updated_at = {NOW}
+WHERE id = $1 AND status IN ('ACTIVE', 'CANCELLED')
+  AND cursor_plan_time IS NOT DISTINCT FROM $8::timestamptz
+  AND cursor_scope_kind IS NOT DISTINCT FROM $9::text
+  AND cursor_scope_id IS NOT DISTINCT FROM $10::text";
+
+/// $2..$4 the plans as parallel arrays (scope kind, scope id, plan time), $5 the creation time of
+/// the backfill, $6 the extra attempts. Rows are locked in key order first, like every batched
+/// write, so concurrent batches cannot deadlock.
+pub(super) const EXECUTION_RERUN: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now),
+l AS MATERIALIZED (
+  SELECT e.id AS locked_id FROM cronlease_executions AS e
+  JOIN UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS u(scope_kind, scope_id, plan_time)
+    ON e.job_name = $1 AND e.scope_kind = u.scope_kind AND e.scope_id = u.scope_id
+      AND e.plan_time = u.plan_time
+  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED') AND e.finished_at < $5
+  ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time
+  FOR UPDATE OF e)
+UPDATE cronlease_executions AS e SET
+  status = 'FAILED',
+  next_retry_at = c.now,
+  max_attempts = e.attempt + $6::integer,
+  replay_pending = true,
+  replayed_at = c.now,
+  updated_at = c.now
+FROM l CROSS JOIN c
+WHERE e.id = l.locked_id AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+  AND e.finished_at < $5";

@@ -183,6 +183,45 @@ CREATE TABLE cronlease_registered_jobs (
 CREATE INDEX cronlease_registered_jobs_job ON cronlease_registered_jobs (job_name);
 ",
     ),
+    (
+        7,
+        "triggers_backfills",
+        "
+ALTER TABLE cronlease_executions ADD COLUMN trigger_id TEXT;
+CREATE TABLE cronlease_triggers (
+  id              TEXT PRIMARY KEY,
+  job_name        TEXT NOT NULL,
+  scope_kind      TEXT NOT NULL,
+  scope_id        TEXT NOT NULL,
+  idempotency_key TEXT,
+  requested_by    TEXT NOT NULL,
+  requested_at    INTEGER NOT NULL,
+  started_at      INTEGER,
+  UNIQUE (job_name, idempotency_key)
+);
+CREATE INDEX cronlease_triggers_pending ON cronlease_triggers (job_name)
+  WHERE started_at IS NULL;
+CREATE TABLE cronlease_backfills (
+  id                TEXT PRIMARY KEY,
+  job_name          TEXT NOT NULL,
+  scopes            TEXT,
+  from_time         INTEGER NOT NULL,
+  to_time           INTEGER NOT NULL,
+  rerun             INTEGER NOT NULL CHECK (rerun IN (0, 1)),
+  requested_by      TEXT NOT NULL,
+  status            TEXT NOT NULL CHECK (status IN ('ACTIVE', 'DONE', 'CANCELLED')),
+  cursor_plan_time  INTEGER,
+  cursor_scope_kind TEXT,
+  cursor_scope_id   TEXT,
+  done              INTEGER NOT NULL DEFAULT 0,
+  total             INTEGER,
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL
+);
+CREATE INDEX cronlease_backfills_active ON cronlease_backfills (job_name)
+  WHERE status = 'ACTIVE';
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before

@@ -33,10 +33,14 @@ use uuid::Uuid;
 
 use super::deadline::StoreDeadlines;
 use super::{
-    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, MigrationStatus,
-    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart,
+    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
+    db_error,
 };
-use crate::control::{JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration, SkipSpan};
+use crate::control::{
+    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
+    SkipSpan, Trigger,
+};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
@@ -96,6 +100,13 @@ struct Statements {
     runner_list: Arc<str>,
     runner_prune: Arc<str>,
     registered_jobs: Arc<str>,
+    trigger_create: Arc<str>,
+    trigger_start_insert: Arc<str>,
+    trigger_mark_started: Arc<str>,
+    backfill_create: Arc<str>,
+    backfill_cancel: Arc<str>,
+    backfill_advance: Arc<str>,
+    rerun: Arc<str>,
 }
 
 impl Statements {
@@ -127,6 +138,13 @@ impl Statements {
             runner_list: fill(sql::RUNNER_LIST),
             runner_prune: fill(sql::RUNNER_PRUNE),
             registered_jobs: fill(sql::REGISTERED_JOBS),
+            trigger_create: fill(sql::TRIGGER_CREATE),
+            trigger_start_insert: fill(sql::TRIGGER_START_INSERT),
+            trigger_mark_started: fill(sql::TRIGGER_MARK_STARTED),
+            backfill_create: fill(sql::BACKFILL_CREATE),
+            backfill_cancel: fill(sql::BACKFILL_CANCEL),
+            backfill_advance: fill(sql::BACKFILL_ADVANCE),
+            rerun: fill(sql::EXECUTION_RERUN),
         }
     }
 }
@@ -714,7 +732,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn tick_clock(&self, job: &str) -> Result<(DateTime<Utc>, Vec<Option<Scope>>)> {
+    async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         let rows = sqlx::query(q(&self.sql.tick_clock))
             .bind(job)
             .fetch_all(&self.pool)
@@ -733,7 +751,12 @@ impl Store for SqliteStore {
                 paused.push(super::pause_scope(kind, id));
             }
         }
-        Ok((now, paused))
+        Ok(TickClock {
+            now,
+            paused,
+            triggers_pending: first.try_get(3).map_err(dec)?,
+            backfills_active: first.try_get(4).map_err(dec)?,
+        })
     }
 
     async fn pause_set(&self, pause: &Pause) -> Result<Pause> {
@@ -797,6 +820,193 @@ impl Store for SqliteStore {
                 Ok(pause)
             })
             .collect()
+    }
+
+    async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {
+        let (kind, id) = super::pause_key(trigger.scope.as_ref());
+        let row = sqlx::query(q(&self.sql.trigger_create))
+            .bind(trigger.id.to_string())
+            .bind(&trigger.job)
+            .bind(kind)
+            .bind(id)
+            .bind(&trigger.idempotency_key)
+            .bind(&trigger.requested_by)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| db_error("trigger_create", e))?;
+        self.wrote();
+        row::trigger(&row)
+    }
+
+    async fn trigger_list(&self, job: Option<&str>, pending_only: bool) -> Result<Vec<Trigger>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::trigger_list()))
+            .bind(job)
+            .bind(pending_only)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("trigger_list", e))?;
+        rows.iter().map(row::trigger).collect()
+    }
+
+    async fn trigger_start(&self, start: &ManualStart<'_>) -> Result<Vec<Claimed>> {
+        let fail = |e| db_error("trigger_start", e);
+        let plans: Vec<_> = start
+            .plans
+            .iter()
+            .map(|m| {
+                (
+                    m.plan.id,
+                    m.plan.scope.kind.as_str(),
+                    m.plan.scope.id.as_str(),
+                    m.plan.plan_time.timestamp_millis(),
+                    m.plan.token,
+                    m.trigger,
+                )
+            })
+            .collect();
+        let plans = batch_json(&plans);
+        let started = batch_json(&start.started);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        let inserted = sqlx::query(q(&self.sql.trigger_start_insert))
+            .bind(start.job)
+            .bind(start.max_attempts as i64)
+            .bind(start.runner_id)
+            .bind(duration_ms(start.stale_timeout))
+            .bind(&plans)
+            .bind(start.limit as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?
+            .rows_affected();
+        if !start.started.is_empty() && inserted < start.limit as u64 {
+            sqlx::query(q(&self.sql.trigger_mark_started))
+                .bind(&started)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        let held: String = sqlx::query_scalar(sql::TRIGGER_STARTED_ROWS)
+            .bind(&plans)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        self.wrote();
+        let held: Vec<(String, String, i64)> =
+            serde_json::from_str(&held).map_err(|e| corrupt("?", e.to_string()))?;
+        let started_at: std::collections::HashMap<Uuid, i64> = held
+            .into_iter()
+            .filter_map(|(id, _, at)| Uuid::parse_str(&id).ok().map(|id| (id, at)))
+            .collect();
+        Ok(super::manual_claims(start, |id| {
+            started_at.get(&id).map(|at| from_millis(*at))
+        }))
+    }
+
+    async fn backfill_create(&self, backfill: &Backfill) -> Result<Backfill> {
+        let created_at: i64 = sqlx::query_scalar(q(&self.sql.backfill_create))
+            .bind(backfill.id.to_string())
+            .bind(&backfill.job)
+            .bind(super::scopes_json(backfill.scopes.as_ref()))
+            .bind(backfill.from.timestamp_millis())
+            .bind(backfill.to.timestamp_millis())
+            .bind(backfill.rerun)
+            .bind(&backfill.requested_by)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| db_error("backfill_create", e))?;
+        self.wrote();
+        let mut stored = backfill.clone();
+        stored.created_at = from_millis(created_at);
+        stored.updated_at = stored.created_at;
+        Ok(stored)
+    }
+
+    async fn backfill_get(&self, id: Uuid) -> Result<Option<Backfill>> {
+        let row = sqlx::query(AssertSqlSafe(sql::backfill_get()))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("backfill_get", e))?;
+        row.as_ref().map(row::backfill).transpose()
+    }
+
+    async fn backfill_list(&self, job: Option<&str>, active_only: bool) -> Result<Vec<Backfill>> {
+        let rows = sqlx::query(AssertSqlSafe(sql::backfill_list()))
+            .bind(job)
+            .bind(active_only)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("backfill_list", e))?;
+        rows.iter().map(row::backfill).collect()
+    }
+
+    async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(q(&self.sql.backfill_cancel))
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("backfill_cancel", e))?;
+        self.wrote();
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn backfill_advance(&self, advance: &BackfillAdvance) -> Result<bool> {
+        let cursor = |c: Option<&crate::control::BackfillCursor>| {
+            (
+                c.map(|c| c.plan_time.timestamp_millis()),
+                c.map(|c| c.scope.kind.clone()),
+                c.map(|c| c.scope.id.clone()),
+            )
+        };
+        let (to_time, to_kind, to_id) = cursor(advance.cursor.as_ref());
+        let (was_time, was_kind, was_id) = cursor(advance.expected.as_ref());
+        let done = sqlx::query(q(&self.sql.backfill_advance))
+            .bind(advance.id.to_string())
+            .bind(to_time)
+            .bind(to_kind)
+            .bind(to_id)
+            .bind(advance.handed_out as i64)
+            .bind(advance.total as i64)
+            .bind(advance.finished)
+            .bind(was_time)
+            .bind(was_kind)
+            .bind(was_id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("backfill_advance", e))?;
+        self.wrote();
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn execution_rerun(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+        finished_before: DateTime<Utc>,
+        extra_attempts: u32,
+    ) -> Result<u64> {
+        if plans.is_empty() {
+            return Ok(0);
+        }
+        let batch: Vec<_> = plans
+            .iter()
+            .map(|(s, t)| (s.kind.as_str(), s.id.as_str(), t.timestamp_millis()))
+            .collect();
+        let done = sqlx::query(q(&self.sql.rerun))
+            .bind(job)
+            .bind(batch_json(&batch))
+            .bind(finished_before.timestamp_millis())
+            .bind(extra_attempts as i64)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("execution_rerun", e))?;
+        self.wrote();
+        Ok(done.rows_affected())
     }
 
     async fn skip_record(&self, spans: &[SkipSpan]) -> Result<()> {

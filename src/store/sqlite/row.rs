@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::control::{Backfill, BackfillCursor, Trigger};
 use crate::error::Result;
 use crate::execution::Execution;
 use crate::schedule::from_millis;
@@ -55,5 +56,63 @@ pub(super) fn execution(row: &SqliteRow) -> Result<Execution> {
         error_msg: row.try_get("error_msg").map_err(dec)?,
         failures: failures(id, &json(&failures_text)?)?,
         replayed_at: opt_time(row.try_get("replayed_at").map_err(dec)?),
+        trigger_id: row
+            .try_get::<Option<String>, _>("trigger_id")
+            .map_err(dec)?
+            .map(|text| uuid(id, &text))
+            .transpose()?,
     })
+}
+
+/// Decodes a `cronlease_triggers` row.
+pub(super) fn trigger(row: &SqliteRow) -> Result<Trigger> {
+    let dec = |e: sqlx::Error| corrupt("trigger", e.to_string());
+    let id: String = row.try_get("id").map_err(dec)?;
+    Ok(crate::store::stored_trigger(
+        uuid(&id, &id)?,
+        row.try_get("job_name").map_err(dec)?,
+        row.try_get("scope_kind").map_err(dec)?,
+        row.try_get("scope_id").map_err(dec)?,
+        row.try_get("idempotency_key").map_err(dec)?,
+        row.try_get("requested_by").map_err(dec)?,
+        from_millis(row.try_get("requested_at").map_err(dec)?),
+        opt_time(row.try_get("started_at").map_err(dec)?),
+    ))
+}
+
+/// Decodes a `cronlease_backfills` row.
+pub(super) fn backfill(row: &SqliteRow) -> Result<Backfill> {
+    let dec = |e: sqlx::Error| corrupt("backfill", e.to_string());
+    let id: String = row.try_get("id").map_err(dec)?;
+    let status: String = row.try_get("status").map_err(dec)?;
+    let cursor_time: Option<i64> = row.try_get("cursor_plan_time").map_err(dec)?;
+    let cursor_kind: Option<String> = row.try_get("cursor_scope_kind").map_err(dec)?;
+    let cursor_id: Option<String> = row.try_get("cursor_scope_id").map_err(dec)?;
+    let mut backfill = Backfill::new(
+        row.try_get::<String, _>("job_name").map_err(dec)?,
+        from_millis(row.try_get("from_time").map_err(dec)?),
+        from_millis(row.try_get("to_time").map_err(dec)?),
+        crate::control::BackfillOptions {
+            scopes: crate::store::scopes_from_json(row.try_get("scopes").map_err(dec)?)?,
+            rerun: row.try_get("rerun").map_err(dec)?,
+            requested_by: row.try_get("requested_by").map_err(dec)?,
+        },
+    );
+    backfill.id = uuid(&id, &id)?;
+    backfill.status = parsed(&id, &status)?;
+    backfill.cursor = match (cursor_time, cursor_kind, cursor_id) {
+        (Some(t), Some(kind), Some(scope_id)) => Some(BackfillCursor {
+            plan_time: from_millis(t),
+            scope: Scope::new(kind, scope_id),
+        }),
+        _ => None,
+    };
+    backfill.done = row.try_get::<i64, _>("done").map_err(dec)?.max(0) as u64;
+    backfill.total = row
+        .try_get::<Option<i64>, _>("total")
+        .map_err(dec)?
+        .map(|t| t.max(0) as u64);
+    backfill.created_at = from_millis(row.try_get("created_at").map_err(dec)?);
+    backfill.updated_at = from_millis(row.try_get("updated_at").map_err(dec)?);
+    Ok(backfill)
 }

@@ -9,10 +9,11 @@ pub(super) const NOW_EXPR: &str = "(CAST(unixepoch('subsec') * 1000 AS INTEGER) 
 
 pub(super) const DB_NOW: &str = "SELECT {NOW}";
 
+/// Manual runs (a trigger's) are not plans of the schedule: planning ignores them.
 pub(super) const EXECUTION_LATEST_PLANS: &str = "\
 SELECT scope_kind, scope_id, MAX(plan_time) AS plan_time
 FROM cronlease_executions
-WHERE job_name = ?1
+WHERE job_name = ?1 AND trigger_id IS NULL
 GROUP BY scope_kind, scope_id";
 
 /// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
@@ -235,8 +236,10 @@ RETURNING ",
 );
 
 /// ?1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); ?2: the age in ms; ?3: the
-/// batch. FAILED rows are never pruned: each has a retry ahead of it. The `status IN (..)` term
-/// is the `finished_at` index's predicate, written out so SQLite uses it.
+/// batch. FAILED rows are never pruned: each has a retry ahead of it. The newest scheduled row
+/// of a scope is kept (planning reads it); a newer manual run does not count as a newer plan.
+/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite
+/// uses it.
 pub(super) const EXECUTION_PRUNE: &str = "\
 DELETE FROM cronlease_executions WHERE id IN (
   SELECT e.id FROM cronlease_executions AS e
@@ -246,7 +249,7 @@ DELETE FROM cronlease_executions WHERE id IN (
     AND e.replay_pending = 0
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
   ORDER BY e.finished_at
   LIMIT ?3)";
 
@@ -266,10 +269,13 @@ SELECT job_name, COUNT(*) AS n FROM cronlease_executions
 WHERE status = 'RUNNING' AND stale_after < {NOW}
 GROUP BY job_name";
 
-/// The clock and the job's pauses in one statement: always one row, with a null scope when the
-/// job has no pause (a whole-job pause is the empty scope).
+/// The clock, the job's pauses and whether it has pending requests, in one statement: always one
+/// row, with a null scope when the job has no pause (a whole-job pause is the empty scope). The
+/// two probes use the partial indexes of pending triggers and active backfills.
 pub(super) const TICK_CLOCK: &str = "\
-SELECT {NOW} AS now, p.scope_kind, p.scope_id
+SELECT {NOW} AS now, p.scope_kind, p.scope_id,
+  EXISTS (SELECT 1 FROM cronlease_triggers WHERE job_name = ?1 AND started_at IS NULL) AS triggers,
+  EXISTS (SELECT 1 FROM cronlease_backfills WHERE job_name = ?1 AND status = 'ACTIVE') AS backfills
 FROM (SELECT 1) AS one LEFT JOIN cronlease_pauses AS p ON p.job_name = ?1";
 
 /// ?1..?5: job, scope kind, scope id (both empty for the whole job), by, reason.
@@ -392,3 +398,103 @@ SELECT j.runner_id, j.job_name, j.spec_hash, j.schedule, j.time_zone, j.stagger_
 FROM cronlease_registered_jobs AS j JOIN cronlease_runners AS r ON r.runner_id = j.runner_id
 WHERE (?1 IS NULL OR j.job_name = ?1)
 ORDER BY j.job_name, j.runner_id";
+const TRIGGER_COLUMNS: &str =
+    "id, job_name, scope_kind, scope_id, idempotency_key, requested_by, requested_at, started_at";
+
+/// ?1..?6: id, job, scope kind, scope id (both empty for every scope), key, by. A key the job
+/// used already returns the existing trigger (the no-op update makes `RETURNING` yield it).
+pub(super) const TRIGGER_CREATE: &str = "\
+INSERT INTO cronlease_triggers (id, job_name, scope_kind, scope_id, idempotency_key, requested_by,
+  requested_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
+ON CONFLICT (job_name, idempotency_key) DO UPDATE SET job_name = excluded.job_name
+RETURNING id, job_name, scope_kind, scope_id, idempotency_key, requested_by, requested_at, started_at";
+
+/// ?1 job or null, ?2 pending only.
+pub(super) fn trigger_list() -> String {
+    format!(
+        "SELECT {TRIGGER_COLUMNS} FROM cronlease_triggers
+WHERE (?1 IS NULL OR job_name = ?1) AND (?2 = 0 OR started_at IS NULL)
+ORDER BY requested_at, id"
+    )
+}
+
+/// ?5 is `[[id, scope_kind, scope_id, plan_time_ms, token, trigger_id], ...]`, ?6 the most rows
+/// to insert. Only plans without a row count against it (one unique-key probe each).
+pub(super) const TRIGGER_START_INSERT: &str = "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, heartbeat_at, stale_after, started_at, created_at, updated_at, trigger_id)
+SELECT p.value ->> 0, ?1, p.value ->> 1, p.value ->> 2, p.value ->> 3, 'RUNNING', 1, ?2,
+  ?3, p.value ->> 4, {NOW}, {NOW} + ?4, {NOW}, {NOW}, {NOW}, p.value ->> 5
+FROM jsonb_each(?5) AS p
+WHERE NOT EXISTS (SELECT 1 FROM cronlease_executions AS e
+  WHERE e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
+    AND e.plan_time = p.value ->> 3)
+ORDER BY p.key
+LIMIT ?6
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
+
+/// ?1 is `[trigger id, ...]`.
+pub(super) const TRIGGER_MARK_STARTED: &str = "\
+UPDATE cronlease_triggers SET started_at = {NOW}
+WHERE id IN (SELECT value FROM jsonb_each(?1)) AND started_at IS NULL";
+
+/// The manual rows held under the offered tokens, as one JSON array; ?1 as `TRIGGER_START_INSERT`'s ?5.
+pub(super) const TRIGGER_STARTED_ROWS: &str = "\
+SELECT json_group_array(json_array(e.id, e.lease_token, e.started_at))
+FROM jsonb_each(?1) AS p
+CROSS JOIN cronlease_executions AS e ON e.id = p.value ->> 0
+WHERE e.lease_token = p.value ->> 4 AND e.status = 'RUNNING'";
+
+const BACKFILL_COLUMNS: &str = "id, job_name, scopes, from_time, to_time, rerun, requested_by, \
+  status, cursor_plan_time, cursor_scope_kind, cursor_scope_id, done, total, created_at, updated_at";
+
+/// ?1..?7: id, job, scopes JSON or null, from, to, rerun, by.
+pub(super) const BACKFILL_CREATE: &str = "\
+INSERT INTO cronlease_backfills (id, job_name, scopes, from_time, to_time, rerun, requested_by,
+  status, done, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'ACTIVE', 0, {NOW}, {NOW})
+RETURNING created_at";
+
+pub(super) fn backfill_get() -> String {
+    format!("SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills WHERE id = ?1")
+}
+
+/// ?1 job or null, ?2 active only.
+pub(super) fn backfill_list() -> String {
+    format!(
+        "SELECT {BACKFILL_COLUMNS} FROM cronlease_backfills
+WHERE (?1 IS NULL OR job_name = ?1) AND (?2 = 0 OR status = 'ACTIVE')
+ORDER BY created_at, id"
+    )
+}
+
+pub(super) const BACKFILL_CANCEL: &str = "\
+UPDATE cronlease_backfills SET status = 'CANCELLED', updated_at = {NOW}
+WHERE id = ?1 AND status = 'ACTIVE'";
+
+/// ?1 id; ?2..?4 the new cursor; ?5 plans handed out; ?6 total; ?7 finished; ?8..?10 the
+/// expected cursor (`IS` compares nulls as equal).
+pub(super) const BACKFILL_ADVANCE: &str = "\
+UPDATE cronlease_backfills SET
+  cursor_plan_time = ?2, cursor_scope_kind = ?3, cursor_scope_id = ?4,
+  done = done + ?5, total = ?6,
+  status = CASE WHEN ?7 AND status = 'ACTIVE' THEN 'DONE' ELSE status END,
+  updated_at = {NOW}
+WHERE id = ?1 AND status IN ('ACTIVE', 'CANCELLED')
+  AND cursor_plan_time IS ?8 AND cursor_scope_kind IS ?9 AND cursor_scope_id IS ?10";
+
+/// ?2 is `[[scope_kind, scope_id, plan_time_ms], ...]`, ?3 the creation time of the backfill,
+/// ?4 the extra attempts. One unique-key probe per plan.
+pub(super) const EXECUTION_RERUN: &str = "\
+UPDATE cronlease_executions SET
+  status = 'FAILED',
+  next_retry_at = {NOW},
+  max_attempts = attempt + ?4,
+  replay_pending = 1,
+  replayed_at = {NOW},
+  updated_at = {NOW}
+WHERE job_name = ?1 AND status IN ('SUCCESS', 'DEAD', 'SUPERSEDED') AND finished_at < ?3
+  AND (scope_kind, scope_id, plan_time) IN
+    (SELECT value ->> 0, value ->> 1, value ->> 2 FROM jsonb_each(?2))";
