@@ -237,6 +237,7 @@ const EXECUTION_FIELDS: &[&str] = &[
     "error_msg",
     "failures",
     "replayed_at",
+    "trigger_id",
 ];
 
 async fn dead_row(store: &dyn Store) -> cronlease::Execution {
@@ -694,4 +695,104 @@ fn colours_only_on_a_terminal_and_never_with_no_color() {
         !String::from_utf8(piped.stdout).unwrap().contains('\u{1b}'),
         "none into a pipe"
     );
+}
+
+/// [`cronlease`] off the actix thread, so the application's scheduler keeps ticking meanwhile.
+async fn cronlease_beside(url: &str, args: &[&str]) -> Run {
+    let url = url.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cronlease(Some(&url), &args)
+    })
+    .await
+    .unwrap()
+}
+
+on_every_backend! {
+    async fn a_trigger_from_the_shell_runs_once_on_the_next_tick(db: TestDb) {
+        let (scheduler, store) = prepare(&db).await;
+        let url = url_of(&db);
+        let url = Some(url.as_str());
+        let first = cronlease(url, &["trigger", "--json", "sync", "--scope", "tenant:1", "--key", "retry-1", "--by", "alice"]).ok().json();
+        assert_eq!(keys(&first), set(&["id", "job", "scope", "idempotency_key", "requested_by", "requested_at", "started_at", "repeated"]));
+        assert_eq!((first["repeated"].as_bool(), first["scope"].as_str()), (Some(false), Some("tenant:1")));
+        let again = cronlease(url, &["trigger", "sync", "--scope", "tenant:1", "--key", "retry-1"]).ok();
+        assert!(again.stdout.starts_with("job sync already has a trigger with key `retry-1`"), "{}", again.stdout);
+        assert_eq!(store.trigger_list(Some("sync"), true).await.unwrap().len(), 1, "a repeat stores nothing");
+        let unknown = cronlease(url, &["trigger", "nightly"]);
+        assert_eq!((unknown.code, unknown.stderr.as_str()), (1, "error: no job named `nightly` is registered in this database (see `cronlease jobs`)\n"));
+        let both = cronlease(url, &["trigger", "sync", "--scope", "tenant:1", "--all-scopes"]);
+        assert_eq!(both.code, 2);
+        assert_eq!(both.stderr.lines().count(), 1, "{}", both.stderr);
+
+        scheduler.tick_now().await.unwrap();
+        assert!(scheduler.wait_idle(Duration::from_secs(20)).await);
+        let manual: Vec<_> = common::rows(&*store, "sync").await.into_iter().filter(|r| r.trigger_id.is_some()).collect();
+        assert_eq!(manual.len(), 1);
+        assert_eq!(manual[0].trigger_id.unwrap().to_string(), first["id"].as_str().unwrap());
+        assert_eq!((manual[0].scope.id.as_str(), manual[0].status), ("1", Status::Success));
+        let history = cronlease(url, &["history", "--json", "--job", "sync", "--scope", "tenant:1"]).ok().json();
+        assert_eq!(history["executions"][0]["trigger_id"], first["id"]);
+        scheduler.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn a_backfill_is_followed_to_its_end_and_cannot_be_cancelled_after(db: TestDb) {
+        let store = app_store(&db).await;
+        // A user's scheduler: automatic ticks, a short interval.
+        let scheduler = Scheduler::builder_shared(store.clone())
+            .runner_id("runner-1")
+            .tick_interval(Duration::from_secs(1))
+            .job(
+                JobSpec::builder("report")
+                    .every("1d")
+                    .handler(|_ctx| async { Ok(JobOutput::rows(3)) })
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        let url = url_of(&db);
+        let midnight = store.db_now().await.unwrap().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let from = (midnight - chrono::TimeDelta::days(3)).to_rfc3339();
+        let to = midnight.to_rfc3339();
+        let bad = cronlease(Some(&url), &["backfill", "report", "--from", &to, "--to", &from]);
+        assert_eq!(bad.code, 2);
+        assert!(bad.stderr.contains("must be before to"), "{}", bad.stderr);
+        let missing = cronlease(Some(&url), &["backfill", "report", "--from", &from]);
+        assert_eq!(missing.code, 2);
+        assert!(missing.stderr.contains("--to <TIME>"), "{}", missing.stderr);
+
+        let done = cronlease_beside(&url, &["backfill", "--json", "report", "--from", &from, "--to", &to, "--wait"]).await.ok().json();
+        assert_eq!(keys(&done), set(&["id", "job", "scopes", "from", "to", "rerun", "requested_by", "status", "done", "total", "created_at", "updated_at"]));
+        assert_eq!((done["status"].as_str(), done["done"].as_u64(), done["total"].as_u64()), (Some("DONE"), Some(3), Some(3)));
+        let id = done["id"].as_str().unwrap().to_owned();
+        assert!(scheduler.wait_idle(Duration::from_secs(20)).await);
+        let plans: BTreeSet<_> = common::rows(&*store, "report").await.into_iter().map(|r| r.plan_time).collect();
+        for day in 1..=3 {
+            assert!(plans.contains(&(midnight - chrono::TimeDelta::days(day))), "day -{day} ran: {plans:?}");
+        }
+        let status = cronlease(Some(&url), &["backfill", "status", &id]).ok();
+        assert!(status.stdout.contains("DONE") && status.stdout.contains("3/3"), "{}", status.stdout);
+        let listed = cronlease(Some(&url), &["backfill", "status", "--json", "--active"]).ok().json();
+        assert_eq!(listed["backfills"], Value::Array(vec![]));
+        let cancel = cronlease(Some(&url), &["backfill", "cancel", &id]);
+        assert_eq!((cancel.code, cancel.stderr.clone()), (1, format!("error: backfill {id} is DONE, not active: nothing to cancel\n")));
+
+        // A backfill cancelled while the tool waits: the wait ends with exit 1.
+        let pending = cronlease(Some(&url), &["backfill", "--json", "report", "--from", &from, "--to", &to, "--rerun", "--scope", "global"]).ok().json();
+        let pending_id = pending["id"].as_str().unwrap().to_owned();
+        let cancelled = cronlease(Some(&url), &["backfill", "cancel", &pending_id]);
+        if cancelled.code == 0 {
+            let waited = cronlease(Some(&url), &["backfill", "status", "--json", &pending_id]).ok().json();
+            assert_eq!(waited["backfills"][0]["status"], "CANCELLED");
+        } else {
+            // A tick served it first: it was done before the cancel.
+            assert!(cancelled.stderr.contains("is DONE, not active"), "{}", cancelled.stderr);
+        }
+        scheduler.shutdown().await;
+    }
 }

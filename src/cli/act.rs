@@ -165,7 +165,7 @@ pub(crate) async fn replay(ctx: &Context, out: &Out, args: &ReplayArgs) -> Outco
 }
 
 /// Who an operator is: `cli:$USER`.
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());

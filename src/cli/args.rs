@@ -97,6 +97,17 @@ pub(crate) enum Command {
         #[arg(long, value_name = "KIND:ID")]
         scope: Option<String>,
     },
+    /// Run a job now, outside its schedule: the next tick of any runner of the job starts it.
+    #[command(
+        after_help = "Examples:\n  cronlease trigger nightly-report --scope tenant:42\n  cronlease trigger nightly-report --all-scopes --key deploy-2026-11-30   # a repeat with the same key runs nothing"
+    )]
+    Trigger(TriggerArgs),
+    /// Run every plan of a job's schedule in a past range (`backfill status`, `backfill cancel`
+    /// follow one).
+    #[command(
+        after_help = "Examples:\n  cronlease backfill nightly-report --from 2026-11-23 --to 2026-11-30 --wait\n  cronlease backfill nightly-report --from 7d --to 1d --scope tenant:42 --rerun\n  cronlease backfill status --active\n  cronlease backfill cancel 0193a4e2-5b7c-7d0e-8f00-1234567890ab"
+    )]
+    Backfill(BackfillCommand),
     /// Why a plan ran or did not (its row, a pause, the skipped-plan ledger, the schedule).
     #[command(
         after_help = "Examples:\n  cronlease why nightly-report --scope tenant:42 --at 2026-11-29T03:00:00Z\n  cronlease why sync --at 2026-11-29T03:00:00+01:00"
@@ -267,4 +278,79 @@ pub(crate) enum ConfigCommand {
     },
     /// The settings of each registered job, and the settings file's overrides of them.
     Show,
+}
+
+/// A trigger to request.
+#[derive(Debug, Args)]
+pub(crate) struct TriggerArgs {
+    /// The job.
+    pub(crate) job: String,
+    /// Run only this scope, as KIND:ID.
+    #[arg(long, value_name = "KIND:ID", conflicts_with = "all_scopes")]
+    pub(crate) scope: Option<String>,
+    /// Run every scope the job has (the default without --scope).
+    #[arg(long)]
+    pub(crate) all_scopes: bool,
+    /// An idempotency key: a repeated request with the same key (per job) runs nothing.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<String>,
+    /// Who. Default: `cli:$USER`.
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+}
+
+/// `backfill`: start one, or follow one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct BackfillCommand {
+    #[command(subcommand)]
+    pub(crate) action: Option<BackfillAction>,
+    #[command(flatten)]
+    pub(crate) start: BackfillStart,
+}
+
+/// A backfill to start.
+#[derive(Debug, Args)]
+pub(crate) struct BackfillStart {
+    /// The job.
+    #[arg(required = true)]
+    pub(crate) job: Option<String>,
+    /// The first plan time included: RFC 3339, a date, or a duration ago (`7d`).
+    #[arg(long, value_name = "TIME", required = true)]
+    pub(crate) from: Option<String>,
+    /// The end of the range, excluded (not in the future).
+    #[arg(long, value_name = "TIME", required = true)]
+    pub(crate) to: Option<String>,
+    /// Only these scopes (repeat the option), as KIND:ID. Default: every scope of the job.
+    #[arg(long = "scope", value_name = "KIND:ID")]
+    pub(crate) scopes: Vec<String>,
+    /// Run again plans that already finished.
+    #[arg(long)]
+    pub(crate) rerun: bool,
+    /// Wait until every plan is handed out, with a progress bar.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// Who. Default: `cli:$USER`.
+    #[arg(long)]
+    pub(crate) by: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackfillAction {
+    /// One backfill's progress, or the backfills of a job or of every job.
+    Status {
+        /// The backfill id.
+        id: Option<Uuid>,
+        /// Only this job's.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only active ones.
+        #[arg(long)]
+        active: bool,
+    },
+    /// Cancel an active backfill: no more of its plans are handed out.
+    Cancel {
+        /// The backfill id.
+        id: Uuid,
+    },
 }

@@ -10,6 +10,8 @@
 //!   `dead list|show`, `why`, `preview`, `config show`).
 //! - `act.rs`: the commands that change something (`migrate`, `dead replay`, `pause`, `resume`,
 //!   `prune`) and `config check`.
+//! - `manual.rs`: trigger now and backfill (`trigger`, `backfill`, `backfill status|cancel`),
+//!   with a progress bar while `--wait`ing.
 //!
 //! Exit codes: 0 ok; 1 an operational error, said in one sentence on stderr; 2 a usage error;
 //! 3 a `status --fail-on` condition holds. A password never appears in any output or error.
@@ -18,6 +20,7 @@ mod act;
 mod args;
 mod context;
 mod inspect;
+mod manual;
 mod output;
 
 use std::process::ExitCode;
@@ -25,7 +28,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::error::Error;
-use args::{Cli, Command, ConfigCommand, DeadCommand};
+use args::{BackfillAction, Cli, Command, ConfigCommand, DeadCommand};
 use context::Context;
 
 /// A failure of a command: what to print and which exit code to return.
@@ -102,13 +105,14 @@ fn usage_error(error: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
+            // The first paragraph: the message, with the arguments it names on the next lines.
             let text = error.render().to_string();
             let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim()
-                .trim_start_matches("error: ");
+                .trim_start()
+                .split("\n\n")
+                .next()
+                .unwrap_or("invalid arguments");
+            let first = one_line(first.trim_start_matches("error: "));
             eprintln!("error: {first} (see `cronlease --help`)");
             ExitCode::from(2)
         }
@@ -152,5 +156,13 @@ async fn run(cli: Cli) -> Outcome {
             inspect::preview(&ctx, &out, &job, scope.as_deref(), n).await
         }
         Command::Prune { dry_run } => act::prune(&ctx, &out, dry_run).await,
+        Command::Trigger(trigger) => manual::trigger(&ctx, &out, &trigger).await,
+        Command::Backfill(backfill) => match backfill.action {
+            None => manual::backfill(&ctx, &out, &backfill.start).await,
+            Some(BackfillAction::Status { id, job, active }) => {
+                manual::status(&ctx, &out, id, job.as_deref(), active).await
+            }
+            Some(BackfillAction::Cancel { id }) => manual::cancel(&ctx, &out, id).await,
+        },
     }
 }
