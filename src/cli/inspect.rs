@@ -461,6 +461,7 @@ pub(crate) async fn history(
         "PLAN (LOCAL)",
         "PLAN (UTC)",
         "STATUS",
+        "RUN",
         "ATTEMPT",
         "DURATION",
         "ERROR",
@@ -474,6 +475,11 @@ pub(crate) async fn history(
             comfy_table::Cell::new(local(Some(e.plan_time), zone)),
             comfy_table::Cell::new(utc(Some(e.plan_time))),
             out.status(e.status),
+            comfy_table::Cell::new(if e.trigger_id.is_some() {
+                "manual"
+            } else {
+                "scheduled"
+            }),
             comfy_table::Cell::new(format!("{}/{}", e.attempt, e.max_attempts)),
             comfy_table::Cell::new(e.duration_ms.map_or("-".into(), |ms| format!("{ms} ms"))),
             comfy_table::Cell::new(match (&e.error_code, &e.error_msg) {

@@ -158,7 +158,7 @@ async fn wait(ctx: &Context, out: &Out, id: Uuid) -> Outcome {
         match b.status {
             BackfillStatus::Active => tokio::time::sleep(Duration::from_millis(500)).await,
             BackfillStatus::Done => {
-                bar.finish_and_clear();
+                bar.finish();
                 if out.json {
                     out.print_json(&backfill_json(&b));
                 } else {
