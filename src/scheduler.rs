@@ -238,26 +238,14 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let descriptions: Vec<JobDescription> =
+            jobs.iter().map(|spec| JobDescription::of(spec)).collect();
         let presence_interval = self.presence_interval.unwrap_or_else(|| {
             jobs.iter()
                 .map(|spec| spec.heartbeat_interval)
                 .min()
                 .unwrap_or(DEFAULT_REFRESH_INTERVAL)
         });
-        let presence = Presence::new(
-            bounded.clone(),
-            RunnerRegistration::this_process(&runner_id, presence_interval),
-            jobs.iter().map(|spec| JobDescription::of(spec)),
-            self.auto_tick,
-        )
-        .start();
-        if let Err(error) = presence
-            .send(Register)
-            .await
-            .map_err(|_| Error::NotRunning)?
-        {
-            tracing::warn!(%error, "could not register the runner and its jobs; retrying at the next refresh");
-        }
         let job_names: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(
             jobs.iter().map(|spec| spec.name.to_string()).collect(),
         ));
@@ -297,6 +285,21 @@ impl SchedulerBuilder {
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });
         let pruner = Pruner::new(bounded.clone(), self.retention, self.auto_tick).start();
+        // Registered once the runtime is up, so a runner that failed to start is never listed.
+        let presence = Presence::new(
+            bounded.clone(),
+            RunnerRegistration::this_process(&runner_id, presence_interval),
+            descriptions,
+            self.auto_tick,
+        )
+        .start();
+        if let Err(error) = presence
+            .send(Register)
+            .await
+            .map_err(|_| Error::NotRunning)?
+        {
+            tracing::warn!(%error, "could not register the runner and its jobs; retrying at the next refresh");
+        }
         Ok(Scheduler {
             supervisor,
             pruner,
