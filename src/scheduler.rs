@@ -83,7 +83,9 @@ pub struct SchedulerBuilder {
 }
 
 impl SchedulerBuilder {
-    /// This runner's id, stored in the rows it claims. Default: a fresh UUID v4.
+    /// This runner's id, stored in the rows it claims and its row of the job and runner
+    /// registry: not empty, at most 512 bytes. Keep it stable across restarts of one replica
+    /// (a pod name) to see one registry row per replica. Default: a fresh UUID v4.
     pub fn runner_id(mut self, id: impl Into<String>) -> Self {
         self.runner_id = Some(id.into());
         self
@@ -205,6 +207,15 @@ impl SchedulerBuilder {
             ));
         }
         self.retention.validate().map_err(Error::InvalidConfig)?;
+        if let Some(id) = &self.runner_id
+            && (id.is_empty() || id.len() > JobSpec::MAX_NAME_LEN)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "runner_id must be 1 to {} bytes long (it is {})",
+                JobSpec::MAX_NAME_LEN,
+                id.len()
+            )));
+        }
         if self.presence_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::InvalidConfig(
                 "presence_interval must be longer than zero".into(),

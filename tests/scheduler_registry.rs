@@ -204,3 +204,21 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+#[actix::test]
+async fn a_runner_id_the_registry_cannot_hold_is_refused_at_start() {
+    let db = common::sqlite().await;
+    for id in [String::new(), "r".repeat(513)] {
+        let err = scheduler(db.store.clone())
+            .runner_id(id.clone())
+            .job(job("report", "1h"))
+            .start()
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!("runner_id must be 1 to 512 bytes long (it is {})", id.len())
+        );
+    }
+}
