@@ -1022,6 +1022,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    // The registry's writes (register, refresh, stop, prune) run on the read pool, not on the
+    // writer connection: they are rare and not lease traffic, and must never queue ahead of
+    // heartbeats and terminal writes. While another process holds the write lock, a refresh
+    // waits out its busy timeout on a connection of its own instead of holding the writer.
     async fn runner_register(
         &self,
         runner: &RunnerRegistration,
@@ -1029,7 +1033,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let fail = |e| db_error("runner_register", e);
         let mut tx = self
-            .writer
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
@@ -1104,7 +1108,7 @@ impl Store for SqliteStore {
     async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
         let done = sqlx::query(q(&self.sql.runner_seen))
             .bind(runner_id)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(|e| db_error("runner_seen", e))?;
         self.wrote();
@@ -1114,7 +1118,7 @@ impl Store for SqliteStore {
     async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
         let done = sqlx::query(q(&self.sql.runner_stop))
             .bind(runner_id)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(|e| db_error("runner_stop", e))?;
         self.wrote();
@@ -1132,7 +1136,7 @@ impl Store for SqliteStore {
     async fn runner_prune(&self, older_than: Duration) -> Result<u64> {
         let fail = |e| db_error("runner_prune", e);
         let mut tx = self
-            .writer
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
