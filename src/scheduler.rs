@@ -711,7 +711,12 @@ impl Scheduler {
         to: chrono::DateTime<chrono::Utc>,
         options: BackfillOptions,
     ) -> Result<Backfill> {
-        self.known_job(job)?;
+        let spec = self.known_job(job)?;
+        if spec.planner.is_some() || spec.schedule.is_none() {
+            return Err(Error::InvalidRequest(format!(
+                "job `{job}` plans with a planner hook: a backfill needs a schedule to know its plan times"
+            )));
+        }
         for scope in options.scopes.iter().flatten() {
             scope.validate().map_err(Error::InvalidConfig)?;
         }
