@@ -89,7 +89,9 @@ pub struct SchedulerBuilder {
 }
 
 impl SchedulerBuilder {
-    /// This runner's id, stored in the rows it claims. Default: a fresh UUID v4.
+    /// This runner's id, stored in the rows it claims and its row of the job and runner
+    /// registry: not empty, at most 512 bytes. Keep it stable across restarts of one replica
+    /// (a pod name) to see one registry row per replica. Default: a fresh UUID v4.
     pub fn runner_id(mut self, id: impl Into<String>) -> Self {
         self.runner_id = Some(id.into());
         self
@@ -257,6 +259,15 @@ impl SchedulerBuilder {
             ));
         }
         self.retention.validate().map_err(Error::InvalidConfig)?;
+        if let Some(id) = &self.runner_id
+            && (id.is_empty() || id.len() > JobSpec::MAX_NAME_LEN)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "runner_id must be 1 to {} bytes long (it is {})",
+                JobSpec::MAX_NAME_LEN,
+                id.len()
+            )));
+        }
         if self.presence_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::InvalidConfig(
                 "presence_interval must be longer than zero".into(),
@@ -290,26 +301,14 @@ impl SchedulerBuilder {
             .unwrap_or_else(|| Uuid::new_v4().to_string())
             .into();
         let jobs: Vec<Arc<JobSpec>> = self.jobs.into_iter().map(Arc::new).collect();
+        let descriptions: Vec<JobDescription> =
+            jobs.iter().map(|spec| JobDescription::of(spec)).collect();
         let presence_interval = self.presence_interval.unwrap_or_else(|| {
             jobs.iter()
                 .map(|spec| spec.heartbeat_interval)
                 .min()
                 .unwrap_or(DEFAULT_REFRESH_INTERVAL)
         });
-        let presence = Presence::new(
-            bounded.clone(),
-            RunnerRegistration::this_process(&runner_id, presence_interval),
-            jobs.iter().map(|spec| JobDescription::of(spec)),
-            self.auto_tick,
-        )
-        .start();
-        if let Err(error) = presence
-            .send(Register)
-            .await
-            .map_err(|_| Error::NotRunning)?
-        {
-            tracing::warn!(%error, "could not register the runner and its jobs; retrying at the next refresh");
-        }
         let job_specs: Arc<Mutex<HashMap<String, Arc<JobSpec>>>> = Arc::new(Mutex::new(
             jobs.iter()
                 .map(|spec| (spec.name.to_string(), spec.clone()))
@@ -351,6 +350,21 @@ impl SchedulerBuilder {
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });
         let pruner = Pruner::new(bounded.clone(), self.retention, self.auto_tick).start();
+        // Registered once the runtime is up, so a runner that failed to start is never listed.
+        let presence = Presence::new(
+            bounded.clone(),
+            RunnerRegistration::this_process(&runner_id, presence_interval),
+            descriptions,
+            self.auto_tick,
+        )
+        .start();
+        if let Err(error) = presence
+            .send(Register)
+            .await
+            .map_err(|_| Error::NotRunning)?
+        {
+            tracing::warn!(%error, "could not register the runner and its jobs; retrying at the next refresh");
+        }
         Ok(Scheduler {
             supervisor,
             pruner,
@@ -745,7 +759,12 @@ impl Scheduler {
         to: chrono::DateTime<chrono::Utc>,
         options: BackfillOptions,
     ) -> Result<Backfill> {
-        self.known_job(job)?;
+        let spec = self.known_job(job)?;
+        if spec.planner.is_some() || spec.schedule.is_none() {
+            return Err(Error::InvalidRequest(format!(
+                "job `{job}` plans with a planner hook: a backfill needs a schedule to know its plan times"
+            )));
+        }
         for scope in options.scopes.iter().flatten() {
             scope.validate().map_err(Error::InvalidConfig)?;
         }

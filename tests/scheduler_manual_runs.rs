@@ -156,6 +156,15 @@ on_every_backend! {
         assert!(matches!(&reversed, Error::InvalidRequest(m) if m.contains("must be before")), "{reversed}");
         let future = a.backfill("kept", now - hour, now + hour, options()).await.unwrap_err();
         assert!(matches!(&future, Error::InvalidRequest(m) if m.contains("in the future")), "{future}");
+        // A job planned by a hook has no plan times to backfill.
+        let hooked = JobSpec::builder("hooked")
+            .planner(|_, _, _| Ok(vec![]))
+            .handler(runs.ok_handler())
+            .build()
+            .unwrap();
+        a.add_job(hooked).await.unwrap();
+        let hooked = a.backfill("hooked", now - hour * 2, now - hour, options()).await.unwrap_err();
+        assert!(matches!(&hooked, Error::InvalidRequest(m) if m.contains("planner hook")), "{hooked}");
         a.remove_job("kept", RemoveMode::Finish).await.unwrap();
         assert!(matches!(a.backfill("kept", now - hour * 2, now - hour, options()).await, Err(Error::UnknownJob(_))));
         assert!(a.backfills(None).await.unwrap().is_empty(), "nothing was stored");

@@ -167,3 +167,58 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn the_retention_service_prunes_runners_not_seen_for_keep_runners(db: TestDb) {
+        // A runner last seen two hours ago (its clock read two hours behind).
+        let old = cronlease::store::RunnerRegistration {
+            id: "old".into(),
+            host: "gone-host".into(),
+            pid: 1,
+            version: "0.0.1".into(),
+            refresh_interval: Duration::from_secs(10),
+            starting: true,
+        };
+        db.skewed(TimeDelta::hours(-2))
+            .runner_register(&old, &[cronlease::JobDescription::of(&job("report", "1h"))])
+            .await
+            .unwrap();
+        let s = scheduler(db.store.clone())
+            .runner_id("new")
+            .retention(cronlease::Retention {
+                keep_runners: Some(Duration::from_secs(3600)),
+                ..cronlease::Retention::default()
+            })
+            .job(job("report", "1h"))
+            .start()
+            .await
+            .unwrap();
+        let ids = |runners: Vec<Runner>| runners.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.runners().await.unwrap()), ["new", "old"]);
+        let report = s.prune_now().await.unwrap();
+        assert_eq!(report.runners, 1, "{report:?}");
+        assert_eq!(ids(s.runners().await.unwrap()), ["new"]);
+        let report = s.registered_jobs(Some("report")).await.unwrap().remove(0);
+        assert_eq!(report.runners, [("new".to_owned(), RunnerState::Live)], "its jobs went with it");
+        assert_eq!(s.prune_now().await.unwrap().runners, 0);
+        s.shutdown().await;
+    }
+}
+
+#[actix::test]
+async fn a_runner_id_the_registry_cannot_hold_is_refused_at_start() {
+    let db = common::sqlite().await;
+    for id in [String::new(), "r".repeat(513)] {
+        let err = scheduler(db.store.clone())
+            .runner_id(id.clone())
+            .job(job("report", "1h"))
+            .start()
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!("runner_id must be 1 to 512 bytes long (it is {})", id.len())
+        );
+    }
+}

@@ -143,10 +143,11 @@ fn host_name() -> String {
 /// A job's settings as one runner registered them.
 ///
 /// `spec` is the description the hash covers: one `key=value` line per setting, in a fixed
-/// order. `spec_hash` is its 64-bit FNV-1a hash in hex, the same in every process and version
-/// (no per-process seed). To cover a new setting, append a line for it **only when it differs
-/// from its default**: specs written by older versions then keep their hash, and a real change
-/// of the new setting changes it.
+/// order, durations in milliseconds (`stagger_ms=30000`). `spec_hash` is its 64-bit FNV-1a hash
+/// in hex, the same in every process and version (no per-process seed; a unit test pins one
+/// value). To cover a new setting, append a line for it **only when it differs from its
+/// default**: specs written by older versions then keep their hash, and a real change of the new
+/// setting changes it. Scopes are not covered (a provider's scopes change at run time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JobDescription {
@@ -194,23 +195,7 @@ impl JobDescription {
             .to_owned();
         let catch_up = catch_up_text(spec.catch_up);
         let backoff = backoff_text(&spec.backoff);
-        let mut text = String::new();
-        let mut line = |key: &str, value: &dyn std::fmt::Display| {
-            let _ = writeln!(text, "{key}={value}");
-        };
-        line("schedule", &schedule.as_deref().unwrap_or("planner_hook"));
-        line("time_zone", &time_zone);
-        line("stagger", &fmt_duration(spec.stagger));
-        line("schedule_delay", &fmt_duration(spec.schedule_delay));
-        line("catch_up", &catch_up);
-        line("max_attempts", &spec.max_attempts);
-        line("backoff", &backoff);
-        line("run_timeout", &fmt_duration(spec.run_timeout));
-        line("stale_timeout", &fmt_duration(spec.stale_timeout));
-        line("heartbeat_interval", &fmt_duration(spec.heartbeat_interval));
-        line("allow_stale_reentry", &spec.allow_stale_reentry);
-        line("supersede_failed", &spec.supersede_failed);
-        // New settings go below, written only when not at their default (see the type's doc).
+        let text = hashed_description(spec);
         JobDescription {
             name: spec.name.to_string(),
             schedule,
@@ -243,6 +228,77 @@ impl JobDescription {
             Some(schedule) => Ok(upcoming(&schedule?, after, n, self.schedule_delay)),
         }
     }
+}
+
+/// The description the spec hash covers: one `key=value` line per setting, in a fixed order,
+/// durations in whole milliseconds and numbers in Rust's shortest round-trip form, so the text
+/// (and the hash) depends on the settings alone, never on how a library formats durations.
+fn hashed_description(spec: &JobSpec) -> String {
+    let ms = crate::schedule::duration_ms;
+    let mut text = String::new();
+    let mut line = |key: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(text, "{key}={value}");
+    };
+    match (&spec.planner, &spec.schedule) {
+        (Some(_), _) | (None, None) => line("schedule", &"planner_hook"),
+        (None, Some(Schedule::Every { cadence, offset })) => line(
+            "schedule",
+            &format_args!(
+                "every cadence_ms={} offset_ms={}",
+                ms(*cadence),
+                ms(*offset)
+            ),
+        ),
+        (None, Some(Schedule::Cron(cron))) => {
+            line("schedule", &format_args!("cron {}", cron.pattern()))
+        }
+    }
+    line(
+        "time_zone",
+        &spec.schedule.as_ref().map_or("UTC", Schedule::time_zone),
+    );
+    line("stagger_ms", &ms(spec.stagger));
+    line("schedule_delay_ms", &ms(spec.schedule_delay));
+    match spec.catch_up {
+        CatchUp::LatestOnly => line("catch_up", &"latest_only"),
+        CatchUp::EveryPlan {
+            window,
+            max_plans_per_tick,
+        } => line(
+            "catch_up",
+            &format_args!(
+                "every_plan window_ms={} max_plans_per_tick={max_plans_per_tick}",
+                ms(window)
+            ),
+        ),
+    }
+    line("max_attempts", &spec.max_attempts);
+    match &spec.backoff {
+        Backoff::List(delays) => {
+            let delays: Vec<String> = delays.iter().map(|d| ms(*d).to_string()).collect();
+            line("backoff", &format_args!("list_ms {}", delays.join(",")))
+        }
+        Backoff::Exponential {
+            base,
+            factor,
+            cap,
+            jitter,
+        } => line(
+            "backoff",
+            &format_args!(
+                "exponential base_ms={} factor={factor} cap_ms={} jitter={jitter}",
+                ms(*base),
+                ms(*cap)
+            ),
+        ),
+    }
+    line("run_timeout_ms", &ms(spec.run_timeout));
+    line("stale_timeout_ms", &ms(spec.stale_timeout));
+    line("heartbeat_interval_ms", &ms(spec.heartbeat_interval));
+    line("allow_stale_reentry", &spec.allow_stale_reentry);
+    line("supersede_failed", &spec.supersede_failed);
+    // New settings go below, each written only when not at its default (see `JobDescription`).
+    text
 }
 
 /// The catch-up mode as registry text.
@@ -458,6 +514,41 @@ mod tests {
         );
     }
 
+    /// Every setting given, so a change of a builder default does not move the pinned hash.
+    fn pinned_spec() -> JobSpec {
+        JobSpec::builder("report")
+            .every("5m")
+            .max_attempts(3)
+            .backoff(Backoff::exponential(
+                Duration::from_secs(30),
+                2.0,
+                Duration::from_secs(600),
+            ))
+            .run_timeout(Duration::from_secs(60))
+            .stale_timeout(Duration::from_secs(120))
+            .heartbeat_interval(Duration::from_secs(10))
+            .allow_stale_reentry(true)
+            .supersede_failed(false)
+            .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(0)) })
+            .build()
+            .unwrap()
+    }
+
+    const PINNED_DESCRIPTION: &str = "\
+schedule=every cadence_ms=300000 offset_ms=0
+time_zone=UTC
+stagger_ms=0
+schedule_delay_ms=0
+catch_up=latest_only
+max_attempts=3
+backoff=exponential base_ms=30000 factor=2 cap_ms=600000 jitter=0.1
+run_timeout_ms=60000
+stale_timeout_ms=120000
+heartbeat_interval_ms=10000
+allow_stale_reentry=true
+supersede_failed=false
+";
+
     #[test]
     fn the_hash_is_fixed_by_the_description_alone() {
         let a = JobDescription::of(&spec("5m", 3));
@@ -467,10 +558,19 @@ mod tests {
         assert_eq!(spec_hash("a"), "af63dc4c8601ec8c");
         assert_eq!(a.spec_hash, spec_hash(&a.spec));
         assert!(
-            a.spec.starts_with("schedule=every 5m\ntime_zone=UTC\n"),
+            a.spec.starts_with(
+                "schedule=every cadence_ms=300000 offset_ms=0\ntime_zone=UTC\nstagger_ms=0\n"
+            ),
             "{}",
             a.spec
         );
+        // Pinned: the same settings hash the same in every later version.
+        let pinned = JobDescription::of(&pinned_spec());
+        assert_eq!(
+            pinned.spec, PINNED_DESCRIPTION,
+            "the description of existing settings never changes"
+        );
+        assert_eq!(pinned.spec_hash, "5ccb7ebc8e1c1f09");
         assert_ne!(a.spec_hash, JobDescription::of(&spec("10m", 3)).spec_hash);
         assert_ne!(a.spec_hash, JobDescription::of(&spec("5m", 4)).spec_hash);
     }

@@ -1039,6 +1039,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    // The registry's writes (register, refresh, stop, prune) run on the read pool, not on the
+    // writer connection: they are rare and not lease traffic, and must never queue ahead of
+    // heartbeats and terminal writes. While another process holds the write lock, a refresh
+    // waits out its busy timeout on a connection of its own instead of holding the writer.
     async fn runner_register(
         &self,
         runner: &RunnerRegistration,
@@ -1046,7 +1050,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let fail = |e| db_error("runner_register", e);
         let mut tx = self
-            .writer
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
@@ -1121,7 +1125,7 @@ impl Store for SqliteStore {
     async fn runner_seen(&self, runner_id: &str) -> Result<bool> {
         let done = sqlx::query(q(&self.sql.runner_seen))
             .bind(runner_id)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(|e| db_error("runner_seen", e))?;
         self.wrote();
@@ -1131,7 +1135,7 @@ impl Store for SqliteStore {
     async fn runner_stop(&self, runner_id: &str) -> Result<bool> {
         let done = sqlx::query(q(&self.sql.runner_stop))
             .bind(runner_id)
-            .execute(&self.writer)
+            .execute(&self.pool)
             .await
             .map_err(|e| db_error("runner_stop", e))?;
         self.wrote();
@@ -1149,7 +1153,7 @@ impl Store for SqliteStore {
     async fn runner_prune(&self, older_than: Duration) -> Result<u64> {
         let fail = |e| db_error("runner_prune", e);
         let mut tx = self
-            .writer
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
