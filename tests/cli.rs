@@ -752,6 +752,13 @@ on_every_backend! {
                     .build()
                     .unwrap(),
             )
+            .job(
+                JobSpec::builder("hooked")
+                    .planner(|_, _, _| Ok(vec![]))
+                    .handler(|_ctx| async { Ok(JobOutput::rows(0)) })
+                    .build()
+                    .unwrap(),
+            )
             .start()
             .await
             .unwrap();
@@ -762,6 +769,8 @@ on_every_backend! {
         let bad = cronlease(Some(&url), &["backfill", "report", "--from", &to, "--to", &from]);
         assert_eq!(bad.code, 2);
         assert!(bad.stderr.contains("must be before to"), "{}", bad.stderr);
+        let hooked = cronlease(Some(&url), &["backfill", "hooked", "--from", &from, "--to", &to]);
+        assert_eq!((hooked.code, hooked.stderr.as_str()), (1, "error: job `hooked` plans with a planner hook: a backfill needs a schedule to know its plan times\n"));
         let missing = cronlease(Some(&url), &["backfill", "report", "--from", &from]);
         assert_eq!(missing.code, 2);
         assert!(missing.stderr.contains("--to <TIME>"), "{}", missing.stderr);

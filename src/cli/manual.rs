@@ -97,7 +97,11 @@ pub(crate) async fn backfill(ctx: &Context, out: &Out, args: &BackfillStart) -> 
                 .into(),
         ));
     };
-    ctx.job(job).await?;
+    if ctx.job(job).await?.spec.schedule.is_none() {
+        return Err(Failure::Error(format!(
+            "job `{job}` plans with a planner hook: a backfill needs a schedule to know its plan times"
+        )));
+    }
     let now = ctx.now().await?;
     let scopes = args
         .scopes
