@@ -34,7 +34,7 @@ mod takeover;
 pub mod telemetry;
 
 pub use actors::retention::{PruneReport, Retention};
-pub use control::Pause;
+pub use control::{CANCELLED_OVERLAP, ClaimGuard, OverlapPolicy, Pause, SKIPPED_OVERLAP};
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{
     ClaimOutcome, ErrorCode, Execution, FailedAttempt, MAX_ERROR_MSG_BYTES, MAX_RESULT_BYTES,

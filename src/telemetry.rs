@@ -47,6 +47,16 @@ pub const SUPERSEDED: &str = "cronlease_superseded_total";
 /// database error; transient ones are in `cronlease_db_transient_errors_total`).
 pub const TICK_ERRORS: &str = "cronlease_tick_errors_total";
 
+/// Counter, labels `job`, `reason`: plans deliberately not run, recorded as SKIPPED rows, by
+/// reason (`overlap`: the previous plan of the scope was still running).
+pub const PLANS_SKIPPED: &str = "cronlease_plans_skipped_total";
+
+pub(crate) fn plans_skipped(job: &Arc<str>, reason: &'static str, n: u64) {
+    if n > 0 {
+        counter!(PLANS_SKIPPED, "job" => job.clone(), "reason" => reason).increment(n);
+    }
+}
+
 pub(crate) fn superseded(job: &Arc<str>, n: u64) {
     counter!(SUPERSEDED, "job" => job.clone()).increment(n);
 }

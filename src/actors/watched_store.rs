@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::control::Pause;
+use crate::control::{ClaimGuard, Pause};
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
+    ClaimRequest, Claimed, GuardedClaim, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
     SuccessWrite, Swept,
 };
 use crate::takeover::TakeoverGuard;
@@ -86,6 +86,15 @@ impl Store for WatchedStore {
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let outcome = self.inner.execution_claim(request).await;
+        self.watch(outcome)
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        let outcome = self.inner.execution_claim_guarded(request, guard).await;
         self.watch(outcome)
     }
 

@@ -218,6 +218,18 @@ impl Store for FaultyStore {
         self.call("execution_claim", self.inner.execution_claim(request))
             .await
     }
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &cronlease::ClaimGuard,
+    ) -> cronlease::Result<cronlease::store::GuardedClaim> {
+        // Faulted as a claim: it is the claim of a guarded job.
+        self.call(
+            "execution_claim",
+            self.inner.execution_claim_guarded(request, guard),
+        )
+        .await
+    }
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> cronlease::Result<Vec<Uuid>> {
         let op = "execution_heartbeat";
         let held = self

@@ -99,6 +99,18 @@ CREATE TABLE cronlease_pauses (
 );
 ",
     ),
+    (
+        5,
+        "overlap",
+        "
+ALTER TABLE cronlease_executions DROP CONSTRAINT cronlease_executions_status_check;
+ALTER TABLE cronlease_executions ADD CONSTRAINT cronlease_executions_status_check
+  CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD', 'SUPERSEDED', 'SKIPPED'));
+DROP INDEX cronlease_executions_finished;
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

@@ -33,10 +33,10 @@ use uuid::Uuid;
 
 use super::deadline::StoreDeadlines;
 use super::{
-    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal,
-    RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease,
+    PlanClaim, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::Pause;
+use crate::control::{ClaimGuard, GuardRow, Pause};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
@@ -85,6 +85,8 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    claim_guard_cancel: Arc<str>,
+    claim_guard_skip: Arc<str>,
 }
 
 impl Statements {
@@ -106,6 +108,8 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
+            claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
         }
     }
 }
@@ -346,6 +350,44 @@ fn claim_query<'q>(
         .bind(plans)
 }
 
+/// Plans as the claim statements read them: `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+fn claim_plans(plans: &[PlanClaim]) -> String {
+    let plans: Vec<_> = plans
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                p.scope.kind.as_str(),
+                p.scope.id.as_str(),
+                p.plan_time.timestamp_millis(),
+                p.token,
+            )
+        })
+        .collect();
+    batch_json(&plans)
+}
+
+/// The claimed rows `EXECUTION_CLAIMED` read back, as a JSON array.
+fn decode_claimed(claimed: &str) -> Result<Vec<Claimed>> {
+    let rows: Vec<ClaimedRow> =
+        serde_json::from_str(claimed).map_err(|e| corrupt("?", e.to_string()))?;
+        Ok(super::skip_corrupt(rows.into_iter().map(|row| {
+            let id = row.0.as_str();
+            Ok(Claimed {
+                lease: Lease {
+                    id: uuid(id, id)?,
+                    token: uuid(id, &row.6)?,
+                },
+                scope: Scope::new(row.1.clone(), row.2.clone()),
+                plan_time: from_millis(row.3),
+                attempt: count(id, "attempt", row.4)?,
+                max_attempts: count(id, "max_attempts", row.5)?,
+                outcome: parsed(id, &row.7)?,
+                started_at: from_millis(row.8),
+            })
+        })))
+}
+
 fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
     rows.iter()
         .map(|row| {
@@ -425,20 +467,7 @@ impl Store for SqliteStore {
         if request.plans.is_empty() {
             return Ok(Vec::new());
         }
-        let plans: Vec<_> = request
-            .plans
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    p.scope.kind.as_str(),
-                    p.scope.id.as_str(),
-                    p.plan_time.timestamp_millis(),
-                    p.token,
-                )
-            })
-            .collect();
-        let plans = batch_json(&plans);
+        let plans = claim_plans(&request.plans);
         if let Some(claimed) = self.claim_fresh(request, &plans).await? {
             return Ok(claimed);
         }
@@ -451,23 +480,90 @@ impl Store for SqliteStore {
         let claimed = self
             .write_then_read_back("execution_claim", write, read_back)
             .await?;
-        let rows: Vec<ClaimedRow> =
-            serde_json::from_str(&claimed).map_err(|e| corrupt("?", e.to_string()))?;
-        Ok(super::skip_corrupt(rows.into_iter().map(|row| {
-            let id = row.0.as_str();
-            Ok(Claimed {
-                lease: Lease {
-                    id: uuid(id, id)?,
-                    token: uuid(id, &row.6)?,
-                },
-                scope: Scope::new(row.1.clone(), row.2.clone()),
-                plan_time: from_millis(row.3),
-                attempt: count(id, "attempt", row.4)?,
-                max_attempts: count(id, "max_attempts", row.5)?,
-                outcome: parsed(id, &row.7)?,
-                started_at: from_millis(row.8),
+        decode_claimed(&claimed)
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        if request.plans.is_empty() {
+            return Ok(GuardedClaim::default());
+        }
+        let fail = |e| db_error("execution_claim", e);
+        // The write lock first: it is the job's claim lock (SQLite has one writer).
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        let offered = claim_plans(&request.plans);
+        let rows = sqlx::query(sql::CLAIM_GUARD_ROWS)
+            .bind(request.job)
+            .bind(&offered)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let rows = super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: String = row.try_get(0).map_err(dec)?;
+            let token: String = row.try_get(1).map_err(dec)?;
+            let status: String = row.try_get(5).map_err(dec)?;
+            Ok(GuardRow {
+                id: uuid(&id, &id)?,
+                token: uuid(&id, &token)?,
+                scope: Scope::new(
+                    row.try_get::<String, _>(2).map_err(dec)?,
+                    row.try_get::<String, _>(3).map_err(dec)?,
+                ),
+                plan_time: from_millis(row.try_get(4).map_err(dec)?),
+                status: parsed(&id, &status)?,
+                started_at: row
+                    .try_get::<Option<i64>, _>(6)
+                    .map_err(dec)?
+                    .map(from_millis),
             })
-        })))
+        }));
+        let plan = super::guard::plan(request, guard, &rows);
+        if !plan.cancel.is_empty() {
+            sqlx::query(q(&self.sql.claim_guard_cancel))
+                .bind(batch_json(&plan.cancel))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        let claimed = if plan.claim.plans.is_empty() {
+            Vec::new()
+        } else {
+            let plans = claim_plans(&plan.claim.plans);
+            claim_query(&self.sql.claim, &plan.claim, &plans)
+                .bind(plan.claim.allow_stale_reentry)
+                .bind(plan.claim.steal_not_after.map(|t| t.timestamp_millis()))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            let claimed: String = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
+                .bind(request.job)
+                .bind(&plans)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+            decode_claimed(&claimed)?
+        };
+        if !plan.skip.is_empty() {
+            sqlx::query(q(&self.sql.claim_guard_skip))
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(claim_plans(&plan.skip))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        self.wrote();
+        Ok(plan.report(request, claimed))
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
