@@ -135,6 +135,7 @@ impl Supervisor {
             state: Some(JobState {
                 shared,
                 newest: None,
+                held: Vec::new(),
             }),
             timer: None,
             wake_by: None,

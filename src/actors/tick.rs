@@ -120,6 +120,11 @@ pub(crate) struct JobState {
     pub(crate) shared: Arc<JobShared>,
     /// The newest plan time stored or claimed per scope; `None` until read from the store.
     pub(crate) newest: Option<HashMap<Scope, DateTime<Utc>>>,
+    /// Plans the last guarded claim left waiting or held back by the limit (they have no row):
+    /// offered again by the next tick even when planning no longer emits them (LatestOnly offers
+    /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
+    /// one replaces is recorded SKIPPED.
+    pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -322,6 +327,13 @@ async fn sweep_plan_claim(
         }
     }
 
+    // Plans held back by the last claim come next (they are older than anything new).
+    for (scope, plan_time) in std::mem::take(&mut job.held) {
+        if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
+            due.push(PlanClaim::new(scope, plan_time));
+        }
+    }
+
     let max_plans = spec.catch_up.max_plans_per_tick();
     // Plans of one scope are distinct, so only a clash with a retry needs checking.
     let mut add = |scope: &Scope, plans: Vec<DateTime<Utc>>| {
@@ -478,6 +490,7 @@ async fn sweep_plan_claim(
             &mut tick.report,
         );
         note_guard(env, &spec.name, &outcome, tick);
+        job.held.extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         if !claimed.is_empty() {
             // Shutdown began while the claim was in flight: hand the leases back unrun.
