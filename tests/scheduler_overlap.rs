@@ -24,7 +24,12 @@ async fn replica(store: Arc<dyn Store>, name: &str, specs: Vec<JobSpec>) -> Sche
 }
 
 /// A job on a 400 ms cadence whose handler takes `run` (longer than the cadence), with `policy`.
-fn slow_job(name: &str, scopes: usize, run: Duration, policy: OverlapPolicy) -> cronlease::JobSpecBuilder {
+fn slow_job(
+    name: &str,
+    scopes: usize,
+    run: Duration,
+    policy: OverlapPolicy,
+) -> cronlease::JobSpecBuilder {
     JobSpec::builder(name)
         .every("400ms")
         .scopes(tenants(scopes))
@@ -48,7 +53,12 @@ fn overlapping_in_a_scope(rows: &[Execution]) -> Vec<String> {
     runs.sort_by_key(|(scope, start, _)| (scope.id.clone(), *start));
     runs.windows(2)
         .filter(|w| w[0].0 == w[1].0 && w[1].1 < w[0].2)
-        .map(|w| format!("{}: {}..{} and {}..{}", w[0].0, w[0].1, w[0].2, w[1].1, w[1].2))
+        .map(|w| {
+            format!(
+                "{}: {}..{} and {}..{}",
+                w[0].0, w[0].1, w[0].2, w[1].1, w[1].2
+            )
+        })
         .collect()
 }
 

@@ -997,7 +997,11 @@ on_every_backend! {
 // ---- Overlap policy and concurrency limit (the guarded claim) ----
 
 fn guard(overlap: cronlease::OverlapPolicy, max_running: Option<u32>) -> cronlease::ClaimGuard {
-    cronlease::ClaimGuard { overlap, max_running, ..Default::default() }
+    cronlease::ClaimGuard {
+        overlap,
+        max_running,
+        ..Default::default()
+    }
 }
 
 async fn claim_guarded(
@@ -1006,7 +1010,10 @@ async fn claim_guarded(
     plans: Vec<PlanClaim>,
     guard: &cronlease::ClaimGuard,
 ) -> cronlease::store::GuardedClaim {
-    store.execution_claim_guarded(&request(runner, plans), guard).await.expect("guarded claim")
+    store
+        .execution_claim_guarded(&request(runner, plans), guard)
+        .await
+        .expect("guarded claim")
 }
 
 /// A plan time `secs` after `t`, whole milliseconds (the resolution of every backend).

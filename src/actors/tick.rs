@@ -490,7 +490,8 @@ async fn sweep_plan_claim(
             &mut tick.report,
         );
         note_guard(env, &spec.name, &outcome, tick);
-        job.held.extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
+        job.held
+            .extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         if !claimed.is_empty() {
             // Shutdown began while the claim was in flight: hand the leases back unrun.

@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, GuardedClaim, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, PruneSet, Renewal,
+    RetryCandidate, Store, SuccessWrite, Swept,
 };
 use crate::takeover::TakeoverGuard;
 

@@ -310,7 +310,12 @@ mod tests {
     #[test]
     fn backlog_due_before_the_running_start_waits_one_at_a_time() {
         // Catch-up: plans 60..180 were due before the attempt of plan 0 started at 200.
-        let plans = [plan("a", 60), plan("a", 120), plan("a", 180), plan("a", 240)];
+        let plans = [
+            plan("a", 60),
+            plan("a", 120),
+            plan("a", 180),
+            plan("a", 240),
+        ];
         let rows = [row("a", 0, Status::Running, 200)];
         let d = decide(&guard(OverlapPolicy::Skip), &plans, &rows);
         // Plan 240 came due during the run, but backlog is queued ahead of it: it waits too,

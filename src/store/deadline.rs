@@ -35,8 +35,8 @@ use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, GuardedClaim, ExecutionFilter, FailureWrite, PruneSet, Renewal, RetryCandidate, Store,
-    SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, PruneSet, Renewal,
+    RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{ClaimGuard, Pause};
 use crate::error::{Error, Result};

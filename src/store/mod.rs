@@ -57,9 +57,9 @@ use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
 
 pub use classify::classify;
-pub use guard::GuardedClaim;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
+pub use guard::GuardedClaim;
 
 pub use mysql::MySqlStore;
 pub use postgres::PgStore;

@@ -56,8 +56,8 @@ use sqlx::{AssertSqlSafe, MySqlConnection, Row};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, GuardedClaim, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
-    Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, PruneSet, Renewal,
+    RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{ClaimGuard, GuardRow, Pause};
 use crate::error::{Error, Result};
@@ -519,7 +519,10 @@ impl MySqlStore {
             Ok(GuardRow {
                 id,
                 token: row.try_get(1).map_err(dec)?,
-                scope: Scope::new(row::text(row, 2).map_err(dec)?, row::text(row, 3).map_err(dec)?),
+                scope: Scope::new(
+                    row::text(row, 2).map_err(dec)?,
+                    row::text(row, 3).map_err(dec)?,
+                ),
                 plan_time: row.try_get(4).map_err(dec)?,
                 status: parsed(&id.to_string(), &status)?,
                 started_at: row.try_get(6).map_err(dec)?,
@@ -544,7 +547,11 @@ impl MySqlStore {
             let now = self.now(&mut tx, OP).await?;
             let mut cancel = plan.cancel.clone();
             cancel.sort();
-            for batch in json_batches(cancel.iter().map(|(id, token)| json!([hex(*id), hex(*token)]))) {
+            for batch in json_batches(
+                cancel
+                    .iter()
+                    .map(|(id, token)| json!([hex(*id), hex(*token)])),
+            ) {
                 sqlx::query(sql::CLAIM_GUARD_CANCEL)
                     .bind(batch)
                     .bind(now)

@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
-    ClaimRequest, Claimed, GuardedClaim, ExecutionFilter, FailureWrite, Lease, PruneSet, Renewal, RetryCandidate,
-    Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, PruneSet, Renewal,
+    RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{ClaimGuard, GuardRow, OverlapPolicy, Pause};
 use crate::error::{Error, Result};
@@ -129,9 +129,24 @@ impl PgStore {
         };
         let rows = sqlx::query(read)
             .bind(request.job)
-            .bind(plans.iter().map(|p| p.scope.kind.as_str()).collect::<Vec<&str>>())
-            .bind(plans.iter().map(|p| p.scope.id.as_str()).collect::<Vec<&str>>())
-            .bind(plans.iter().map(|p| p.plan_time).collect::<Vec<DateTime<Utc>>>())
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.plan_time)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
             .fetch_all(&mut *tx)
             .await
             .map_err(fail)?;
@@ -172,9 +187,21 @@ impl PgStore {
                 .bind(i64::from(request.max_attempts))
                 .bind(request.runner_id)
                 .bind(skip.iter().map(|p| p.id).collect::<Vec<Uuid>>())
-                .bind(skip.iter().map(|p| p.scope.kind.as_str()).collect::<Vec<&str>>())
-                .bind(skip.iter().map(|p| p.scope.id.as_str()).collect::<Vec<&str>>())
-                .bind(skip.iter().map(|p| p.plan_time).collect::<Vec<DateTime<Utc>>>())
+                .bind(
+                    skip.iter()
+                        .map(|p| p.scope.kind.as_str())
+                        .collect::<Vec<&str>>(),
+                )
+                .bind(
+                    skip.iter()
+                        .map(|p| p.scope.id.as_str())
+                        .collect::<Vec<&str>>(),
+                )
+                .bind(
+                    skip.iter()
+                        .map(|p| p.plan_time)
+                        .collect::<Vec<DateTime<Utc>>>(),
+                )
                 .bind(skip.iter().map(|p| p.token).collect::<Vec<Uuid>>())
                 .execute(&mut *tx)
                 .await

@@ -371,21 +371,21 @@ fn claim_plans(plans: &[PlanClaim]) -> String {
 fn decode_claimed(claimed: &str) -> Result<Vec<Claimed>> {
     let rows: Vec<ClaimedRow> =
         serde_json::from_str(claimed).map_err(|e| corrupt("?", e.to_string()))?;
-        Ok(super::skip_corrupt(rows.into_iter().map(|row| {
-            let id = row.0.as_str();
-            Ok(Claimed {
-                lease: Lease {
-                    id: uuid(id, id)?,
-                    token: uuid(id, &row.6)?,
-                },
-                scope: Scope::new(row.1.clone(), row.2.clone()),
-                plan_time: from_millis(row.3),
-                attempt: count(id, "attempt", row.4)?,
-                max_attempts: count(id, "max_attempts", row.5)?,
-                outcome: parsed(id, &row.7)?,
-                started_at: from_millis(row.8),
-            })
-        })))
+    Ok(super::skip_corrupt(rows.into_iter().map(|row| {
+        let id = row.0.as_str();
+        Ok(Claimed {
+            lease: Lease {
+                id: uuid(id, id)?,
+                token: uuid(id, &row.6)?,
+            },
+            scope: Scope::new(row.1.clone(), row.2.clone()),
+            plan_time: from_millis(row.3),
+            attempt: count(id, "attempt", row.4)?,
+            max_attempts: count(id, "max_attempts", row.5)?,
+            outcome: parsed(id, &row.7)?,
+            started_at: from_millis(row.8),
+        })
+    })))
 }
 
 fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
