@@ -13,7 +13,7 @@
 //! the policy. "Due" here is the plan time plus the job's `schedule_delay`
 //! (a stagger offset is not counted: a staggered plan is compared by its unstaggered time).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -139,7 +139,6 @@ pub(crate) struct GuardDecision {
 /// read under the lock: every RUNNING row of the job and the existing rows of the plans.
 pub(crate) fn decide(guard: &ClaimGuard, plans: &[Offer<'_>], rows: &[GuardRow]) -> GuardDecision {
     let mut decision = GuardDecision::default();
-    let offered: HashSet<Uuid> = plans.iter().map(|p| p.token).collect();
     let by_plan: HashMap<(&Scope, DateTime<Utc>), &GuardRow> =
         rows.iter().map(|r| ((&r.scope, r.plan_time), r)).collect();
     let mut running_in: HashMap<&Scope, Vec<&GuardRow>> = HashMap::new();
@@ -183,15 +182,9 @@ pub(crate) fn decide(guard: &ClaimGuard, plans: &[Offer<'_>], rows: &[GuardRow])
             start.extend(list);
             continue;
         }
-        let busy: Vec<&GuardRow> = running_in
-            .get(scope)
-            .map(|rows| {
-                rows.iter()
-                    .copied()
-                    .filter(|r| !offered.contains(&r.token))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Every RUNNING row of the scope keeps it busy, this request's own included (an
+        // earlier try of it claimed that plan: the others still wait behind it).
+        let busy: Vec<&GuardRow> = running_in.get(scope).cloned().unwrap_or_default();
         if busy.is_empty() {
             // Nothing runs: the oldest starts, the rest wait their turn.
             let (first, rest) = list.split_first().expect("a scope has a candidate");
@@ -418,6 +411,21 @@ mod tests {
         let d = decide(&g, &plans, &rows);
         assert_eq!(d.claim, vec![0]);
         assert_eq!(d.cancel.len(), 1);
+    }
+
+    #[test]
+    fn a_resent_claim_keeps_its_own_running_plan_and_the_scope_busy() {
+        // The first try claimed plan 60 (plan 120 waited); its reply was lost and it is sent
+        // again: plan 60 is claimed again, plan 120 still waits behind it.
+        let (first, second) = (plan("a", 60), plan("a", 120));
+        let mut own = row("a", 60, Status::Running, 130);
+        own.token = first.token;
+        for policy in [OverlapPolicy::Skip, OverlapPolicy::CancelOther] {
+            let d = decide(&guard(policy), &[first, second], std::slice::from_ref(&own));
+            assert_eq!(d.claim, vec![0], "{policy}");
+            assert_eq!(d.wait, vec![1], "{policy}");
+            assert!(d.cancel.is_empty());
+        }
     }
 
     #[test]
