@@ -58,7 +58,7 @@ pub struct Retention {
     /// one interval after start. Default: 5 min.
     pub interval: Duration,
     /// Age, from `finished_at`, after which SUCCESS, SUPERSEDED and SKIPPED rows are deleted; `None`
-    /// them forever. Default: 30 days.
+    /// keeps them forever. Default: 30 days.
     pub keep_finished: Option<Duration>,
     /// Age, from the last failure (`finished_at`), after which DEAD rows are deleted; `None`
     /// keeps them until replayed. A dead row is never deleted earlier. Default: 7 days.
