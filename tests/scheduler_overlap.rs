@@ -23,6 +23,34 @@ async fn replica(store: Arc<dyn Store>, name: &str, specs: Vec<JobSpec>) -> Sche
     builder.start().await.unwrap()
 }
 
+/// A store of its own on the test's database, as a separate replica process would open: its own
+/// connections (on SQLite, its own writer), so the job's claim lock is contended in the database.
+async fn own_store(db: &common::TestDb) -> Arc<dyn Store> {
+    let deadlines = cronlease::StoreDeadlines::default();
+    match (&db.sqlite_path, &db.pg_options) {
+        (Some(path), _) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let store = cronlease::SqliteStore::connect_with_deadlines(options, deadlines)
+                .await
+                .unwrap();
+            Arc::new(store.with_clock_skew(db.base_skew))
+        }
+        (None, Some(options)) => {
+            let store = cronlease::PgStore::connect_with_deadlines(options.clone(), deadlines)
+                .await
+                .unwrap();
+            Arc::new(store.with_clock_skew(db.base_skew))
+        }
+        _ => {
+            let options = db.mysql_options.clone().expect("a MySQL test database");
+            let store = cronlease::MySqlStore::connect_with_deadlines(options, deadlines)
+                .await
+                .unwrap();
+            Arc::new(store.with_clock_skew(db.base_skew))
+        }
+    }
+}
+
 /// A job on a 400 ms cadence whose handler takes `run` (longer than the cadence), with `policy`.
 fn slow_job(
     name: &str,
@@ -192,7 +220,8 @@ on_every_backend! {
 
 on_every_backend! {
     async fn replicas_never_overlap_a_scope_under_skip_nor_exceed_the_job_limit(db: TestDb) {
-        // Three replicas on one database, two jobs whose handlers outlast the cadence: under
+        // Three replicas on one database, each with its own store (its own connections), two
+        // jobs whose handlers outlast the cadence: under
         // Skip no two plans of a scope ran at once, and the limited job never had more than
         // two attempts running across the cluster.
         let (skip, limited) = ("replicas-skip", "replicas-limited");
@@ -207,7 +236,7 @@ on_every_backend! {
         };
         let mut replicas = Vec::new();
         for name in ["a", "b", "c"] {
-            replicas.push(replica(db.store.clone(), name, specs()).await);
+            replicas.push(replica(own_store(&db).await, name, specs()).await);
         }
         eventually(30, "enough runs of both jobs", || async {
             let skip_rows = rows(&*db.store, skip).await;
