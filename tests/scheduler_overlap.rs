@@ -257,3 +257,37 @@ on_every_backend! {
         assert_eq!(count(&limited_rows, Status::Skipped), 0, "the limit defers, it does not skip");
     }
 }
+
+on_every_backend! {
+    async fn under_skip_catch_up_backlog_runs_one_plan_at_a_time_and_nothing_is_skipped(db: TestDb) {
+        // Five hours missed under EveryPlan: the backlog is not overlap. It runs oldest first,
+        // one plan of the scope at a time (each tick starts the next once the previous ended),
+        // and no plan is recorded SKIPPED.
+        const HOUR: Duration = Duration::from_secs(3600);
+        let runs = common::Runs::default();
+        let spec = || {
+            JobSpec::builder("backlog")
+                .every("1h")
+                .catch_up(cronlease::CatchUp::EveryPlan { window: 10 * HOUR, max_plans_per_tick: 10 })
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap()
+        };
+        let past = scheduler(db.skewed(chrono::TimeDelta::hours(-5))).job(spec()).start().await.unwrap();
+        past.tick_now().await.unwrap();
+        past.wait_idle(Duration::from_secs(10)).await;
+        past.shutdown().await;
+        let s = scheduler(db.store.clone()).job(spec()).start().await.unwrap();
+        let latest = cronlease::floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        for h in (0..5).rev() {
+            let report = s.tick_now().await.unwrap();
+            assert_eq!((report.won, report.skipped), (1, 0), "{report:?}");
+            assert_eq!(report.waiting, h, "the rest of the backlog waits: {report:?}");
+            s.wait_idle(Duration::from_secs(10)).await;
+            assert_eq!(runs.all().last().unwrap().1, latest - chrono::TimeDelta::hours(h as i64));
+        }
+        s.shutdown().await;
+        let rows = rows(&*db.store, "backlog").await;
+        assert_eq!((count(&rows, Status::Success), count(&rows, Status::Skipped)), (6, 0));
+    }
+}
