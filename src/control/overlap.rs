@@ -115,6 +115,8 @@ pub(crate) struct GuardRow {
     pub(crate) status: Status,
     /// When its current or last attempt started.
     pub(crate) started_at: Option<DateTime<Utc>>,
+    /// RUNNING with its lease past `stale_after` (database clock): its owner stopped renewing.
+    pub(crate) stale: bool,
 }
 
 /// What the guarded claim does with each plan offered (indexes into the offered plans).
@@ -137,7 +139,14 @@ pub(crate) struct GuardDecision {
 /// Decides, under the job's claim lock, which offered plans are claimed, skipped, left waiting
 /// or held back by the limit, and which running attempts are cancelled. `rows` are the rows
 /// read under the lock: every RUNNING row of the job and the existing rows of the plans.
-pub(crate) fn decide(guard: &ClaimGuard, plans: &[Offer<'_>], rows: &[GuardRow]) -> GuardDecision {
+/// `steal`: whether the claim may take over stale leases (a plan whose own row went stale is
+/// then sent to the claim, as without a guard; the scope stays busy for its other plans).
+pub(crate) fn decide(
+    guard: &ClaimGuard,
+    steal: bool,
+    plans: &[Offer<'_>],
+    rows: &[GuardRow],
+) -> GuardDecision {
     let mut decision = GuardDecision::default();
     let by_plan: HashMap<(&Scope, DateTime<Utc>), &GuardRow> =
         rows.iter().map(|r| ((&r.scope, r.plan_time), r)).collect();
@@ -160,11 +169,12 @@ pub(crate) fn decide(guard: &ClaimGuard, plans: &[Offer<'_>], rows: &[GuardRow])
             Some(row) if row.status == Status::Running && row.token == plan.token => {
                 decision.claim.push(i);
             }
-            // Held by another attempt: it is the running plan itself. Only AllowAll sends it on
-            // (a stale lease may be taken over, as without a guard); the others wait for the
-            // sweep or the owner.
+            // Held by another attempt: it is the running plan itself. A stale lease may be taken
+            // over, as without a guard (the takeover replaces the attempt: no room used); a live
+            // one is sent on only under AllowAll (the claim conflicts); the others wait for the
+            // owner or the sweep.
             Some(row) if row.status == Status::Running => {
-                if guard.overlap == OverlapPolicy::AllowAll {
+                if guard.overlap == OverlapPolicy::AllowAll || (steal && row.stale) {
                     decision.claim.push(i);
                 } else {
                     decision.wait.push(i);
@@ -273,6 +283,7 @@ mod tests {
             plan_time: t(at),
             status,
             started_at: Some(t(started)),
+            stale: false,
         }
     }
 
@@ -294,7 +305,7 @@ mod tests {
     fn skip_records_a_plan_that_came_due_while_its_scope_ran() {
         let plans = [plan("a", 60), plan("b", 60)];
         let rows = [row("a", 0, Status::Running, 1)];
-        let d = decide(&guard(OverlapPolicy::Skip), &plans, &rows);
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans, &rows);
         assert_eq!(d.skip, vec![0]);
         assert_eq!(d.claim, vec![1]);
         assert!(d.wait.is_empty() && d.cancel.is_empty());
@@ -310,15 +321,15 @@ mod tests {
             plan("a", 240),
         ];
         let rows = [row("a", 0, Status::Running, 200)];
-        let d = decide(&guard(OverlapPolicy::Skip), &plans, &rows);
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans, &rows);
         // Plan 240 came due during the run, but backlog is queued ahead of it: it waits too,
         // so no plan is recorded ahead of one still to run.
         assert_eq!(d.wait, vec![0, 1, 2, 3]);
         assert!(d.skip.is_empty());
-        let d = decide(&guard(OverlapPolicy::Skip), &plans[3..], &rows);
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans[3..], &rows);
         assert_eq!(d.skip, vec![0]);
         // With the scope free, only the oldest starts.
-        let d = decide(&guard(OverlapPolicy::Skip), &plans[..3], &[]);
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans[..3], &[]);
         assert_eq!(d.claim, vec![0]);
         assert_eq!(d.wait, vec![1, 2]);
     }
@@ -328,9 +339,9 @@ mod tests {
         let plans = [plan("a", 60)];
         let rows = [row("a", 0, Status::Running, 100)];
         let mut g = guard(OverlapPolicy::Skip);
-        assert_eq!(decide(&g, &plans, &rows).wait, vec![0]);
+        assert_eq!(decide(&g, true, &plans, &rows).wait, vec![0]);
         g.schedule_delay = Duration::from_secs(50);
-        assert_eq!(decide(&g, &plans, &rows).skip, vec![0]);
+        assert_eq!(decide(&g, true, &plans, &rows).skip, vec![0]);
     }
 
     #[test]
@@ -345,7 +356,7 @@ mod tests {
             OverlapPolicy::BufferOne,
             OverlapPolicy::CancelOther,
         ] {
-            let d = decide(&guard(policy), &plans, &rows);
+            let d = decide(&guard(policy), true, &plans, &rows);
             assert_eq!(d.wait, vec![0], "{policy}");
             assert!(d.cancel.is_empty());
         }
@@ -355,7 +366,7 @@ mod tests {
     fn buffer_one_keeps_the_newest_waiting_and_skips_older() {
         let plans = [plan("a", 60), plan("a", 120)];
         let rows = [row("a", 0, Status::Running, 1)];
-        let d = decide(&guard(OverlapPolicy::BufferOne), &plans, &rows);
+        let d = decide(&guard(OverlapPolicy::BufferOne), true, &plans, &rows);
         assert_eq!(d.skip, vec![0]);
         assert_eq!(d.wait, vec![1]);
         assert!(d.claim.is_empty());
@@ -367,6 +378,7 @@ mod tests {
         let running = row("a", 0, Status::Running, 1);
         let d = decide(
             &guard(OverlapPolicy::CancelOther),
+            true,
             &plans,
             std::slice::from_ref(&running),
         );
@@ -379,7 +391,7 @@ mod tests {
     fn allow_all_starts_everything() {
         let plans = [plan("a", 60), plan("a", 120)];
         let rows = [row("a", 0, Status::Running, 1)];
-        let d = decide(&guard(OverlapPolicy::AllowAll), &plans, &rows);
+        let d = decide(&guard(OverlapPolicy::AllowAll), true, &plans, &rows);
         assert_eq!(d.claim, vec![0, 1]);
     }
 
@@ -392,7 +404,7 @@ mod tests {
             max_running: Some(2),
             ..ClaimGuard::default()
         };
-        let d = decide(&g, &plans, &rows);
+        let d = decide(&g, true, &plans, &rows);
         assert_eq!(d.claim.len(), 1);
         assert!(d.claim[0] == 1 || d.claim[0] == 2);
         assert_eq!(d.limited.len(), 2);
@@ -408,7 +420,7 @@ mod tests {
             max_running: Some(1),
             ..ClaimGuard::default()
         };
-        let d = decide(&g, &plans, &rows);
+        let d = decide(&g, true, &plans, &rows);
         assert_eq!(d.claim, vec![0]);
         assert_eq!(d.cancel.len(), 1);
     }
@@ -421,11 +433,32 @@ mod tests {
         let mut own = row("a", 60, Status::Running, 130);
         own.token = first.token;
         for policy in [OverlapPolicy::Skip, OverlapPolicy::CancelOther] {
-            let d = decide(&guard(policy), &[first, second], std::slice::from_ref(&own));
+            let d = decide(
+                &guard(policy),
+                true,
+                &[first, second],
+                std::slice::from_ref(&own),
+            );
             assert_eq!(d.claim, vec![0], "{policy}");
             assert_eq!(d.wait, vec![1], "{policy}");
             assert!(d.cancel.is_empty());
         }
+    }
+
+    #[test]
+    fn a_stale_lease_of_the_plan_is_taken_over_only_when_steals_are_allowed() {
+        let plans = [plan("a", 60)];
+        let mut stale = row("a", 60, Status::Running, 61);
+        stale.stale = true;
+        let d = decide(
+            &guard(OverlapPolicy::Skip),
+            true,
+            &plans,
+            std::slice::from_ref(&stale),
+        );
+        assert_eq!(d.claim, vec![0]);
+        let d = decide(&guard(OverlapPolicy::Skip), false, &plans, &[stale]);
+        assert_eq!(d.wait, vec![0]);
     }
 
     #[test]
@@ -435,7 +468,7 @@ mod tests {
         own.token = again.token;
         let plans = [plan("b", 60), again];
         let rows = [row("b", 60, Status::Success, 61), own];
-        let d = decide(&guard(OverlapPolicy::Skip), &plans, &rows);
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans, &rows);
         assert_eq!(d.settled, vec![0]);
         assert_eq!(d.claim, vec![1]);
     }

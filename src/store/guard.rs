@@ -53,7 +53,7 @@ pub(crate) fn plan<'a>(
             token: p.token,
         })
         .collect();
-    let decision = decide(guard, &offers, rows);
+    let decision = decide(guard, request.allow_stale_reentry, &offers, rows);
     let pick = |ids: &[usize]| -> Vec<PlanClaim> {
         ids.iter().map(|&i| request.plans[i].clone()).collect()
     };

@@ -511,6 +511,15 @@ impl MySqlStore {
                     .map_err(fail)?,
             );
         }
+        // Staleness by the database clock, read only when some lease could be stale.
+        let now = if raw
+            .iter()
+            .any(|r| r.try_get::<String, _>(5).is_ok_and(|s| s == "RUNNING"))
+        {
+            Some(self.now(&mut tx, OP).await?)
+        } else {
+            None
+        };
         let mut seen = HashSet::new();
         let rows: Vec<GuardRow> = super::skip_corrupt(raw.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
@@ -526,6 +535,11 @@ impl MySqlStore {
                 plan_time: row.try_get(4).map_err(dec)?,
                 status: parsed(&id.to_string(), &status)?,
                 started_at: row.try_get(6).map_err(dec)?,
+                stale: row
+                    .try_get::<Option<DateTime<Utc>>, _>(7)
+                    .map_err(dec)?
+                    .zip(now)
+                    .is_some_and(|(stale_after, now)| stale_after < now),
             })
         }))
         .into_iter()

@@ -417,14 +417,16 @@ pub(super) const CLAIM_GUARD_LOCK: &str =
 
 /// The job's RUNNING rows (the stale index, which leads with `status`), for a guarded claim.
 pub(super) const CLAIM_GUARD_RUNNING: &str = "\
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after
 FROM cronlease_executions AS e
 WHERE e.status = 'RUNNING' AND e.job_name = ?";
 
 /// The existing rows of the offered plans, for a guarded claim. $1: `[[scope kind, scope id,
 /// plan time], ..]`; $2: the job.
 pub(super) const CLAIM_GUARD_RESOLVE: &str = "\
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after
 FROM JSON_TABLE(?, '$[*]' COLUMNS (
     scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[0]',
     scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',

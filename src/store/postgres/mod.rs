@@ -76,6 +76,8 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    claim_guard_rows: Arc<str>,
+    claim_guard_rows_locked: Arc<str>,
     claim_guard_cancel: Arc<str>,
     claim_guard_skip: Arc<str>,
 }
@@ -98,6 +100,8 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            claim_guard_rows: fill(sql::CLAIM_GUARD_ROWS),
+            claim_guard_rows_locked: fill(sql::CLAIM_GUARD_ROWS_LOCKED),
             claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
             claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
         }
@@ -123,11 +127,11 @@ impl PgStore {
             .map_err(fail)?;
         let plans = &request.plans;
         let read = if guard.overlap == OverlapPolicy::CancelOther {
-            sql::CLAIM_GUARD_ROWS_LOCKED
+            &self.sql.claim_guard_rows_locked
         } else {
-            sql::CLAIM_GUARD_ROWS
+            &self.sql.claim_guard_rows
         };
-        let rows = sqlx::query(read)
+        let rows = sqlx::query(q(read))
             .bind(request.job)
             .bind(
                 plans
@@ -164,6 +168,10 @@ impl PgStore {
                 plan_time: row.try_get("plan_time").map_err(dec)?,
                 status: parsed(&id.to_string(), &status)?,
                 started_at: row.try_get("started_at").map_err(dec)?,
+                stale: row
+                    .try_get::<Option<bool>, _>("stale")
+                    .map_err(dec)?
+                    .unwrap_or(false),
             })
         }));
         let plan = super::guard::plan(request, guard, &rows);

@@ -339,7 +339,8 @@ pub(super) const CLAIM_GUARD_LOCK: &str =
 /// the existing row of each offered plan (one unique-key probe each). $2..$4 are the plans'
 /// scope kinds, scope ids and plan times.
 pub(super) const CLAIM_GUARD_ROWS: &str = "\
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
 FROM cronlease_executions AS e
 WHERE e.id IN (
   SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'
@@ -353,7 +354,8 @@ ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time";
 /// then touch only rows this statement already holds.
 pub(super) const CLAIM_GUARD_ROWS_LOCKED: &str = concat!(
     "\
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
 FROM cronlease_executions AS e
 WHERE e.id IN (
   SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'

@@ -85,6 +85,7 @@ struct Statements {
     count_stale: Arc<str>,
     tick_clock: Arc<str>,
     pause_set: Arc<str>,
+    claim_guard_rows: Arc<str>,
     claim_guard_cancel: Arc<str>,
     claim_guard_skip: Arc<str>,
 }
@@ -108,6 +109,7 @@ impl Statements {
             count_stale: fill(sql::EXECUTION_COUNT_STALE),
             tick_clock: fill(sql::TICK_CLOCK),
             pause_set: fill(sql::PAUSE_SET),
+            claim_guard_rows: fill(sql::CLAIM_GUARD_ROWS),
             claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
             claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
         }
@@ -499,7 +501,7 @@ impl Store for SqliteStore {
             .await
             .map_err(fail)?;
         let offered = claim_plans(&request.plans);
-        let rows = sqlx::query(sql::CLAIM_GUARD_ROWS)
+        let rows = sqlx::query(q(&self.sql.claim_guard_rows))
             .bind(request.job)
             .bind(&offered)
             .fetch_all(&mut *tx)
@@ -523,6 +525,10 @@ impl Store for SqliteStore {
                     .try_get::<Option<i64>, _>(6)
                     .map_err(dec)?
                     .map(from_millis),
+                stale: row
+                    .try_get::<Option<bool>, _>(7)
+                    .map_err(dec)?
+                    .unwrap_or(false),
             })
         }));
         let plan = super::guard::plan(request, guard, &rows);

@@ -282,10 +282,12 @@ ORDER BY job_name, scope_kind, scope_id";
 /// and the existing row of each offered plan (one unique-key probe each). ?2 is the claim's
 /// plans, `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
 pub(super) const CLAIM_GUARD_ROWS: &str = "\
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
 FROM cronlease_executions AS e WHERE e.job_name = ?1 AND e.status = 'RUNNING'
 UNION
-SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
 FROM jsonb_each(?2) AS p
 CROSS JOIN cronlease_executions AS e
   ON e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
