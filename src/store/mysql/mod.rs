@@ -576,8 +576,23 @@ impl MySqlStore {
                     .map_err(fail)?;
             }
         }
+        // The plans to claim that had no row when read under the lock (all of them, usually):
+        // a plain insert, as in the unguarded claim's common case.
+        let known: HashSet<_> = rows.iter().map(|r| key(&r.scope, r.plan_time)).collect();
+        let all_new = plan
+            .claim
+            .plans
+            .iter()
+            .all(|p| !known.contains(&key(&p.scope, p.plan_time)));
+        let fresh = if all_new && !plan.claim.plans.is_empty() {
+            self.insert_new_in(&mut tx, &plan.claim).await?
+        } else {
+            None
+        };
         let claimed = if plan.claim.plans.is_empty() {
             Vec::new()
+        } else if let Some(claimed) = fresh {
+            claimed
         } else {
             self.claim_in(&mut tx, &plan.claim).await?
         };
@@ -607,6 +622,70 @@ impl MySqlStore {
         }
         tx.commit().await.map_err(fail)?;
         Ok(plan.report(request, claimed))
+    }
+
+    /// Inserts every plan of `request` on `tx` as Won, when none has a row (one statement per
+    /// JSON batch). `None` when one had a row after all (an unguarded claimer inserted it): the
+    /// failed statement changed nothing, and the full claim decides.
+    async fn insert_new_in(
+        &self,
+        tx: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Option<Vec<Claimed>>> {
+        const OP: &str = "execution_claim";
+        let plans = plans_in_key_order(request);
+        let now = self.now(&mut *tx, OP).await?;
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        for batch in json_batches(plans.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        })) {
+            let inserted = sqlx::query(sql::CLAIM_INSERT_NEW)
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db))
+                    if db
+                        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|my| my.number() == 1062) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(db_error(OP, e)),
+            }
+        }
+        Ok(Some(
+            plans
+                .iter()
+                .map(|p| Claimed {
+                    lease: Lease {
+                        id: p.id,
+                        token: p.token,
+                    },
+                    scope: p.scope.clone(),
+                    plan_time: p.plan_time,
+                    attempt: 1,
+                    max_attempts: request.max_attempts,
+                    outcome: ClaimOutcome::Won,
+                    started_at: now,
+                })
+                .collect(),
+        ))
     }
 
     /// The claim's steps on `tx`, a transaction the caller commits.

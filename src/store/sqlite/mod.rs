@@ -17,6 +17,7 @@ mod migrate;
 mod row;
 mod sql;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -272,6 +273,17 @@ impl SqliteStore {
     ) -> Result<Option<Vec<Claimed>>> {
         let fail = |e| db_error("execution_claim", e);
         let mut conn = self.writer.acquire().await.map_err(fail)?;
+        self.claim_fresh_on(&mut conn, request, plans).await
+    }
+
+    /// [`claim_fresh`](Self::claim_fresh) on `conn` (the writer, or a transaction on it).
+    async fn claim_fresh_on(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        request: &ClaimRequest<'_>,
+        plans: &str,
+    ) -> Result<Option<Vec<Claimed>>> {
+        let fail = |e| db_error("execution_claim", e);
         let now: i64 = sqlx::query_scalar(q(&self.sql.db_now))
             .fetch_one(&mut *conn)
             .await
@@ -539,8 +551,25 @@ impl Store for SqliteStore {
                 .await
                 .map_err(fail)?;
         }
+        // The plans to claim that had no row when read under the lock (all of them, usually):
+        // a plain insert, as in the unguarded claim.
+        let known: HashSet<(&Scope, DateTime<Utc>)> =
+            rows.iter().map(|r| (&r.scope, r.plan_time)).collect();
+        let all_new = plan
+            .claim
+            .plans
+            .iter()
+            .all(|p| !known.contains(&(&p.scope, p.plan_time)));
+        let fresh = if all_new && !plan.claim.plans.is_empty() {
+            let plans = claim_plans(&plan.claim.plans);
+            self.claim_fresh_on(&mut tx, &plan.claim, &plans).await?
+        } else {
+            None
+        };
         let claimed = if plan.claim.plans.is_empty() {
             Vec::new()
+        } else if let Some(claimed) = fresh {
+            claimed
         } else {
             let plans = claim_plans(&plan.claim.plans);
             claim_query(&self.sql.claim, &plan.claim, &plans)
