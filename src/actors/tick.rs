@@ -10,7 +10,10 @@
 //! 5. collects the FAILED rows due for retry, whatever their plan time (`plan::due_retries`),
 //!    and each scope's due plans (`plan::TickPlans`, computed once per tick, or the planner hook);
 //! 6. claims them oldest first in batched statements while execution slots are free
-//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
+//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens; a job
+//!    with an overlap policy other than `AllowAll` or a concurrency limit claims through
+//!    `Store::execution_claim_guarded`, which may also skip plans (SKIPPED rows), cancel
+//!    running attempts (`CancelOther`) and leave plans waiting, offered again next tick;
 //! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
 //!    same step, so a lease lost, an attempt ended or a shutdown begun before the tick is over
 //!    reaches the right Executor.
@@ -485,7 +488,9 @@ async fn sweep_plan_claim(
         }
         count_claims(
             &spec.name,
-            batch.len() - outcome.waiting.len() - outcome.limited.len() - outcome.skipped.len(),
+            batch.len().saturating_sub(
+                outcome.waiting.len() + outcome.limited.len() + outcome.skipped.len(),
+            ),
             &claimed,
             &mut tick.report,
         );
