@@ -38,8 +38,16 @@ pub enum Status {
     /// opted in with [`JobSpecBuilder::supersede_failed`](crate::JobSpecBuilder::supersede_failed)
     /// (refresh-style work, where only the latest result matters). In: the tick of any runner,
     /// from FAILED. Out: never (pruned with SUCCESS rows). The last error and the failure
-    /// history stay.
+    /// history stay. Also an attempt cancelled because a newer plan of its scope started, for
+    /// jobs with [`OverlapPolicy::CancelOther`](crate::OverlapPolicy::CancelOther) (code
+    /// `overlap_cancelled`): in from RUNNING, through the claim of any runner.
     Superseded,
+    /// Deliberately not run: the plan came due while the previous plan of its scope was
+    /// RUNNING and the job's [`OverlapPolicy`](crate::OverlapPolicy) skips it (code `overlap`).
+    /// In: the claim of any runner, as a new row, finished at once (`attempt` 1, never
+    /// started: `started_at` is empty). Out: never (pruned with SUCCESS rows). It is the audit
+    /// record, and it tells every replica and the planner that the plan was handled.
+    Skipped,
 }
 
 impl Status {
@@ -51,16 +59,18 @@ impl Status {
             Status::Failed => "FAILED",
             Status::Dead => "DEAD",
             Status::Superseded => "SUPERSEDED",
+            Status::Skipped => "SKIPPED",
         }
     }
 
     /// Every status, in lifecycle order.
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Running,
         Status::Success,
         Status::Failed,
         Status::Dead,
         Status::Superseded,
+        Status::Skipped,
     ];
 }
 

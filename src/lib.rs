@@ -9,7 +9,8 @@
 //! - Storage: [`SqliteStore`] (embedded default, a file), [`PgStore`] and [`MySqlStore`]
 //!   (several replicas; MySQL 8 or MariaDB), behind the [`Store`] trait.
 //! - Jobs: [`JobSpec::builder`] with a [`Schedule`] (a fixed cadence or a cron expression in an
-//!   IANA time zone), [`Scopes`], a [`CatchUp`] mode and a [`Handler`].
+//!   IANA time zone), [`Scopes`], a [`CatchUp`] mode, an [`OverlapPolicy`] (default: one run at
+//!   a time per scope) and a [`Handler`].
 //! - Runtime: [`Scheduler::builder`] starts the actors (Supervisor, Executor, Heartbeat,
 //!   RetryPolicy; see `docs/architecture.md`) and returns a [`Scheduler`] handle.
 //! - Operations: history ([`Scheduler::executions`], keyset pages), the dead-letter set
@@ -46,9 +47,10 @@ pub use config::{
     CONFIG_FILE_VAR, Config, JobOverrides, Keep, RetentionSettings, SchedulerSettings,
 };
 pub use control::{
-    Backfill, BackfillCursor, BackfillOptions, BackfillStatus, GONE_AFTER_INTERVALS,
-    JobDescription, Pause, RegisteredJob, Runner, RunnerState, SkipReason, SkipSpan, SpecVariant,
-    Trigger, TriggerOptions, TriggerTarget, Why,
+    Backfill, BackfillCursor, BackfillOptions, BackfillStatus, CANCELLED_OVERLAP, ClaimGuard,
+    GONE_AFTER_INTERVALS, JobDescription, OverlapPolicy, Pause, RegisteredJob, Runner, RunnerState,
+    SKIPPED_OVERLAP, SkipReason, SkipSpan, SpecVariant, Trigger, TriggerOptions, TriggerTarget,
+    Why,
 };
 pub use error::{DbErrorKind, Error, Result};
 pub use execution::{

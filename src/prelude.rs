@@ -2,5 +2,6 @@
 
 pub use crate::{
     Backoff, CatchUp, ExecutionFilter, JobContext, JobError, JobOutput, JobSpec, MySqlStore,
-    PgStore, RemoveMode, Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore, Status, Store,
+    OverlapPolicy, PgStore, RemoveMode, Retention, Schedule, Scheduler, Scope, Scopes, SqliteStore,
+    Status, Store,
 };

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::control::OverlapPolicy;
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::plan::{CatchUp, CatchUpPreview, catch_up_preview};
@@ -60,6 +61,8 @@ pub struct JobSpec {
     pub(crate) backoff: Backoff,
     pub(crate) allow_stale_reentry: bool,
     pub(crate) supersede_failed: bool,
+    pub(crate) overlap: OverlapPolicy,
+    pub(crate) max_concurrent: Option<u32>,
     pub(crate) planning_timeout: Duration,
     pub(crate) handler: Arc<dyn Handler>,
 }
@@ -103,6 +106,8 @@ impl JobSpec {
             backoff: Backoff::default(),
             allow_stale_reentry: true,
             supersede_failed: false,
+            overlap: OverlapPolicy::default(),
+            max_concurrent: None,
             planning_timeout: DEFAULT_PLANNING_TIMEOUT,
             handler: None,
         }
@@ -219,6 +224,16 @@ impl JobSpec {
         self.supersede_failed
     }
 
+    /// What a claim does with a plan whose scope is still running.
+    pub fn overlap(&self) -> OverlapPolicy {
+        self.overlap
+    }
+
+    /// The most RUNNING attempts of the job across the cluster; `None`: no limit.
+    pub fn max_concurrent(&self) -> Option<u32> {
+        self.max_concurrent
+    }
+
     /// How long the scope provider or planner hook may take in one tick.
     pub fn planning_timeout(&self) -> Duration {
         self.planning_timeout
@@ -237,6 +252,8 @@ impl fmt::Debug for JobSpec {
             .field("stale_timeout", &self.stale_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("max_attempts", &self.max_attempts)
+            .field("overlap", &self.overlap)
+            .field("max_concurrent", &self.max_concurrent)
             .finish_non_exhaustive()
     }
 }
@@ -260,6 +277,7 @@ impl fmt::Debug for JobSpec {
 /// | [`stale_timeout`](Self::stale_timeout) | longer than `run_timeout`, at most [`JobSpec::MAX_STALE_TIMEOUT`] (8 days) |
 /// | [`heartbeat_interval`](Self::heartbeat_interval) | longer than zero, shorter than `stale_timeout` |
 /// | [`max_attempts`](Self::max_attempts) | from 1 to [`JobSpec::MAX_ATTEMPTS`] (1,000,000) |
+/// | [`max_concurrent`](Self::max_concurrent) | at least 1 |
 /// | [`backoff`](Self::backoff) | delays, base and cap at most [`Backoff::MAX_DELAY`] (365 days); factor at least 1; jitter in `[0, 1]` |
 ///
 /// ```
@@ -296,6 +314,8 @@ pub struct JobSpecBuilder {
     backoff: Backoff,
     allow_stale_reentry: bool,
     supersede_failed: bool,
+    overlap: OverlapPolicy,
+    max_concurrent: Option<u32>,
     planning_timeout: Duration,
     handler: Option<Arc<dyn Handler>>,
 }
@@ -460,6 +480,26 @@ impl JobSpecBuilder {
         self
     }
 
+    /// What a claim does with a plan that comes due while the previous plan of its scope is
+    /// still RUNNING (a run outlasting the cadence). Enforced in the claim, under a per-job lock
+    /// in the database, so every replica obeys it. Default: [`OverlapPolicy::Skip`]: one run
+    /// at a time per scope, as cron users expect; the plan that came due is recorded SKIPPED.
+    /// [`OverlapPolicy::AllowAll`] lets plans of one scope run at once.
+    pub fn overlap(mut self, policy: OverlapPolicy) -> Self {
+        self.overlap = policy;
+        self
+    }
+
+    /// At most `n` RUNNING attempts of this job at once across the cluster (every replica, every
+    /// scope), e.g. for a rate-limited upstream. Claims beyond it are deferred to later ticks,
+    /// oldest plan first, not lost. Enforced in the claim under a per-job lock in the database.
+    /// Must be at least 1. Default: no limit (each runner's `max_concurrent` still bounds what
+    /// that runner runs).
+    pub fn max_concurrent(mut self, n: u32) -> Self {
+        self.max_concurrent = Some(n);
+        self
+    }
+
     /// How long the scope provider (or the planner hook, for all scopes together) may take in
     /// one tick. Past it the job gets no new plans that tick (logged, counted in
     /// `cronlease_tick_errors_total`); other jobs are not delayed either way, since every job
@@ -557,6 +597,9 @@ impl JobSpecBuilder {
                 fmt_duration(stale_timeout)
             ));
         }
+        if self.max_concurrent == Some(0) {
+            return fail("max_concurrent must be at least 1 (leave it unset for no limit)".into());
+        }
         if self.max_attempts < 1 {
             return fail("max_attempts must be at least 1".into());
         }
@@ -604,6 +647,8 @@ impl JobSpecBuilder {
             backoff: self.backoff,
             allow_stale_reentry: self.allow_stale_reentry,
             supersede_failed: self.supersede_failed,
+            overlap: self.overlap,
+            max_concurrent: self.max_concurrent,
             planning_timeout: self.planning_timeout,
             handler,
         })
@@ -633,6 +678,8 @@ impl JobSpec {
             backoff: self.backoff.clone(),
             allow_stale_reentry: self.allow_stale_reentry,
             supersede_failed: self.supersede_failed,
+            overlap: self.overlap,
+            max_concurrent: self.max_concurrent,
             planning_timeout: self.planning_timeout,
             handler: Some(self.handler.clone()),
         }

@@ -50,12 +50,16 @@ pub const SUPERSEDED: &str = "cronlease_superseded_total";
 /// `planner_hook_timeout`, `invalid_scope` (one per scope skipped), `database` (a permanent
 /// database error; transient ones are in `cronlease_db_transient_errors_total`).
 pub const TICK_ERRORS: &str = "cronlease_tick_errors_total";
-/// Plans deliberately not run, by reason (`latest_only`, `outside_window`, `schedule_change`,
-/// `overlap`), counted by the runner that decided and recorded them in the ledger.
+/// Counter, labels `job`, `reason`: plans deliberately not run, by reason: `overlap` (the
+/// previous plan of the scope was still running; a SKIPPED row), `latest_only`,
+/// `outside_window`, `schedule_change` (the catch-up mode jumped over them; a ledger span),
+/// counted by the runner that decided.
 pub const PLANS_SKIPPED: &str = "cronlease_plans_skipped_total";
 
 pub(crate) fn plans_skipped(job: &str, reason: &'static str, n: u64) {
-    counter!(PLANS_SKIPPED, "job" => job.to_owned(), "reason" => reason).increment(n);
+    if n > 0 {
+        counter!(PLANS_SKIPPED, "job" => job.to_owned(), "reason" => reason).increment(n);
+    }
 }
 
 pub(crate) fn superseded(job: &Arc<str>, n: u64) {

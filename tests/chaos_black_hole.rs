@@ -30,7 +30,7 @@ use common::{TestDb, tenants};
 #[allow(unused_imports)]
 use cronlease::Store;
 use cronlease::{
-    CatchUp, JobContext, JobOutput, JobSpec, MySqlStore, PgStore, Scheduler, Status,
+    CatchUp, JobContext, JobOutput, JobSpec, MySqlStore, OverlapPolicy, PgStore, Scheduler, Status,
     StoreDeadlines, floor_plan,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -71,11 +71,14 @@ impl Journal {
     }
 }
 
-/// Every second for each scope; each run works `work` (or stops when cancelled).
+/// Every second for each scope; each run works `work` (or stops when cancelled). Runs may
+/// outlast the cadence and plans of a scope overlap on purpose (`AllowAll`): the scenario
+/// checks that every plan runs, once, through the black hole.
 fn job(journal: &Journal, work: Duration, run_timeout: u64, stale_timeout: u64) -> JobSpec {
     let journal = journal.clone();
     JobSpec::builder("silent")
         .every("1s")
+        .overlap(OverlapPolicy::AllowAll)
         .scopes(tenants(SCOPES))
         .catch_up(CatchUp::EveryPlan {
             window: Duration::from_secs(300),

@@ -26,7 +26,8 @@ use common::chaos::{FaultyStore, all_rows, poll};
 use common::proxy::{Proxy, mysql_upstream_of, upstream_of};
 use common::{Runs, scheduler, settled, tenants};
 use cronlease::{
-    CatchUp, DbRetry, JobContext, JobError, JobOutput, JobSpec, Scheduler, Status, floor_plan,
+    CatchUp, DbRetry, JobContext, JobError, JobOutput, JobSpec, OverlapPolicy, Scheduler, Status,
+    floor_plan,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -103,11 +104,13 @@ impl Journal {
 }
 
 /// Every second for each of ten scopes; the handler works 1.5 s, so there are always attempts
-/// running when the outage begins, and some finish during it.
+/// running when the outage begins, and some finish during it. Plans of a scope overlap on
+/// purpose (`AllowAll`): the scenario checks that every plan runs through the outage.
 fn job(journal: &Journal, timing: &Timing) -> JobSpec {
     let journal = journal.clone();
     JobSpec::builder("outage")
         .every("1s")
+        .overlap(OverlapPolicy::AllowAll)
         .scopes(tenants(SCOPES))
         .catch_up(CatchUp::EveryPlan {
             window: Duration::from_secs(300),

@@ -32,6 +32,8 @@ const CONTENTION_SECS: u64 = 30;
 const CONTENTION_SCOPES: usize = 200;
 /// Scopes of the zombie job.
 const ZOMBIE_SCOPES: usize = 3;
+/// Scopes of the overlap job.
+const OVERLAP_SCOPES: usize = 3;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 enum Scenario {
@@ -45,6 +47,9 @@ enum Scenario {
     /// 20 scopes every second, EveryPlan catch-up; some plans fail their first attempt and
     /// are retried after 2 s. Runners may live under a shifted clock (`faketime`).
     Clock,
+    /// Three scopes every second under the default overlap policy (`Skip`), with handlers that
+    /// work 2.5 s, recording their start and end.
+    Overlap,
 }
 
 /// What a runner process does.
@@ -95,6 +100,7 @@ async fn run_child(config: ChildConfig, metrics: metrics_util::debugging::Snapsh
         Scenario::Kill => kill_job(side),
         Scenario::Zombie => zombie_job(side, dir.join(format!("{}.stopped", config.runner_id))),
         Scenario::Clock => clock_job(side),
+        Scenario::Overlap => overlap_job(side),
     };
     // The process's own clock against the database's, for the parent to check a shift.
     let offset = Utc::now()
@@ -294,6 +300,26 @@ fn clock_job(side: SidePool) -> JobSpec {
         .expect("clock job")
 }
 
+fn overlap_job(side: SidePool) -> JobSpec {
+    JobSpec::builder("overlap")
+        .every("1s")
+        .scopes(tenants(OVERLAP_SCOPES))
+        .run_timeout(Duration::from_secs(10))
+        .stale_timeout(Duration::from_secs(30))
+        .handler(move |ctx: JobContext| {
+            let side = side.clone();
+            async move {
+                let run_id = Uuid::new_v4();
+                side.record(&SideRun::of(&ctx, run_id, "start")).await?;
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                side.record(&SideRun::of(&ctx, run_id, "end")).await?;
+                Ok(JobOutput::rows(1).with_result(serde_json::json!({ "run_id": run_id })))
+            }
+        })
+        .build()
+        .expect("overlap job")
+}
+
 /// Starts runner processes `names` for `scenario` on `db`.
 fn spawn_runners(
     children: &mut Children,
@@ -439,6 +465,58 @@ on_every_backend! {
             rows.len(),
             runs.len(),
             catch_up.as_secs_f64(),
+        );
+    }
+}
+
+on_every_backend! {
+    async fn four_processes_never_overlap_two_plans_of_a_scope_under_skip(db: TestDb) {
+        // Handlers work 2.5 s on a 1 s cadence, four processes compete: by the side table's
+        // start and end records, no two runs of a scope ever overlapped, and the plans that came
+        // due meanwhile are recorded SKIPPED.
+        let dir = tempfile::tempdir().unwrap();
+        let side = DbLocation::of(&db).side().await;
+        side.create().await;
+        let names = ["overlap-0", "overlap-1", "overlap-2", "overlap-3"];
+        let mut children = Children::default();
+        spawn_runners(&mut children, &db, Scenario::Overlap, &names, dir.path(), 120);
+        poll(Duration::from_secs(60), || async {
+            let ends = side.runs().await.iter().filter(|r| r.phase == "end").count();
+            (ends >= 4 * OVERLAP_SCOPES).then_some(())
+        })
+        .await
+        .expect("four runs per scope within 60 s");
+        stop_runners(&mut children, dir.path());
+
+        let runs = side.runs().await;
+        let mut spans: HashMap<&str, (&str, i64, Option<i64>)> = HashMap::new();
+        for run in &runs {
+            let span = spans.entry(run.run_id.as_str()).or_insert((run.scope_id.as_str(), 0, None));
+            match run.phase.as_str() {
+                "start" => span.1 = run.at_ms,
+                _ => span.2 = Some(run.at_ms),
+            }
+        }
+        let mut by_scope: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+        for (scope, start, end) in spans.into_values() {
+            // A run cut short at shutdown has no end: it ran until the end of the test.
+            by_scope.entry(scope).or_default().push((start, end.unwrap_or(i64::MAX)));
+        }
+        for (scope, mut spans) in by_scope.clone() {
+            spans.sort();
+            for pair in spans.windows(2) {
+                assert!(pair[1].0 >= pair[0].1, "scope {scope}: runs {:?} and {:?} overlapped", pair[0], pair[1]);
+            }
+        }
+        let rows = all_rows(&*db.store, "overlap").await;
+        let skipped = rows.iter().filter(|r| r.status == Status::Skipped).count();
+        assert!(skipped > 0, "plans came due during runs: {rows:?}");
+        let runners: HashSet<&str> = runs.iter().map(|r| r.runner.as_str()).collect();
+        println!(
+            "overlap [{}]: 4 processes, {OVERLAP_SCOPES} scopes, 2.5 s runs every 1 s: {} runs, none overlapping in a scope, {skipped} plans skipped, runs by {} runners",
+            db.backend,
+            runs.iter().filter(|r| r.phase == "start").count(),
+            runners.len(),
         );
     }
 }

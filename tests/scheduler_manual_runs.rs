@@ -369,3 +369,58 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn a_backfill_obeys_the_jobs_concurrency_limit_and_runs_each_plan_once(db: TestDb) {
+        let job = "limited-history";
+        let runs = Runs::default();
+        // Eight slots on the runner, but the job allows one attempt at a time cluster-wide.
+        let spec = {
+            let runs = runs.clone();
+            JobSpec::builder(job)
+                .every("1m")
+                .scopes(tenants(2))
+                .max_concurrent(1)
+                .handler(move |ctx: JobContext| {
+                    let runs = runs.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        runs.record(&ctx);
+                        Ok(JobOutput::rows(1))
+                    }
+                })
+                .build()
+                .unwrap()
+        };
+        let a = replica(db.store.clone(), "a", 8, spec).await;
+        let (from, to) = past_range(&*db.store).await;
+        let backfill = a.backfill(job, from, to, BackfillOptions::default()).await.unwrap();
+        let done = eventually(60, "the backfill done", || async {
+            let now = status(&a, &backfill).await;
+            (now.status == BackfillStatus::Done).then_some(now)
+        })
+        .await;
+        assert_eq!((done.done, done.total), (30, Some(30)));
+        assert!(a.wait_idle(Duration::from_secs(10)).await);
+        a.shutdown().await;
+        let mut in_range: Vec<Execution> = rows(&*db.store, job)
+            .await
+            .into_iter()
+            .filter(|r| r.plan_time >= from && r.plan_time < to)
+            .collect();
+        assert_eq!(in_range.len(), 30, "every plan of the range has its row");
+        assert!(in_range.iter().all(|r| r.status == Status::Success && r.attempt == 1));
+        let ran = runs.all().into_iter().filter(|(_, t, _)| *t >= from && *t < to).count();
+        assert_eq!(ran, 30, "each plan ran once");
+        // Never two attempts of the job at once: each started after the one before it ended.
+        in_range.sort_by_key(|r| r.started_at);
+        for pair in in_range.windows(2) {
+            let (before, after) = (&pair[0], &pair[1]);
+            assert!(
+                after.started_at.unwrap() >= before.finished_at.unwrap(),
+                "{} started at {:?} while {} ran until {:?}",
+                after.plan_time, after.started_at, before.plan_time, before.finished_at
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{CountingStore, Runs, rows, scheduler, settled, tenants};
 use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
-use cronlease::{CatchUp, JobSpec, Scope, Status, floor_plan};
+use cronlease::{CatchUp, JobSpec, OverlapPolicy, Scope, Status, floor_plan};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -86,8 +86,11 @@ on_every_backend! {
     async fn every_plan_catches_up_in_capped_ascending_steps(db: TestDb) {
         let runs = Runs::default();
         let spec = |window: Duration| {
+            // Which plans each tick claims, so a scope's catch-up plans run at once (AllowAll);
+            // under the default Skip they would run one at a time (tests/scheduler_overlap.rs).
             JobSpec::builder("catchup")
                 .every("1h")
+                .overlap(OverlapPolicy::AllowAll)
                 .catch_up(CatchUp::EveryPlan { window, max_plans_per_tick: 2 })
                 .handler(runs.ok_handler())
                 .build()
@@ -120,8 +123,10 @@ on_every_backend! {
     async fn every_plan_never_goes_back_further_than_its_window(db: TestDb) {
         let runs = Runs::default();
         let spec = || {
+            // Which plans one tick claims: the window's plans of the scope at once (AllowAll).
             JobSpec::builder("window")
                 .every("1h")
+                .overlap(OverlapPolicy::AllowAll)
                 .catch_up(CatchUp::EveryPlan { window: Duration::from_secs(150 * 60), max_plans_per_tick: 10 })
                 .handler(runs.ok_handler())
                 .build()
@@ -153,6 +158,8 @@ on_every_backend! {
         let spec = JobSpec::builder("hooked")
             .scopes([Scope::new("t", "a"), Scope::new("t", "broken"), Scope::new("t", "idle")])
             .catch_up(CatchUp::EveryPlan { window: 24 * HOUR, max_plans_per_tick: 5 })
+            // Which plans the hook yields, claimed in one tick (AllowAll: a scope's plans at once).
+            .overlap(OverlapPolicy::AllowAll)
             .planner(move |scope, _db_now, newest| {
                 seen_in_hook.lock().unwrap().push((scope.id.clone(), newest));
                 match scope.id.as_str() {

@@ -1274,6 +1274,88 @@ on_every_backend! {
     }
 }
 
+// ---- Overlap policy and concurrency limit (the guarded claim) ----
+
+fn guard(overlap: cronlease::OverlapPolicy, max_running: Option<u32>) -> cronlease::ClaimGuard {
+    cronlease::ClaimGuard {
+        overlap,
+        max_running,
+        ..Default::default()
+    }
+}
+
+async fn claim_guarded(
+    store: &dyn Store,
+    runner: &str,
+    plans: Vec<PlanClaim>,
+    guard: &cronlease::ClaimGuard,
+) -> cronlease::store::GuardedClaim {
+    store
+        .execution_claim_guarded(&request(runner, plans), guard)
+        .await
+        .expect("guarded claim")
+}
+
+/// A plan time `secs` after `t`, whole milliseconds (the resolution of every backend).
+fn after(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis() + secs * 1000).unwrap()
+}
+
+on_every_backend! {
+    async fn skip_records_a_plan_that_came_due_while_its_scope_ran(db: TestDb) {
+        use cronlease::OverlapPolicy::Skip;
+        let g = guard(Skip, None);
+        let store = &*db.store;
+        let first = claim_guarded(store, "a", vec![PlanClaim::new(scope(1), plan(0))], &g).await;
+        assert_eq!(first.claimed.len(), 1);
+        let running = first.claimed[0].clone();
+        // Scope 1 is busy: its plan due after the attempt started is skipped and recorded; its
+        // plan due before (backlog) waits without a row; scope 2 is free and starts.
+        let fresh = after(running.started_at, 60);
+        let out = claim_guarded(
+            store,
+            "b",
+            vec![PlanClaim::new(scope(1), fresh), PlanClaim::new(scope(2), fresh)],
+            &g,
+        )
+        .await;
+        assert_eq!(out.claimed.len(), 1);
+        assert_eq!(out.claimed[0].scope, scope(2));
+        assert_eq!(out.skipped, vec![(scope(1), fresh)]);
+        let rows = store
+            .execution_list(&ExecutionFilter { job: Some(JOB.into()), scope: Some(scope(1)), ..Default::default() })
+            .await
+            .unwrap();
+        let skipped = rows.iter().find(|r| r.plan_time == fresh).expect("a SKIPPED row");
+        assert_eq!(skipped.status, Status::Skipped);
+        assert_eq!(skipped.error_code.as_deref(), Some(cronlease::SKIPPED_OVERLAP));
+        assert!(skipped.finished_at.is_some() && skipped.started_at.is_none());
+        // Offered again (another replica), the skipped plan is handled: nothing happens.
+        let again = claim_guarded(store, "c", vec![PlanClaim::new(scope(1), fresh)], &g).await;
+        assert!(again.claimed.is_empty() && again.skipped.is_empty() && again.waiting.is_empty());
+        // Backlog (due before the attempt started) waits its turn, with no row.
+        let backlog = claim_guarded(store, "c", vec![PlanClaim::new(scope(1), plan(1))], &g).await;
+        assert_eq!(backlog.waiting, vec![(scope(1), plan(1))]);
+        assert!(backlog.claimed.is_empty());
+        // Once the scope's attempt ends, the backlog plan starts.
+        store.execution_finish_success(&[success(running.lease)]).await.unwrap();
+        let turn = claim_guarded(store, "c", vec![PlanClaim::new(scope(1), plan(1))], &g).await;
+        assert_eq!(turn.claimed.len(), 1);
+        let counts = store.execution_count_by_status(Some(JOB)).await.unwrap();
+        assert!(counts.contains(&(Status::Skipped, 1)), "{counts:?}");
+        // SKIPPED rows are finished for good: pruned with SUCCESS rows (once a newer plan of
+        // the scope has a row: the newest row of a scope is kept for planning).
+        claim_one(store, "c", scope(1), after(fresh, 60)).await;
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        let pruned = store
+            .execution_prune(cronlease::store::PruneSet::Finished, Duration::ZERO, 100)
+            .await
+            .unwrap();
+        assert!(pruned >= 1);
+        assert!(store.execution_get(skipped.id).await.unwrap().is_none());
+    }
+}
+
 on_every_backend! {
     async fn live_runners_with_different_specs_are_reported_not_overwritten(db: TestDb) {
         let store = &*db.store;
@@ -1302,5 +1384,179 @@ on_every_backend! {
         assert_eq!(job.variants[0].runners, ["a", "b", "c"]);
         assert_eq!(job.spec, new);
         assert_eq!(job.runners.len(), 4);
+    }
+}
+
+on_every_backend! {
+    async fn skip_holds_a_retry_until_its_scope_is_free(db: TestDb) {
+        use cronlease::OverlapPolicy::Skip;
+        let g = guard(Skip, None);
+        let store = &*db.store;
+        let failed = claim_one(store, "a", scope(1), plan(0)).await.remove(0);
+        store.execution_finish_failure(&[failure(failed.lease, Status::Failed, Some(Duration::ZERO))]).await.unwrap();
+        let running = claim_one(store, "a", scope(1), plan(1)).await.remove(0);
+        let retry = claim_guarded(store, "b", vec![PlanClaim::new(scope(1), plan(0))], &g).await;
+        assert_eq!(retry.waiting, vec![(scope(1), plan(0))]);
+        assert_eq!(get(store, failed.lease.id).await.status, Status::Failed);
+        store.execution_finish_success(&[success(running.lease)]).await.unwrap();
+        let retry = claim_guarded(store, "b", vec![PlanClaim::new(scope(1), plan(0))], &g).await;
+        assert_eq!(retry.claimed.len(), 1);
+        assert_eq!(retry.claimed[0].outcome, ClaimOutcome::Retried);
+    }
+}
+
+on_every_backend! {
+    async fn buffer_one_keeps_the_newest_plan_waiting_and_skips_older(db: TestDb) {
+        use cronlease::OverlapPolicy::BufferOne;
+        let g = guard(BufferOne, None);
+        let store = &*db.store;
+        let running = claim_guarded(store, "a", vec![PlanClaim::new(scope(1), plan(0))], &g).await.claimed.remove(0);
+        let (older, newer) = (after(running.started_at, 60), after(running.started_at, 120));
+        let out = claim_guarded(
+            store,
+            "b",
+            vec![PlanClaim::new(scope(1), older), PlanClaim::new(scope(1), newer)],
+            &g,
+        )
+        .await;
+        assert!(out.claimed.is_empty());
+        assert_eq!(out.skipped, vec![(scope(1), older)]);
+        assert_eq!(out.waiting, vec![(scope(1), newer)]);
+        store.execution_finish_success(&[success(running.lease)]).await.unwrap();
+        let out = claim_guarded(store, "b", vec![PlanClaim::new(scope(1), newer)], &g).await;
+        assert_eq!(out.claimed.len(), 1, "the buffered plan starts once the scope is free");
+        let counts = store.execution_count_by_status(Some(JOB)).await.unwrap();
+        assert!(counts.contains(&(Status::Skipped, 1)), "{counts:?}");
+    }
+}
+
+on_every_backend! {
+    async fn cancel_other_closes_the_running_lease_and_starts_the_new_plan(db: TestDb) {
+        use cronlease::OverlapPolicy::CancelOther;
+        let g = guard(CancelOther, None);
+        let store = &*db.store;
+        let old = claim_guarded(store, "a", vec![PlanClaim::new(scope(1), plan(0))], &g).await.claimed.remove(0);
+        let fresh = after(old.started_at, 60);
+        let out = claim_guarded(store, "b", vec![PlanClaim::new(scope(1), fresh)], &g).await;
+        assert_eq!(out.claimed.len(), 1);
+        assert_eq!(out.cancelled, vec![(old.lease.id, old.lease.token)]);
+        let row = get(store, old.lease.id).await;
+        assert_eq!(row.status, Status::Superseded);
+        assert_eq!(row.error_code.as_deref(), Some(cronlease::CANCELLED_OVERLAP));
+        assert!(row.finished_at.is_some());
+        // The old owner learns through its lease: its heartbeat finds it gone and its late
+        // write is fenced out.
+        let held = store.execution_heartbeat(&[Renewal { lease: old.lease, stale_timeout: STALE }]).await.unwrap();
+        assert!(held.is_empty());
+        assert!(store.execution_finish_success(&[success(old.lease)]).await.unwrap().is_empty());
+        assert_eq!(get(store, old.lease.id).await.status, Status::Superseded);
+    }
+}
+
+on_every_backend! {
+    async fn max_concurrent_defers_claims_beyond_the_limit(db: TestDb) {
+        use cronlease::OverlapPolicy::AllowAll;
+        let g = guard(AllowAll, Some(2));
+        let store = &*db.store;
+        let plans = (0..3).map(|i| PlanClaim::new(scope(i), plan(i as i64))).collect();
+        let out = claim_guarded(store, "a", plans, &g).await;
+        assert_eq!(out.claimed.len(), 2);
+        // The newest plan is held back, with no row, not lost.
+        assert_eq!(out.limited, vec![(scope(2), plan(2))]);
+        let rows = store.execution_list(&ExecutionFilter { job: Some(JOB.into()), ..Default::default() }).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        // Another replica is held back too, whatever it offers.
+        let other = claim_guarded(store, "b", vec![PlanClaim::new(scope(7), plan(0))], &g).await;
+        assert!(other.claimed.is_empty() && other.limited.len() == 1);
+        store.execution_finish_success(&[success(out.claimed[0].lease)]).await.unwrap();
+        let out = claim_guarded(store, "b", vec![PlanClaim::new(scope(2), plan(2))], &g).await;
+        assert_eq!(out.claimed.len(), 1, "a slot freed: the deferred plan starts");
+    }
+}
+
+on_every_backend! {
+    async fn concurrent_guarded_claims_never_overlap_a_scope_nor_exceed_the_limit(db: TestDb) {
+        // Eight claimers at once, each offering the same four scopes at its own plan time
+        // (all due now): under Skip with a limit of 3, at most one attempt per scope and three
+        // in all may be RUNNING, whoever wins.
+        let base = db.store.db_now().await.unwrap();
+        let g = guard(cronlease::OverlapPolicy::Skip, Some(3));
+        let tasks: Vec<_> = (0..8)
+            .map(|k| {
+                let store = db.store.clone();
+                actix_rt::spawn(async move {
+                    let plans = (0..4).map(|i| PlanClaim::new(scope(i), after(base, -100 + k))).collect();
+                    let runner = format!("r{k}");
+                    store.execution_claim_guarded(&request(&runner, plans), &g).await.expect("guarded claim").claimed.len()
+                })
+            })
+            .collect();
+        let mut started = 0;
+        for task in tasks {
+            started += task.await.unwrap();
+        }
+        let running = db.store
+            .execution_list(&ExecutionFilter { job: Some(JOB.into()), status: Some(Status::Running), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(running.len(), started);
+        assert!(running.len() <= 3, "{} running, limit 3", running.len());
+        assert!(!running.is_empty());
+        let mut scopes: Vec<_> = running.iter().map(|r| r.scope.clone()).collect();
+        scopes.sort_by(|a, b| a.id.cmp(&b.id));
+        scopes.dedup();
+        assert_eq!(scopes.len(), running.len(), "two attempts of one scope ran at once");
+    }
+}
+
+on_every_backend! {
+    async fn cancel_other_claims_never_deadlock_with_heartbeats_and_writes(db: TestDb) {
+        // Owners renew and finish their leases in random-order batches while rivals cancel
+        // them (CancelOther) with newer plans: every statement locks in the one global order.
+        let mut claimed = Vec::new();
+        for i in (0..60).rev() {
+            claimed.push(claim_one(&*db.store, "owner", scope(i), plan(0)).await.remove(0));
+        }
+        let future = DateTime::from_timestamp(4_102_444_800, 0).unwrap();
+        let g = guard(cronlease::OverlapPolicy::CancelOther, None);
+        let tasks: Vec<_> = (0..4)
+            .map(|task| {
+                let store = db.store.clone();
+                let claimed = claimed.clone();
+                actix_rt::spawn(async move {
+                    let mut deadlocks = 0;
+                    for round in 0..6 {
+                        let mut batch = claimed.clone();
+                        fastrand::shuffle(&mut batch);
+                        let outcome = if task % 2 == 0 {
+                            let renewals: Vec<Renewal> = batch.iter().map(|c| Renewal { lease: c.lease, stale_timeout: STALE }).collect();
+                            store.execution_heartbeat(&renewals).await.map(|_| ())
+                        } else {
+                            let at = after(future, (task * 10 + round) as i64);
+                            let plans = batch.iter().take(20).map(|c| PlanClaim::new(c.scope.clone(), at)).collect();
+                            store.execution_claim_guarded(&request("rival", plans), &g).await.map(|_| ())
+                        };
+                        match outcome {
+                            Err(error) if is_deadlock(&error) => deadlocks += 1,
+                            other => other.expect("a batched write"),
+                        }
+                    }
+                    deadlocks
+                })
+            })
+            .collect();
+        let mut finishing = claimed.clone();
+        fastrand::shuffle(&mut finishing);
+        let mut deadlocks = 0;
+        for chunk in finishing.chunks(20) {
+            match db.store.execution_finish_success(&chunk.iter().map(|c| success(c.lease)).collect::<Vec<_>>()).await {
+                Err(error) if is_deadlock(&error) => deadlocks += 1,
+                other => { other.expect("a terminal write"); }
+            }
+        }
+        for task in tasks {
+            deadlocks += task.await.unwrap();
+        }
+        assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
     }
 }

@@ -554,3 +554,31 @@ async fn a_deadlock_is_counted(db: common::TestDb) {
     );
     assert_eq!(m.counter_total(t::DB_DEADLOCKS), 1);
 }
+
+on_every_backend! {
+    async fn plans_skipped_by_the_overlap_policy_are_counted(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        // The previous plan of the scope has run for two hours (its attempt started then, by a
+        // store whose clock reads two hours back): the newest plan came due during it.
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        let earlier = db.skewed(TimeDelta::hours(-2));
+        earlier
+            .execution_claim(&ClaimRequest { job: "m-skip", max_attempts: 3, runner_id: "earlier", stale_timeout: 4 * HOUR, allow_stale_reentry: true, steal_not_after: None, plans: vec![PlanClaim::new(Scope::global(), latest - TimeDelta::hours(2))] })
+            .await
+            .unwrap();
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("m-skip").every("1h").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let report = s.tick_now().await.unwrap();
+        assert_eq!((report.skipped, report.started()), (1, 0), "{report:?}");
+        s.shutdown().await;
+        m.refresh();
+        assert_eq!(m.counter(t::PLANS_SKIPPED, "job=m-skip,reason=overlap"), 1);
+        assert_eq!(runs.len(), 0);
+    }
+}

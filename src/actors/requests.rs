@@ -12,15 +12,18 @@
 //!   like any plan (reruns made due first), then its cursor moves (a compare-and-set, so
 //!   replicas stepping together move it once). Cost follows the plans handed out.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::tick::{JobState, JobTick, TickEnv, count_claims, start_claimed};
-use crate::control::{BackfillAdvance, PauseSet, manual_plan_time, next_step, step_budget};
+use crate::control::{
+    BackfillAdvance, ClaimGuard, PauseSet, manual_plan_time, next_step, step_budget,
+};
 use crate::error::Result;
 use crate::scope::Scope;
-use crate::store::{ClaimRequest, ManualPlan, ManualStart, PlanClaim};
+use crate::store::{ClaimRequest, GuardedClaim, ManualPlan, ManualStart, PlanClaim};
 use crate::takeover::takeover_deadline;
 
 /// Most triggers served per tick (the rest wait for the next tick, which comes at once).
@@ -138,7 +141,7 @@ pub(super) async fn serve_backfills(
         }
         // The per-job concurrency limit, once jobs have one, bounds this too.
         let budget = step_budget(env.free.get(), None).min(BACKFILL_STEP);
-        let step = next_step(&backfill, schedule, &targets, budget, |s| pauses.runs(s));
+        let mut step = next_step(&backfill, schedule, &targets, budget, |s| pauses.runs(s));
         if step.plans.is_empty() && !step.finished {
             if budget == 0 {
                 tick.report.deferred += 1;
@@ -157,8 +160,12 @@ pub(super) async fn serve_backfills(
                     )
                     .await?;
             }
-            claim_plans(env, job, &step.plans, tick).await?;
+            let held_back = claim_plans(env, job, &step.plans, tick).await?;
+            if !held_back.is_empty() {
+                step = step.held_back(backfill.cursor.clone(), &held_back);
+            }
         }
+        let sent = step.plans.len();
         let moved = rt
             .store
             .backfill_advance(&BackfillAdvance {
@@ -182,13 +189,15 @@ pub(super) async fn serve_backfills(
 }
 
 /// Claims a backfill step's plans in one statement and starts what it won; plans that have a
-/// row already come back conflicted and give their slot back.
+/// row already come back conflicted and give their slot back. Under the job's overlap policy or
+/// concurrency limit the claim is guarded, like the job's scheduled plans: a plan whose scope is
+/// busy, or beyond the limit, is held back (returned) for a later step.
 async fn claim_plans(
     env: &TickEnv,
     job: &mut JobState,
     plans: &[(Scope, DateTime<Utc>)],
     tick: &mut JobTick,
-) -> Result<()> {
+) -> Result<HashSet<(Scope, DateTime<Utc>)>> {
     let rt = &env.rt;
     let spec = Arc::clone(&job.shared.spec);
     let take = plans.len();
@@ -209,20 +218,42 @@ async fn claim_plans(
             .collect(),
     };
     env.free.set(env.free.get() - take);
-    let claimed = super::retry_transient(
-        rt.db_retry,
-        "execution_claim",
-        rt.db_retry.give_up_after,
-        || rt.store.execution_claim(&request),
-    )
-    .await;
-    let claimed = match claimed {
-        Ok(claimed) => claimed,
+    let guard = ClaimGuard {
+        overlap: spec.overlap,
+        max_running: spec.max_concurrent,
+        schedule_delay: spec.schedule_delay,
+    };
+    let outcome = if guard.is_open() {
+        super::retry_transient(
+            rt.db_retry,
+            "execution_claim",
+            rt.db_retry.give_up_after,
+            || rt.store.execution_claim(&request),
+        )
+        .await
+        .map(|claimed| GuardedClaim {
+            claimed,
+            ..GuardedClaim::default()
+        })
+    } else {
+        super::retry_transient(
+            rt.db_retry,
+            "execution_claim",
+            rt.db_retry.give_up_after,
+            || rt.store.execution_claim_guarded(&request, &guard),
+        )
+        .await
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
         Err(error) => {
             env.free.set(env.free.get() + take);
             return Err(error);
         }
     };
+    let held_back: HashSet<(Scope, DateTime<Utc>)> =
+        outcome.waiting.into_iter().chain(outcome.limited).collect();
+    let claimed = outcome.claimed;
     env.free.set(env.free.get() + take - claimed.len());
     tick.report.planned += take;
     // As for scheduled plans: every plan sent has a row now; planning must know.
@@ -236,5 +267,5 @@ async fn claim_plans(
     }
     count_claims(&spec.name, take, &claimed, &mut tick.report);
     start_claimed(env, &job.shared, claimed);
-    Ok(())
+    Ok(held_back)
 }

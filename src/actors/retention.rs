@@ -7,7 +7,7 @@
 //!   [`Scheduler::prune_now`](crate::Scheduler::prune_now)) it:
 //!   1. measures the stale RUNNING rows per job (one grouped count) into the
 //!      `cronlease_stale_running_executions` gauge;
-//!   2. deletes SUCCESS and SUPERSEDED rows whose `finished_at` is older than `keep_finished`, in
+//!   2. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
 //!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
 //!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
@@ -63,8 +63,8 @@ pub struct Retention {
     /// ([`SchedulerBuilder::auto_tick`](crate::SchedulerBuilder::auto_tick)); the first comes
     /// one interval after start. Default: 5 min.
     pub interval: Duration,
-    /// Age, from `finished_at`, after which SUCCESS and SUPERSEDED rows are deleted; `None` keeps
-    /// them forever. Default: 30 days.
+    /// Age, from `finished_at`, after which SUCCESS, SUPERSEDED and SKIPPED rows are deleted; `None`
+    /// keeps them forever. Default: 30 days.
     pub keep_finished: Option<Duration>,
     /// Age, from the last failure (`finished_at`), after which DEAD rows are deleted; `None`
     /// keeps them until replayed. A dead row is never deleted earlier. Default: 7 days.

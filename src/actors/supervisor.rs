@@ -54,6 +54,9 @@ pub(super) struct JobSlot {
     db_failures: u32,
     /// Manual ticks waiting for this job's next tick.
     waiting: Vec<TickReply>,
+    /// Its last tick left due plans waiting for a running attempt of the job to end (overlap
+    /// policy, concurrency limit): it ticks again as soon as one of this runner's attempts ends.
+    held_back: bool,
 }
 
 /// Arms ticks, supervises executors.
@@ -132,11 +135,13 @@ impl Supervisor {
             state: Some(JobState {
                 shared,
                 newest: None,
+                held: Vec::new(),
             }),
             timer: None,
             wake_by: None,
             db_failures: 0,
             waiting: Vec::new(),
+            held_back: false,
         });
         i
     }
@@ -277,6 +282,7 @@ impl Supervisor {
             }
             Ok(tick) => {
                 slot.db_failures = 0;
+                slot.held_back = tick.held_back;
                 // Wake-up times were computed from the clock read at the tick's start. Plans left
                 // for want of slots come back at once if slots freed meanwhile (another job's
                 // claim gave back what its conflicts did not use).
@@ -471,6 +477,14 @@ impl Handler<AttemptsEnded> for Supervisor {
         // A slot opened after the slots ran out: plans may be waiting for it.
         if was_full && self.free.get() > 0 {
             self.wake_all(ctx);
+        } else {
+            // Plans waiting for a running attempt of their job (a busy scope, the job's limit)
+            // may start now that one ended.
+            for i in 0..self.jobs.len() {
+                if self.jobs[i].held_back {
+                    self.arm(i, now, ctx);
+                }
+            }
         }
     }
 }

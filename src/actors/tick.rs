@@ -11,7 +11,10 @@
 //!    and each scope's due plans (`plan::TickPlans`, computed once per tick, or the planner hook);
 //!    the plans the catch-up mode jumps over go to the skipped-plan ledger in one statement;
 //! 6. claims them oldest first in batched statements while execution slots are free
-//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens;
+//!    (conflicts use no slot), retrying a transient failure with the same ids and tokens; a job
+//!    with an overlap policy other than `AllowAll` or a concurrency limit claims through
+//!    `Store::execution_claim_guarded`, which may also skip plans (SKIPPED rows), cancel
+//!    running attempts (`CancelOther`) and leave plans waiting, offered again next tick;
 //! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
 //!    same step, so a lease lost, an attempt ended or a shutdown begun before the tick is over
 //!    reaches the right Executor.
@@ -32,15 +35,15 @@ use tracing::Instrument;
 
 use super::Runtime;
 use super::executor::{Executor, JobShared};
-use super::heartbeat::Arm;
+use super::heartbeat::{Arm, LeaseLost};
 use super::planning::{self, PlanningCode};
-use crate::control::{PauseSet, SkipCollector, SkipSpan};
+use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
 use crate::plan::{TickPlans, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
-use crate::store::{ClaimRequest, Claimed, Lease, PlanClaim};
+use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
 use crate::takeover::takeover_deadline;
 use crate::telemetry;
 
@@ -76,6 +79,17 @@ pub struct TickReport {
     pub job_errors: usize,
     /// Jobs that started nothing because an operator paused them.
     pub paused_jobs: usize,
+    /// Plans recorded SKIPPED by the overlap policy: they came due while the previous plan of
+    /// their scope was running.
+    pub skipped: usize,
+    /// Running attempts cancelled (SUPERSEDED, `overlap_cancelled`) for a newer plan of their
+    /// scope (`OverlapPolicy::CancelOther`).
+    pub cancelled: usize,
+    /// Due plans left for a later tick because their scope is busy under the overlap policy
+    /// (backlog waiting its turn, a buffered plan, a retry waiting for the scope).
+    pub waiting: usize,
+    /// Due plans left for a later tick because the job's `max_concurrent` limit was reached.
+    pub limited: usize,
 }
 
 impl TickReport {
@@ -97,6 +111,10 @@ impl TickReport {
         self.superseded += other.superseded;
         self.job_errors += other.job_errors;
         self.paused_jobs += other.paused_jobs;
+        self.skipped += other.skipped;
+        self.cancelled += other.cancelled;
+        self.waiting += other.waiting;
+        self.limited += other.limited;
     }
 }
 
@@ -106,6 +124,11 @@ pub(crate) struct JobState {
     pub(crate) shared: Arc<JobShared>,
     /// The newest plan time stored or claimed per scope; `None` until read from the store.
     pub(crate) newest: Option<HashMap<Scope, DateTime<Utc>>>,
+    /// Plans the last guarded claim left waiting or held back by the limit (they have no row):
+    /// offered again by the next tick even when planning no longer emits them (LatestOnly offers
+    /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
+    /// one replaces is recorded SKIPPED.
+    pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -139,6 +162,9 @@ pub(crate) struct JobTick {
     pub(crate) db_trouble: bool,
     /// Due plans were left unclaimed with slots free: tick again at once.
     pub(crate) more_due: bool,
+    /// Due plans wait for a running attempt of the job to end (overlap policy or concurrency
+    /// limit): tick again when one of this runner's attempts ends.
+    pub(crate) held_back: bool,
 }
 
 impl JobTick {
@@ -177,6 +203,7 @@ pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick
         clock_read_at,
         db_trouble: false,
         more_due: false,
+        held_back: false,
     };
     let name = job.shared.spec.name.clone();
     let span = tracing::info_span!("tick", job = %name, %db_now);
@@ -314,6 +341,13 @@ async fn sweep_plan_claim(
         }
     }
 
+    // Plans held back by the last claim come next (they are older than anything new).
+    for (scope, plan_time) in std::mem::take(&mut job.held) {
+        if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
+            due.push(PlanClaim::new(scope, plan_time));
+        }
+    }
+
     let max_plans = spec.catch_up.max_plans_per_tick();
     // Plans of one scope are distinct, so only a clash with a retry needs checking.
     let mut add = |scope: &Scope, plans: Vec<DateTime<Utc>>| {
@@ -396,6 +430,11 @@ async fn sweep_plan_claim(
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
     // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
     // slots would all send the same first plans every tick and leave the others to starve.
+    let guard = ClaimGuard {
+        overlap: spec.overlap,
+        max_running: spec.max_concurrent,
+        schedule_delay: spec.schedule_delay,
+    };
     let mut pending = &due[..];
     let mut rounds = 0;
     while !pending.is_empty() && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
@@ -420,29 +459,68 @@ async fn sweep_plan_claim(
         // connection dropped), the next try finds rows RUNNING under these tokens and adopts
         // them instead of leaving them to go stale (SPEC §5.1, §7). Rows left behind when it
         // gives up are swept once stale.
-        let claimed = super::retry_transient(
-            rt.db_retry,
-            "execution_claim",
-            rt.db_retry.give_up_after,
-            || rt.store.execution_claim(&request),
-        )
-        .await;
-        let claimed = match claimed {
-            Ok(claimed) => claimed,
+        let outcome = if guard.is_open() {
+            super::retry_transient(
+                rt.db_retry,
+                "execution_claim",
+                rt.db_retry.give_up_after,
+                || rt.store.execution_claim(&request),
+            )
+            .await
+            .map(|claimed| GuardedClaim {
+                claimed,
+                ..GuardedClaim::default()
+            })
+        } else {
+            super::retry_transient(
+                rt.db_retry,
+                "execution_claim",
+                rt.db_retry.give_up_after,
+                || rt.store.execution_claim_guarded(&request, &guard),
+            )
+            .await
+        };
+        let mut outcome = match outcome {
+            Ok(outcome) => outcome,
             Err(error) => {
                 env.free.set(env.free.get() + take);
                 return Err(error);
             }
         };
+        let claimed = std::mem::take(&mut outcome.claimed);
         env.free.set(env.free.get() + take - claimed.len());
-        // Every plan sent now has a row (ours or another runner's): remember it as planned.
+        // Every plan sent now has a row (ours or another runner's), but those left waiting or
+        // held back by the limit: remember the others as planned, so the waiting ones are
+        // offered again.
+        let mut unplanned: HashMap<&Scope, DateTime<Utc>> = HashMap::new();
+        for (scope, at) in outcome.waiting.iter().chain(&outcome.limited) {
+            let first = unplanned.entry(scope).or_insert(*at);
+            *first = (*first).min(*at);
+        }
         for plan in batch {
+            // Never past a plan of the scope still to run, or it would not be offered again.
+            if unplanned
+                .get(&plan.scope)
+                .is_some_and(|first| plan.plan_time >= *first)
+            {
+                continue;
+            }
             let entry = newest.entry(plan.scope.clone()).or_insert(plan.plan_time);
             if *entry < plan.plan_time {
                 *entry = plan.plan_time;
             }
         }
-        count_claims(&spec.name, batch.len(), &claimed, &mut tick.report);
+        count_claims(
+            &spec.name,
+            batch.len().saturating_sub(
+                outcome.waiting.len() + outcome.limited.len() + outcome.skipped.len(),
+            ),
+            &claimed,
+            &mut tick.report,
+        );
+        note_guard(env, &spec.name, &outcome, tick);
+        job.held
+            .extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
     }
@@ -528,6 +606,33 @@ fn valid_scopes(
         .filter(|scope| scope.validate().is_ok())
         .cloned()
         .collect()
+}
+
+/// Counts what the overlap policy and the concurrency limit did in one guarded claim, and tells
+/// this runner's Executors whose attempts it cancelled (their heartbeat would find out within
+/// one interval; this is at once).
+fn note_guard(env: &TickEnv, job: &Arc<str>, outcome: &GuardedClaim, tick: &mut JobTick) {
+    let report = &mut tick.report;
+    report.skipped += outcome.skipped.len();
+    report.cancelled += outcome.cancelled.len();
+    report.waiting += outcome.waiting.len();
+    report.limited += outcome.limited.len();
+    telemetry::plans_skipped(job, SKIPPED_OVERLAP, outcome.skipped.len() as u64);
+    if !outcome.skipped.is_empty() {
+        tracing::info!(job = %job, count = outcome.skipped.len(), "plans skipped: their scope was still running (overlap policy)");
+    }
+    if !outcome.waiting.is_empty() || !outcome.limited.is_empty() {
+        tick.held_back = true;
+    }
+    if !outcome.cancelled.is_empty() {
+        tracing::info!(job = %job, count = outcome.cancelled.len(), "running attempts cancelled for a newer plan of their scope (overlap policy)");
+        let running = env.running.borrow();
+        for &(id, token) in &outcome.cancelled {
+            if let Some(executor) = running.get(&Lease { id, token }) {
+                executor.do_send(LeaseLost);
+            }
+        }
+    }
 }
 
 /// Counts one claim statement's outcomes in the metrics and the report.

@@ -9,14 +9,17 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::control::{
-    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, SkipSpan, Trigger,
+    Backfill, BackfillAdvance, ClaimGuard, JobDescription, Pause, RegisteredJob, Runner, SkipSpan,
+    Trigger,
 };
+
 use crate::error::Result;
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, ManualStart, MigrationStatus, PruneSet,
-    Renewal, RetryCandidate, RunnerRegistration, Store, SuccessWrite, Swept, TickClock,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, ManualStart,
+    MigrationStatus, PruneSet, Renewal, RetryCandidate, RunnerRegistration, Store, SuccessWrite,
+    Swept, TickClock,
 };
 use crate::takeover::TakeoverGuard;
 
@@ -88,6 +91,15 @@ impl Store for WatchedStore {
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let outcome = self.inner.execution_claim(request).await;
+        self.watch(outcome)
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        let outcome = self.inner.execution_claim_guarded(request, guard).await;
         self.watch(outcome)
     }
 

@@ -189,7 +189,7 @@ pub(crate) struct HistoryArgs {
     /// Only this scope, as KIND:ID.
     #[arg(long, value_name = "KIND:ID")]
     pub(crate) scope: Option<String>,
-    /// Only this status: RUNNING, SUCCESS, FAILED, DEAD or SUPERSEDED.
+    /// Only this status: RUNNING, SUCCESS, FAILED, DEAD, SUPERSEDED or SKIPPED.
     #[arg(long)]
     pub(crate) status: Option<String>,
     /// Only plans at or after this time: RFC 3339, or a duration ago (`24h`).

@@ -398,7 +398,7 @@ async fn filter(
         (_, Some(forced)) => Some(forced),
         (Some(text), None) => Some(text.to_ascii_uppercase().parse::<Status>().map_err(|_| {
             Failure::Usage(format!(
-                "status `{text}` is not one of RUNNING, SUCCESS, FAILED, DEAD, SUPERSEDED"
+                "status `{text}` is not one of RUNNING, SUCCESS, FAILED, DEAD, SUPERSEDED, SKIPPED"
             ))
         })?),
         (None, None) => None,

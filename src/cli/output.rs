@@ -51,7 +51,7 @@ impl Out {
             Status::Running => Color::Cyan,
             Status::Failed => Color::Yellow,
             Status::Dead => Color::Red,
-            Status::Superseded => Color::DarkGrey,
+            Status::Superseded | Status::Skipped => Color::DarkGrey,
         };
         self.style(Cell::new(status.as_str()), Some(color), false)
     }

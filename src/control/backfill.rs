@@ -188,10 +188,37 @@ pub(crate) struct BackfillStep {
 }
 
 /// How many plans of a backfill a tick may hand out: the free execution slots left after the
-/// job's scheduled plans and retries. This is where a per-job concurrency limit bounds it too
-/// (`limit` minus the job's running attempts), once jobs have one.
+/// job's scheduled plans and retries (`job_limit_left` bounds it further when known). The job's
+/// overlap policy and concurrency limit are enforced by the guarded claim itself; the step then
+/// gives back what it held back ([`BackfillStep::held_back`]).
 pub(crate) fn step_budget(free_slots: usize, job_limit_left: Option<usize>) -> usize {
     job_limit_left.map_or(free_slots, |left| free_slots.min(left))
+}
+
+impl BackfillStep {
+    /// The step cut before its first plan the guarded claim held back (its scope was busy, or
+    /// the job's concurrency limit was reached), so the cursor never moves past a plan that did
+    /// not get a row: that plan and the ones after it are handed out again by a later tick.
+    /// `previous` is the backfill's cursor before the step.
+    pub(crate) fn held_back(
+        mut self,
+        previous: Option<BackfillCursor>,
+        unclaimed: &std::collections::HashSet<(Scope, DateTime<Utc>)>,
+    ) -> Self {
+        let Some(cut) = self.plans.iter().position(|p| unclaimed.contains(p)) else {
+            return self;
+        };
+        self.plans.truncate(cut);
+        self.cursor = match self.plans.last() {
+            Some((scope, plan_time)) => Some(BackfillCursor {
+                plan_time: *plan_time,
+                scope: scope.clone(),
+            }),
+            None => previous,
+        };
+        self.finished = false;
+        self
+    }
 }
 
 /// The first plan time of `schedule` at or after `t`.
@@ -271,6 +298,45 @@ pub(crate) fn next_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_cut_before_the_first_plan_the_guard_held_back() {
+        let t = |m: i64| DateTime::from_timestamp(1_700_000_000 + m * 60, 0).unwrap();
+        let a = Scope::new("tenant", "a");
+        let b = Scope::new("tenant", "b");
+        let step = BackfillStep {
+            plans: vec![(a.clone(), t(0)), (b.clone(), t(0)), (a.clone(), t(1))],
+            cursor: Some(BackfillCursor {
+                plan_time: t(1),
+                scope: a.clone(),
+            }),
+            finished: true,
+            total: 3,
+        };
+        let previous = Some(BackfillCursor {
+            plan_time: t(-1),
+            scope: b.clone(),
+        });
+        let none = std::collections::HashSet::new();
+        assert_eq!(step.clone().held_back(previous.clone(), &none), step);
+
+        let busy_b: std::collections::HashSet<_> = [(b.clone(), t(0))].into();
+        let cut = step.clone().held_back(previous.clone(), &busy_b);
+        assert_eq!(cut.plans, vec![(a.clone(), t(0))]);
+        assert_eq!(
+            cut.cursor,
+            Some(BackfillCursor {
+                plan_time: t(0),
+                scope: a.clone()
+            })
+        );
+        assert!(!cut.finished);
+
+        let busy_first: std::collections::HashSet<_> = [(a.clone(), t(0))].into();
+        let none_out = step.held_back(previous.clone(), &busy_first);
+        assert!(none_out.plans.is_empty());
+        assert_eq!(none_out.cursor, previous);
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

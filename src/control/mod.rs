@@ -13,11 +13,15 @@
 //!   `manual_plan_time`, the plan identity of a manual run.
 //! - [`Backfill`] (`backfill.rs`): a request to run a range of past plans; `next_step`, which
 //!   plans a tick hands out next.
+//! - [`OverlapPolicy`] and [`ClaimGuard`] (`overlap.rs`): what a claim does with a plan whose
+//!   scope is still running, and the job's concurrency limit; `decide`, the decision the stores
+//!   apply under the job's claim lock.
 //!
 //! Types and decisions; the store reads and writes them (`why_plan` only calls its reads).
 
 mod backfill;
 mod ledger;
+mod overlap;
 mod pause;
 mod registry;
 mod trigger;
@@ -27,6 +31,8 @@ pub use backfill::{Backfill, BackfillAdvance, BackfillCursor, BackfillOptions, B
 pub(crate) use backfill::{next_step, step_budget};
 pub(crate) use ledger::{CatchUpSkip, SkipCollector};
 pub use ledger::{SkipReason, SkipSpan};
+pub use overlap::{CANCELLED_OVERLAP, ClaimGuard, OverlapPolicy, SKIPPED_OVERLAP};
+pub(crate) use overlap::{GuardDecision, GuardRow, Offer, decide};
 pub use pause::Pause;
 pub(crate) use pause::PauseSet;
 pub(crate) use registry::{ConflictLog, RegistryRow, registered_jobs};

@@ -36,10 +36,10 @@ use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, MigrationStatus, PruneSet, Renewal,
-    RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, MigrationStatus, PruneSet,
+    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
-use crate::control::{Backfill, BackfillAdvance, Pause, SkipSpan, Trigger};
+use crate::control::{Backfill, BackfillAdvance, ClaimGuard, Pause, SkipSpan, Trigger};
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
@@ -230,6 +230,15 @@ impl Store for Deadlined {
 
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>> {
         let call = self.inner.execution_claim(request);
+        bounded("execution_claim", self.call, call).await
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        let call = self.inner.execution_claim_guarded(request, guard);
         bounded("execution_claim", self.call, call).await
     }
 

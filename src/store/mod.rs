@@ -43,6 +43,7 @@ macro_rules! execution_columns {
 
 mod classify;
 pub(crate) mod deadline;
+mod guard;
 pub mod mysql;
 pub mod postgres;
 mod registry;
@@ -57,8 +58,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::control::{
-    Backfill, JobDescription, Pause, RegisteredJob, Runner, SkipReason, SkipSpan, Trigger,
+    Backfill, ClaimGuard, JobDescription, Pause, RegisteredJob, Runner, SkipReason, SkipSpan,
+    Trigger,
 };
+
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
 use crate::scope::Scope;
@@ -67,6 +70,7 @@ pub use crate::control::{BackfillAdvance, RunnerRegistration};
 pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
+pub use guard::GuardedClaim;
 pub use url::redact_url;
 
 pub use mysql::MySqlStore;
@@ -120,6 +124,20 @@ pub trait Store: Send + Sync + 'static {
     /// (an earlier try of the same request committed, its reply was lost) is returned again
     /// unchanged but for fresh lease stamps.
     async fn execution_claim(&self, request: &ClaimRequest<'_>) -> Result<Vec<Claimed>>;
+
+    /// Claims like [`execution_claim`](Self::execution_claim), under the job's overlap policy
+    /// and concurrency limit, race-free across replicas: in one transaction that first takes
+    /// the job's claim lock (so two replicas claiming at once are serialized per job), it reads
+    /// the job's RUNNING rows and the offered plans' rows, decides (see [`ClaimGuard`]), closes
+    /// the attempts `CancelOther` cancels (SUPERSEDED, `overlap_cancelled`), claims the plans
+    /// that may start, and inserts SKIPPED rows (`overlap`) for the plans the policy skips.
+    /// Plans left waiting or held back by the limit get no row. Every claimer of a job with a
+    /// guard must use this method, or the guarantee is void.
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim>;
 
     /// Renews leases; returns the ids still held (a missing id means LeaseLost).
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>>;
@@ -485,7 +503,7 @@ impl MigrationStatus {
 /// Which terminal rows [`Store::execution_prune`] deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PruneSet {
-    /// SUCCESS and SUPERSEDED rows: finished for good. FAILED rows are never pruned, since
+    /// SUCCESS, SUPERSEDED and SKIPPED rows: finished for good. FAILED rows are never pruned, since
     /// each has a retry ahead of it.
     Finished,
     /// DEAD rows (the dead-letter set), kept for their own retention.

@@ -218,6 +218,18 @@ impl Store for FaultyStore {
         self.call("execution_claim", self.inner.execution_claim(request))
             .await
     }
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &cronlease::ClaimGuard,
+    ) -> cronlease::Result<cronlease::store::GuardedClaim> {
+        // Faulted as a claim: it is the claim of a guarded job.
+        self.call(
+            "execution_claim",
+            self.inner.execution_claim_guarded(request, guard),
+        )
+        .await
+    }
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> cronlease::Result<Vec<Uuid>> {
         let op = "execution_heartbeat";
         let held = self
@@ -573,6 +585,9 @@ pub struct SideRun {
     pub run_id: String,
     /// `run` (one record per run), or `start` / `end` for runs recorded at both ends.
     pub phase: String,
+    /// When it was recorded, by the recording process's clock (Unix ms): the processes of a
+    /// test share the machine's clock.
+    pub at_ms: i64,
 }
 
 impl SideRun {
@@ -586,6 +601,7 @@ impl SideRun {
             execution_id: ctx.execution_id().to_string(),
             run_id: run_id.to_string(),
             phase: phase.to_owned(),
+            at_ms: Utc::now().timestamp_millis(),
         }
     }
 }
@@ -600,12 +616,12 @@ pub enum SidePool {
 
 const SIDE_TABLE: &str = "CREATE TABLE IF NOT EXISTS chaos_runs (
   scope_id TEXT NOT NULL, plan_ms BIGINT NOT NULL, attempt BIGINT NOT NULL, runner TEXT NOT NULL,
-  execution_id TEXT NOT NULL, run_id TEXT NOT NULL, phase TEXT NOT NULL)";
-const SIDE_INSERT_SQLITE: &str = "INSERT INTO chaos_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const SIDE_INSERT_PG: &str = "INSERT INTO chaos_runs VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const SIDE_INSERT_MYSQL: &str = "INSERT INTO chaos_runs VALUES (?, ?, ?, ?, ?, ?, ?)";
-const SIDE_SELECT: &str = "SELECT scope_id, plan_ms, attempt, runner, execution_id, run_id, phase
-  FROM chaos_runs ORDER BY plan_ms, scope_id, attempt";
+  execution_id TEXT NOT NULL, run_id TEXT NOT NULL, phase TEXT NOT NULL, at_ms BIGINT NOT NULL)";
+const SIDE_INSERT_SQLITE: &str = "INSERT INTO chaos_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const SIDE_INSERT_PG: &str = "INSERT INTO chaos_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const SIDE_INSERT_MYSQL: &str = "INSERT INTO chaos_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+const SIDE_SELECT: &str = "SELECT scope_id, plan_ms, attempt, runner, execution_id, run_id, phase,
+  at_ms FROM chaos_runs ORDER BY plan_ms, scope_id, attempt";
 
 impl SidePool {
     pub async fn create(&self) {
@@ -629,6 +645,7 @@ impl SidePool {
                     .bind(&run.execution_id)
                     .bind(&run.run_id)
                     .bind(&run.phase)
+                    .bind(run.at_ms)
                     .execute($pool)
                     .await
                     .map(drop)
@@ -642,7 +659,7 @@ impl SidePool {
     }
 
     pub async fn runs(&self) -> Vec<SideRun> {
-        type Row = (String, i64, i64, String, String, String, String);
+        type Row = (String, i64, i64, String, String, String, String, i64);
         let rows: Vec<Row> = match self {
             SidePool::Sqlite(pool) => sqlx::query_as(SIDE_SELECT).fetch_all(pool).await,
             SidePool::Pg(pool) => sqlx::query_as(SIDE_SELECT).fetch_all(pool).await,
@@ -658,6 +675,7 @@ impl SidePool {
                 execution_id: r.4,
                 run_id: r.5,
                 phase: r.6,
+                at_ms: r.7,
             })
             .collect()
     }

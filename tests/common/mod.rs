@@ -427,6 +427,18 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn execution_claim_guarded(
+                &self,
+                request: &ClaimRequest<'_>,
+                guard: &cronlease::ClaimGuard,
+            ) -> cronlease::Result<cronlease::store::GuardedClaim> {
+                // Counted and faulted as a claim: it is the claim of a guarded job.
+                let ($this, $op) = (self, "execution_claim");
+                $before;
+                let out = self.inner.execution_claim_guarded(request, guard).await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn execution_heartbeat(
                 &self,
                 renewals: &[Renewal],

@@ -200,6 +200,19 @@ CREATE TABLE cronlease_backfills (
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
         ],
     ),
+    (
+        8,
+        "overlap",
+        &[
+            "ALTER TABLE cronlease_executions DROP CONSTRAINT cronlease_executions_status_check",
+            "ALTER TABLE cronlease_executions ADD CONSTRAINT cronlease_executions_status_check
+  CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD', 'SUPERSEDED', 'SKIPPED'))",
+            "
+CREATE TABLE cronlease_claim_locks (
+  job_name VARBINARY(512) NOT NULL PRIMARY KEY
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4",
+        ],
+    ),
 ];
 
 /// Applies the migrations the database lacks, holding the database's migration lock.

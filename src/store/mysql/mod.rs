@@ -63,12 +63,13 @@ use uuid::Uuid;
 
 use super::deadline::Checkout;
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart, MigrationStatus,
-    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, ManualStart,
+    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
+    db_error,
 };
 use crate::control::{
-    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
-    SkipSpan, Trigger,
+    Backfill, BackfillAdvance, ClaimGuard, GuardRow, JobDescription, Pause, RegisteredJob, Runner,
+    RunnerRegistration, SkipSpan, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::execution::{ClaimOutcome, Execution, Status};
@@ -134,6 +135,8 @@ pub struct MySqlStore {
     /// skip (`SKIP LOCKED`) or deadlock on the other's rows, leaving a stale lease to the next
     /// tick. Sweeps are short and per job, so waiting for each other costs nothing noticeable.
     sweeping: Arc<tokio::sync::Mutex<()>>,
+    /// Jobs whose claim-lock row this store has made sure of.
+    lock_rows: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 /// The statements with the clock expression filled in.
@@ -299,6 +302,7 @@ impl MySqlStore {
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             deadlines: StoreDeadlines::default(),
             sweeping: Arc::new(tokio::sync::Mutex::new(())),
+            lock_rows: Arc::default(),
         }
     }
 
@@ -531,18 +535,271 @@ impl MySqlStore {
         c.release(result)
     }
 
-    /// The body of [`MySqlStore::claim_once`].
+    /// The body of [`MySqlStore::claim_once`]: the claim in one transaction.
     async fn claim_on(
         &self,
         conn: &mut MySqlConnection,
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<Claimed>> {
+        let mut tx = sqlx::Connection::begin(&mut *conn)
+            .await
+            .map_err(|e| db_error("execution_claim", e))?;
+        let claimed = self.claim_in(&mut tx, request).await?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("execution_claim", e))?;
+        Ok(claimed)
+    }
+
+    /// One try of [`Store::execution_claim_guarded`], in one transaction: the job's lock row,
+    /// the rows, the cancellations, the claim, the skips.
+    async fn claim_guarded_once(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
+        let result = self.claim_guarded_on(&mut c, request, guard).await;
+        c.release(result)
+    }
+
+    /// The body of [`MySqlStore::claim_guarded_once`], on a checked-out connection.
+    async fn claim_guarded_on(
+        &self,
+        conn: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        const OP: &str = "execution_claim";
+        let fail = |e| db_error(OP, e);
+        let known = self
+            .lock_rows
+            .lock()
+            .expect("lock rows")
+            .contains(request.job);
+        if !known {
+            sqlx::query(sql::CLAIM_GUARD_LOCK_ROW)
+                .bind(request.job)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            self.lock_rows
+                .lock()
+                .expect("lock rows")
+                .insert(request.job.to_owned());
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+        sqlx::query(sql::CLAIM_GUARD_LOCK)
+            .bind(request.job)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let mut raw = sqlx::query(sql::CLAIM_GUARD_RUNNING)
+            .bind(request.job)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        for batch in json_batches(
+            request
+                .plans
+                .iter()
+                .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
+        ) {
+            raw.extend(
+                sqlx::query(sql::CLAIM_GUARD_RESOLVE)
+                    .bind(batch)
+                    .bind(request.job)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(fail)?,
+            );
+        }
+        // Staleness by the database clock, read only when some lease could be stale.
+        let now = if raw
+            .iter()
+            .any(|r| r.try_get::<String, _>(5).is_ok_and(|s| s == "RUNNING"))
+        {
+            Some(self.now(&mut tx, OP).await?)
+        } else {
+            None
+        };
+        let mut seen = HashSet::new();
+        let rows: Vec<GuardRow> = super::skip_corrupt(raw.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get(0).map_err(dec)?;
+            let status: String = row.try_get(5).map_err(dec)?;
+            Ok(GuardRow {
+                id,
+                token: row.try_get(1).map_err(dec)?,
+                scope: Scope::new(
+                    row::text(row, 2).map_err(dec)?,
+                    row::text(row, 3).map_err(dec)?,
+                ),
+                plan_time: row.try_get(4).map_err(dec)?,
+                status: parsed(&id.to_string(), &status)?,
+                started_at: row.try_get(6).map_err(dec)?,
+                stale: row
+                    .try_get::<Option<DateTime<Utc>>, _>(7)
+                    .map_err(dec)?
+                    .zip(now)
+                    .is_some_and(|(stale_after, now)| stale_after < now),
+            })
+        }))
+        .into_iter()
+        .filter(|r| seen.insert(r.id))
+        .collect();
+        let plan = super::guard::plan(request, guard, &rows);
+        if !plan.cancel.is_empty() {
+            // Every row this transaction writes, locked first and by id (the one lock order):
+            // the claim's own locking then finds them held.
+            let mut ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+            ids.sort();
+            for batch in json_batches(ids.iter().map(|id| json!(hex(*id)))) {
+                sqlx::query(sql::CLAIM_LOCK)
+                    .bind(batch)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+            let now = self.now(&mut tx, OP).await?;
+            let mut cancel = plan.cancel.clone();
+            cancel.sort();
+            for batch in json_batches(
+                cancel
+                    .iter()
+                    .map(|(id, token)| json!([hex(*id), hex(*token)])),
+            ) {
+                sqlx::query(sql::CLAIM_GUARD_CANCEL)
+                    .bind(batch)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+        // The plans to claim that had no row when read under the lock (all of them, usually):
+        // a plain insert, as in the unguarded claim's common case.
+        let known: HashSet<_> = rows.iter().map(|r| key(&r.scope, r.plan_time)).collect();
+        let all_new = plan
+            .claim
+            .plans
+            .iter()
+            .all(|p| !known.contains(&key(&p.scope, p.plan_time)));
+        let fresh = if all_new && !plan.claim.plans.is_empty() {
+            self.insert_new_in(&mut tx, &plan.claim).await?
+        } else {
+            None
+        };
+        let claimed = if plan.claim.plans.is_empty() {
+            Vec::new()
+        } else if let Some(claimed) = fresh {
+            claimed
+        } else {
+            self.claim_in(&mut tx, &plan.claim).await?
+        };
+        if !plan.skip.is_empty() {
+            let now = self.now(&mut tx, OP).await?;
+            for batch in json_batches(plan.skip.iter().map(|p| {
+                json!([
+                    hex(p.id),
+                    p.scope.kind,
+                    p.scope.id,
+                    datetime(p.plan_time),
+                    hex(p.token)
+                ])
+            })) {
+                sqlx::query(sql::CLAIM_GUARD_SKIP)
+                    .bind(request.job)
+                    .bind(i64::from(request.max_attempts))
+                    .bind(request.runner_id)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(batch)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(plan.report(request, claimed))
+    }
+
+    /// Inserts every plan of `request` on `tx` as Won, when none has a row (one statement per
+    /// JSON batch). `None` when one had a row after all (an unguarded claimer inserted it): the
+    /// failed statement changed nothing, and the full claim decides.
+    async fn insert_new_in(
+        &self,
+        tx: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Option<Vec<Claimed>>> {
+        const OP: &str = "execution_claim";
+        let plans = plans_in_key_order(request);
+        let now = self.now(&mut *tx, OP).await?;
+        let stale_after = now + crate::schedule::delta(request.stale_timeout);
+        for batch in json_batches(plans.iter().map(|p| {
+            json!([
+                hex(p.id),
+                p.scope.kind,
+                p.scope.id,
+                datetime(p.plan_time),
+                hex(p.token)
+            ])
+        })) {
+            let inserted = sqlx::query(sql::CLAIM_INSERT_NEW)
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(now)
+                .bind(stale_after)
+                .bind(now)
+                .bind(now)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db))
+                    if db
+                        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|my| my.number() == 1062) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(db_error(OP, e)),
+            }
+        }
+        Ok(Some(
+            plans
+                .iter()
+                .map(|p| Claimed {
+                    lease: Lease {
+                        id: p.id,
+                        token: p.token,
+                    },
+                    scope: p.scope.clone(),
+                    plan_time: p.plan_time,
+                    attempt: 1,
+                    max_attempts: request.max_attempts,
+                    outcome: ClaimOutcome::Won,
+                    started_at: now,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The claim's steps on `tx`, a transaction the caller commits.
+    async fn claim_in(
+        &self,
+        tx: &mut MySqlConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<Claimed>> {
         const OP: &str = "execution_claim";
         let plans = plans_in_key_order(request);
 
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(|e| db_error(OP, e))?;
         // 1. The rows that exist, without locking.
         let mut existing: HashMap<_, Uuid> = HashMap::new();
         for batch in json_batches(
@@ -597,7 +854,7 @@ impl MySqlStore {
         }
         // 3. The clock, once the locks are held. A claim run past its steal deadline (held up
         // behind an outage) takes over no stale lease: its owner could not renew meanwhile.
-        let now = self.now(&mut tx, OP).await?;
+        let now = self.now(&mut *tx, OP).await?;
         let may_steal =
             request.allow_stale_reentry && request.steal_not_after.is_none_or(|t| now <= t);
         let stale_after = now + crate::schedule::delta(request.stale_timeout);
@@ -704,7 +961,6 @@ impl MySqlStore {
                     .map_err(|e| db_error(OP, e))?,
             );
         }
-        tx.commit().await.map_err(|e| db_error(OP, e))?;
         Ok(super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: Uuid = row.try_get("id").map_err(dec)?;
@@ -1344,6 +1600,17 @@ impl Store for MySqlStore {
             return Ok(claimed);
         }
         rerun_deadlocked(|| self.claim_once(request)).await
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        if request.plans.is_empty() {
+            return Ok(GuardedClaim::default());
+        }
+        rerun_deadlocked(|| self.claim_guarded_once(request, guard)).await
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
@@ -2312,7 +2579,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 7);
+        assert_eq!(applied, 8);
         let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
             .fetch_one(store.pool())
             .await
@@ -2350,7 +2617,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 7
+                    known: 8
                 })
             ),
             "{refused:?}"

@@ -349,39 +349,43 @@ pub(super) const EXECUTIONS_BY_ID: &str = concat!(
   STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.wanted)"
 );
 
-/// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the cutoff; $3: the batch.
+/// The rows [`PRUNE_CANDIDATES`] offers and [`EXECUTION_COUNT_PRUNABLE`] counts: one text, so
+/// a dry run counts exactly what the prune would delete.
+macro_rules! prunable {
+    () => {
+        "
+FROM cronlease_executions AS e
+WHERE e.finished_at < ?
+  AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED')
+  AND (e.status = 'DEAD') = ?
+  AND e.replay_pending = 0
+  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
+    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
+      AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)"
+    };
+}
+
+/// $1: whether to prune DEAD rows (else SUCCESS, SUPERSEDED and SKIPPED); $2: the cutoff; $3: the batch.
 /// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
 /// count as a newer plan.
 /// Read without locking along the `finished_at` index; keeps the newest row of every scope.
-pub(super) const PRUNE_CANDIDATES: &str = "\
-SELECT e.id FROM cronlease_executions AS e
-WHERE e.finished_at < ?
-  AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
-  AND (e.status = 'DEAD') = ?
-  AND e.replay_pending = 0
-  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
-    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
+pub(super) const PRUNE_CANDIDATES: &str = concat!(
+    "SELECT e.id",
+    prunable!(),
+    "
 ORDER BY e.finished_at
-LIMIT ?";
+LIMIT ?"
+);
 
 /// $1: whether to count DEAD rows; $2: the cutoff: [`PRUNE_CANDIDATES`] counted, unlimited.
-pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
-SELECT COUNT(*) FROM cronlease_executions AS e
-WHERE e.finished_at < ?
-  AND e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
-  AND (e.status = 'DEAD') = ?
-  AND e.replay_pending = 0
-  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
-    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time)";
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
 
 /// Locks the candidates still finished and not replayed, skipping rows another replica holds.
 pub(super) const PRUNE_LOCK: &str = "\
 SELECT e.id
 FROM JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i
   STRAIGHT_JOIN cronlease_executions AS e ON e.id = UNHEX(i.id)
-WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED') AND e.replay_pending = 0
+WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED') AND e.replay_pending = 0
 ORDER BY e.id
 FOR UPDATE SKIP LOCKED";
 
@@ -420,6 +424,75 @@ pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE (? IS NULL OR job_name = ?)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// Makes sure the job's claim-lock row exists (autocommit, once per job and store): the lock
+/// itself is then a plain `FOR UPDATE` of an existing row, which concurrent first inserts of
+/// the same key cannot deadlock on.
+pub(super) const CLAIM_GUARD_LOCK_ROW: &str =
+    "INSERT IGNORE INTO cronlease_claim_locks (job_name) VALUES (?)";
+
+/// The job's claim lock for a guarded claim: its row in `cronlease_claim_locks`, locked before
+/// any execution row, so guarded claims of one job are serialized across replicas and the lock
+/// order stays global (the job's lock row, then execution rows by id).
+pub(super) const CLAIM_GUARD_LOCK: &str =
+    "SELECT job_name FROM cronlease_claim_locks WHERE job_name = ? FOR UPDATE";
+
+/// The job's RUNNING rows (the stale index, which leads with `status`), for a guarded claim.
+pub(super) const CLAIM_GUARD_RUNNING: &str = "\
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after
+FROM cronlease_executions AS e
+WHERE e.status = 'RUNNING' AND e.job_name = ?";
+
+/// The existing rows of the offered plans, for a guarded claim. $1: `[[scope kind, scope id,
+/// plan time], ..]`; $2: the job.
+pub(super) const CLAIM_GUARD_RESOLVE: &str = "\
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[0]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    plan_time DATETIME(6) PATH '$[2]')) AS p
+  STRAIGHT_JOIN cronlease_executions AS e
+  ON e.job_name = ? AND e.scope_kind = p.scope_kind AND e.scope_id = p.scope_id
+  AND e.plan_time = p.plan_time";
+
+/// Cancels running attempts for a newer plan of their scope (`CancelOther`): SUPERSEDED with the
+/// code `overlap_cancelled`, fenced by id + token + RUNNING. $1: `[[id, token], ..]` of rows
+/// already locked; $2..$4: now.
+pub(super) const CLAIM_GUARD_CANCEL: &str = "\
+UPDATE cronlease_executions AS e
+  JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$[0]', token CHAR(32) PATH '$[1]')) AS v
+  ON e.id = UNHEX(v.id)
+SET e.status = 'SUPERSEDED',
+  e.next_retry_at = NULL,
+  e.error_code = 'overlap_cancelled',
+  e.error_msg = 'cancelled: a newer plan of the scope started (overlap policy cancel_other)',
+  e.finished_at = ?,
+  e.updated_at = ?,
+  e.duration_ms = TIMESTAMPDIFF(MICROSECOND, e.started_at, ?) DIV 1000
+WHERE e.lease_token = UNHEX(v.token) AND e.status = 'RUNNING'";
+
+/// Records plans the overlap policy skips: SKIPPED rows with the code `overlap`, finished at
+/// once, never started. $1..$3: job, max attempts, runner; $4..$6: now (finished, created,
+/// updated); $7: `[[id, scope kind, scope id, plan time, token], ..]`.
+pub(super) const CLAIM_GUARD_SKIP: &str = "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, finished_at, created_at, updated_at, result, failures,
+  error_code, error_msg)
+SELECT UNHEX(p.id), ?, p.scope_kind, p.scope_id, p.plan_time, 'SKIPPED', 1, ?,
+  ?, UNHEX(p.token), 'won', ?, ?, ?, '{}', '[]', 'overlap',
+  'not run: the previous plan of the scope was still running (overlap policy)'
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    n FOR ORDINALITY,
+    id CHAR(32) PATH '$[0]',
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[2]',
+    plan_time DATETIME(6) PATH '$[3]',
+    token CHAR(32) PATH '$[4]')) AS p
+ORDER BY p.n
+ON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id";
 
 /// Lifting a pause first records the paused interval in the skipped-plan ledger (same
 /// transaction as `PAUSE_CLEAR`): job, scope kind, scope id, then the time read just before.

@@ -194,6 +194,18 @@ CREATE INDEX cronlease_backfills_active ON cronlease_backfills (job_name)
   WHERE status = 'ACTIVE';
 ",
     ),
+    (
+        8,
+        "overlap",
+        "
+ALTER TABLE cronlease_executions DROP CONSTRAINT cronlease_executions_status_check;
+ALTER TABLE cronlease_executions ADD CONSTRAINT cronlease_executions_status_check
+  CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD', 'SUPERSEDED', 'SKIPPED'));
+DROP INDEX cronlease_executions_finished;
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the

@@ -28,12 +28,13 @@ use uuid::Uuid;
 
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart, MigrationStatus,
-    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, ManualStart,
+    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
+    db_error,
 };
 use crate::control::{
-    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
-    SkipSpan, Trigger,
+    Backfill, BackfillAdvance, ClaimGuard, GuardRow, JobDescription, OverlapPolicy, Pause,
+    RegisteredJob, Runner, RunnerRegistration, SkipSpan, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
@@ -96,6 +97,10 @@ struct Statements {
     backfill_cancel: Arc<str>,
     backfill_advance: Arc<str>,
     rerun: Arc<str>,
+    claim_guard_rows: Arc<str>,
+    claim_guard_rows_locked: Arc<str>,
+    claim_guard_cancel: Arc<str>,
+    claim_guard_skip: Arc<str>,
 }
 
 impl Statements {
@@ -132,11 +137,193 @@ impl Statements {
             backfill_cancel: fill(sql::BACKFILL_CANCEL),
             backfill_advance: fill(sql::BACKFILL_ADVANCE),
             rerun: fill(sql::EXECUTION_RERUN),
+            claim_guard_rows: fill(sql::CLAIM_GUARD_ROWS),
+            claim_guard_rows_locked: fill(sql::CLAIM_GUARD_ROWS_LOCKED),
+            claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
+            claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
         }
     }
 }
 
 impl PgStore {
+    /// [`Store::execution_claim_guarded`] on one connection, in one transaction: the job's
+    /// advisory lock, the rows, the cancellations, the claim, the skips.
+    async fn claim_guarded_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        const OP: &str = "execution_claim";
+        let fail = |e| db_error(OP, e);
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
+        sqlx::query(sql::CLAIM_GUARD_LOCK)
+            .bind(request.job)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let plans = &request.plans;
+        let read = if guard.overlap == OverlapPolicy::CancelOther {
+            &self.sql.claim_guard_rows_locked
+        } else {
+            &self.sql.claim_guard_rows
+        };
+        let rows = sqlx::query(q(read))
+            .bind(request.job)
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.plan_time)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let rows = super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get("id").map_err(dec)?;
+            let status: String = row.try_get("status").map_err(dec)?;
+            Ok(GuardRow {
+                id,
+                token: row.try_get("lease_token").map_err(dec)?,
+                scope: Scope::new(
+                    row.try_get::<String, _>("scope_kind").map_err(dec)?,
+                    row.try_get::<String, _>("scope_id").map_err(dec)?,
+                ),
+                plan_time: row.try_get("plan_time").map_err(dec)?,
+                status: parsed(&id.to_string(), &status)?,
+                started_at: row.try_get("started_at").map_err(dec)?,
+                stale: row
+                    .try_get::<Option<bool>, _>("stale")
+                    .map_err(dec)?
+                    .unwrap_or(false),
+            })
+        }));
+        let plan = super::guard::plan(request, guard, &rows);
+        if !plan.cancel.is_empty() {
+            sqlx::query(q(&self.sql.claim_guard_cancel))
+                .bind(plan.cancel.iter().map(|c| c.0).collect::<Vec<Uuid>>())
+                .bind(plan.cancel.iter().map(|c| c.1).collect::<Vec<Uuid>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        let claimed = if plan.claim.plans.is_empty() {
+            Vec::new()
+        } else {
+            self.claim_on(&mut tx, &plan.claim).await?
+        };
+        if !plan.skip.is_empty() {
+            let skip = &plan.skip;
+            sqlx::query(q(&self.sql.claim_guard_skip))
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(skip.iter().map(|p| p.id).collect::<Vec<Uuid>>())
+                .bind(
+                    skip.iter()
+                        .map(|p| p.scope.kind.as_str())
+                        .collect::<Vec<&str>>(),
+                )
+                .bind(
+                    skip.iter()
+                        .map(|p| p.scope.id.as_str())
+                        .collect::<Vec<&str>>(),
+                )
+                .bind(
+                    skip.iter()
+                        .map(|p| p.plan_time)
+                        .collect::<Vec<DateTime<Utc>>>(),
+                )
+                .bind(skip.iter().map(|p| p.token).collect::<Vec<Uuid>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(plan.report(request, claimed))
+    }
+
+    /// The claim statement on `conn` (a pooled connection or a transaction).
+    async fn claim_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        request: &ClaimRequest<'_>,
+    ) -> Result<Vec<Claimed>> {
+        let plans = &request.plans;
+        let result = sqlx::query(q(&self.sql.claim))
+            .bind(request.job)
+            .bind(i64::from(request.max_attempts))
+            .bind(request.runner_id)
+            .bind(duration_ms(request.stale_timeout))
+            .bind(plans.iter().map(|p| p.id).collect::<Vec<Uuid>>())
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.kind.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.scope.id.as_str())
+                    .collect::<Vec<&str>>(),
+            )
+            .bind(
+                plans
+                    .iter()
+                    .map(|p| p.plan_time)
+                    .collect::<Vec<DateTime<Utc>>>(),
+            )
+            .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
+            .bind(request.allow_stale_reentry)
+            .bind(request.steal_not_after)
+            .fetch_all(&mut *conn)
+            .await;
+        let rows = result.map_err(|e| db_error("execution_claim", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get("id").map_err(dec)?;
+            let id_text = id.to_string();
+            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
+            Ok(Claimed {
+                lease: Lease {
+                    id,
+                    token: row.try_get("lease_token").map_err(dec)?,
+                },
+                scope: Scope::new(
+                    row.try_get::<String, _>("scope_kind").map_err(dec)?,
+                    row.try_get::<String, _>("scope_id").map_err(dec)?,
+                ),
+                plan_time: row.try_get("plan_time").map_err(dec)?,
+                attempt: count(
+                    &id_text,
+                    "attempt",
+                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
+                )?,
+                max_attempts: count(
+                    &id_text,
+                    "max_attempts",
+                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
+                )?,
+                outcome: parsed(&id_text, &outcome)?,
+                started_at: row.try_get("started_at").map_err(dec)?,
+            })
+        })))
+    }
+
     /// Connects with a URL such as `postgres://user:password@host/database` (a pool of
     /// [`DEFAULT_MAX_CONNECTIONS`]). The URL is never logged: it may hold a password.
     ///
@@ -421,67 +608,24 @@ impl Store for PgStore {
         if request.plans.is_empty() {
             return Ok(Vec::new());
         }
-        let plans = &request.plans;
         let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
-        let result = sqlx::query(q(&self.sql.claim))
-            .bind(request.job)
-            .bind(i64::from(request.max_attempts))
-            .bind(request.runner_id)
-            .bind(duration_ms(request.stale_timeout))
-            .bind(plans.iter().map(|p| p.id).collect::<Vec<Uuid>>())
-            .bind(
-                plans
-                    .iter()
-                    .map(|p| p.scope.kind.as_str())
-                    .collect::<Vec<&str>>(),
-            )
-            .bind(
-                plans
-                    .iter()
-                    .map(|p| p.scope.id.as_str())
-                    .collect::<Vec<&str>>(),
-            )
-            .bind(
-                plans
-                    .iter()
-                    .map(|p| p.plan_time)
-                    .collect::<Vec<DateTime<Utc>>>(),
-            )
-            .bind(plans.iter().map(|p| p.token).collect::<Vec<Uuid>>())
-            .bind(request.allow_stale_reentry)
-            .bind(request.steal_not_after)
-            .fetch_all(&mut *c)
-            .await;
-        let rows = c.done(result)?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
-            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-            let id: Uuid = row.try_get("id").map_err(dec)?;
-            let id_text = id.to_string();
-            let outcome: String = row.try_get("claim_outcome").map_err(dec)?;
-            Ok(Claimed {
-                lease: Lease {
-                    id,
-                    token: row.try_get("lease_token").map_err(dec)?,
-                },
-                scope: Scope::new(
-                    row.try_get::<String, _>("scope_kind").map_err(dec)?,
-                    row.try_get::<String, _>("scope_id").map_err(dec)?,
-                ),
-                plan_time: row.try_get("plan_time").map_err(dec)?,
-                attempt: count(
-                    &id_text,
-                    "attempt",
-                    row.try_get::<i32, _>("attempt").map_err(dec)?.into(),
-                )?,
-                max_attempts: count(
-                    &id_text,
-                    "max_attempts",
-                    row.try_get::<i32, _>("max_attempts").map_err(dec)?.into(),
-                )?,
-                outcome: parsed(&id_text, &outcome)?,
-                started_at: row.try_get("started_at").map_err(dec)?,
-            })
-        })))
+        let claimed = self.claim_on(&mut c, request).await;
+        c.done(Ok(()))?;
+        claimed
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        if request.plans.is_empty() {
+            return Ok(GuardedClaim::default());
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
+        let outcome = self.claim_guarded_on(&mut c, request, guard).await;
+        c.done(Ok(()))?;
+        outcome
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {
@@ -1248,7 +1392,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 7);
+        assert_eq!(applied, 8);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -1308,7 +1452,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 7
+                    known: 8
                 })
             ),
             "{refused:?}"

@@ -281,38 +281,45 @@ RETURNING ",
     execution_columns!()
 );
 
-/// $1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); $2: the age in ms; $3: the batch.
-/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
-/// count as a newer plan.
-/// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
-/// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
-/// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
-pub(super) const EXECUTION_PRUNE: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
-DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
-  SELECT e.id FROM cronlease_executions AS e
-  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+/// The rows [`EXECUTION_PRUNE`] deletes and [`EXECUTION_COUNT_PRUNABLE`] counts: one text, so
+/// a dry run counts exactly what the prune would delete.
+macro_rules! prunable {
+    () => {
+        "
+  FROM cronlease_executions AS e
+  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED')
     AND e.finished_at < (SELECT c.now FROM c) - $2::bigint * interval '1 millisecond'
     AND (e.status = 'DEAD') = $1::boolean
     AND NOT e.replay_pending
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)"
+    };
+}
+
+/// $1: whether to prune DEAD rows (else SUCCESS, SUPERSEDED and SKIPPED); $2: the age in ms; $3: the batch.
+/// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
+/// count as a newer plan.
+/// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
+/// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
+/// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
+pub(super) const EXECUTION_PRUNE: &str = concat!(
+    "WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
+  SELECT e.id",
+    prunable!(),
+    "
   ORDER BY e.finished_at
   LIMIT $3
-  FOR UPDATE OF e SKIP LOCKED))";
+  FOR UPDATE OF e SKIP LOCKED))"
+);
 
 /// $1, $2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
-pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
-WITH c AS MATERIALIZED (SELECT {NOW} AS now)
-SELECT COUNT(*) FROM cronlease_executions AS e
-WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
-  AND e.finished_at < (SELECT c.now FROM c) - $2::bigint * interval '1 millisecond'
-  AND (e.status = 'DEAD') = $1::boolean
-  AND NOT e.replay_pending
-  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
-    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time)";
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!(
+    "WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+SELECT COUNT(*)",
+    prunable!()
+);
 
 /// The cutoff is a scalar subquery, so the partial stale index answers it.
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
@@ -355,6 +362,76 @@ pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE ($1::text IS NULL OR job_name = $1::text)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// The job's claim lock for a guarded claim (overlap policy, concurrency limit): a transaction
+/// advisory lock on a hash of the job's name, taken before any row, so guarded claims of one job
+/// are serialized across replicas and the lock order stays global (the job's lock, then rows in
+/// plan-key order). Released at commit or rollback.
+pub(super) const CLAIM_GUARD_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('cronlease.claim:' || $1::text, 0))";
+
+/// What a guarded claim decides on: every RUNNING row of the job (the partial stale index) and
+/// the existing row of each offered plan (one unique-key probe each). $2..$4 are the plans'
+/// scope kinds, scope ids and plan times.
+pub(super) const CLAIM_GUARD_ROWS: &str = "\
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
+FROM cronlease_executions AS e
+WHERE e.id IN (
+  SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'
+  UNION
+  SELECT x.id FROM UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS u(scope_kind, scope_id, plan_time)
+  JOIN cronlease_executions AS x ON x.job_name = $1 AND x.scope_kind = u.scope_kind
+    AND x.scope_id = u.scope_id AND x.plan_time = u.plan_time)
+ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time";
+
+/// The same rows, locked in plan-key order: for `CancelOther`, whose cancellations and claim
+/// then touch only rows this statement already holds.
+pub(super) const CLAIM_GUARD_ROWS_LOCKED: &str = concat!(
+    "\
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
+FROM cronlease_executions AS e
+WHERE e.id IN (
+  SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'
+  UNION
+  SELECT x.id FROM UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS u(scope_kind, scope_id, plan_time)
+  JOIN cronlease_executions AS x ON x.job_name = $1 AND x.scope_kind = u.scope_kind
+    AND x.scope_id = u.scope_id AND x.plan_time = u.plan_time)
+ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time",
+    "\nFOR UPDATE OF e"
+);
+
+/// Cancels running attempts for a newer plan of their scope (`CancelOther`): SUPERSEDED with the
+/// code `overlap_cancelled`, fenced by id + token + RUNNING. The owner's next heartbeat finds its
+/// lease gone and cancels the handler; its late writes are fenced out. $1, $2: ids and tokens.
+pub(super) const CLAIM_GUARD_CANCEL: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+UPDATE cronlease_executions AS e SET
+  status = 'SUPERSEDED',
+  next_retry_at = NULL,
+  error_code = 'overlap_cancelled',
+  error_msg = 'cancelled: a newer plan of the scope started (overlap policy cancel_other)',
+  finished_at = c.now,
+  updated_at = c.now,
+  duration_ms = floor(extract(epoch FROM c.now - e.started_at) * 1000)::bigint
+FROM UNNEST($1::uuid[], $2::uuid[]) AS v(id, token) CROSS JOIN c
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'";
+
+/// Records plans the overlap policy skips: SKIPPED rows with the code `overlap`, finished at
+/// once, never started. $4..$8: ids, scope kinds, scope ids, plan times and tokens.
+pub(super) const CLAIM_GUARD_SKIP: &str = "\
+WITH c AS MATERIALIZED (SELECT {NOW} AS now)
+INSERT INTO cronlease_executions AS e (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, finished_at, created_at, updated_at, error_code, error_msg)
+SELECT u.id, $1::text, u.scope_kind, u.scope_id, u.plan_time, 'SKIPPED', 1, $2::bigint,
+  $3::text, u.token, 'won', c.now, c.now, c.now, 'overlap',
+  'not run: the previous plan of the scope was still running (overlap policy)'
+FROM UNNEST($4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::uuid[])
+  AS u(id, scope_kind, scope_id, plan_time, token) CROSS JOIN c
+ORDER BY u.scope_kind, u.scope_id, u.plan_time
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
 
 /// One array per column. A span recorded already (another replica decided the same) is widened,
 /// never doubled; the store sends the rows sorted by key, so replicas lock them in one order.

@@ -222,6 +222,62 @@ CREATE INDEX cronlease_backfills_active ON cronlease_backfills (job_name)
   WHERE status = 'ACTIVE';
 ",
     ),
+    (
+        8,
+        "overlap",
+        // The status CHECK gains SKIPPED: the table is rebuilt as in version 3.
+        "
+CREATE TABLE cronlease_executions_v5 (
+  id             TEXT PRIMARY KEY,
+  job_name       TEXT NOT NULL,
+  scope_kind     TEXT NOT NULL,
+  scope_id       TEXT NOT NULL,
+  plan_time      INTEGER NOT NULL,
+  status         TEXT NOT NULL
+    CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'DEAD', 'SUPERSEDED', 'SKIPPED')),
+  attempt        INTEGER NOT NULL CHECK (attempt >= 1),
+  max_attempts   INTEGER NOT NULL CHECK (max_attempts >= 1),
+  next_retry_at  INTEGER,
+  runner_id      TEXT NOT NULL,
+  lease_token    TEXT NOT NULL,
+  claim_outcome  TEXT NOT NULL DEFAULT 'won',
+  heartbeat_at   INTEGER,
+  stale_after    INTEGER,
+  started_at     INTEGER,
+  finished_at    INTEGER,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  duration_ms    INTEGER,
+  rows_affected  INTEGER,
+  result         TEXT NOT NULL DEFAULT '{}',
+  error_code     TEXT,
+  error_msg      TEXT,
+  failures       TEXT NOT NULL DEFAULT '[]',
+  replay_pending INTEGER NOT NULL DEFAULT 0 CHECK (replay_pending IN (0, 1)),
+  replayed_at    INTEGER,
+  UNIQUE (job_name, scope_kind, scope_id, plan_time)
+);
+INSERT INTO cronlease_executions_v5 (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, next_retry_at,
+  runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, finished_at,
+  created_at, updated_at, duration_ms, rows_affected, result, error_code, error_msg, failures,
+  replay_pending, replayed_at)
+SELECT
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, next_retry_at,
+  runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, finished_at,
+  created_at, updated_at, duration_ms, rows_affected, result, error_code, error_msg, failures,
+  replay_pending, replayed_at
+FROM cronlease_executions;
+DROP TABLE cronlease_executions;
+ALTER TABLE cronlease_executions_v5 RENAME TO cronlease_executions;
+CREATE INDEX cronlease_executions_stale ON cronlease_executions (job_name, stale_after)
+  WHERE status = 'RUNNING';
+CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_retry_at)
+  WHERE status = 'FAILED';
+CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
+  WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
+",
+    ),
 ];
 
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before

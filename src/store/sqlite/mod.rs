@@ -17,6 +17,7 @@ mod migrate;
 mod row;
 mod sql;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,13 +34,13 @@ use uuid::Uuid;
 
 use super::deadline::StoreDeadlines;
 use super::{
-    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, Lease, ManualStart,
-    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
-    db_error,
+    ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease,
+    ManualStart, MigrationStatus, PlanClaim, PruneSet, Renewal, RetryCandidate, Store,
+    SuccessWrite, Swept, TickClock, db_error,
 };
 use crate::control::{
-    Backfill, BackfillAdvance, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
-    SkipSpan, Trigger,
+    Backfill, BackfillAdvance, ClaimGuard, GuardRow, JobDescription, Pause, RegisteredJob, Runner,
+    RunnerRegistration, SkipSpan, Trigger,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
@@ -107,6 +108,9 @@ struct Statements {
     backfill_cancel: Arc<str>,
     backfill_advance: Arc<str>,
     rerun: Arc<str>,
+    claim_guard_rows: Arc<str>,
+    claim_guard_cancel: Arc<str>,
+    claim_guard_skip: Arc<str>,
 }
 
 impl Statements {
@@ -145,6 +149,9 @@ impl Statements {
             backfill_cancel: fill(sql::BACKFILL_CANCEL),
             backfill_advance: fill(sql::BACKFILL_ADVANCE),
             rerun: fill(sql::EXECUTION_RERUN),
+            claim_guard_rows: fill(sql::CLAIM_GUARD_ROWS),
+            claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
+            claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
         }
     }
 }
@@ -305,6 +312,17 @@ impl SqliteStore {
     ) -> Result<Option<Vec<Claimed>>> {
         let fail = |e| db_error("execution_claim", e);
         let mut conn = self.writer.acquire().await.map_err(fail)?;
+        self.claim_fresh_on(&mut conn, request, plans).await
+    }
+
+    /// [`claim_fresh`](Self::claim_fresh) on `conn` (the writer, or a transaction on it).
+    async fn claim_fresh_on(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        request: &ClaimRequest<'_>,
+        plans: &str,
+    ) -> Result<Option<Vec<Claimed>>> {
+        let fail = |e| db_error("execution_claim", e);
         let now: i64 = sqlx::query_scalar(q(&self.sql.db_now))
             .fetch_one(&mut *conn)
             .await
@@ -383,6 +401,44 @@ fn claim_query<'q>(
         .bind(request.runner_id)
         .bind(duration_ms(request.stale_timeout))
         .bind(plans)
+}
+
+/// Plans as the claim statements read them: `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+fn claim_plans(plans: &[PlanClaim]) -> String {
+    let plans: Vec<_> = plans
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                p.scope.kind.as_str(),
+                p.scope.id.as_str(),
+                p.plan_time.timestamp_millis(),
+                p.token,
+            )
+        })
+        .collect();
+    batch_json(&plans)
+}
+
+/// The claimed rows `EXECUTION_CLAIMED` read back, as a JSON array.
+fn decode_claimed(claimed: &str) -> Result<Vec<Claimed>> {
+    let rows: Vec<ClaimedRow> =
+        serde_json::from_str(claimed).map_err(|e| corrupt("?", e.to_string()))?;
+    Ok(super::skip_corrupt(rows.into_iter().map(|row| {
+        let id = row.0.as_str();
+        Ok(Claimed {
+            lease: Lease {
+                id: uuid(id, id)?,
+                token: uuid(id, &row.6)?,
+            },
+            scope: Scope::new(row.1.clone(), row.2.clone()),
+            plan_time: from_millis(row.3),
+            attempt: count(id, "attempt", row.4)?,
+            max_attempts: count(id, "max_attempts", row.5)?,
+            outcome: parsed(id, &row.7)?,
+            started_at: from_millis(row.8),
+        })
+    })))
 }
 
 fn ids(rows: Vec<SqliteRow>) -> Result<Vec<Uuid>> {
@@ -468,20 +524,7 @@ impl Store for SqliteStore {
         if request.plans.is_empty() {
             return Ok(Vec::new());
         }
-        let plans: Vec<_> = request
-            .plans
-            .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    p.scope.kind.as_str(),
-                    p.scope.id.as_str(),
-                    p.plan_time.timestamp_millis(),
-                    p.token,
-                )
-            })
-            .collect();
-        let plans = batch_json(&plans);
+        let plans = claim_plans(&request.plans);
         if let Some(claimed) = self.claim_fresh(request, &plans).await? {
             return Ok(claimed);
         }
@@ -494,23 +537,111 @@ impl Store for SqliteStore {
         let claimed = self
             .write_then_read_back("execution_claim", write, read_back)
             .await?;
-        let rows: Vec<ClaimedRow> =
-            serde_json::from_str(&claimed).map_err(|e| corrupt("?", e.to_string()))?;
-        Ok(super::skip_corrupt(rows.into_iter().map(|row| {
-            let id = row.0.as_str();
-            Ok(Claimed {
-                lease: Lease {
-                    id: uuid(id, id)?,
-                    token: uuid(id, &row.6)?,
-                },
-                scope: Scope::new(row.1.clone(), row.2.clone()),
-                plan_time: from_millis(row.3),
-                attempt: count(id, "attempt", row.4)?,
-                max_attempts: count(id, "max_attempts", row.5)?,
-                outcome: parsed(id, &row.7)?,
-                started_at: from_millis(row.8),
+        decode_claimed(&claimed)
+    }
+
+    async fn execution_claim_guarded(
+        &self,
+        request: &ClaimRequest<'_>,
+        guard: &ClaimGuard,
+    ) -> Result<GuardedClaim> {
+        if request.plans.is_empty() {
+            return Ok(GuardedClaim::default());
+        }
+        let fail = |e| db_error("execution_claim", e);
+        // The write lock first: it is the job's claim lock (SQLite has one writer).
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        let offered = claim_plans(&request.plans);
+        let rows = sqlx::query(q(&self.sql.claim_guard_rows))
+            .bind(request.job)
+            .bind(&offered)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let rows = super::skip_corrupt(rows.iter().map(|row| {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: String = row.try_get(0).map_err(dec)?;
+            let token: String = row.try_get(1).map_err(dec)?;
+            let status: String = row.try_get(5).map_err(dec)?;
+            Ok(GuardRow {
+                id: uuid(&id, &id)?,
+                token: uuid(&id, &token)?,
+                scope: Scope::new(
+                    row.try_get::<String, _>(2).map_err(dec)?,
+                    row.try_get::<String, _>(3).map_err(dec)?,
+                ),
+                plan_time: from_millis(row.try_get(4).map_err(dec)?),
+                status: parsed(&id, &status)?,
+                started_at: row
+                    .try_get::<Option<i64>, _>(6)
+                    .map_err(dec)?
+                    .map(from_millis),
+                stale: row
+                    .try_get::<Option<bool>, _>(7)
+                    .map_err(dec)?
+                    .unwrap_or(false),
             })
-        })))
+        }));
+        let plan = super::guard::plan(request, guard, &rows);
+        if !plan.cancel.is_empty() {
+            sqlx::query(q(&self.sql.claim_guard_cancel))
+                .bind(batch_json(&plan.cancel))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        // The plans to claim that had no row when read under the lock (all of them, usually):
+        // a plain insert, as in the unguarded claim.
+        let known: HashSet<(&Scope, DateTime<Utc>)> =
+            rows.iter().map(|r| (&r.scope, r.plan_time)).collect();
+        let all_new = plan
+            .claim
+            .plans
+            .iter()
+            .all(|p| !known.contains(&(&p.scope, p.plan_time)));
+        let fresh = if all_new && !plan.claim.plans.is_empty() {
+            let plans = claim_plans(&plan.claim.plans);
+            self.claim_fresh_on(&mut tx, &plan.claim, &plans).await?
+        } else {
+            None
+        };
+        let claimed = if plan.claim.plans.is_empty() {
+            Vec::new()
+        } else if let Some(claimed) = fresh {
+            claimed
+        } else {
+            let plans = claim_plans(&plan.claim.plans);
+            claim_query(&self.sql.claim, &plan.claim, &plans)
+                .bind(plan.claim.allow_stale_reentry)
+                .bind(plan.claim.steal_not_after.map(|t| t.timestamp_millis()))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            let claimed: String = sqlx::query_scalar(sql::EXECUTION_CLAIMED)
+                .bind(request.job)
+                .bind(&plans)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+            decode_claimed(&claimed)?
+        };
+        if !plan.skip.is_empty() {
+            sqlx::query(q(&self.sql.claim_guard_skip))
+                .bind(request.job)
+                .bind(i64::from(request.max_attempts))
+                .bind(request.runner_id)
+                .bind(claim_plans(&plan.skip))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        self.wrote();
+        Ok(plan.report(request, claimed))
     }
 
     async fn execution_heartbeat(&self, renewals: &[Renewal]) -> Result<Vec<Uuid>> {

@@ -235,34 +235,38 @@ RETURNING ",
     execution_columns!()
 );
 
-/// ?1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); ?2: the age in ms; ?3: the
-/// batch. FAILED rows are never pruned: each has a retry ahead of it. The newest scheduled row
-/// of a scope is kept (planning reads it); a newer manual run does not count as a newer plan.
-/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite
-/// uses it.
-pub(super) const EXECUTION_PRUNE: &str = "\
-DELETE FROM cronlease_executions WHERE id IN (
-  SELECT e.id FROM cronlease_executions AS e
-  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
+/// The rows [`EXECUTION_PRUNE`] deletes and [`EXECUTION_COUNT_PRUNABLE`] counts: one text, so
+/// a dry run counts exactly what the prune would delete.
+macro_rules! prunable {
+    () => {
+        "
+  FROM cronlease_executions AS e
+  WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED')
     AND e.finished_at < {NOW} - ?2
     AND (e.status = 'DEAD') = ?1
     AND e.replay_pending = 0
     AND EXISTS (SELECT 1 FROM cronlease_executions AS n
       WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)
+        AND n.plan_time > e.plan_time AND n.trigger_id IS NULL)"
+    };
+}
+
+/// ?1: whether to prune DEAD rows (else SUCCESS and SUPERSEDED); ?2: the age in ms; ?3: the
+/// batch. FAILED rows are never pruned: each has a retry ahead of it. The newest scheduled row
+/// of a scope is kept (planning reads it); a newer manual run does not count as a newer plan.
+/// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite
+/// uses it.
+pub(super) const EXECUTION_PRUNE: &str = concat!(
+    "DELETE FROM cronlease_executions WHERE id IN (
+  SELECT e.id",
+    prunable!(),
+    "
   ORDER BY e.finished_at
-  LIMIT ?3)";
+  LIMIT ?3)"
+);
 
 /// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
-pub(super) const EXECUTION_COUNT_PRUNABLE: &str = "\
-SELECT COUNT(*) FROM cronlease_executions AS e
-WHERE e.status IN ('SUCCESS', 'DEAD', 'SUPERSEDED')
-  AND e.finished_at < {NOW} - ?2
-  AND (e.status = 'DEAD') = ?1
-  AND e.replay_pending = 0
-  AND EXISTS (SELECT 1 FROM cronlease_executions AS n
-    WHERE n.job_name = e.job_name AND n.scope_kind = e.scope_kind AND n.scope_id = e.scope_id
-      AND n.plan_time > e.plan_time)";
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
 
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
@@ -304,6 +308,49 @@ pub(super) const PAUSE_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, paused_by, reason, paused_at FROM cronlease_pauses
 WHERE (?1 IS NULL OR job_name = ?1)
 ORDER BY job_name, scope_kind, scope_id";
+
+/// What a guarded claim decides on (inside its `BEGIN IMMEDIATE` transaction, which is the job's
+/// claim lock: SQLite has one writer): every RUNNING row of the job (the partial stale index)
+/// and the existing row of each offered plan (one unique-key probe each). ?2 is the claim's
+/// plans, `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+pub(super) const CLAIM_GUARD_ROWS: &str = "\
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
+FROM cronlease_executions AS e WHERE e.job_name = ?1 AND e.status = 'RUNNING'
+UNION
+SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
+  e.stale_after < {NOW} AS stale
+FROM jsonb_each(?2) AS p
+CROSS JOIN cronlease_executions AS e
+  ON e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
+  AND e.plan_time = p.value ->> 3";
+
+/// Cancels running attempts for a newer plan of their scope (`CancelOther`): SUPERSEDED with the
+/// code `overlap_cancelled`, fenced by id + token + RUNNING. ?1 is `[[id, token], ...]`.
+pub(super) const CLAIM_GUARD_CANCEL: &str = "\
+UPDATE cronlease_executions AS e SET
+  status = 'SUPERSEDED',
+  next_retry_at = NULL,
+  error_code = 'overlap_cancelled',
+  error_msg = 'cancelled: a newer plan of the scope started (overlap policy cancel_other)',
+  finished_at = {NOW},
+  updated_at = {NOW},
+  duration_ms = {NOW} - e.started_at
+FROM (SELECT value ->> 0 AS id, value ->> 1 AS token FROM jsonb_each(?1)) AS v
+WHERE e.id = v.id AND e.lease_token = v.token AND e.status = 'RUNNING'";
+
+/// Records plans the overlap policy skips: SKIPPED rows with the code `overlap`, finished at
+/// once, never started. ?4 is `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+pub(super) const CLAIM_GUARD_SKIP: &str = "\
+INSERT INTO cronlease_executions (
+  id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts,
+  runner_id, lease_token, claim_outcome, finished_at, created_at, updated_at, error_code, error_msg)
+SELECT p.value ->> 0, ?1, p.value ->> 1, p.value ->> 2, p.value ->> 3, 'SKIPPED', 1, ?2,
+  ?3, p.value ->> 4, 'won', {NOW}, {NOW}, {NOW}, 'overlap',
+  'not run: the previous plan of the scope was still running (overlap policy)'
+FROM jsonb_each(?4) AS p
+WHERE true
+ON CONFLICT (job_name, scope_kind, scope_id, plan_time) DO NOTHING";
 
 /// ?1 is `[[job, scope_kind, scope_id, reason, from_ms, to_ms, plans, scopes, detail], ...]`.
 /// A span recorded already (by another replica that decided the same) is widened, never doubled.
