@@ -757,6 +757,8 @@ fn override_pairs(o: &JobOverrides) -> Vec<(&'static str, String)> {
             "supersede_failed",
             o.supersede_failed.map(|b| b.to_string()),
         ),
+        ("overlap", o.overlap.clone()),
+        ("max_concurrent", o.max_concurrent.map(|n| n.to_string())),
     ];
     list.into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

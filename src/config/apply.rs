@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{Config, JobOverrides};
+use crate::control::OverlapPolicy;
 use crate::error::{Error, Result};
 use crate::plan::CatchUp;
 use crate::retry::{Backoff, DbRetry};
@@ -107,6 +108,12 @@ impl JobOverrides {
         if let Some(supersede) = self.supersede_failed {
             builder = builder.supersede_failed(supersede);
         }
+        if let Some(name) = &self.overlap {
+            builder = builder.overlap(overlap_policy(name).map_err(fail)?);
+        }
+        if let Some(n) = self.max_concurrent {
+            builder = builder.max_concurrent(n);
+        }
         builder.build().map_err(|e| match e {
             Error::InvalidJob { job, message } => {
                 Error::invalid_job(&job, format!("in the settings: {message}"))
@@ -171,4 +178,21 @@ impl JobOverrides {
             ),
         }
     }
+}
+
+/// An overlap policy by its name (`skip`, `buffer_one`, `allow_all`, `cancel_other`).
+fn overlap_policy(name: &str) -> std::result::Result<OverlapPolicy, String> {
+    let all = [
+        OverlapPolicy::Skip,
+        OverlapPolicy::BufferOne,
+        OverlapPolicy::AllowAll,
+        OverlapPolicy::CancelOther,
+    ];
+    all.into_iter()
+        .find(|policy| policy.as_str() == name.trim())
+        .ok_or_else(|| {
+            format!(
+                "overlap `{name}` is not a policy: write \"skip\", \"buffer_one\", \"allow_all\" or \"cancel_other\""
+            )
+        })
 }

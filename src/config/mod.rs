@@ -187,6 +187,11 @@ pub struct JobOverrides {
     pub allow_stale_reentry: Option<bool>,
     /// Whether an older FAILED plan is closed once a newer plan of its scope succeeds.
     pub supersede_failed: Option<bool>,
+    /// What a claim does with a plan whose scope is still running: `skip`, `buffer_one`,
+    /// `allow_all` or `cancel_other` ([`OverlapPolicy`](crate::OverlapPolicy)).
+    pub overlap: Option<String>,
+    /// The most RUNNING attempts of the job at once across the cluster (at least 1).
+    pub max_concurrent: Option<u32>,
 }
 
 /// The environment variable naming the settings file for the command-line tool.

@@ -60,6 +60,8 @@ heartbeat_interval = "30s"
 max_attempts = 5
 backoff = ["1m", "10m"]
 allow_stale_reentry = false
+overlap = "buffer_one"
+max_concurrent = 4
 "#;
 
 #[test]
@@ -271,6 +273,8 @@ fn job_overrides_replace_the_codes_settings() {
     assert_eq!(spec.run_timeout(), Duration::from_secs(300));
     assert_eq!(spec.stale_timeout(), Duration::from_secs(600));
     assert!(!spec.allows_stale_reentry());
+    assert_eq!(spec.overlap(), crate::OverlapPolicy::BufferOne);
+    assert_eq!(spec.max_concurrent(), Some(4));
     assert_eq!(
         spec.backoff,
         Backoff::List(vec![Duration::from_secs(60), Duration::from_secs(600)])
@@ -312,6 +316,8 @@ fn invalid_overrides_name_the_job_and_the_field() {
             "applies to cron schedules",
         ),
         ("time_zone = \"Mars/Olympus\"", "Mars/Olympus"),
+        ("overlap = \"queue\"", "overlap `queue` is not a policy"),
+        ("max_concurrent = 0", "max_concurrent"),
     ];
     for (text, expected) in cases {
         let config =
