@@ -100,8 +100,8 @@ on_every_backend! {
         let report = s.prune_now().await.unwrap();
         assert_eq!((report.finished, report.dead, report.stale_running), (4, 1, 0), "{report:?}");
         // One stale count, then 2 + 2 + 0 finished rows, then one short batch of dead rows,
-        // then the runners not seen for keep_runners.
-        assert_eq!(counting.take(), 6, "bounded batches until one comes back short");
+        // then the runners not seen for keep_runners, then one short batch of ledger spans.
+        assert_eq!(counting.take(), 7, "bounded batches until one comes back short");
         for id in prunable {
             assert!(!exists(&*db.store, id).await, "{id} pruned");
         }
@@ -142,6 +142,7 @@ on_every_backend! {
             (Retention { interval: Duration::ZERO, ..Retention::default() }, "interval"),
             (Retention { keep_finished: Some(Duration::ZERO), ..Retention::default() }, "keep_finished"),
             (Retention { keep_dead: Some(Duration::ZERO), ..Retention::default() }, "keep_dead"),
+            (Retention { keep_skips: Some(Duration::ZERO), ..Retention::default() }, "keep_skips"),
         ];
         for (retention, field) in cases {
             match scheduler(db.store.clone()).retention(retention).start().await {

@@ -1183,6 +1183,24 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn ledger_spans_past_their_retention_are_pruned_oldest_first(db: TestDb) {
+        let store = &*db.store;
+        let spans: Vec<SkipSpan> = (0..3)
+            .map(|i| SkipSpan::new(JOB, Some(scope(i)), SkipReason::LatestOnly, plan(1), plan(2)).counts(Some(2), 1))
+            .collect();
+        store.skip_record(&spans).await.unwrap();
+        let month = Duration::from_secs(30 * 86_400);
+        assert_eq!(store.skip_prune(month, 2).await.unwrap(), 0, "recorded just now");
+        // Sixty days later (a runner whose database clock is ahead), in batches of two.
+        let later = db.skewed(TimeDelta::days(60));
+        assert_eq!(later.skip_prune(month, 2).await.unwrap(), 2);
+        assert_eq!(later.skip_prune(month, 2).await.unwrap(), 1);
+        assert_eq!(later.skip_prune(month, 2).await.unwrap(), 0);
+        assert!(store.skip_list(Some(JOB), 10).await.unwrap().is_empty());
+    }
+}
+
+on_every_backend! {
     async fn lifting_a_pause_records_the_paused_interval_in_the_ledger(db: TestDb) {
         let store = &*db.store;
         let scope_pause = store

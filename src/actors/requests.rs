@@ -139,7 +139,8 @@ pub(super) async fn serve_backfills(
             // with nothing run.
             continue;
         }
-        // The per-job concurrency limit, once jobs have one, bounds this too.
+        // The job's overlap policy and concurrency limit act in the guarded claim below, which
+        // holds back what they do not allow (the step is cut before it).
         let budget = step_budget(env.free.get(), None).min(BACKFILL_STEP);
         let mut step = next_step(&backfill, schedule, &targets, budget, |s| pauses.runs(s));
         if step.plans.is_empty() && !step.finished {

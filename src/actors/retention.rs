@@ -11,7 +11,8 @@
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
 //!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
 //!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
-//!      stopped), with their registered jobs.
+//!      stopped), with their registered jobs;
+//!   5. deletes spans of the skipped-plan ledger recorded longer ago than `keep_skips`, in batches.
 //!
 //! Rows awaiting a replay and the newest row of every `(job, scope)` are never pruned (planning
 //! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
@@ -76,6 +77,10 @@ pub struct Retention {
     /// (stopped) is deleted from the job and runner registry, with its rows of registered jobs;
     /// `None` keeps them. Default: 7 days.
     pub keep_runners: Option<Duration>,
+    /// Age, from `recorded_at`, after which spans of the skipped-plan ledger are deleted; `None`
+    /// keeps them. Default: 30 days (as `keep_finished`: `why` about an older plan answers
+    /// "before the scope's history" either way).
+    pub keep_skips: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -86,6 +91,7 @@ impl Default for Retention {
             keep_dead: Some(DEFAULT_KEEP_DEAD),
             batch_size: DEFAULT_PRUNE_BATCH,
             keep_runners: Some(DEFAULT_KEEP_RUNNERS),
+            keep_skips: Some(DEFAULT_KEEP_FINISHED),
         }
     }
 }
@@ -98,6 +104,7 @@ impl Retention {
             keep_finished: None,
             keep_dead: None,
             keep_runners: None,
+            keep_skips: None,
             ..Retention::default()
         }
     }
@@ -117,6 +124,12 @@ impl Retention {
         if self.keep_runners.is_some_and(|d| d.is_zero()) {
             return Err(
                 "retention keep_runners must be longer than zero (None keeps runners forever)"
+                    .into(),
+            );
+        }
+        if self.keep_skips.is_some_and(|d| d.is_zero()) {
+            return Err(
+                "retention keep_skips must be longer than zero (None keeps the ledger forever)"
                     .into(),
             );
         }
@@ -141,6 +154,8 @@ pub struct PruneReport {
     pub stale_running: u64,
     /// Runners deleted from the registry (with their registered jobs).
     pub runners: u64,
+    /// Spans deleted from the skipped-plan ledger.
+    pub skips: u64,
 }
 
 /// The retention service.
@@ -238,6 +253,21 @@ async fn prune(
             tracing::info!(
                 runners = report.runners,
                 "pruned runners not seen within their retention"
+            );
+        }
+    }
+    if let Some(keep) = config.keep_skips {
+        loop {
+            let deleted = store.skip_prune(keep, config.batch_size).await?;
+            report.skips += deleted;
+            if deleted < config.batch_size as u64 {
+                break;
+            }
+        }
+        if report.skips > 0 {
+            tracing::info!(
+                spans = report.skips,
+                "pruned skipped-plan ledger spans past their retention"
             );
         }
     }

@@ -224,6 +224,11 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
+    async fn skip_prune(&self, older_than: Duration, limit: usize) -> Result<u64> {
+        let outcome = self.inner.skip_prune(older_than, limit).await;
+        self.watch(outcome)
+    }
+
     async fn runner_register(
         &self,
         runner: &RunnerRegistration,

@@ -39,6 +39,7 @@ impl Config {
             keep_dead: r.keep_dead.map_or(base.keep_dead, |k| k.as_option()),
             keep_runners: r.keep_runners.map_or(base.keep_runners, |k| k.as_option()),
             batch_size: r.batch_size.unwrap_or(base.batch_size),
+            keep_skips: r.keep_skips.map_or(base.keep_skips, |k| k.as_option()),
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct RetentionSettings {
     pub keep_runners: Option<Keep>,
     /// Rows one delete statement removes. Default: 1000.
     pub batch_size: Option<usize>,
+    /// How long spans of the skipped-plan ledger are kept. Default: 30 days.
+    pub keep_skips: Option<Keep>,
 }
 
 /// A `[jobs.<name>]` section: overrides of one job's spec, applied on top of the code's

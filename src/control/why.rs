@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::ledger::{SkipReason, SkipSpan};
 use super::pause::Pause;
 use crate::error::{Error, Result};
-use crate::execution::Execution;
+use crate::execution::{Execution, Status};
 use crate::schedule::{Schedule, delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ExecutionFilter, Store};
@@ -58,6 +58,11 @@ impl Why {
     /// One sentence for people (the CLI and the dashboard show it).
     pub fn describe(&self) -> String {
         match self {
+            Why::Ran(row) if row.status == Status::Skipped => format!(
+                "skipped ({}): the scope's previous plan was still running (execution row {})",
+                row.error_code.as_deref().unwrap_or("overlap"),
+                row.id
+            ),
             Why::Ran(row) => format!(
                 "it has its execution row {}: {} (attempt {}/{})",
                 row.id, row.status, row.attempt, row.max_attempts
@@ -257,7 +262,6 @@ pub(crate) fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execution::Status;
     use crate::scope::Scope;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -349,6 +353,20 @@ mod tests {
             },
         );
         assert!(matches!(why, Why::Ran(row) if row.status == Status::Dead));
+        let mut skipped = execution(Status::Skipped);
+        skipped.error_code = Some("overlap".into());
+        let why = ask(
+            "2026-11-29T03:00:00Z",
+            PlanFacts {
+                row: Some(skipped),
+                ..history()
+            },
+        );
+        assert!(
+            why.describe().starts_with("skipped (overlap)"),
+            "{}",
+            why.describe()
+        );
     }
 
     #[test]

@@ -349,6 +349,11 @@ impl Store for Deadlined {
         bounded("skip_list", self.call, self.inner.skip_list(job, limit)).await
     }
 
+    async fn skip_prune(&self, older_than: Duration, limit: usize) -> Result<u64> {
+        let prune = self.inner.skip_prune(older_than, limit);
+        bounded("skip_prune", self.call, prune).await
+    }
+
     async fn runner_register(
         &self,
         runner: &crate::control::RunnerRegistration,

@@ -290,6 +290,10 @@ pub trait Store: Send + Sync + 'static {
     /// The ledger rows of `job`, or of every job, most recently recorded first, at most `limit`.
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>>;
 
+    /// Deletes at most `limit` ledger rows recorded longer ago than `older_than` (database
+    /// clock), oldest first; returns how many. Call again until it returns less than `limit`.
+    async fn skip_prune(&self, older_than: Duration, limit: usize) -> Result<u64>;
+
     /// Registers a runner and the whole set of jobs it runs, in one transaction: upserts its
     /// row (`last_seen` now, database clock; `started_at` now and any stop forgotten when
     /// `runner.starting`), then replaces its rows of the job registry by `jobs`. Writes only

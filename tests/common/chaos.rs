@@ -364,6 +364,14 @@ impl Store for FaultyStore {
         self.call("skip_list", self.inner.skip_list(job, limit))
             .await
     }
+    async fn skip_prune(
+        &self,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> cronlease::Result<u64> {
+        self.call("skip_prune", self.inner.skip_prune(older_than, limit))
+            .await
+    }
 
     async fn runner_register(
         &self,

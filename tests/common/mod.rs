@@ -600,6 +600,17 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn skip_prune(
+                &self,
+                older_than: std::time::Duration,
+                limit: usize,
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "skip_prune");
+                $before;
+                let out = self.inner.skip_prune(older_than, limit).await;
+                $(let _ = &out; $after;)?
+                out
+            }
 
             async fn runner_register(
                 &self,

@@ -2024,6 +2024,17 @@ impl Store for MySqlStore {
         c.done(result)?.iter().map(skip_row).collect()
     }
 
+    async fn skip_prune(&self, older_than: std::time::Duration, limit: usize) -> Result<u64> {
+        let cutoff = self.db_now().await? - crate::schedule::delta(older_than);
+        let mut c = Checkout::acquire(&self.pool, "skip_prune").await?;
+        let result = sqlx::query(sql::SKIP_PRUNE)
+            .bind(datetime(cutoff))
+            .bind(limit as i64)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected())
+    }
+
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {
         let mut c = Checkout::acquire(&self.pool, "skip_list").await?;
         let result = sqlx::query(sql::SKIP_LIST)

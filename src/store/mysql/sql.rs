@@ -539,6 +539,11 @@ WHERE job_name = ? AND ((scope_kind = ? AND scope_id = ?) OR scope_kind = '')
   AND span_from <= ? AND span_to >= ?
 ORDER BY span_from";
 
+/// The cutoff (database clock read just before), then the batch. Oldest first, along the
+/// `recorded_at` index.
+pub(super) const SKIP_PRUNE: &str = "\
+DELETE FROM cronlease_skips WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?";
+
 pub(super) const SKIP_LIST: &str = "\
 SELECT job_name, scope_kind, scope_id, reason, span_from, span_to, plans, scopes, detail,
   recorded_at

@@ -84,6 +84,7 @@ struct Statements {
     pause_set: Arc<str>,
     pause_clear: Arc<str>,
     skip_record: Arc<str>,
+    skip_prune: Arc<str>,
     runner_register: Arc<str>,
     registered_job_insert: Arc<str>,
     runner_seen: Arc<str>,
@@ -124,6 +125,7 @@ impl Statements {
             pause_set: fill(sql::PAUSE_SET),
             pause_clear: fill(sql::PAUSE_CLEAR),
             skip_record: fill(sql::SKIP_RECORD),
+            skip_prune: fill(sql::SKIP_PRUNE),
             runner_register: fill(sql::RUNNER_REGISTER),
             registered_job_insert: fill(sql::REGISTERED_JOB_INSERT),
             runner_seen: fill(sql::RUNNER_SEEN),
@@ -1166,6 +1168,16 @@ impl Store for PgStore {
             .fetch_all(&mut *c)
             .await;
         c.done(result)?.iter().map(skip_row).collect()
+    }
+
+    async fn skip_prune(&self, older_than: std::time::Duration, limit: usize) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "skip_prune").await?;
+        let result = sqlx::query(q(&self.sql.skip_prune))
+            .bind(duration_ms(older_than))
+            .bind(limit as i64)
+            .execute(&mut *c)
+            .await;
+        Ok(c.done(result)?.rows_affected())
     }
 
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {

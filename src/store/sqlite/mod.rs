@@ -94,6 +94,7 @@ struct Statements {
     pause_set: Arc<str>,
     pause_record: Arc<str>,
     skip_record: Arc<str>,
+    skip_prune: Arc<str>,
     runner_register: Arc<str>,
     registered_job_insert: Arc<str>,
     runner_seen: Arc<str>,
@@ -135,6 +136,7 @@ impl Statements {
             pause_set: fill(sql::PAUSE_SET),
             pause_record: fill(sql::PAUSE_RECORD),
             skip_record: fill(sql::SKIP_RECORD),
+            skip_prune: fill(sql::SKIP_PRUNE),
             runner_register: fill(sql::RUNNER_REGISTER),
             registered_job_insert: fill(sql::REGISTERED_JOB_INSERT),
             runner_seen: fill(sql::RUNNER_SEEN),
@@ -1242,6 +1244,17 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("skip_find", e))?;
         rows.iter().map(skip_row).collect()
+    }
+
+    async fn skip_prune(&self, older_than: Duration, limit: usize) -> Result<u64> {
+        let done = sqlx::query(q(&self.sql.skip_prune))
+            .bind(duration_ms(older_than))
+            .bind(limit as i64)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| db_error("skip_prune", e))?;
+        self.wrote();
+        Ok(done.rows_affected())
     }
 
     async fn skip_list(&self, job: Option<&str>, limit: usize) -> Result<Vec<SkipSpan>> {

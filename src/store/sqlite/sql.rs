@@ -385,6 +385,15 @@ WHERE job_name = ?1 AND ((scope_kind = ?2 AND scope_id = ?3) OR scope_kind = '')
 ORDER BY span_from"
 );
 
+/// ?1: the age in ms; ?2: the batch. Oldest first, along the `recorded_at` index.
+pub(super) const SKIP_PRUNE: &str = "\
+DELETE FROM cronlease_skips
+WHERE (job_name, scope_kind, scope_id, reason, span_from) IN (
+  SELECT job_name, scope_kind, scope_id, reason, span_from FROM cronlease_skips
+  WHERE recorded_at < {NOW} - ?1
+  ORDER BY recorded_at
+  LIMIT ?2)";
+
 pub(super) const SKIP_LIST: &str = concat!(
     "SELECT ",
     skip_columns!(),
