@@ -225,7 +225,8 @@ CREATE INDEX cronlease_backfills_active ON cronlease_backfills (job_name)
     (
         8,
         "overlap",
-        // The status CHECK gains SKIPPED: the table is rebuilt as in version 3.
+        // The status CHECK gains SKIPPED: the table is rebuilt as in version 3, keeping every
+        // column (`trigger_id` from version 7 too).
         "
 CREATE TABLE cronlease_executions_v5 (
   id             TEXT PRIMARY KEY,
@@ -255,18 +256,19 @@ CREATE TABLE cronlease_executions_v5 (
   failures       TEXT NOT NULL DEFAULT '[]',
   replay_pending INTEGER NOT NULL DEFAULT 0 CHECK (replay_pending IN (0, 1)),
   replayed_at    INTEGER,
+  trigger_id     TEXT,
   UNIQUE (job_name, scope_kind, scope_id, plan_time)
 );
 INSERT INTO cronlease_executions_v5 (
   id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, next_retry_at,
   runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, finished_at,
   created_at, updated_at, duration_ms, rows_affected, result, error_code, error_msg, failures,
-  replay_pending, replayed_at)
+  replay_pending, replayed_at, trigger_id)
 SELECT
   id, job_name, scope_kind, scope_id, plan_time, status, attempt, max_attempts, next_retry_at,
   runner_id, lease_token, claim_outcome, heartbeat_at, stale_after, started_at, finished_at,
   created_at, updated_at, duration_ms, rows_affected, result, error_code, error_msg, failures,
-  replay_pending, replayed_at
+  replay_pending, replayed_at, trigger_id
 FROM cronlease_executions;
 DROP TABLE cronlease_executions;
 ALTER TABLE cronlease_executions_v5 RENAME TO cronlease_executions;
