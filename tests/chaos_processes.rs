@@ -39,6 +39,8 @@ const OVERLAP_SCOPES: usize = 3;
 enum Scenario {
     /// 200 scopes every second, EveryPlan catch-up; the handler records its run.
     Contention,
+    /// The same under `AllowAll`: claims without a guard (the plain claim).
+    ContentionAllowAll,
     /// One hourly plan whose handler runs 3 s, recording its start and end.
     Kill,
     /// Three hourly plans whose handlers work 3 s in 200 ms steps, recording their start and
@@ -96,7 +98,8 @@ async fn run_child(config: ChildConfig, metrics: metrics_util::debugging::Snapsh
         .expect("the test's directory")
         .to_owned();
     let job = match config.scenario {
-        Scenario::Contention => contention_job(side),
+        Scenario::Contention => contention_job(side, cronlease::OverlapPolicy::Skip),
+        Scenario::ContentionAllowAll => contention_job(side, cronlease::OverlapPolicy::AllowAll),
         Scenario::Kill => kill_job(side),
         Scenario::Zombie => zombie_job(side, dir.join(format!("{}.stopped", config.runner_id))),
         Scenario::Clock => clock_job(side),
@@ -167,8 +170,9 @@ async fn run_child(config: ChildConfig, metrics: metrics_util::debugging::Snapsh
     eprintln!("runner {} stopped", config.runner_id);
 }
 
-fn contention_job(side: SidePool) -> JobSpec {
+fn contention_job(side: SidePool, overlap: cronlease::OverlapPolicy) -> JobSpec {
     JobSpec::builder("contention")
+        .overlap(overlap)
         .every("1s")
         .scopes(tenants(CONTENTION_SCOPES))
         .catch_up(CatchUp::EveryPlan {
@@ -357,17 +361,41 @@ fn run_id(row: &cronlease::Execution) -> &str {
 
 on_every_backend! {
     async fn four_processes_run_every_plan_exactly_once(db: TestDb) {
+        four_processes_contend(db, Scenario::Contention).await;
+    }
+}
+
+on_every_backend! {
+    async fn four_processes_run_every_plan_exactly_once_with_overlap_allowed(db: TestDb) {
+        // Under `AllowAll` the claims are plain claims: before they took the job's claim lock on
+        // MySQL, a claim's insert waited for a rival's new row by plan key while holding rows by
+        // id, and replicas deadlocked (10 in one run).
+        four_processes_contend(db, Scenario::ContentionAllowAll).await;
+    }
+}
+
+/// Four replicas contend for the same plans; every plan runs once and no statement deadlocks.
+async fn four_processes_contend(db: common::TestDb, scenario: Scenario) {
+    {
         let dir = tempfile::tempdir().unwrap();
         let side = DbLocation::of(&db).side().await;
         side.create().await;
         let names = ["runner-0", "runner-1", "runner-2", "runner-3"];
         let mut children = Children::default();
         let started = Instant::now();
-        spawn_runners(&mut children, &db, Scenario::Contention, &names, dir.path(), CONTENTION_SECS + 120);
+        spawn_runners(
+            &mut children,
+            &db,
+            scenario,
+            &names,
+            dir.path(),
+            CONTENTION_SECS + 120,
+        );
 
         actix_rt::time::sleep(Duration::from_secs(CONTENTION_SECS)).await;
         // The window ends a little before now; the runners get (bounded) time to finish it.
-        let end = floor_plan(db.store.db_now().await.unwrap(), Duration::from_secs(1)) - TimeDelta::seconds(2);
+        let end = floor_plan(db.store.db_now().await.unwrap(), Duration::from_secs(1))
+            - TimeDelta::seconds(2);
         let window = poll(Duration::from_secs(90), || async {
             let rows = all_rows(&*db.store, "contention").await;
             let mut first: HashMap<&str, DateTime<Utc>> = HashMap::new();
@@ -400,17 +428,27 @@ on_every_backend! {
         let rows = all_rows(&*db.store, "contention").await;
         let runs = side.runs().await;
         let plans_per_scope = (end - start).num_seconds() + 1;
-        assert!(plans_per_scope >= 20, "a window of {plans_per_scope} plans is too short to show anything");
-        let by_plan: HashMap<(&str, DateTime<Utc>), &cronlease::Execution> =
-            rows.iter().map(|r| ((r.scope.id.as_str(), r.plan_time), r)).collect();
+        assert!(
+            plans_per_scope >= 20,
+            "a window of {plans_per_scope} plans is too short to show anything"
+        );
+        let by_plan: HashMap<(&str, DateTime<Utc>), &cronlease::Execution> = rows
+            .iter()
+            .map(|r| ((r.scope.id.as_str(), r.plan_time), r))
+            .collect();
         assert_eq!(by_plan.len(), rows.len(), "one row per plan");
         let mut runs_by_plan: HashMap<(&str, DateTime<Utc>), Vec<&SideRun>> = HashMap::new();
         for run in &runs {
-            runs_by_plan.entry((run.scope_id.as_str(), run.plan_time)).or_default().push(run);
+            runs_by_plan
+                .entry((run.scope_id.as_str(), run.plan_time))
+                .or_default()
+                .push(run);
         }
         // No attempt of any plan ever ran twice: a lease had one holder at a time.
-        let attempts: HashSet<(&str, DateTime<Utc>, i64)> =
-            runs.iter().map(|r| (r.scope_id.as_str(), r.plan_time, r.attempt)).collect();
+        let attempts: HashSet<(&str, DateTime<Utc>, i64)> = runs
+            .iter()
+            .map(|r| (r.scope_id.as_str(), r.plan_time, r.attempt))
+            .collect();
         assert_eq!(attempts.len(), runs.len(), "an attempt ran twice");
 
         let mut in_window = 0;
@@ -418,12 +456,21 @@ on_every_backend! {
             let mut plan = start;
             while plan <= end {
                 let key = (scope.id.as_str(), plan);
-                let row = by_plan.get(&key).unwrap_or_else(|| panic!("plan {key:?} missing"));
+                let row = by_plan
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("plan {key:?} missing"));
                 assert_eq!(row.status, Status::Success, "{key:?}: {row:?}");
-                assert_eq!((row.attempt, row.failures.len()), (1, 0), "{key:?} failed once: {row:?}");
+                assert_eq!(
+                    (row.attempt, row.failures.len()),
+                    (1, 0),
+                    "{key:?} failed once: {row:?}"
+                );
                 let ran = runs_by_plan.get(&key).map_or(&[][..], Vec::as_slice);
                 assert_eq!(ran.len(), 1, "{key:?} ran {} times", ran.len());
-                assert_eq!((ran[0].run_id.as_str(), ran[0].runner.as_str()), (run_id(row), row.runner_id.as_str()));
+                assert_eq!(
+                    (ran[0].run_id.as_str(), ran[0].runner.as_str()),
+                    (run_id(row), row.runner_id.as_str())
+                );
                 in_window += 1;
                 plan += TimeDelta::seconds(1);
             }
@@ -441,24 +488,26 @@ on_every_backend! {
             *per_runner.entry(run.runner.as_str()).or_default() += 1;
         }
         for name in names {
-            assert!(per_runner.get(name).copied().unwrap_or(0) > 0, "{name} ran nothing: {per_runner:?}");
+            assert!(
+                per_runner.get(name).copied().unwrap_or(0) > 0,
+                "{name} ran nothing: {per_runner:?}"
+            );
         }
-        // The replicas' own statements never deadlocked each other (PostgreSQL 40P01), as
-        // counted by each process's `cronlease_db_deadlocks_total`. On MySQL they still do, and
-        // the count is printed, not required to be zero: a claim's insert meets a rival's new
-        // rows through the unique plan key (in key order) while heartbeats and terminal writes
-        // lock rows by id (docs/reliability.md, "What is not guaranteed").
+        // The replicas' own statements never deadlocked each other (PostgreSQL 40P01, MySQL
+        // 1213), as counted by each process's `cronlease_db_deadlocks_total`.
         let mut deadlocks: BTreeMap<String, u64> = BTreeMap::new();
         for name in names {
             let file = dir.path().join(format!("{name}.deadlocks.json"));
-            let counted: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            let counted: BTreeMap<String, u64> =
+                serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
             for (operation, n) in counted {
                 *deadlocks.entry(operation).or_default() += n;
             }
         }
-        if db.backend != "mysql" {
-            assert!(deadlocks.is_empty(), "the replicas' statements deadlocked: {deadlocks:?}");
-        }
+        assert!(
+            deadlocks.is_empty(),
+            "the replicas' statements deadlocked: {deadlocks:?}"
+        );
         println!(
             "contention [{}]: 4 processes, {CONTENTION_SCOPES} scopes, {plans_per_scope} plans each in the window = {in_window} executions, each SUCCESS once and run once; {} rows, {} runs in all; runs per runner {per_runner:?}; window done {:.1} s after the start; deadlocks counted by the replicas' metrics: {deadlocks:?}",
             db.backend,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1063,6 +1064,152 @@ on_every_backend! {
         assert!(counted.is_empty(), "deadlocks counted in the metrics: {counted:?}");
         let counts = db.store.execution_count_by_status(Some(JOB)).await.unwrap();
         assert!(counts.contains(&(Status::Success, 100)) && counts.contains(&(Status::Failed, 100)), "{counts:?}");
+    }
+}
+
+on_every_backend! {
+    async fn concurrent_claims_of_new_plans_never_deadlock_with_heartbeats(db: TestDb) {
+        // Claims that race to insert the same new plans while they also meet existing rows
+        // (locked, then Conflicted), and heartbeats that renew existing and freshly won rows in
+        // one batch: a claim that waited on a rival's new row by its plan key while holding an
+        // existing row by id, against a heartbeat holding the first and waiting for the second,
+        // is a deadlock unless every writer takes its locks in one global order.
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        const SCOPES: usize = 100;
+        const ROUNDS: i64 = 20;
+        let mut owned = Vec::new();
+        for i in (0..SCOPES).rev() {
+            owned.push(claim_one(&*db.store, "owner", scope(i), plan(0)).await.remove(0).lease);
+        }
+        let won: Arc<std::sync::Mutex<Vec<Lease>>> = Arc::new(std::sync::Mutex::new(owned.clone()));
+        let claimers: Vec<_> = (0..3)
+            .map(|task| {
+                let store = db.store.clone();
+                let won = won.clone();
+                actix_rt::spawn(async move {
+                    let runner = format!("claimer-{task}");
+                    let mut deadlocks = 0;
+                    for round in 1..=ROUNDS {
+                        // Each claimer meets its own third of the existing rows, and all of
+                        // them race for the same new plans.
+                        let mut plans: Vec<PlanClaim> = (0..SCOPES)
+                            .filter(|i| i % 3 == task)
+                            .map(|i| PlanClaim::new(scope(i), plan(0)))
+                            .chain((0..SCOPES).map(|i| PlanClaim::new(scope(i), plan(round))))
+                            .collect();
+                        fastrand::shuffle(&mut plans);
+                        match store.execution_claim(&request(&runner, plans)).await {
+                            Ok(claimed) => won.lock().unwrap().extend(claimed.iter().map(|c| c.lease)),
+                            Err(error) if is_deadlock(&error) => deadlocks += 1,
+                            Err(error) => panic!("a claim: {error}"),
+                        }
+                    }
+                    deadlocks
+                })
+            })
+            .collect();
+        let renewers: Vec<_> = (0..2)
+            .map(|_| {
+                let store = db.store.clone();
+                let won = won.clone();
+                actix_rt::spawn(async move {
+                    let mut deadlocks = 0;
+                    for _ in 0..60 {
+                        let mut leases = won.lock().unwrap().clone();
+                        fastrand::shuffle(&mut leases);
+                        let renewals: Vec<Renewal> = leases.iter().map(|l| Renewal { lease: *l, stale_timeout: STALE }).collect();
+                        match store.execution_heartbeat(&renewals).await {
+                            Ok(_) => {}
+                            Err(error) if is_deadlock(&error) => deadlocks += 1,
+                            Err(error) => panic!("a heartbeat: {error}"),
+                        }
+                    }
+                    deadlocks
+                })
+            })
+            .collect();
+        let mut deadlocks = 0;
+        for task in claimers.into_iter().chain(renewers) {
+            deadlocks += task.await.unwrap();
+        }
+        assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
+        let counted: Vec<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == cronlease::telemetry::DB_DEADLOCKS)
+            .map(|(key, _, _, value)| format!("{:?} {value:?}", key.key()))
+            .collect();
+        assert!(counted.is_empty(), "deadlocks counted in the metrics: {counted:?}");
+        // Every plan has one row, held by one claimer; the owner's rows were never taken.
+        let rows = db.store.execution_list(&ExecutionFilter { job: Some(JOB.to_owned()), limit: 10_000, ..ExecutionFilter::default() }).await.unwrap();
+        assert_eq!(rows.len(), SCOPES * (ROUNDS as usize + 1));
+        assert!(rows.iter().all(|r| r.status == Status::Running && r.attempt == 1), "{rows:?}");
+        let owner_rows = rows.iter().filter(|r| r.plan_time == plan(0)).collect::<Vec<_>>();
+        assert!(owner_rows.iter().all(|r| r.runner_id == "owner"));
+        let held = won.lock().unwrap().len();
+        assert_eq!(held, SCOPES * (ROUNDS as usize + 1), "each plan won once");
+    }
+}
+
+on_every_backend! {
+    async fn racing_claims_of_the_same_new_plans_never_deadlock(db: TestDb) {
+        // Six claimers offer the same 50 new plans each round, plus a plan that already has a
+        // row and sorts last: a claimer that inserted the new ones and then meets that row
+        // undoes its inserts, and rivals queued on them by plan key must not then deadlock on
+        // each other (as two InnoDB inserts holding a duplicate-key lock each would).
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        const NEW: usize = 50;
+        const ROUNDS: i64 = 15;
+        let last = Scope::new("tenant", "~last");
+        for round in 1..=ROUNDS {
+            claim_one(&*db.store, "owner", last.clone(), plan(round)).await;
+        }
+        let claimers: Vec<_> = (0..6)
+            .map(|task| {
+                let store = db.store.clone();
+                let last = last.clone();
+                actix_rt::spawn(async move {
+                    let runner = format!("claimer-{task}");
+                    let (mut won, mut deadlocks) = (Vec::new(), 0);
+                    for round in 1..=ROUNDS {
+                        let mut plans: Vec<PlanClaim> =
+                            (0..NEW).map(|i| PlanClaim::new(scope(i), plan(round))).collect();
+                        plans.push(PlanClaim::new(last.clone(), plan(round)));
+                        fastrand::shuffle(&mut plans);
+                        match store.execution_claim(&request(&runner, plans)).await {
+                            Ok(claimed) => won.extend(claimed.into_iter().map(|c| (c.scope, c.plan_time))),
+                            Err(error) if is_deadlock(&error) => deadlocks += 1,
+                            Err(error) => panic!("a claim: {error}"),
+                        }
+                    }
+                    (won, deadlocks)
+                })
+            })
+            .collect();
+        let (mut won, mut deadlocks) = (Vec::new(), 0);
+        for task in claimers {
+            let (w, d) = task.await.unwrap();
+            won.extend(w);
+            deadlocks += d;
+        }
+        assert_eq!(deadlocks, 0, "the claims deadlocked each other");
+        let counted: Vec<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == cronlease::telemetry::DB_DEADLOCKS)
+            .map(|(key, _, _, value)| format!("{:?} {value:?}", key.key()))
+            .collect();
+        assert!(counted.is_empty(), "deadlocks counted in the metrics: {counted:?}");
+        // Each new plan was won by exactly one claimer; the owner's rows stayed its own.
+        let distinct: HashSet<_> = won.iter().cloned().collect();
+        assert_eq!((won.len(), distinct.len()), (NEW * ROUNDS as usize, NEW * ROUNDS as usize));
+        assert!(!distinct.iter().any(|(s, _)| *s == last));
     }
 }
 

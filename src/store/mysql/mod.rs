@@ -37,12 +37,19 @@
 //! depend on the session time zone; the session is pinned to UTC anyway because `DATETIME`
 //! values travel without a zone.
 //!
-//! Two fast paths skip the transaction in the common case. A claim whose plans are all new
-//! reads the clock, then inserts them in one plain `INSERT` (new rows have no lock to wait for;
-//! a plan that has a row fails it with a duplicate key and the full path runs). A success write
-//! whose rows are all still RUNNING under their tokens is one `UPDATE` stamping `finished_at`
-//! with the statement's own `UTC_TIMESTAMP(3)` (an audit time, not a lease stamp; when fewer rows
-//! match, the full path tells which were written).
+//! **Claims of one job queue on its claim lock** (its row in `cronlease_claim_locks`, locked
+//! first in every claim, guarded or not, and in every manual start): every insert of a job's
+//! execution rows happens under it, so an insert never meets a rival's row that appeared after
+//! it looked. Otherwise runners inserting the same new plans wait on each other's rows by plan
+//! key (InnoDB's duplicate-key locks) while holding rows by id, and heartbeats and terminal
+//! writes hold rows by id: two orders, and deadlocks between replicas. Under the lock, the
+//! common claim (every plan new) is one plain `INSERT`; a plan that has a row fails it with a
+//! duplicate key (the statement changes nothing) and the full claim runs.
+//!
+//! One fast path skips the transaction: a success write whose rows are all still RUNNING under
+//! their tokens is one `UPDATE` stamping `finished_at` with the statement's own
+//! `UTC_TIMESTAMP(3)` (an audit time, not a lease stamp; when fewer rows match, the full path
+//! tells which were written).
 
 pub(crate) mod error;
 mod migrate;
@@ -333,80 +340,6 @@ impl MySqlStore {
 }
 
 impl MySqlStore {
-    /// The common claim: every plan new. One clock read and one plain insert, no transaction.
-    /// `None` when some plan already has a row (or a rival's insert of one made this one a
-    /// deadlock victim): the full path decides.
-    async fn claim_new(
-        &self,
-        conn: &mut MySqlConnection,
-        request: &ClaimRequest<'_>,
-    ) -> Result<Option<Vec<Claimed>>> {
-        const OP: &str = "execution_claim";
-        let plans = plans_in_key_order(request);
-        let mut batches = json_batches(plans.iter().map(|p| {
-            json!([
-                hex(p.id),
-                p.scope.kind,
-                p.scope.id,
-                datetime(p.plan_time),
-                hex(p.token)
-            ])
-        }));
-        if batches.len() != 1 {
-            return Ok(None);
-        }
-        let now: DateTime<Utc> = sqlx::query_scalar(q(&self.sql.db_now))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| db_error(OP, e))?;
-        let stale_after = now + crate::schedule::delta(request.stale_timeout);
-        let inserted = sqlx::query(sql::CLAIM_INSERT_NEW)
-            .bind(request.job)
-            .bind(i64::from(request.max_attempts))
-            .bind(request.runner_id)
-            .bind(now)
-            .bind(stale_after)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .bind(batches.remove(0))
-            .execute(&mut *conn)
-            .await;
-        match inserted {
-            Ok(_) => Ok(Some(
-                plans
-                    .iter()
-                    .map(|p| Claimed {
-                        lease: Lease {
-                            id: p.id,
-                            token: p.token,
-                        },
-                        scope: p.scope.clone(),
-                        plan_time: p.plan_time,
-                        attempt: 1,
-                        max_attempts: request.max_attempts,
-                        outcome: ClaimOutcome::Won,
-                        started_at: now,
-                    })
-                    .collect(),
-            )),
-            // A rival's insert of the same plan made this one a deadlock victim: counted like
-            // every deadlock a store call meets, then the full path decides.
-            Err(e) if super::classify::is_deadlock(&e) => {
-                crate::telemetry::db_deadlock(OP);
-                Ok(None)
-            }
-            Err(sqlx::Error::Database(db))
-                if db
-                    .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                    .is_some_and(|my| my.number() == 1062) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(db_error(OP, e)),
-        }
-    }
-
     /// One try of [`Store::execution_sweep_stale`], on a connection of its own.
     async fn sweep_once(
         &self,
@@ -535,20 +468,58 @@ impl MySqlStore {
         c.release(result)
     }
 
-    /// The body of [`MySqlStore::claim_once`]: the claim in one transaction.
+    /// The body of [`MySqlStore::claim_once`]: the claim in one transaction under the job's
+    /// claim lock. Plans that all had no row (the common case) are one plain insert; otherwise
+    /// the full claim decides (the failed insert changed nothing).
     async fn claim_on(
         &self,
         conn: &mut MySqlConnection,
         request: &ClaimRequest<'_>,
     ) -> Result<Vec<Claimed>> {
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(|e| db_error("execution_claim", e))?;
-        let claimed = self.claim_in(&mut tx, request).await?;
+        let mut tx = self
+            .begin_locked(conn, request.job, "execution_claim")
+            .await?;
+        let claimed = match self.insert_new_in(&mut tx, request).await? {
+            Some(claimed) => claimed,
+            None => self.claim_in(&mut tx, request).await?,
+        };
         tx.commit()
             .await
             .map_err(|e| db_error("execution_claim", e))?;
         Ok(claimed)
+    }
+
+    /// Begins a transaction holding the job's claim lock (its row in `cronlease_claim_locks`,
+    /// made sure of once per job and store). Every statement that inserts execution rows of a
+    /// job (claims, guarded or not, and manual starts) runs under it, so an insert never meets
+    /// a rival's row, committed or not, that appeared after it looked: no insert waits on a
+    /// plan key, and the only row locks anyone waits for are taken by id, in id order.
+    async fn begin_locked<'c>(
+        &self,
+        conn: &'c mut MySqlConnection,
+        job: &str,
+        operation: &'static str,
+    ) -> Result<sqlx::Transaction<'c, sqlx::MySql>> {
+        let fail = |e| db_error(operation, e);
+        let known = self.lock_rows.lock().expect("lock rows").contains(job);
+        if !known {
+            sqlx::query(sql::CLAIM_GUARD_LOCK_ROW)
+                .bind(job)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            self.lock_rows
+                .lock()
+                .expect("lock rows")
+                .insert(job.to_owned());
+        }
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
+        sqlx::query(sql::CLAIM_GUARD_LOCK)
+            .bind(job)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        Ok(tx)
     }
 
     /// One try of [`Store::execution_claim_guarded`], in one transaction: the job's lock row,
@@ -572,28 +543,7 @@ impl MySqlStore {
     ) -> Result<GuardedClaim> {
         const OP: &str = "execution_claim";
         let fail = |e| db_error(OP, e);
-        let known = self
-            .lock_rows
-            .lock()
-            .expect("lock rows")
-            .contains(request.job);
-        if !known {
-            sqlx::query(sql::CLAIM_GUARD_LOCK_ROW)
-                .bind(request.job)
-                .execute(&mut *conn)
-                .await
-                .map_err(fail)?;
-            self.lock_rows
-                .lock()
-                .expect("lock rows")
-                .insert(request.job.to_owned());
-        }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(fail)?;
-        sqlx::query(sql::CLAIM_GUARD_LOCK)
-            .bind(request.job)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(fail)?;
+        let mut tx = self.begin_locked(conn, request.job, OP).await?;
         let mut raw = sqlx::query(sql::CLAIM_GUARD_RUNNING)
             .bind(request.job)
             .fetch_all(&mut *tx)
@@ -1589,16 +1539,9 @@ impl Store for MySqlStore {
         if request.plans.is_empty() {
             return Ok(Vec::new());
         }
-        // Runners inserting the same new plan at once queue on its unique-key entry; when the
-        // first commits, InnoDB may pick one of the waiters as a deadlock victim and roll its
-        // whole transaction back ("try restarting transaction"). The claim is safe to run again
-        // with the same ids and tokens, so it is, at once, a few times, before the deadlock is
-        // reported (as a transient error the runtime retries with backoff).
-        let mut c = Checkout::acquire(&self.pool, "execution_claim").await?;
-        let fast = self.claim_new(&mut c, request).await;
-        if let Some(claimed) = c.release(fast)? {
-            return Ok(claimed);
-        }
+        // Claims of one job queue on its claim lock, so they no longer race to insert the same
+        // plan; should InnoDB still pick one as a deadlock victim, the claim is safe to run
+        // again with the same ids and tokens, so it is, at once, a few times.
         rerun_deadlocked(|| self.claim_once(request)).await
     }
 
@@ -2218,9 +2161,7 @@ impl MySqlStore {
         start: &ManualStart<'_>,
     ) -> Result<Vec<Claimed>> {
         const OP: &str = "trigger_start";
-        let mut tx = sqlx::Connection::begin(&mut *conn)
-            .await
-            .map_err(|e| db_error(OP, e))?;
+        let mut tx = self.begin_locked(conn, start.job, OP).await?;
         // 1. Which plans have a row already (without locking); the first `limit` others are new.
         let mut existing = HashSet::new();
         for batch in json_batches(start.plans.iter().map(|m| {

@@ -15,8 +15,11 @@
 //! of locking is the order of the access path, not of `ORDER BY`. Writes named by id (heartbeats,
 //! terminal writes, replays, the second step of a claim) reach their rows through the primary
 //! key, driven by a JSON list the store sorts by id; a claim first resolves its plan keys to ids
-//! without locking, then locks those ids the same way. Statements that may skip a busy row
-//! (sweep, supersede, prune) use `SKIP LOCKED` and never wait, so they cannot close a cycle.
+//! without locking, then locks those ids the same way. A claim's inserts cannot wait on a
+//! plan key: every insert of a job's rows runs under the job's claim lock (`CLAIM_GUARD_LOCK`,
+//! taken before any execution row), so no rival's row appears between the claim's look and its
+//! insert. Statements that may skip a busy row (sweep, supersede, prune) use `SKIP LOCKED` and
+//! never wait, so they cannot close a cycle.
 
 /// The database clock; `{SKEW_US}` is the store's clock skew in microseconds. Read in a
 /// statement of its own, after the transaction holds its row locks, so statement start (when
@@ -124,13 +127,14 @@ ORDER BY p.n"
     };
 }
 
-/// The common claim, every plan new, in one statement (autocommit): a plain insert. Any plan
-/// that has a row fails the whole statement with a duplicate key (1062), and the claim takes the
-/// full path instead.
+/// The common claim, every plan new, in one statement (under the job's claim lock): a plain
+/// insert. Any plan that has a row fails the whole statement with a duplicate key (1062), and
+/// the claim takes the full path instead.
 pub(super) const CLAIM_INSERT_NEW: &str = claim_insert!();
 
-/// Step 4 of a claim: inserts the plans that had no row. A row a rival inserted since step 1 is
-/// met by the unique key and left as it is (the plan is Conflicted).
+/// Step 4 of a claim: inserts the plans that had no row. Under the job's claim lock no rival
+/// inserts one since step 1; should a row appear anyway, it is met by the unique key and left as
+/// it is (the plan is Conflicted).
 pub(super) const CLAIM_INSERT: &str = concat!(
     claim_insert!(),
     "\nON DUPLICATE KEY UPDATE cronlease_executions.id = cronlease_executions.id"
@@ -431,9 +435,10 @@ ORDER BY job_name, scope_kind, scope_id";
 pub(super) const CLAIM_GUARD_LOCK_ROW: &str =
     "INSERT IGNORE INTO cronlease_claim_locks (job_name) VALUES (?)";
 
-/// The job's claim lock for a guarded claim: its row in `cronlease_claim_locks`, locked before
-/// any execution row, so guarded claims of one job are serialized across replicas and the lock
-/// order stays global (the job's lock row, then execution rows by id).
+/// The job's claim lock, for every claim (guarded or not) and manual start: its row in
+/// `cronlease_claim_locks`, locked before any execution row, so the inserts of one job's rows are
+/// serialized across replicas and the lock order stays global (the job's lock row, then
+/// execution rows by id).
 pub(super) const CLAIM_GUARD_LOCK: &str =
     "SELECT job_name FROM cronlease_claim_locks WHERE job_name = ? FOR UPDATE";
 
