@@ -31,6 +31,7 @@ mod control;
 mod error;
 mod execution;
 mod handler;
+mod inspect;
 mod plan;
 pub mod prelude;
 mod retry;

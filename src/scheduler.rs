@@ -26,11 +26,12 @@ pub use crate::actors::tick::TickReport;
 use crate::actors::watched_store::WatchedStore;
 use crate::config::{Config, JobOverrides};
 use crate::control::{
-    Backfill, BackfillOptions, JobDescription, Pause, PlanTiming, RegisteredJob, Runner,
-    RunnerRegistration, SkipSpan, Trigger, TriggerOptions, TriggerTarget, Why, why_plan,
+    Backfill, BackfillOptions, JobDescription, Pause, RegisteredJob, Runner, RunnerRegistration,
+    SkipSpan, Trigger, TriggerOptions, TriggerTarget, Why,
 };
 use crate::error::{Error, Result};
 use crate::execution::{Execution, Status};
+use crate::inspect::{PlanTiming, why_plan};
 use crate::retry::DbRetry;
 use crate::scope::Scope;
 use crate::spec::JobSpec;

@@ -5,8 +5,8 @@
 //!   tick obeys.
 //! - [`SkipSpan`] (`ledger.rs`): the skipped-plan ledger, plans deliberately not run and why;
 //!   `SkipCollector`, a tick's catch-up skips grouped into few rows.
-//! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts;
-//!   `why_plan` gathers them from a store (for the scheduler and for tools with only a URL).
+//! - [`Why`] (`why.rs`): the answer to "why didn't this plan run?", decided from the facts
+//!   (`inspect::why_plan` gathers them from a store).
 //! - [`Runner`], [`RegisteredJob`] (`registry.rs`): which runners are alive and which jobs they
 //!   run with which spec; a spec that differs between live runners is reported.
 //! - [`Trigger`] (`trigger.rs`): a request to run a job now, outside its schedule;
@@ -17,7 +17,7 @@
 //!   scope is still running, and the job's concurrency limit; `decide`, the decision the stores
 //!   apply under the job's claim lock.
 //!
-//! Types and decisions; the store reads and writes them (`why_plan` only calls its reads).
+//! Types and decisions only; the store reads and writes them.
 
 mod backfill;
 mod ledger;
@@ -43,4 +43,4 @@ pub use registry::{
 pub(crate) use trigger::manual_plan_time;
 pub use trigger::{Trigger, TriggerOptions, TriggerTarget};
 pub use why::Why;
-pub(crate) use why::{PlanTiming, why_plan};
+pub(crate) use why::{PlanFacts, explain};
