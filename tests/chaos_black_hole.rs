@@ -415,16 +415,22 @@ async fn a_black_hole_longer_than_stale_timeout_fences_the_silenced_runner(db: T
     // Work 3 s with a 6 s stale_timeout: the silenced runner has attempts in flight whose
     // leases go stale during the silence.
     let work = Duration::from_secs(3);
+    // The silenced runner starts first and the other joins once it runs attempts: a claim under
+    // the job's claim lock (the default overlap policy; every claim on MySQL) takes all it has
+    // slots for, so the runner with the shorter path to the database would otherwise win every
+    // plan and leave nothing in flight to silence.
     let a = runner(silenced.clone(), "silenced", job(&journal, work, 4, 6)).await;
-    let b = runner(direct.clone(), "direct", job(&journal, work, 4, 6)).await;
-    actix_rt::time::sleep(Duration::from_secs(4)).await;
-
-    // Wait for the silenced runner to be running something, then silence it.
     poll(Duration::from_secs(20), || async {
         (a.running().await.unwrap() > 0).then_some(())
     })
     .await
     .expect("the silenced runner runs attempts");
+    let b = runner(direct.clone(), "direct", job(&journal, work, 4, 6)).await;
+    // Silence it while its attempts (3 s of work each) are in flight.
+    assert!(
+        a.running().await.unwrap() > 0,
+        "the silenced runner's attempts are in flight"
+    );
     let t_silence = Instant::now();
     proxy.black_hole();
     actix_rt::time::sleep(SILENCE).await;
