@@ -21,6 +21,8 @@
 //!   applied with [`SchedulerBuilder::config`] (`docs/configuration.md`).
 //! - Feature `cli`: the `cronlease` command-line tool (`docs/cli.md`), which drives all of the
 //!   above against the database directly.
+//! - Feature `web`: [`web::scope`] mounts the admin JSON API and HTML dashboard into an
+//!   actix-web `App` (`docs/web.md`).
 #![deny(missing_docs)]
 
 mod actors;
@@ -42,6 +44,8 @@ mod spec;
 pub mod store;
 mod takeover;
 pub mod telemetry;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use actors::retention::{PruneReport, Retention};
 pub use config::{
