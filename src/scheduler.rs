@@ -229,7 +229,8 @@ impl SchedulerBuilder {
     /// Checks the settings, brings the schema up to date, starts the actors on the current
     /// actix arbiter (call it inside an actix `System`, e.g. from `#[actix_web::main]`) and
     /// registers the runner and its jobs in the job and runner registry (a failed registration
-    /// is logged and retried at the next refresh, never fatal).
+    /// is logged and retried at the next refresh, never fatal). It also registers the metric
+    /// descriptions with the installed `metrics` recorder ([`telemetry::describe`]).
     pub async fn start(mut self) -> Result<Scheduler> {
         for (name, overrides) in std::mem::take(&mut self.job_overrides) {
             match self.jobs.iter_mut().find(|spec| *spec.name == *name) {
@@ -294,6 +295,8 @@ impl SchedulerBuilder {
             );
         }
         self.store.deadlines().validate()?;
+        // After the host installed its recorder (it did, if it has one, before starting us).
+        telemetry::describe();
         migrate_at_start(&*self.store, self.db_retry, self.wait_for_database).await?;
         // Every call from here on is bounded by the store's deadline.
         let bounded: Arc<dyn Store> = Arc::new(Deadlined::new(self.store.clone()));

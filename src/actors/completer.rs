@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
@@ -63,6 +64,7 @@ impl<W> Default for Batch<W> {
 struct Ended {
     job: Arc<JobShared>,
     lease: Lease,
+    plan_time: DateTime<Utc>,
     attempt: u32,
     /// `None` for a success.
     failure: Option<FailureNote>,
@@ -181,6 +183,7 @@ impl Ended {
         let id = self.lease.id;
         let Some(failure) = &self.failure else {
             telemetry::execution(job, "success", "");
+            telemetry::last_success(job, &self.job.last_success, self.plan_time);
             tracing::debug!(job = %job, execution = %id, "execution succeeded");
             return;
         };
@@ -215,6 +218,8 @@ impl Actor for Completer {
 #[rtype(result = "()")]
 pub(crate) struct Record {
     pub(crate) job: Arc<JobShared>,
+    /// The plan's time, for the last-success gauge.
+    pub(crate) plan_time: DateTime<Utc>,
     pub(crate) attempt: u32,
     pub(crate) outcome: Outcome,
 }
@@ -233,6 +238,7 @@ impl Handler<Record> for Completer {
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
         let Record {
             job,
+            plan_time,
             attempt,
             outcome,
         } = msg;
@@ -241,6 +247,7 @@ impl Handler<Record> for Completer {
                 self.successes.ended.push(Ended {
                     job,
                     lease: write.lease,
+                    plan_time,
                     attempt,
                     failure: None,
                 });
@@ -250,6 +257,7 @@ impl Handler<Record> for Completer {
                 self.failures.ended.push(Ended {
                     job,
                     lease: write.lease,
+                    plan_time,
                     attempt,
                     failure: Some(FailureNote {
                         status: write.status,

@@ -16,12 +16,14 @@
 //! 4. It stops.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::BoxFuture;
 use tokio::task::{AbortHandle, JoinError};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::Runtime;
@@ -43,6 +45,9 @@ pub(crate) struct JobShared {
     pub(crate) heartbeat: Addr<Heartbeat>,
     /// The job's running leases.
     pub(crate) leases: Arc<LeaseBook>,
+    /// The newest plan time (Unix milliseconds) whose success this runner recorded, so the
+    /// last-success gauge never moves back when an old plan succeeds late.
+    pub(crate) last_success: AtomicI64,
 }
 
 impl AttemptLink for JobShared {
@@ -126,16 +131,32 @@ impl Executor {
         };
         let handler = spec.handler.clone();
         let run_timeout = spec.run_timeout;
-        let task = self.rt.handlers.spawn(async move {
-            // Built inside the task, so a panic while building is caught like one while polling.
-            // Cancellation is cooperative: the handler sees the token; the executor drops the
-            // task when the cancellation grace runs out.
-            match tokio::time::timeout(run_timeout, handler.run(job_ctx)).await {
-                Ok(Ok(output)) => Attempt::Succeeded(output),
-                Ok(Err(error)) => Attempt::Failed(error),
-                Err(_) => Attempt::TimedOut,
+        let claimed = &self.claimed;
+        // Events the handler logs carry the plan's identity; OpenTelemetry exports it as a span.
+        let span = telemetry::execution_span(
+            &spec.name,
+            &claimed.scope,
+            claimed.plan_time,
+            claimed.lease.id,
+            claimed.attempt,
+            &self.rt.runner_id,
+        );
+        let task = self.rt.handlers.spawn(
+            async move {
+                // Built inside the task, so a panic while building is caught like one while
+                // polling. Cancellation is cooperative: the handler sees the token; the
+                // executor drops the task when the cancellation grace runs out.
+                let (attempt, outcome) =
+                    match tokio::time::timeout(run_timeout, handler.run(job_ctx)).await {
+                        Ok(Ok(output)) => (Attempt::Succeeded(output), "success"),
+                        Ok(Err(error)) => (Attempt::Failed(error), "error"),
+                        Err(_) => (Attempt::TimedOut, "timeout"),
+                    };
+                tracing::Span::current().record("outcome", outcome);
+                attempt
             }
-        });
+            .instrument(span),
+        );
         self.handler_task = Some(task.abort_handle());
         // A handler that blocks its thread never reaches the timeout above: bound it here too.
         let hard_limit = run_timeout + self.grace();
@@ -252,6 +273,7 @@ impl Executor {
         }
         self.rt.completer.do_send(Record {
             job: self.job.clone(),
+            plan_time: self.claimed.plan_time,
             attempt: self.claimed.attempt,
             outcome,
         });

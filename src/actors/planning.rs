@@ -37,6 +37,16 @@ pub(crate) enum PlanningCode {
 }
 
 impl PlanningError {
+    /// How it failed: `error`, `panic` or `timeout` (the `reason` of
+    /// `cronlease_scope_provider_failures_total`).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            PlanningError::Failed(_) => "error",
+            PlanningError::Panicked(_) => "panic",
+            PlanningError::TimedOut(_) => "timeout",
+        }
+    }
+
     /// The `reason` label of `cronlease_tick_errors_total`, e.g. `scope_provider_panic`.
     pub(crate) fn reason(&self, code: PlanningCode) -> &'static str {
         use PlanningCode::*;

@@ -18,6 +18,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -128,6 +129,7 @@ impl Supervisor {
             spec,
             heartbeat,
             leases,
+            last_success: AtomicI64::new(i64::MIN),
         });
         self.jobs.push(JobSlot {
             shared: shared.clone(),

@@ -297,6 +297,7 @@ async fn sweep_plan_claim(
         Err(error) => {
             tracing::error!(job = %spec.name, %error, "scope provider failed; no new plans for this job this tick");
             telemetry::tick_error(&spec.name, error.reason(PlanningCode::ScopeProvider));
+            telemetry::scope_provider_failure(&spec.name, error.kind());
             tick.report.job_errors += 1;
             Arc::from(Vec::new())
         }
@@ -546,7 +547,12 @@ async fn record_skips(store: &Arc<dyn crate::store::Store>, spans: Vec<SkipSpan>
         Ok(()) => {
             if let Some(first) = spans.first() {
                 tracing::info!(job = %first.job, reason = %first.reason, rows = spans.len(), plans, "missed plans skipped by the catch-up mode");
-                telemetry::plans_skipped(&first.job, first.reason.as_str(), plans);
+            }
+            // One tick can skip for several reasons (scopes that first ran under a new schedule
+            // skip `schedule_change`, the others `latest_only`): each span counts under its own.
+            for span in &spans {
+                let n = span.plans.unwrap_or(0) * span.scopes.max(1);
+                telemetry::plans_skipped(&span.job, span.reason.as_str(), n);
             }
         }
         Err(error) => {
