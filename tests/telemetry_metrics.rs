@@ -582,3 +582,221 @@ on_every_backend! {
         assert_eq!(runs.len(), 0);
     }
 }
+
+/// Starting a scheduler describes every metric to the installed recorder: a Prometheus
+/// rendering prints `# HELP` for each metric once it has a value.
+#[actix::test]
+async fn every_metric_has_a_help_line_once_a_scheduler_started() {
+    let db = common::sqlite().await;
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let runs = Runs::default();
+    let s = scheduler(db.store.clone())
+        .job(
+            JobSpec::builder("m-help")
+                .every("1h")
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap(),
+        )
+        .start()
+        .await
+        .unwrap();
+    s.tick_now().await.unwrap();
+    s.wait_idle(Duration::from_secs(10)).await;
+    s.shutdown().await;
+    // Give every metric a value, so the exporter renders it (it renders only series it holds).
+    for metric in t::METRICS {
+        match metric.kind {
+            t::MetricKind::Counter => metrics::counter!(metric.name).increment(1),
+            t::MetricKind::Gauge => metrics::gauge!(metric.name).set(1.0),
+            t::MetricKind::Histogram => metrics::histogram!(metric.name).record(1.0),
+            _ => unreachable!("a new kind needs a line here"),
+        }
+    }
+    let text = handle.render();
+    for metric in t::METRICS {
+        assert!(
+            !metric.help.trim().is_empty(),
+            "{} has no description",
+            metric.name
+        );
+        let help = format!("# HELP {} {}\n", metric.name, metric.help);
+        assert!(
+            text.contains(&help),
+            "missing `{}` in:\n{text}",
+            help.trim_end()
+        );
+    }
+}
+
+on_every_backend! {
+    async fn failing_scope_providers_are_counted_by_auto_ticks(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let runs = Runs::default();
+        let job = |name: &str, scopes: cronlease::Scopes| {
+            JobSpec::builder(name)
+                .every("1h")
+                .scopes(scopes)
+                .planning_timeout(Duration::from_millis(100))
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap()
+        };
+        // Real timers: the scheduler ticks by itself every 50 ms.
+        let s = scheduler(db.store.clone())
+            .auto_tick(true)
+            .tick_interval(Duration::from_millis(50))
+            .job(job("m-prov-error", cronlease::Scopes::provider(|| async { Err("tenants table missing".into()) })))
+            .job(job("m-prov-panic", cronlease::Scopes::provider(|| async { panic!("tenant list corrupt") })))
+            .job(job("m-prov-hang", cronlease::Scopes::provider(|| std::future::pending())))
+            .start()
+            .await
+            .unwrap();
+        let expected = [
+            ("m-prov-error", "error", "scope_provider_error"),
+            ("m-prov-panic", "panic", "scope_provider_panic"),
+            ("m-prov-hang", "timeout", "scope_provider_timeout"),
+        ];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            m.refresh();
+            let seen = expected.iter().all(|(job, reason, _)| {
+                m.counter(t::SCOPE_PROVIDER_FAILURES, &format!("job={job},reason={reason}")) >= 2
+            });
+            if seen {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "auto ticks never counted every provider failure twice: {:?}", m.counters);
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        s.shutdown().await;
+        m.refresh();
+        for (job, reason, tick_reason) in expected {
+            let failures = m.counter(t::SCOPE_PROVIDER_FAILURES, &format!("job={job},reason={reason}"));
+            // Each failed tick counts once in both series.
+            assert_eq!(m.counter(t::TICK_ERRORS, &format!("job={job},reason={tick_reason}")), failures, "{job}");
+        }
+        assert_eq!(m.counter_total(t::SCOPE_PROVIDER_FAILURES), m.counter_total(t::TICK_ERRORS));
+        assert_eq!(runs.len(), 0, "no scopes, no plans");
+    }
+}
+
+on_every_backend! {
+    async fn the_last_success_gauge_holds_the_newest_successful_plan_time(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        let hours_ago = |h: i64| latest - TimeDelta::hours(h);
+        // The planner offers one plan per tick, in this order: a recent one, an older one (a
+        // late success), then the newest, whose handler fails.
+        let queue = Arc::new(std::sync::Mutex::new(vec![latest, hours_ago(3), hours_ago(1)]));
+        let offered = queue.clone();
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("m-last")
+                    .planner(move |_, _, _| Ok(offered.lock().unwrap().pop().into_iter().collect()))
+                    .handler(move |ctx: JobContext| async move {
+                        if ctx.plan_time() == latest {
+                            Err(JobError::permanent("the newest plan fails"))
+                        } else {
+                            Ok(JobOutput::rows(1))
+                        }
+                    })
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        let newest_success = hours_ago(1).timestamp() as f64;
+        // The test recorder reads a gauge nobody set since the previous refresh as 0.
+        let expected = [("a success", newest_success), ("an older plan's success", newest_success), ("a failure", 0.0)];
+        for (why, value) in expected {
+            assert_eq!(s.tick_now().await.unwrap().won, 1, "{why}");
+            assert!(s.wait_idle(Duration::from_secs(10)).await);
+            m.refresh();
+            assert_eq!(m.gauge(t::LAST_SUCCESS, "job=m-last"), Some(value), "after {why}");
+        }
+        assert_eq!(m.counter(t::EXECUTIONS, "code=permanent,job=m-last,outcome=dead"), 1);
+        s.shutdown().await;
+    }
+}
+
+/// A finished SUCCESS row of `job` for `scope` at `plan_time`: history a catch-up decides from.
+async fn succeeded(
+    store: &dyn Store,
+    job: &'static str,
+    scope: Scope,
+    plan_time: chrono::DateTime<chrono::Utc>,
+) {
+    let c = store
+        .execution_claim(&ClaimRequest {
+            job,
+            max_attempts: 1,
+            runner_id: "earlier",
+            stale_timeout: HOUR,
+            allow_stale_reentry: true,
+            steal_not_after: None,
+            plans: vec![PlanClaim::new(scope, plan_time)],
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .execution_finish_success(&[SuccessWrite {
+            lease: c.lease,
+            duration_ms: 1,
+            rows_affected: 0,
+            result: "{}".into(),
+        }])
+        .await
+        .unwrap();
+}
+
+on_every_backend! {
+    async fn catch_up_skips_are_counted_under_each_reason(db: TestDb) {
+        let recorder = DebuggingRecorder::new();
+        let mut m = Recorded::new(&recorder);
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let db_now = db.store.db_now().await.unwrap();
+        let latest = floor_plan(db_now, HOUR);
+        let hours_ago = |h: i64| latest - TimeDelta::hours(h);
+        let (a, b) = (Scope::new("t", "a"), Scope::new("t", "b"));
+        // One tick, two reasons: scope a last ran on this schedule (its missed plans are
+        // latest_only); scope b last ran at :30, under a schedule since changed (schedule_change).
+        succeeded(&*db.store, "m-mixed", a.clone(), hours_ago(3)).await;
+        succeeded(&*db.store, "m-mixed", b.clone(), hours_ago(3) + TimeDelta::minutes(30)).await;
+        // EveryPlan with a two-hour window, last run five hours ago: the older misses fall out.
+        succeeded(&*db.store, "m-window", Scope::global(), hours_ago(5)).await;
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(JobSpec::builder("m-mixed").every("1h").scopes(vec![a, b]).catch_up(cronlease::CatchUp::LatestOnly).handler(runs.ok_handler()).build().unwrap())
+            .job(
+                JobSpec::builder("m-window")
+                    .every("1h")
+                    .overlap(cronlease::OverlapPolicy::AllowAll)
+                    .catch_up(cronlease::CatchUp::EveryPlan { window: 2 * HOUR, max_plans_per_tick: 10 })
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        s.tick_now().await.unwrap();
+        s.wait_idle(Duration::from_secs(10)).await;
+        s.shutdown().await;
+        m.refresh();
+        // Scope a skipped 2h and 1h ago; scope b the same plans, for the other reason.
+        assert_eq!(m.counter(t::PLANS_SKIPPED, "job=m-mixed,reason=latest_only"), 2, "{:?}", m.counters);
+        assert_eq!(m.counter(t::PLANS_SKIPPED, "job=m-mixed,reason=schedule_change"), 2, "{:?}", m.counters);
+        let outside = (1..=4).filter(|h| hours_ago(*h) < db_now - TimeDelta::hours(2)).count() as u64;
+        assert!(outside > 0);
+        assert_eq!(m.counter(t::PLANS_SKIPPED, "job=m-window,reason=outside_window"), outside, "{:?}", m.counters);
+    }
+}
