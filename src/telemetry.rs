@@ -295,7 +295,8 @@ pub(crate) fn execution_span(
         scope_id = scope.id.as_str(),
         plan_time = %plan_time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         execution_id = %execution_id,
-        attempt,
+        // i64: tracing-opentelemetry exports unsigned fields as text.
+        attempt = i64::from(attempt),
         runner,
         outcome = tracing::field::Empty,
     )
