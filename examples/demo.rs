@@ -192,10 +192,12 @@ async fn summary(scheduler: &Scheduler) -> cronlease::Result<()> {
 
 #[actix_rt::main]
 async fn main() -> cronlease::Result<()> {
+    // cronlease logs through `tracing` and is silent without a subscriber: install one
+    // (`RUST_LOG=cronlease=debug` shows every claim and outcome).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "cronlease=warn".into()),
+                .unwrap_or_else(|_| "info,cronlease=info".into()),
         )
         .with_target(false)
         .without_time()

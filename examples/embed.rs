@@ -7,6 +7,9 @@ use cronlease::prelude::*;
 
 #[actix_rt::main]
 async fn main() -> cronlease::Result<()> {
+    // cronlease logs through `tracing` and is silent until the host installs a subscriber.
+    tracing_subscriber::fmt().with_env_filter("info").init();
+
     // SQLite for one process; `PgStore::connect("postgres://...")` or
     // `MySqlStore::connect("mysql://...")` for several replicas.
     let store = SqliteStore::open("cronlease-embed.db").await?;
@@ -24,7 +27,9 @@ async fn main() -> cronlease::Result<()> {
         .backoff(Backoff::list(["30s", "2m", "10m"])?)
         .handler(|ctx: JobContext| async move {
             // `ctx.execution_id()` is stable across retries: use it as an idempotency key.
-            println!("refreshing {} for {}", ctx.scope(), ctx.plan_time());
+            let _idempotency_key = ctx.execution_id();
+            // Logged inside the `cronlease.execution` span (job, scope, plan time, attempt).
+            tracing::info!("usage refreshed");
             Ok(JobOutput::rows(1))
         })
         .build()?;

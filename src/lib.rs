@@ -17,6 +17,11 @@
 //!   ([`Scheduler::dead_executions`], [`Scheduler::replay`]), [`Retention`] of old rows, the
 //!   job and runner registry ([`Scheduler::runners`], [`Scheduler::registered_jobs`]), and
 //!   metrics through the `metrics` facade ([`telemetry`]; `docs/metrics.md`).
+//! - Logs: through [`tracing`](https://docs.rs/tracing); the library is silent until the host
+//!   installs a subscriber (e.g. `tracing_subscriber::fmt().with_env_filter("info").init()`).
+//!   Every handler runs inside the [`telemetry::EXECUTION_SPAN`] span (job, scope, plan time,
+//!   execution id, attempt, runner), so its own log lines carry them; a `tracing-opentelemetry`
+//!   layer exports it as an OpenTelemetry span (`docs/observability.md`).
 //! - Settings without a code change: [`Config`] from a TOML file and `CRONLEASE_*` variables,
 //!   applied with [`SchedulerBuilder::config`] (`docs/configuration.md`).
 //! - Feature `cli`: the `cronlease` command-line tool (`docs/cli.md`), which drives all of the
