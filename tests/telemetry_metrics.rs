@@ -652,7 +652,7 @@ on_every_backend! {
             .tick_interval(Duration::from_millis(50))
             .job(job("m-prov-error", cronlease::Scopes::provider(|| async { Err("tenants table missing".into()) })))
             .job(job("m-prov-panic", cronlease::Scopes::provider(|| async { panic!("tenant list corrupt") })))
-            .job(job("m-prov-hang", cronlease::Scopes::provider(|| std::future::pending())))
+            .job(job("m-prov-hang", cronlease::Scopes::provider(std::future::pending)))
             .start()
             .await
             .unwrap();
