@@ -548,8 +548,9 @@ async fn record_skips(store: &Arc<dyn crate::store::Store>, spans: Vec<SkipSpan>
             if let Some(first) = spans.first() {
                 tracing::info!(job = %first.job, reason = %first.reason, rows = spans.len(), plans, "missed plans skipped by the catch-up mode");
             }
-            // One tick can skip for several reasons (scopes that first ran under a new schedule
-            // skip `schedule_change`, the others `latest_only`): each span counts under its own.
+            // One tick can skip for several reasons (scopes whose newest plan was on an old
+            // schedule skip `schedule_change`, the others `latest_only`): each span counts
+            // under its own.
             for span in &spans {
                 let n = span.plans.unwrap_or(0) * span.scopes.max(1);
                 telemetry::plans_skipped(&span.job, span.reason.as_str(), n);
