@@ -1725,3 +1725,43 @@ on_every_backend! {
         assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
     }
 }
+
+on_every_backend! {
+    async fn latest_per_scope_gives_each_scopes_newest_row_in_scope_pages(db: TestDb) {
+        let store = &*db.store;
+        // tenant/1: an older success and a newer failure; tenant/2: one success; tenant/3: one
+        // running; another job's row for tenant/1 must not show.
+        let old = claim_one(store, "r", scope(1), plan(0)).await;
+        store.execution_finish_success(&[success(old[0].lease)]).await.unwrap();
+        let newer = claim_one(store, "r", scope(1), plan(2)).await;
+        store
+            .execution_finish_failure(&[failure(newer[0].lease, Status::Failed, Some(STALE))])
+            .await
+            .unwrap();
+        let two = claim_one(store, "r", scope(2), plan(1)).await;
+        store.execution_finish_success(&[success(two[0].lease)]).await.unwrap();
+        let three = claim_one(store, "r", scope(3), plan(0)).await;
+        let other = ClaimRequest { job: "another-job", ..request("r", vec![PlanClaim::new(scope(1), plan(9))]) };
+        claim_with(store, other).await;
+
+        let all = store.execution_latest_per_scope(JOB, None, 10).await.unwrap();
+        let seen: Vec<_> = all.iter().map(|e| (e.scope.id.clone(), e.id, e.status)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("1".to_owned(), newer[0].lease.id, Status::Failed),
+                ("2".to_owned(), two[0].lease.id, Status::Success),
+                ("3".to_owned(), three[0].lease.id, Status::Running),
+            ]
+        );
+        assert!(all.iter().all(|e| e.job_name == JOB));
+
+        let first = store.execution_latest_per_scope(JOB, None, 2).await.unwrap();
+        assert_eq!(first.len(), 2);
+        let after = first.last().map(|e| e.scope.clone());
+        let rest = store.execution_latest_per_scope(JOB, after.as_ref(), 2).await.unwrap();
+        let ids: Vec<_> = rest.iter().map(|e| e.scope.id.as_str()).collect();
+        assert_eq!(ids, vec!["3"], "the second page starts after the first page's last scope");
+        assert!(store.execution_latest_per_scope("nothing", None, 10).await.unwrap().is_empty());
+    }
+}

@@ -171,6 +171,16 @@ pub trait Store: Send + Sync + 'static {
     /// newer version) are skipped with a warning.
     async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>>;
 
+    /// The newest execution (by plan time) of each scope of `job`, one row per scope, ordered by
+    /// scope (`kind`, then `id`), the scopes after `after` when given, at most `limit`: a page
+    /// of a job's scopes with their last run, in one statement whatever the number of rows.
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>>;
+
     /// Row counts by status, for one job or all.
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>>;
 

@@ -282,6 +282,16 @@ impl Store for FaultyStore {
         self.call("execution_list", self.inner.execution_list(filter))
             .await
     }
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> cronlease::Result<Vec<Execution>> {
+        let op = "execution_latest_per_scope";
+        self.call(op, self.inner.execution_latest_per_scope(job, after, limit))
+            .await
+    }
     async fn execution_count_by_status(
         &self,
         job: Option<&str>,

@@ -490,6 +490,14 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Execution>> {
                 self.inner.execution_list(filter).await
             }
+            async fn execution_latest_per_scope(
+                &self,
+                job: &str,
+                after: Option<&Scope>,
+                limit: usize,
+            ) -> cronlease::Result<Vec<Execution>> {
+                self.inner.execution_latest_per_scope(job, after, limit).await
+            }
             async fn execution_count_by_status(
                 &self,
                 job: Option<&str>,

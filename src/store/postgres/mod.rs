@@ -788,6 +788,24 @@ impl Store for PgStore {
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_latest_per_scope").await?;
+        let result = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
+            .bind(job)
+            .bind(after.map(|s| s.kind.as_str()))
+            .bind(after.map(|s| s.id.as_str()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let mut c = Checkout::acquire(&self.pool, "execution_count_by_status").await?;
         let result = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)

@@ -796,6 +796,23 @@ impl Store for SqliteStore {
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
+            .bind(job)
+            .bind(after.map(|s| s.kind.as_str()))
+            .bind(after.map(|s| s.id.as_str()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_latest_per_scope", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
             .bind(job)
