@@ -6,6 +6,8 @@
 //! - `api/`: the JSON API under `…/api` (and its OpenAPI description at `…/api/openapi.json`).
 //! - `pages/`: the HTML dashboard (forms for every action, CSRF-protected, no JavaScript).
 //! - `headers.rs`: the security headers every response carries.
+//! - `summary.rs`: one job at a glance (schedule, next plan, pauses, counts, failures, runners),
+//!   shared by the API and the dashboard.
 //!
 //! ```no_run
 //! # async fn mount(scheduler: cronlease::Scheduler) {
@@ -32,6 +34,7 @@ mod api;
 mod headers;
 mod pages;
 mod state;
+mod summary;
 
 use std::sync::Arc;
 
