@@ -31,51 +31,56 @@ async fn render(ctx: &Ctx, state: &WebState, query: &Fields) -> Result<Markup, P
         status: None,
         ..filter.clone()
     });
-    let body = html! {
-        (filter_form(ctx, "filter-dead", "/dead", &filter, false))
-        form id="replay-selected" method="post" action=(ctx.link("/dead/replay")) {
-            @if ctx.can_act {
-                (csrf_field(ctx))
-                input type="hidden" name="back" value=(base_query);
-            }
-            div.scroll {
-                table id="dead" {
-                    thead { tr {
-                        @if ctx.can_act { th { "Select" } }
-                        th { "Plan" } th { "Job" } th { "Scope" } th { "Attempts" } th { "Error" }
-                        th { "Message" } th { "Failed" }
-                        @if ctx.can_act { th { "Replay" } }
-                    } }
-                    tbody {
-                        @for row in &rows {
-                            @let zone = zones.of(&row.job_name);
-                            tr data-execution=(row.id) data-job=(row.job_name) {
-                                @if ctx.can_act {
-                                    td { input type="checkbox" name="id" value=(row.id) data-select=(row.id) aria-label="select"; }
-                                }
-                                td { a href=(ctx.link(&format!("/executions/{}", row.id))) { (layout::time(row.plan_time, &zone)) } }
-                                td { a href=(ctx.link(&format!("/jobs/{}", encode(&row.job_name)))) { (row.job_name) } }
-                                td.wrap { (row.scope.kind) "/" (row.scope.id) }
-                                td { (row.attempt) "/" (row.max_attempts) }
-                                td { (row.error_code.as_deref().unwrap_or("")) }
-                                td.wrap { (row.error_msg.as_deref().unwrap_or("")) }
-                                td { (layout::maybe_time(row.finished_at, &zone)) }
-                                @if ctx.can_act {
-                                    td {
-                                        // One form per page (HTML forms do not nest): this button
-                                        // sends it to the one-row replay of its own row.
-                                        button type="submit" formaction=(ctx.link(&format!("/dead/{}/replay", row.id)))
-                                            data-action="replay" data-execution=(row.id) { "Replay" }
-                                    }
+    let table = html! {
+        div.scroll {
+            table id="dead" {
+                thead { tr {
+                    @if ctx.can_act { th { "Select" } }
+                    th { "Plan" } th { "Job" } th { "Scope" } th { "Attempts" } th { "Error" }
+                    th { "Message" } th { "Failed" }
+                    @if ctx.can_act { th { "Replay" } }
+                } }
+                tbody {
+                    @for row in &rows {
+                        @let zone = zones.of(&row.job_name);
+                        tr data-execution=(row.id) data-job=(row.job_name) {
+                            @if ctx.can_act {
+                                td { input type="checkbox" name="id" value=(row.id) data-select=(row.id) aria-label="select"; }
+                            }
+                            td { a href=(ctx.link(&format!("/executions/{}", row.id))) { (layout::time(row.plan_time, &zone)) } }
+                            td { a href=(ctx.link(&format!("/jobs/{}", encode(&row.job_name)))) { (row.job_name) } }
+                            td.wrap { (row.scope.kind) "/" (row.scope.id) }
+                            td { (row.attempt) "/" (row.max_attempts) }
+                            td { (row.error_code.as_deref().unwrap_or("")) }
+                            td.wrap { (row.error_msg.as_deref().unwrap_or("")) }
+                            td { (layout::maybe_time(row.finished_at, &zone)) }
+                            @if ctx.can_act {
+                                td {
+                                    // One form per page (HTML forms do not nest): this button
+                                    // sends it to the one-row replay of its own row.
+                                    button type="submit" formaction=(ctx.link(&format!("/dead/{}/replay", row.id)))
+                                        data-action="replay" data-execution=(row.id) { "Replay" }
                                 }
                             }
                         }
                     }
                 }
             }
-            @if ctx.can_act && !rows.is_empty() {
-                p { button type="submit" data-action="replay-selected" { "Replay selected" } }
+        }
+    };
+    let body = html! {
+        (filter_form(ctx, "filter-dead", "/dead", &filter, false))
+        @if ctx.can_act {
+            form id="replay-selected" method="post" action=(ctx.link("/dead/replay")) {
+                (csrf_field(ctx))
+                input type="hidden" name="back" value=(base_query);
+                (table)
+                @if !rows.is_empty() {
+                    p { button type="submit" data-action="replay-selected" { "Replay selected" } }
+                }
             }
+        } @else {
+            (table)
         }
         @if rows.is_empty() { p.muted id="empty" { "No dead execution matches." } }
         @if let Some(cursor) = next {
