@@ -66,10 +66,17 @@ impl Pages {
             .uri(&format!("/cronlease{path}"))
             .insert_header(("x-access", access));
         let reply = (self.call)(req).await;
-        let content_type = reply.1.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = reply
+            .1
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         assert_eq!(content_type, Some("text/html; charset=utf-8"), "{path}");
         assert!(reply.1.contains_key("content-security-policy"), "{path}");
-        assert!(reply.2.starts_with("<!DOCTYPE html>"), "{path}: {}", reply.2);
+        assert!(
+            reply.2.starts_with("<!DOCTYPE html>"),
+            "{path}: {}",
+            reply.2
+        );
         reply
     }
 
@@ -87,7 +94,10 @@ impl Pages {
             .get(header::SET_COOKIE)
             .and_then(|v| v.to_str().ok())
             .expect("a CSRF cookie on the first visit");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
         assert!(cookie.contains("Path=/cronlease"), "{cookie}");
         let token = cookie
             .strip_prefix("cronlease_csrf=")
@@ -116,7 +126,10 @@ impl Pages {
         let form = format!("csrf={token}&{fields}");
         let (status, headers, body) = self.post_as(path, "act", Some(token), &form).await;
         assert_eq!(status, 303, "{path}: {body}");
-        let location = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).expect("a Location");
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .expect("a Location");
         assert!(location.starts_with("/cronlease/"), "{location}");
         assert!(location.contains("notice="), "{location}");
         location.strip_prefix("/cronlease").unwrap().to_owned()
@@ -126,7 +139,9 @@ impl Pages {
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -169,7 +184,10 @@ fn jobs() -> Vec<JobSpec> {
 async fn started(db: &common::TestDb) -> Scheduler {
     let scheduler = jobs()
         .into_iter()
-        .fold(scheduler(db.store.clone()).runner_id("pages-runner"), |b, job| b.job(job))
+        .fold(
+            scheduler(db.store.clone()).runner_id("pages-runner"),
+            |b, job| b.job(job),
+        )
         .start()
         .await
         .unwrap();
@@ -179,7 +197,10 @@ async fn started(db: &common::TestDb) -> Scheduler {
 }
 
 async fn dead(scheduler: &Scheduler) -> Vec<cronlease::Execution> {
-    scheduler.dead_executions(&ExecutionFilter::default()).await.unwrap()
+    scheduler
+        .dead_executions(&ExecutionFilter::default())
+        .await
+        .unwrap()
 }
 
 fn count(body: &str, needle: &str) -> usize {

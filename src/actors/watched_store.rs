@@ -147,7 +147,10 @@ impl Store for WatchedStore {
         after: Option<&Scope>,
         limit: usize,
     ) -> Result<Vec<Execution>> {
-        let outcome = self.inner.execution_latest_per_scope(job, after, limit).await;
+        let outcome = self
+            .inner
+            .execution_latest_per_scope(job, after, limit)
+            .await;
         self.watch(outcome)
     }
 

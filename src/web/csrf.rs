@@ -174,7 +174,12 @@ mod tests {
             );
         }
         assert_eq!(
-            check(Some(&token), Some(&token), Some("https://ops.example:8080"), None),
+            check(
+                Some(&token),
+                Some(&token),
+                Some("https://ops.example:8080"),
+                None
+            ),
             Err(CsrfRejection::ForeignOrigin),
             "an origin cannot be checked without a host"
         );

@@ -42,8 +42,14 @@ fn form_scope(form: &Fields) -> Result<Option<Scope>, Problem> {
     match (form.get("scope_kind"), form.get("scope_id")) {
         (None, None) => Ok(None),
         (Some(kind), Some(id)) => Ok(Some(Scope::new(kind, id))),
-        (Some(_), None) => Err(Problem::bad("scope_id", "`scope_kind` needs `scope_id` too")),
-        (None, Some(_)) => Err(Problem::bad("scope_kind", "`scope_id` needs `scope_kind` too")),
+        (Some(_), None) => Err(Problem::bad(
+            "scope_id",
+            "`scope_kind` needs `scope_id` too",
+        )),
+        (None, Some(_)) => Err(Problem::bad(
+            "scope_kind",
+            "`scope_id` needs `scope_kind` too",
+        )),
     }
 }
 
@@ -59,19 +65,31 @@ fn what(job: &str, scope: &Option<Scope>) -> String {
 }
 
 /// `POST /jobs/{name}/pause` (`reason`, optional scope).
-pub(crate) async fn pause(req: HttpRequest, state: Data<WebState>, name: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn pause(
+    req: HttpRequest,
+    state: Data<WebState>,
+    name: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let scope = form_scope(&form)?;
         let reason = form.get("reason").unwrap_or("paused from the dashboard");
-        st.scheduler.pause(&name, scope.clone(), AUTHOR, reason).await?;
+        st.scheduler
+            .pause(&name, scope.clone(), AUTHOR, reason)
+            .await?;
         Ok((job_page(&name), format!("Paused {}.", what(&name, &scope))))
     })
     .await
 }
 
 /// `POST /jobs/{name}/resume` (optional scope).
-pub(crate) async fn resume(req: HttpRequest, state: Data<WebState>, name: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn resume(
+    req: HttpRequest,
+    state: Data<WebState>,
+    name: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let scope = form_scope(&form)?;
@@ -87,16 +105,27 @@ pub(crate) async fn resume(req: HttpRequest, state: Data<WebState>, name: Path<S
 }
 
 /// `POST /jobs/{name}/trigger` (optional scope: every scope without one).
-pub(crate) async fn trigger(req: HttpRequest, state: Data<WebState>, name: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn trigger(
+    req: HttpRequest,
+    state: Data<WebState>,
+    name: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let scope = form_scope(&form)?;
-        let target = scope.clone().map_or(TriggerTarget::AllScopes, TriggerTarget::Scope);
+        let target = scope
+            .clone()
+            .map_or(TriggerTarget::AllScopes, TriggerTarget::Scope);
         let options = TriggerOptions::default().by(AUTHOR);
         let trigger = st.scheduler.trigger(&name, target, options).await?;
         Ok((
             job_page(&name),
-            format!("Asked to run {} now (trigger {}).", what(&name, &scope), trigger.id),
+            format!(
+                "Asked to run {} now (trigger {}).",
+                what(&name, &scope),
+                trigger.id
+            ),
         ))
     })
     .await
@@ -104,7 +133,12 @@ pub(crate) async fn trigger(req: HttpRequest, state: Data<WebState>, name: Path<
 
 /// `POST /jobs/{name}/backfill` (`from`, `to`, `rerun`), times in the job's time zone unless
 /// they carry their own offset.
-pub(crate) async fn backfill(req: HttpRequest, state: Data<WebState>, name: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn backfill(
+    req: HttpRequest,
+    state: Data<WebState>,
+    name: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let zone = match registered_job(&st.scheduler, &name).await {
@@ -124,13 +158,21 @@ pub(crate) async fn backfill(req: HttpRequest, state: Data<WebState>, name: Path
             requested_by: AUTHOR.to_owned(),
         };
         let backfill = st.scheduler.backfill(&name, from, to, options).await?;
-        Ok((job_page(&name), format!("Backfill {} started.", backfill.id)))
+        Ok((
+            job_page(&name),
+            format!("Backfill {} started.", backfill.id),
+        ))
     })
     .await
 }
 
 /// `POST /backfills/{id}/cancel`.
-pub(crate) async fn cancel_backfill(req: HttpRequest, state: Data<WebState>, id: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn cancel_backfill(
+    req: HttpRequest,
+    state: Data<WebState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |_form| async move {
         let id = Uuid::parse_str(&id)
@@ -169,7 +211,12 @@ fn dead_page(form: &Fields) -> String {
 
 /// `POST /dead/{id}/replay`: one dead execution. Back to the dead letters when sent from there,
 /// else to the execution.
-pub(crate) async fn replay_one(req: HttpRequest, state: Data<WebState>, id: Path<String>, body: Bytes) -> HttpResponse {
+pub(crate) async fn replay_one(
+    req: HttpRequest,
+    state: Data<WebState>,
+    id: Path<String>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let id = parse_id("id", &id)?;
@@ -179,13 +226,23 @@ pub(crate) async fn replay_one(req: HttpRequest, state: Data<WebState>, id: Path
         } else {
             format!("/executions/{id}")
         };
-        Ok((back, format!("Replayed execution {} ({}, {}/{}).", row.id, row.job_name, row.scope.kind, row.scope.id)))
+        Ok((
+            back,
+            format!(
+                "Replayed execution {} ({}, {}/{}).",
+                row.id, row.job_name, row.scope.kind, row.scope.id
+            ),
+        ))
     })
     .await
 }
 
 /// `POST /dead/replay`: the checked rows (`id`, repeated).
-pub(crate) async fn replay_selected(req: HttpRequest, state: Data<WebState>, body: Bytes) -> HttpResponse {
+pub(crate) async fn replay_selected(
+    req: HttpRequest,
+    state: Data<WebState>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         let ids = form
@@ -193,7 +250,10 @@ pub(crate) async fn replay_selected(req: HttpRequest, state: Data<WebState>, bod
             .map(|text| parse_id("id", text))
             .collect::<Result<Vec<_>, _>>()?;
         if ids.is_empty() {
-            return Err(Problem::bad("id", "no execution was selected: check the rows to replay"));
+            return Err(Problem::bad(
+                "id",
+                "no execution was selected: check the rows to replay",
+            ));
         }
         let (mut replayed, mut skipped) = (0, 0);
         for id in &ids {
@@ -214,7 +274,11 @@ pub(crate) async fn replay_selected(req: HttpRequest, state: Data<WebState>, bod
 
 /// `POST /dead/replay-matching`: every dead execution matching the filter fields, after the
 /// operator typed the confirmation word into `confirm`.
-pub(crate) async fn replay_matching(req: HttpRequest, state: Data<WebState>, body: Bytes) -> HttpResponse {
+pub(crate) async fn replay_matching(
+    req: HttpRequest,
+    state: Data<WebState>,
+    body: Bytes,
+) -> HttpResponse {
     let st = state.clone();
     act(&req, &state, &body, |form| async move {
         if form.get("confirm").map(str::trim) != Some(CONFIRM_WORD) {
@@ -236,8 +300,15 @@ pub(crate) async fn replay_matching(req: HttpRequest, state: Data<WebState>, bod
             }
         }
         let back = super::executions::query_of(&filter);
-        let path = if back.is_empty() { "/dead".to_owned() } else { format!("/dead?{back}") };
-        Ok((path, format!("Replayed {total} dead executions matching the filter.")))
+        let path = if back.is_empty() {
+            "/dead".to_owned()
+        } else {
+            format!("/dead?{back}")
+        };
+        Ok((
+            path,
+            format!("Replayed {total} dead executions matching the filter."),
+        ))
     })
     .await
 }

@@ -39,7 +39,9 @@ impl Ctx {
         if !access.can_read() {
             return Err(problem_page(
                 &state.base,
-                &Problem::forbidden("this dashboard is not open to you: ask its operators for access"),
+                &Problem::forbidden(
+                    "this dashboard is not open to you: ask its operators for access",
+                ),
             ));
         }
         let cookie = req
@@ -339,6 +341,10 @@ mod tests {
             Ok(at),
             "Paris is UTC+1 in November"
         );
-        assert!(parse_time("yesterday", &utc).unwrap_err().contains("yesterday"));
+        assert!(
+            parse_time("yesterday", &utc)
+                .unwrap_err()
+                .contains("yesterday")
+        );
     }
 }

@@ -21,12 +21,24 @@ pub(crate) const PAGE: usize = 50;
 /// in `zones`' zone of the filter's job (UTC without a job).
 pub(crate) fn filter_of(query: &Fields, zones: &Zones) -> Result<ExecutionFilter, Problem> {
     let job = query.get("job").map(str::to_owned);
-    let zone = job.as_deref().map_or(jiff::tz::TimeZone::UTC, |j| zones.of(j));
+    let zone = job
+        .as_deref()
+        .map_or(jiff::tz::TimeZone::UTC, |j| zones.of(j));
     let scope = match (query.get("scope_kind"), query.get("scope_id")) {
         (None, None) => None,
         (Some(kind), Some(id)) => Some(Scope::new(kind, id)),
-        (Some(_), None) => return Err(Problem::bad("scope_id", "`scope_kind` needs `scope_id` too")),
-        (None, Some(_)) => return Err(Problem::bad("scope_kind", "`scope_id` needs `scope_kind` too")),
+        (Some(_), None) => {
+            return Err(Problem::bad(
+                "scope_id",
+                "`scope_kind` needs `scope_id` too",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Problem::bad(
+                "scope_kind",
+                "`scope_id` needs `scope_kind` too",
+            ));
+        }
     };
     let status = query.parsed("status", |s| {
         s.to_ascii_uppercase().parse::<Status>().map_err(|e| {
@@ -77,7 +89,13 @@ pub(crate) async fn zones(state: &WebState) -> Result<Zones, Problem> {
 }
 
 /// The filter form of a listing (`GET`), its fields filled from `filter`.
-pub(crate) fn filter_form(ctx: &Ctx, id: &str, path: &str, filter: &ExecutionFilter, with_status: bool) -> Markup {
+pub(crate) fn filter_form(
+    ctx: &Ctx,
+    id: &str,
+    path: &str,
+    filter: &ExecutionFilter,
+    with_status: bool,
+) -> Markup {
     let utc = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
@@ -172,16 +190,21 @@ pub(crate) async fn one(req: HttpRequest, state: Data<WebState>, id: Path<String
 
 /// An execution id from a path or form, or a 400 naming `parameter`.
 pub(crate) fn parse_id(parameter: &str, text: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(text).map_err(|_| Problem::bad(parameter, format!("`{text}` is not an execution id (a UUID)")))
+    Uuid::parse_str(text).map_err(|_| {
+        Problem::bad(
+            parameter,
+            format!("`{text}` is not an execution id (a UUID)"),
+        )
+    })
 }
 
 async fn render_one(ctx: &Ctx, state: &WebState, id: &str) -> Result<Markup, Problem> {
     let id = parse_id("id", id)?;
-    let row = state
-        .scheduler
-        .execution(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no execution with id {id}: it may have been pruned")))?;
+    let row = state.scheduler.execution(id).await?.ok_or_else(|| {
+        Problem::not_found(format!(
+            "no execution with id {id}: it may have been pruned"
+        ))
+    })?;
     let zones = zones(state).await?;
     let zone = zones.of(&row.job_name);
     let result = serde_json::to_string_pretty(&row.result).unwrap_or_default();
@@ -234,5 +257,10 @@ async fn render_one(ctx: &Ctx, state: &WebState, id: &str) -> Result<Markup, Pro
         }
         @if row.failures.is_empty() { p.muted { "No failed attempt." } }
     };
-    Ok(layout::shell(ctx, "execution", &format!("Execution {}", row.id), body))
+    Ok(layout::shell(
+        ctx,
+        "execution",
+        &format!("Execution {}", row.id),
+        body,
+    ))
 }

@@ -37,12 +37,23 @@ fn after_scope(query: &Fields) -> Result<Option<Scope>, Problem> {
     match (query.get("after_kind"), query.get("after_id")) {
         (None, None) => Ok(None),
         (Some(kind), Some(id)) => Ok(Some(Scope::new(kind, id))),
-        (Some(_), None) => Err(Problem::bad("after_id", "`after_kind` needs `after_id` too")),
-        (None, Some(_)) => Err(Problem::bad("after_kind", "`after_id` needs `after_kind` too")),
+        (Some(_), None) => Err(Problem::bad(
+            "after_id",
+            "`after_kind` needs `after_id` too",
+        )),
+        (None, Some(_)) => Err(Problem::bad(
+            "after_kind",
+            "`after_id` needs `after_kind` too",
+        )),
     }
 }
 
-async fn render(ctx: &Ctx, state: &WebState, name: &str, query: &Fields) -> Result<Markup, Problem> {
+async fn render(
+    ctx: &Ctx,
+    state: &WebState,
+    name: &str,
+    query: &Fields,
+) -> Result<Markup, Problem> {
     let scheduler = &state.scheduler;
     let summary = match job_summary(scheduler, name).await {
         Err(crate::Error::UnknownJob(_)) => {
@@ -56,7 +67,10 @@ async fn render(ctx: &Ctx, state: &WebState, name: &str, query: &Fields) -> Resu
     let zone = zone_named(&summary.time_zone);
     let after = after_scope(query)?;
     let now = scheduler.store().db_now().await?;
-    let next_plans = registered.spec.upcoming(now, NEXT_PLANS).unwrap_or_default();
+    let next_plans = registered
+        .spec
+        .upcoming(now, NEXT_PLANS)
+        .unwrap_or_default();
     let scopes = scheduler
         .store()
         .execution_latest_per_scope(name, after.as_ref(), SCOPE_PAGE)
@@ -261,4 +275,3 @@ fn scope_forms(ctx: &Ctx, name: &str, scope: &Scope, paused: bool) -> Markup {
         }
     }
 }
-

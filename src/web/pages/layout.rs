@@ -170,7 +170,10 @@ pub(crate) fn local(t: DateTime<Utc>, zone: &TimeZone) -> String {
 /// `t` as a `datetime-local` input value in `zone` (`2026-11-24T01:00`).
 pub(crate) fn local_input(t: DateTime<Utc>, zone: &TimeZone) -> String {
     match jiff::Timestamp::from_millisecond(t.timestamp_millis()) {
-        Ok(ts) => ts.to_zoned(zone.clone()).strftime("%Y-%m-%dT%H:%M").to_string(),
+        Ok(ts) => ts
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string(),
         Err(_) => String::new(),
     }
 }
@@ -200,7 +203,13 @@ mod tests {
         let html = time(t, &zone_named("Europe/Paris")).into_string();
         assert!(html.contains("2026-11-24 01:00:00 CET"), "{html}");
         assert!(html.contains(r#"title="2026-11-24T00:00:00Z""#), "{html}");
-        assert_eq!(local(t, &zone_named("No/Such_Zone")), "2026-11-24 00:00:00 UTC");
-        assert_eq!(local_input(t, &zone_named("Europe/Paris")), "2026-11-24T01:00");
+        assert_eq!(
+            local(t, &zone_named("No/Such_Zone")),
+            "2026-11-24 00:00:00 UTC"
+        );
+        assert_eq!(
+            local_input(t, &zone_named("Europe/Paris")),
+            "2026-11-24T01:00"
+        );
     }
 }

@@ -32,11 +32,17 @@ pub(crate) fn configure(config: &mut ServiceConfig) {
         .route("/jobs/{name}/resume", web::post().to(actions::resume))
         .route("/jobs/{name}/trigger", web::post().to(actions::trigger))
         .route("/jobs/{name}/backfill", web::post().to(actions::backfill))
-        .route("/backfills/{id}/cancel", web::post().to(actions::cancel_backfill))
+        .route(
+            "/backfills/{id}/cancel",
+            web::post().to(actions::cancel_backfill),
+        )
         .route("/executions", web::get().to(executions::list))
         .route("/executions/{id}", web::get().to(executions::one))
         .route("/dead", web::get().to(dead::page))
         .route("/dead/replay", web::post().to(actions::replay_selected))
-        .route("/dead/replay-matching", web::post().to(actions::replay_matching))
+        .route(
+            "/dead/replay-matching",
+            web::post().to(actions::replay_matching),
+        )
         .route("/dead/{id}/replay", web::post().to(actions::replay_one));
 }
