@@ -271,6 +271,52 @@ on_every_backend! {
     }
 }
 
+/// The `href` of the page's `a#next-page`, under the mount path, unescaped.
+fn next_page(body: &str) -> Option<String> {
+    let link = regex::Regex::new(r#"<a id="next-page" href="/cronlease([^"]+)""#).unwrap();
+    link.captures(body).map(|c| c[1].replace("&amp;", "&"))
+}
+
+on_every_backend! {
+    async fn keyset_pages_walk_every_row_and_every_scope_once_web_pages(db: TestDb) {
+        let scheduler = started(&db).await;
+        let pages = Pages::new(&scheduler, true).await;
+        let rows = scheduler.executions(&ExecutionFilter::default()).await.unwrap();
+        let row_id = regex::Regex::new(r#"<tr data-execution="([0-9a-f-]+)""#).unwrap();
+        let mut walked = Vec::new();
+        let mut path = Some("/executions?limit=2".to_owned());
+        while let Some(current) = path {
+            let (status, body) = pages.get(&current).await;
+            assert_eq!(status, 200, "{current}: {body}");
+            let ids: Vec<String> = row_id.captures_iter(&body).map(|c| c[1].to_owned()).collect();
+            assert!(ids.len() <= 2, "{current}");
+            walked.extend(ids);
+            path = next_page(&body);
+            assert!(walked.len() <= rows.len(), "the walk ends");
+        }
+        let expected: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(walked, expected, "newest plan first, each row once");
+
+        // The job page's scopes, one scope a page, by the set-based latest-per-scope read.
+        let scope_row = regex::Regex::new(r#"data-scope-kind="tenant" data-scope-id="([^"]+)""#).unwrap();
+        let mut scopes = Vec::new();
+        let mut path = Some("/jobs/report?limit=1".to_owned());
+        while let Some(current) = path {
+            let (status, body) = pages.get(&current).await;
+            assert_eq!(status, 200, "{current}: {body}");
+            scopes.extend(scope_row.captures_iter(&body).map(|c| c[1].to_owned()));
+            path = next_page(&body);
+            assert!(scopes.len() <= 4, "the walk ends");
+        }
+        scopes.sort();
+        assert_eq!(scopes, ["&lt;script&gt;alert(1)&lt;/script&gt;", "0", "1"]);
+        let (status, body) = pages.get("/executions?limit=0").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("`limit`"), "{body}");
+        scheduler.shutdown().await;
+    }
+}
+
 on_every_backend! {
     async fn hostile_scope_ids_and_error_messages_render_as_text_web_pages(db: TestDb) {
         let scheduler = started(&db).await;

@@ -6,7 +6,7 @@ use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use uuid::Uuid;
 
-use super::context::{Ctx, Fields, Problem, encode, parse_time};
+use super::context::{Ctx, Fields, Problem, encode, parse_time, problem_page};
 use super::dead::CONFIRM_WORD;
 use super::executions::{filter_of, parse_id, zones};
 use super::layout::zone_named;
@@ -33,7 +33,7 @@ where
 {
     match Ctx::act(req, state, body) {
         Ok((ctx, form)) => ctx.redirect(action(form).await),
-        Err(reply) => reply,
+        Err(problem) => problem_page(&state.base, &problem),
     }
 }
 
@@ -299,7 +299,10 @@ pub(crate) async fn replay_matching(
                 break;
             }
         }
-        let back = super::executions::query_of(&filter);
+        let back = super::executions::query_of(&crate::store::ExecutionFilter {
+            limit: super::executions::PAGE,
+            ..filter
+        });
         let path = if back.is_empty() {
             "/dead".to_owned()
         } else {

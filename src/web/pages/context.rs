@@ -32,16 +32,13 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The context of a page request: `Err` is the 403 page when the embedder denies reading.
-    pub(crate) fn read(req: &HttpRequest, state: &WebState) -> Result<(Ctx, Fields), HttpResponse> {
+    /// The context of a page request: `Err` is the 403 when the embedder denies reading.
+    pub(crate) fn read(req: &HttpRequest, state: &WebState) -> Result<(Ctx, Fields), Problem> {
         let access = state.access(req);
         let query = Fields::parse(req.query_string());
         if !access.can_read() {
-            return Err(problem_page(
-                &state.base,
-                &Problem::forbidden(
-                    "this dashboard is not open to you: ask its operators for access",
-                ),
+            return Err(Problem::forbidden(
+                "this dashboard is not open to you: ask its operators for access",
             ));
         }
         let cookie = req
@@ -63,14 +60,14 @@ impl Ctx {
     }
 
     /// The context of an action (a form POST): `Err` is the 403 page when the embedder does
-    /// not allow actions or the CSRF check fails.
+    /// not allow actions or the CSRF check fails (see [`problem_page`]).
     pub(crate) fn act(
         req: &HttpRequest,
         state: &WebState,
         body: &[u8],
-    ) -> Result<(Ctx, Fields), HttpResponse> {
+    ) -> Result<(Ctx, Fields), Problem> {
         let access = state.access(req);
-        let forbid = |message: &str| problem_page(&state.base, &Problem::forbidden(message));
+        let forbid = |message: &str| Problem::forbidden(message);
         if !access.can_read() {
             return Err(forbid(
                 "this dashboard is not open to you: ask its operators for access",

@@ -5,7 +5,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use maud::{Markup, html};
 
-use super::context::{Ctx, Fields, Problem, encode};
+use super::context::{Ctx, Fields, Problem, encode, problem_page};
 use super::executions::{filter_form, filter_of, query_of, zones};
 use super::layout::{self, csrf_field};
 use crate::web::state::WebState;
@@ -17,7 +17,7 @@ pub(crate) const CONFIRM_WORD: &str = "replay";
 pub(crate) async fn page(req: HttpRequest, state: Data<WebState>) -> HttpResponse {
     let (ctx, query) = match Ctx::read(&req, &state) {
         Ok(read) => read,
-        Err(reply) => return reply,
+        Err(problem) => return problem_page(&state.base, &problem),
     };
     ctx.finish(render(&ctx, &state, &query).await)
 }

@@ -6,15 +6,28 @@ use actix_web::{HttpRequest, HttpResponse};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use super::context::{Ctx, Fields, Problem, encode, parse_time};
+use super::context::{Ctx, Fields, Problem, encode, parse_time, problem_page};
 use super::layout::{self, Zones, csrf_field};
 use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{ExecutionCursor, ExecutionFilter};
 use crate::web::state::WebState;
 
-/// Rows per page.
+/// Rows per page, unless the query's `limit` asks for another number.
 pub(crate) const PAGE: usize = 50;
+
+/// The most rows a page may ask for.
+pub(crate) const MAX_PAGE: usize = 500;
+
+/// A page size from a query's `limit`: 1 to [`MAX_PAGE`].
+pub(crate) fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a page size: use a number from 1 to {MAX_PAGE}"
+        )),
+    }
+}
 
 /// The filter a listing's query asks for (`job`, `scope_kind` + `scope_id`, `status`, `from`,
 /// `before`, `after`), or a 400 naming the malformed parameter. Times without a zone are read
@@ -53,11 +66,12 @@ pub(crate) fn filter_of(query: &Fields, zones: &Zones) -> Result<ExecutionFilter
         plan_from: query.parsed("from", |t| parse_time(t, &zone))?,
         plan_before: query.parsed("before", |t| parse_time(t, &zone))?,
         after: query.parsed("after", |c| c.parse::<ExecutionCursor>())?,
-        limit: PAGE,
+        limit: query.parsed("limit", parse_limit)?.unwrap_or(PAGE),
     })
 }
 
-/// The query string of `filter` (without `after`), to link to the same listing.
+/// The query string of `filter` (without `after`; `limit` when not the default), to link to
+/// the same listing.
 pub(crate) fn query_of(filter: &ExecutionFilter) -> String {
     let mut parts = Vec::new();
     if let Some(job) = &filter.job {
@@ -75,6 +89,9 @@ pub(crate) fn query_of(filter: &ExecutionFilter) -> String {
             let text = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             parts.push(format!("{name}={}", encode(&text)));
         }
+    }
+    if filter.limit != PAGE {
+        parts.push(format!("limit={}", filter.limit));
     }
     parts.join("&")
 }
@@ -126,7 +143,7 @@ pub(crate) fn filter_form(
 pub(crate) async fn list(req: HttpRequest, state: Data<WebState>) -> HttpResponse {
     let (ctx, query) = match Ctx::read(&req, &state) {
         Ok(read) => read,
-        Err(reply) => return reply,
+        Err(problem) => return problem_page(&state.base, &problem),
     };
     ctx.finish(render_list(&ctx, &state, &query).await)
 }
@@ -183,7 +200,7 @@ pub(crate) fn table(ctx: &Ctx, id: &str, rows: &[Execution], zones: &Zones) -> M
 pub(crate) async fn one(req: HttpRequest, state: Data<WebState>, id: Path<String>) -> HttpResponse {
     let (ctx, _) = match Ctx::read(&req, &state) {
         Ok(read) => read,
-        Err(reply) => return reply,
+        Err(problem) => return problem_page(&state.base, &problem),
     };
     ctx.finish(render_one(&ctx, &state, &id).await)
 }

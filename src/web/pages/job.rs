@@ -6,15 +6,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
-use super::context::{Ctx, Fields, Problem, encode};
+use super::context::{Ctx, Fields, Problem, encode, problem_page};
 use super::layout::{self, csrf_field, zone_named};
 use crate::control::BackfillStatus;
 use crate::scope::Scope;
 use crate::web::state::WebState;
 use crate::web::summary::{job_summary, registered_job};
-
-/// Scopes per page of the scope table.
-const SCOPE_PAGE: usize = 50;
 
 /// How many next plan times the page lists.
 const NEXT_PLANS: usize = 5;
@@ -27,7 +24,7 @@ pub(crate) async fn page(
 ) -> HttpResponse {
     let (ctx, query) = match Ctx::read(&req, &state) {
         Ok(read) => read,
-        Err(reply) => return reply,
+        Err(problem) => return problem_page(&state.base, &problem),
     };
     ctx.finish(render(&ctx, &state, &name, &query).await)
 }
@@ -66,6 +63,9 @@ async fn render(
     let registered = registered_job(scheduler, name).await?;
     let zone = zone_named(&summary.time_zone);
     let after = after_scope(query)?;
+    let limit = query
+        .parsed("limit", super::executions::parse_limit)?
+        .unwrap_or(super::executions::PAGE);
     let now = scheduler.store().db_now().await?;
     let next_plans = registered
         .spec
@@ -73,7 +73,7 @@ async fn render(
         .unwrap_or_default();
     let scopes = scheduler
         .store()
-        .execution_latest_per_scope(name, after.as_ref(), SCOPE_PAGE)
+        .execution_latest_per_scope(name, after.as_ref(), limit)
         .await?;
     let pauses = scheduler.pauses(Some(name)).await?;
     let backfills = scheduler.backfills(Some(name)).await?;
@@ -133,9 +133,9 @@ async fn render(
                 }
             }
         }
-        @if scopes.len() == SCOPE_PAGE {
+        @if scopes.len() == limit {
             @if let Some(last) = scopes.last() {
-                p { a id="next-page" href=(job_link(&format!("?after_kind={}&after_id={}", encode(&last.scope.kind), encode(&last.scope.id)))) { "Next scopes →" } }
+                p { a id="next-page" href=(job_link(&format!("?after_kind={}&after_id={}&limit={limit}", encode(&last.scope.kind), encode(&last.scope.id)))) { "Next scopes →" } }
             }
         }
         @if scopes.is_empty() { p.muted { "No run yet." } }

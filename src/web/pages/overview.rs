@@ -4,7 +4,7 @@ use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
 use maud::{Markup, html};
 
-use super::context::{Ctx, Problem, encode};
+use super::context::{Ctx, Problem, encode, problem_page};
 use super::layout::{self, Zones};
 use crate::web::state::WebState;
 use crate::web::summary::{JobSummary, job_summaries};
@@ -24,7 +24,7 @@ pub(crate) fn health(job: &JobSummary) -> &'static str {
 pub(crate) async fn page(req: HttpRequest, state: Data<WebState>) -> HttpResponse {
     let (ctx, _) = match Ctx::read(&req, &state) {
         Ok(read) => read,
-        Err(reply) => return reply,
+        Err(problem) => return problem_page(&state.base, &problem),
     };
     ctx.finish(render(&ctx, &state).await)
 }
