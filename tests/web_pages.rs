@@ -318,6 +318,45 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn the_overview_lists_stale_leases_as_the_retention_gauge_counts_them_web_pages(db: TestDb) {
+        let scheduler = started(&db).await;
+        // A lease of `report` whose owner never renews it: RUNNING, stale a minute after its claim.
+        let now = db.store.db_now().await.unwrap();
+        let plan = cronlease::store::PlanClaim::new(Scope::new("tenant", "9"), now - chrono::TimeDelta::hours(2));
+        let request = cronlease::store::ClaimRequest {
+            job: "report",
+            max_attempts: 3,
+            runner_id: "vanished-runner",
+            stale_timeout: Duration::from_secs(60),
+            allow_stale_reentry: true,
+            steal_not_after: None,
+            plans: vec![plan],
+        };
+        assert_eq!(db.store.execution_claim(&request).await.unwrap().len(), 1);
+        let (_, fresh) = Pages::new(&scheduler, true).await.get("/").await;
+        assert!(fresh.contains(r#"id="no-stale""#), "the lease is still live: {fresh}");
+
+        // An hour later by the database clock the lease is stale.
+        let later = scheduler_on(db.skewed(chrono::TimeDelta::hours(1))).await;
+        let (status, overview) = Pages::new(&later, true).await.get("/").await;
+        assert_eq!(status, 200, "{overview}");
+        assert!(overview.contains(r#"<tr data-job="report"><td><a href="/cronlease/executions?job=report&amp;status=RUNNING">report</a></td><td data-stale="1">"#), "{overview}");
+        assert!(!overview.contains(r#"id="no-stale""#));
+        later.shutdown().await;
+        scheduler.shutdown().await;
+    }
+}
+
+/// A scheduler without jobs on `store`: a dashboard for a database other runners work on.
+async fn scheduler_on(store: std::sync::Arc<dyn cronlease::Store>) -> Scheduler {
+    scheduler(store)
+        .runner_id("dashboard-runner")
+        .start()
+        .await
+        .unwrap()
+}
+
+on_every_backend! {
     async fn hostile_scope_ids_and_error_messages_render_as_text_web_pages(db: TestDb) {
         let scheduler = started(&db).await;
         let pages = Pages::new(&scheduler, true).await;
