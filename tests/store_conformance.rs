@@ -916,6 +916,35 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn failing_rows_since_a_plan_time_are_counted_per_job(db: TestDb) {
+        // job-a: DEAD at minutes 0 and 10, FAILED at 20; job-b: DEAD at 10; SUCCESS and
+        // RUNNING rows at 20 of job-b count for nothing.
+        for (job, minute) in [("job-a", 0), ("job-a", 10), ("job-b", 10)] {
+            dead_row(&*db.store, job, scope(minute as usize), plan(minute)).await;
+        }
+        let mut req = request("a", vec![PlanClaim::new(scope(1), plan(20))]);
+        req.job = "job-a";
+        let failed = claim_with(&*db.store, req).await.remove(0);
+        db.store.execution_finish_failure(&[failure(failed.lease, Status::Failed, Some(STALE))]).await.unwrap();
+        let mut req = request("a", vec![PlanClaim::new(scope(1), plan(20)), PlanClaim::new(scope(2), plan(20))]);
+        req.job = "job-b";
+        let claimed = claim_with(&*db.store, req).await;
+        db.store.execution_finish_success(&[success(claimed[0].lease)]).await.unwrap();
+
+        let store = &db.store;
+        let count = |since| async move {
+            let mut counts = store.execution_count_failing(since).await.unwrap();
+            counts.sort();
+            counts
+        };
+        assert_eq!(count(plan(0)).await, vec![("job-a".to_owned(), 3), ("job-b".to_owned(), 1)]);
+        assert_eq!(count(plan(10)).await, vec![("job-a".to_owned(), 2), ("job-b".to_owned(), 1)], "the bound is inclusive");
+        assert_eq!(count(plan(11)).await, vec![("job-a".to_owned(), 1)]);
+        assert!(count(plan(21)).await.is_empty());
+    }
+}
+
+on_every_backend! {
     async fn pages_follow_a_keyset_cursor_without_gaps_or_repeats(db: TestDb) {
         // Seven scopes share each plan time: a plan-time cursor alone would skip or repeat rows.
         let plans: Vec<_> = (0..7).flat_map(|s| (0..3).map(move |m| PlanClaim::new(scope(s), plan(m)))).collect();

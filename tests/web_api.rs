@@ -478,6 +478,10 @@ on_every_backend! {
         assert_eq!(status, 200, "{reply}");
         let (status, reply) = api.get("/no-such-endpoint").await;
         assert_eq!(status, 404, "{reply}");
+        let (status, reply) = api.get(&format!("/dead/{unknown}/replay")).await;
+        assert_eq!((status, reply["parameter"].as_str()), (405, Some("method")), "{reply}");
+        let (status, reply) = api.post("/jobs", json!({})).await;
+        assert_eq!((status, reply["error"].as_str()), (405, Some("this endpoint answers GET only")), "{reply}");
         assert!(scheduler.pauses(None).await.unwrap().len() == 1, "only the well-formed pause was stored");
         scheduler.shutdown().await;
     }

@@ -189,6 +189,11 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let outcome = self.inner.execution_count_failing(since).await;
+        self.watch(outcome)
+    }
+
     async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         match self.inner.tick_clock(job).await {
             Ok(clock) => {

@@ -323,6 +323,11 @@ impl Store for Deadlined {
         bounded("execution_count_stale", self.call, call).await
     }
 
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let call = self.inner.execution_count_failing(since);
+        bounded("execution_count_failing", self.call, call).await
+    }
+
     async fn tick_clock(&self, job: &str) -> Result<super::TickClock> {
         bounded("tick_clock", self.call, self.inner.tick_clock(job)).await
     }

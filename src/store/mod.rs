@@ -213,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
 
+    /// How many FAILED or DEAD rows per job have a plan time at or after `since`, in one
+    /// statement: the failures a dashboard shows per job (the last 24 hours, say) without
+    /// loading the rows. Jobs without such rows are not listed.
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>>;
+
     /// The database clock, the pauses of `job` and whether it has pending control requests
     /// (triggers, active backfills), in one statement, which a tick starts with: a tick with no
     /// request pays no statement for them.

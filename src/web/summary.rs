@@ -23,9 +23,6 @@ use crate::store::ExecutionFilter;
 /// How far back [`JobSummary::failures_24h`] counts.
 const FAILURE_WINDOW: TimeDelta = TimeDelta::hours(24);
 
-/// Rows read per statement when counting recent failures.
-const FAILURE_PAGE: usize = 1000;
-
 /// One job at a glance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct JobSummary {
@@ -86,10 +83,11 @@ pub(crate) async fn job_summaries(scheduler: &Scheduler) -> Result<Vec<JobSummar
     let now = scheduler.store().db_now().await?;
     let jobs = scheduler.registered_jobs(None).await?;
     let pauses = scheduler.pauses(None).await?;
+    let failing = failing_since(scheduler, now).await?;
     let local = scheduler.job_names();
     let mut summaries = Vec::with_capacity(jobs.len());
     for job in &jobs {
-        summaries.push(summarize(scheduler, job, &pauses, &local, now).await?);
+        summaries.push(summarize(scheduler, job, &pauses, &failing, &local, now).await?);
     }
     Ok(summaries)
 }
@@ -99,7 +97,24 @@ pub(crate) async fn job_summary(scheduler: &Scheduler, name: &str) -> Result<Job
     let now = scheduler.store().db_now().await?;
     let job = registered_job(scheduler, name).await?;
     let pauses = scheduler.pauses(Some(name)).await?;
-    summarize(scheduler, &job, &pauses, &scheduler.job_names(), now).await
+    let failing = failing_since(scheduler, now).await?;
+    summarize(
+        scheduler,
+        &job,
+        &pauses,
+        &failing,
+        &scheduler.job_names(),
+        now,
+    )
+    .await
+}
+
+/// Per job, the FAILED and DEAD plans of the last [`FAILURE_WINDOW`], in one statement.
+async fn failing_since(scheduler: &Scheduler, now: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+    scheduler
+        .store()
+        .execution_count_failing(now - FAILURE_WINDOW)
+        .await
 }
 
 /// `name` as the registry knows it; [`Error::UnknownJob`] when no runner registered it.
@@ -116,6 +131,7 @@ async fn summarize(
     scheduler: &Scheduler,
     job: &RegisteredJob,
     pauses: &[Pause],
+    failing: &[(String, i64)],
     local: &[String],
     now: DateTime<Utc>,
 ) -> Result<JobSummary> {
@@ -136,10 +152,10 @@ async fn summarize(
         .into_iter()
         .next()
         .and_then(|row| row.finished_at);
-    let mut failures_24h = 0;
-    for status in [Status::Failed, Status::Dead] {
-        failures_24h += count_since(scheduler, name, status, now - FAILURE_WINDOW).await?;
-    }
+    let failures_24h = failing
+        .iter()
+        .find(|(job, _)| job == name)
+        .map_or(0, |(_, n)| (*n).max(0) as u64);
     let next_plan = job
         .spec
         .upcoming(now, 1)?
@@ -168,30 +184,4 @@ async fn summarize(
         conflicting: job.conflicting,
         runs_here: local.iter().any(|l| l == name),
     })
-}
-
-/// How many rows of `job` in `status` have a plan time at or after `since`, read in keyset
-/// pages so a large count never loads at once.
-async fn count_since(
-    scheduler: &Scheduler,
-    job: &str,
-    status: Status,
-    since: DateTime<Utc>,
-) -> Result<u64> {
-    let mut filter = ExecutionFilter {
-        job: Some(job.to_owned()),
-        status: Some(status),
-        plan_from: Some(since),
-        limit: FAILURE_PAGE,
-        ..ExecutionFilter::default()
-    };
-    let mut total = 0;
-    loop {
-        let page = scheduler.executions(&filter).await?;
-        total += page.len() as u64;
-        match filter.next_page(&page) {
-            Some(next) => filter = next,
-            None => return Ok(total),
-        }
-    }
 }

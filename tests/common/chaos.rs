@@ -336,6 +336,14 @@ impl Store for FaultyStore {
         self.call("execution_count_stale", self.inner.execution_count_stale())
             .await
     }
+    async fn execution_count_failing(
+        &self,
+        since: DateTime<Utc>,
+    ) -> cronlease::Result<Vec<(String, i64)>> {
+        let op = "execution_count_failing";
+        self.call(op, self.inner.execution_count_failing(since))
+            .await
+    }
     async fn tick_clock(&self, job: &str) -> cronlease::Result<cronlease::TickClock> {
         self.call("tick_clock", self.inner.tick_clock(job)).await
     }

@@ -548,6 +548,16 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn execution_count_failing(
+                &self,
+                since: DateTime<Utc>,
+            ) -> cronlease::Result<Vec<(String, i64)>> {
+                let ($this, $op) = (self, "execution_count_failing");
+                $before;
+                let out = self.inner.execution_count_failing(since).await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn tick_clock(&self, job: &str) -> cronlease::Result<cronlease::TickClock> {
                 let ($this, $op) = (self, "tick_clock");
                 $before;

@@ -414,6 +414,12 @@ pub(super) const EXECUTION_PRUNE: &str = "\
 DELETE e FROM cronlease_executions AS e
   JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)";
 
+/// Per job, the FAILED and DEAD rows planned at or after the bound time.
+pub(super) const EXECUTION_COUNT_FAILING: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status IN ('FAILED', 'DEAD') AND plan_time >= ?
+GROUP BY job_name";
+
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
 WHERE status = 'RUNNING' AND stale_after < {NOW}

@@ -880,6 +880,21 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_count_failing").await?;
+        let result = sqlx::query(sql::EXECUTION_COUNT_FAILING)
+            .bind(since)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
+    }
+
     async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         let mut c = Checkout::acquire(&self.pool, "tick_clock").await?;
         let result = sqlx::query(q(&self.sql.tick_clock))

@@ -339,6 +339,12 @@ SELECT COUNT(*)",
 );
 
 /// The cutoff is a scalar subquery, so the partial stale index answers it.
+/// Per job, the FAILED and DEAD rows planned at or after the bound time.
+pub(super) const EXECUTION_COUNT_FAILING: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status IN ('FAILED', 'DEAD') AND plan_time >= $1
+GROUP BY job_name";
+
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 SELECT e.job_name, COUNT(*) AS n FROM cronlease_executions AS e

@@ -882,6 +882,20 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(sql::EXECUTION_COUNT_FAILING)
+            .bind(since.timestamp_millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_failing", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
+    }
+
     async fn tick_clock(&self, job: &str) -> Result<TickClock> {
         let rows = sqlx::query(q(&self.sql.tick_clock))
             .bind(job)

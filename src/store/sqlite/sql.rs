@@ -284,6 +284,12 @@ pub(super) const EXECUTION_PRUNE: &str = concat!(
 /// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
 pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
 
+/// Per job, the FAILED and DEAD rows planned at or after the bound time.
+pub(super) const EXECUTION_COUNT_FAILING: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status IN ('FAILED', 'DEAD') AND plan_time >= ?1
+GROUP BY job_name";
+
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
 WHERE status = 'RUNNING' AND stale_after < {NOW}

@@ -326,9 +326,29 @@ pub(crate) fn configure(config: &mut ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::JsonConfig::default().error_handler(error::json_error));
     for endpoint in ENDPOINTS {
-        config.route(endpoint.path, (endpoint.route)());
+        let method = endpoint.method;
+        config.service(
+            web::resource(endpoint.path)
+                .route((endpoint.route)())
+                .default_service(web::to(move || method_not_allowed(method))),
+        );
     }
     config.default_service(web::to(not_found));
+}
+
+async fn method_not_allowed(allowed: &'static str) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut reply = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("this endpoint answers {allowed} only"),
+    )
+    .on("method")
+    .error_response();
+    reply.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allowed),
+    );
+    reply
 }
 
 async fn not_found() -> HttpResponse {
