@@ -5,7 +5,8 @@
 //! - [`new_token`]: a fresh random token (244 random bits, 64 hex digits).
 //! - [`token_cookie`]: the cookie that carries it.
 //! - [`check`]: the decision for one POST: the field must equal the cookie, and an `Origin`
-//!   header, when the browser sends one, must name the host the request was sent to.
+//!   header, when the browser sends a real one (not the opaque `null`), must name the host the
+//!   request was sent to.
 //!
 //! Another site can make a browser send a POST with the operator's cookies, but it can neither
 //! read the cookie nor set it, so it cannot put the same token in the form; `SameSite=Strict`
@@ -87,7 +88,9 @@ pub(crate) fn check(
     origin: Option<&str>,
     host: Option<&str>,
 ) -> Result<(), CsrfRejection> {
-    if let Some(origin) = origin {
+    // `Origin: null` says nothing: browsers send it for every POST from a page served with
+    // `Referrer-Policy: no-referrer`, as this dashboard's pages are. The token decides then.
+    if let Some(origin) = origin.filter(|o| *o != "null") {
         let origin_host = origin
             .split_once("://")
             .map(|(_, rest)| rest.trim_end_matches('/'));
@@ -166,7 +169,11 @@ mod tests {
     #[test]
     fn a_foreign_or_opaque_origin_is_refused_even_with_the_right_token() {
         let token = new_token();
-        for origin in ["https://evil.example", "null", "https://ops.example:9090"] {
+        for origin in [
+            "https://evil.example",
+            "https://ops.example:9090",
+            "ops.example:8080",
+        ] {
             assert_eq!(
                 check(Some(&token), Some(&token), Some(origin), HOST),
                 Err(CsrfRejection::ForeignOrigin),
@@ -182,6 +189,20 @@ mod tests {
             ),
             Err(CsrfRejection::ForeignOrigin),
             "an origin cannot be checked without a host"
+        );
+    }
+
+    #[test]
+    fn an_opaque_origin_leaves_the_decision_to_the_token() {
+        // What a browser sends for a form of a page served with `Referrer-Policy: no-referrer`.
+        let token = new_token();
+        assert_eq!(
+            check(Some(&token), Some(&token), Some("null"), HOST),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(&token), Some(&new_token()), Some("null"), HOST),
+            Err(CsrfRejection::Mismatch)
         );
     }
 
