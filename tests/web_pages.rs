@@ -428,8 +428,16 @@ on_every_backend! {
         pages.submit(&token, "/jobs/report/resume", &hostile).await;
         assert!(scheduler.pauses(Some("report")).await.unwrap().is_empty());
 
-        // Trigger one scope.
-        pages.submit(&token, "/jobs/report/trigger", "scope_kind=tenant&scope_id=1").await;
+        // Trigger one scope, sending the same form twice (its idempotency key is the same).
+        let (_, page) = pages.get("/jobs/report").await;
+        let key = regex::Regex::new(r#"data-action="trigger-scope"><input type="hidden" name="csrf" value="[0-9a-f]+"><input type="hidden" name="key" value="([0-9a-f-]+)""#)
+            .unwrap()
+            .captures(&page)
+            .map(|c| c[1].to_owned())
+            .expect("a trigger form with its key");
+        for _ in 0..2 {
+            pages.submit(&token, "/jobs/report/trigger", &format!("key={key}&scope_kind=tenant&scope_id=1")).await;
+        }
         let triggers = scheduler.triggers(Some("report")).await.unwrap();
         assert_eq!(triggers.len(), 1);
         assert_eq!(triggers[0].scope, Some(Scope::new("tenant", "1")));

@@ -117,7 +117,12 @@ pub(crate) async fn trigger(
         let target = scope
             .clone()
             .map_or(TriggerTarget::AllScopes, TriggerTarget::Scope);
-        let options = TriggerOptions::default().by(AUTHOR);
+        // The form's own key: sending the same form twice asks for one run.
+        let options = match form.get("key") {
+            Some(key) => TriggerOptions::idempotent(key),
+            None => TriggerOptions::default(),
+        }
+        .by(AUTHOR);
         let trigger = st.scheduler.trigger(&name, target, options).await?;
         Ok((
             job_page(&name),

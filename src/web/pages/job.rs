@@ -235,6 +235,7 @@ fn job_forms(
         }
         form.box id="trigger-job" method="post" action=(link("/trigger")) {
             (csrf_field(ctx))
+            (trigger_key())
             label { "Scope kind (empty: every scope)" input type="text" name="scope_kind"; }
             label { "Scope id" input type="text" name="scope_id"; }
             button type="submit" data-action="trigger" { "Run now" }
@@ -269,9 +270,16 @@ fn scope_forms(ctx: &Ctx, name: &str, scope: &Scope, paused: bool) -> Markup {
         " "
         form.inline method="post" action=(link("/trigger")) data-action="trigger-scope" {
             (csrf_field(ctx))
+            (trigger_key())
             input type="hidden" name="scope_kind" value=(scope.kind);
             input type="hidden" name="scope_id" value=(scope.id);
             button type="submit" data-action="trigger" { "Run now" }
         }
     }
+}
+
+/// A fresh idempotency key for a trigger form: the same form sent twice (a double click, a
+/// resubmitted page) asks for one run.
+fn trigger_key() -> Markup {
+    html! { input type="hidden" name="key" value=(uuid::Uuid::new_v4()); }
 }
