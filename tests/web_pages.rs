@@ -470,7 +470,8 @@ on_every_backend! {
             async move { scheduler.execution(id).await.unwrap().unwrap().status }
         };
         assert_eq!(status_of(dead_rows[0].id).await, Status::Failed);
-        pages.submit(&token, "/dead/replay", &format!("id={}", dead_rows[1].id)).await;
+        let back = pages.submit(&token, "/dead/replay", &format!("back=&id={}", dead_rows[1].id)).await;
+        assert!(back.starts_with("/dead?notice="), "an unfiltered listing goes back to itself: {back}");
         assert_eq!(status_of(dead_rows[1].id).await, Status::Failed);
         assert_eq!(status_of(dead_rows[2].id).await, Status::Dead, "only the selected row");
         let (status, _, body) = pages.post_as("/dead/replay-matching", "act", Some(&token), &format!("csrf={token}&job=export&confirm=")).await;

@@ -226,7 +226,7 @@ pub(crate) async fn replay_one(
     act(&req, &state, &body, |form| async move {
         let id = parse_id("id", &id)?;
         let row = st.scheduler.replay(id).await?;
-        let back = if form.get("back").is_some() {
+        let back = if form.has("back") {
             dead_page(&form)
         } else {
             format!("/executions/{id}")

@@ -230,6 +230,11 @@ impl Fields {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `name` was sent at all, even empty.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
     /// Every non-empty value of `name`.
     pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
@@ -317,6 +322,8 @@ mod tests {
         assert_eq!(fields.get("empty"), None);
         assert_eq!(fields.get("bad"), Some("%zz"));
         assert_eq!(Fields::parse("").get("x"), None);
+        let empty = Fields::parse("back=&x=1");
+        assert!(empty.has("back") && empty.get("back").is_none() && !empty.has("y"));
     }
 
     #[test]
