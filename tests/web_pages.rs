@@ -203,6 +203,19 @@ async fn dead(scheduler: &Scheduler) -> Vec<cronlease::Execution> {
         .unwrap()
 }
 
+/// Where the first `<form>` (or `<button formaction>`) tag of `body` holding `marker` sends its
+/// data, under the mount path: the tests submit what the page offers, not a path of their own.
+fn target(body: &str, marker: &str) -> String {
+    let tags = regex::Regex::new(r"<(form|button) [^>]*>").unwrap();
+    let action = regex::Regex::new(r#" (?:form)?action="/cronlease([^"]+)""#).unwrap();
+    let tag = tags
+        .find_iter(body)
+        .map(|m| m.as_str())
+        .find(|tag| tag.contains(marker) && action.is_match(tag))
+        .unwrap_or_else(|| panic!("no form or button with {marker}: {body}"));
+    action.captures(tag).unwrap()[1].replace("&amp;", "&")
+}
+
 fn count(body: &str, needle: &str) -> usize {
     body.matches(needle).count()
 }
@@ -408,24 +421,27 @@ on_every_backend! {
         assert!(page.contains(&format!(r#"name="csrf" value="{token}""#)), "forms repeat the cookie's token");
 
         // Pause and resume the job.
-        let back = pages.submit(&token, "/jobs/report/pause", "reason=migration+window").await;
+        let pause_job = target(&page, r#"id="pause-job""#);
+        assert_eq!(pause_job, "/jobs/report/pause");
+        let back = pages.submit(&token, &pause_job, "reason=migration+window").await;
         assert!(back.starts_with("/jobs/report?notice="), "{back}");
         let pauses = scheduler.pauses(Some("report")).await.unwrap();
         assert_eq!((pauses.len(), pauses[0].scope.clone(), pauses[0].reason.as_str()), (1, None, "migration window"));
         let (_, paused) = pages.get(&back).await;
         assert!(paused.contains(r#"id="notice""#) && paused.contains("Paused job report."), "{paused}");
         assert!(paused.contains(r#"id="resume-job""#) && !paused.contains(r#"id="pause-job""#));
-        pages.submit(&token, "/jobs/report/resume", "").await;
+        pages.submit(&token, &target(&paused, r#"id="resume-job""#), "").await;
         assert!(scheduler.pauses(Some("report")).await.unwrap().is_empty());
 
         // Pause and resume one scope, the hostile one.
         let hostile = format!("scope_kind=tenant&scope_id={}", urlencode(HOSTILE_SCOPE));
-        pages.submit(&token, "/jobs/report/pause", &hostile).await;
+        let (_, page) = pages.get("/jobs/report").await;
+        pages.submit(&token, &target(&page, r#"data-action="pause-scope""#), &hostile).await;
         let pauses = scheduler.pauses(Some("report")).await.unwrap();
         assert_eq!(pauses[0].scope, Some(Scope::new("tenant", HOSTILE_SCOPE)));
         let (_, page) = pages.get("/jobs/report").await;
         assert!(page.contains(r#"data-action="resume-scope""#), "{page}");
-        pages.submit(&token, "/jobs/report/resume", &hostile).await;
+        pages.submit(&token, &target(&page, r#"data-action="resume-scope""#), &hostile).await;
         assert!(scheduler.pauses(Some("report")).await.unwrap().is_empty());
 
         // Trigger one scope, sending the same form twice (its idempotency key is the same).
@@ -436,7 +452,7 @@ on_every_backend! {
             .map(|c| c[1].to_owned())
             .expect("a trigger form with its key");
         for _ in 0..2 {
-            pages.submit(&token, "/jobs/report/trigger", &format!("key={key}&scope_kind=tenant&scope_id=1")).await;
+            pages.submit(&token, &target(&page, r#"data-action="trigger-scope""#), &format!("key={key}&scope_kind=tenant&scope_id=1")).await;
         }
         let triggers = scheduler.triggers(Some("report")).await.unwrap();
         assert_eq!(triggers.len(), 1);
@@ -447,7 +463,7 @@ on_every_backend! {
         let now = db.store.db_now().await.unwrap();
         let from = (now - chrono::TimeDelta::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let to = (now - chrono::TimeDelta::minutes(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        pages.submit(&token, "/jobs/report/backfill", &format!("from={}&to={}&rerun=yes", urlencode(&from), urlencode(&to))).await;
+        pages.submit(&token, &target(&page, r#"id="backfill""#), &format!("from={}&to={}&rerun=yes", urlencode(&from), urlencode(&to))).await;
         let backfills = scheduler.backfills(Some("report")).await.unwrap();
         assert_eq!(backfills.len(), 1);
         assert!(backfills[0].rerun);
@@ -455,7 +471,9 @@ on_every_backend! {
         let (_, page) = pages.get("/jobs/report").await;
         assert!(page.contains(&format!(r#"data-backfill="{}" data-status="ACTIVE""#, backfills[0].id)), "{page}");
         assert!(page.contains(r#"data-action="cancel-backfill""#));
-        let back = pages.submit(&token, &format!("/backfills/{}/cancel", backfills[0].id), "job=report").await;
+        let cancel = target(&page, r#"data-action="cancel-backfill""#);
+        assert_eq!(cancel, format!("/backfills/{}/cancel", backfills[0].id));
+        let back = pages.submit(&token, &cancel, "job=report").await;
         assert!(back.starts_with("/jobs/report?"), "{back}");
         let cancelled = scheduler.backfill_status(backfills[0].id).await.unwrap().unwrap();
         assert_eq!(cancelled.status, BackfillStatus::Cancelled);
@@ -463,21 +481,28 @@ on_every_backend! {
         // Replay one dead row, then the selected one, then all that match.
         let dead_rows = dead(&scheduler).await;
         assert_eq!(dead_rows.len(), 3);
-        let back = pages.submit(&token, &format!("/dead/{}/replay", dead_rows[0].id), "back=job%3Dexport").await;
+        let (_, page) = pages.get("/dead?job=export").await;
+        let replay_one = target(&page, &format!(r#"data-execution="{}""#, dead_rows[0].id));
+        let back = pages.submit(&token, &replay_one, "back=job%3Dexport").await;
         assert_eq!(back.split('&').next().unwrap(), "/dead?job=export", "{back}");
         let status_of = |id| {
             let scheduler = scheduler.clone();
             async move { scheduler.execution(id).await.unwrap().unwrap().status }
         };
         assert_eq!(status_of(dead_rows[0].id).await, Status::Failed);
-        let back = pages.submit(&token, "/dead/replay", &format!("back=&id={}", dead_rows[1].id)).await;
+        let (_, page) = pages.get("/dead").await;
+        let selected = target(&page, r#"id="replay-selected""#);
+        let back = pages.submit(&token, &selected, &format!("back=&id={}", dead_rows[1].id)).await;
         assert!(back.starts_with("/dead?notice="), "an unfiltered listing goes back to itself: {back}");
         assert_eq!(status_of(dead_rows[1].id).await, Status::Failed);
         assert_eq!(status_of(dead_rows[2].id).await, Status::Dead, "only the selected row");
         let (status, _, body) = pages.post_as("/dead/replay-matching", "act", Some(&token), &format!("csrf={token}&job=export&confirm=")).await;
         assert_eq!(status, 400, "replaying every match needs the confirmation");
         assert!(body.contains("`confirm`"), "{body}");
-        let back = pages.submit(&token, "/dead/replay-matching", "job=export&confirm=replay").await;
+        let (_, page) = pages.get("/dead?job=export").await;
+        let matching = target(&page, r#"id="replay-matching""#);
+        assert!(page.contains(r#"<input type="hidden" name="job" value="export">"#), "the form carries the filter");
+        let back = pages.submit(&token, &matching, "job=export&confirm=replay").await;
         assert!(back.starts_with("/dead?job=export&notice="), "{back}");
         assert_eq!(status_of(dead_rows[2].id).await, Status::Failed);
         assert!(dead(&scheduler).await.is_empty());
