@@ -625,3 +625,20 @@ on_every_backend! {
         scheduler.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn mounted_at_the_root_links_and_cookies_start_at_slash_web_pages(db: TestDb) {
+        let scheduler = started(&db).await;
+        let app = test::init_service(App::new().service(cronlease::web::scope("/", scheduler.clone()))).await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(res.status().as_u16(), 200);
+        let cookie = res.headers().get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
+        assert!(cookie.contains("Path=/"), "{cookie}");
+        let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+        assert!(body.contains(r#"<a href="/jobs/report">report</a>"#), "{body}");
+        assert!(body.contains(r#"<a id="nav-dead" href="/dead">"#), "{body}");
+        let res = test::call_service(&app, test::TestRequest::get().uri("/jobs/report").to_request()).await;
+        assert_eq!(res.status().as_u16(), 200);
+        scheduler.shutdown().await;
+    }
+}
