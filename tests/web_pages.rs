@@ -216,6 +216,18 @@ fn target(body: &str, marker: &str) -> String {
     action.captures(tag).unwrap()[1].replace("&amp;", "&")
 }
 
+/// The `href` of the first link of `body` holding `marker`, under the mount path.
+fn target_link(body: &str, marker: &str) -> String {
+    let tags = regex::Regex::new(r"<a [^>]*>").unwrap();
+    let href = regex::Regex::new(r#" href="/cronlease([^"]+)""#).unwrap();
+    let tag = tags
+        .find_iter(body)
+        .map(|m| m.as_str())
+        .find(|tag| tag.contains(marker))
+        .unwrap_or_else(|| panic!("no link with {marker}: {body}"));
+    href.captures(tag).unwrap()[1].replace("&amp;", "&")
+}
+
 fn count(body: &str, needle: &str) -> usize {
     body.matches(needle).count()
 }
@@ -272,6 +284,10 @@ on_every_backend! {
         assert!(one.contains(r#"<table id="failures">"#));
         assert!(one.contains(r#"<tr data-attempt="1" data-code="permanent">"#), "{one}");
         assert!(one.contains(r#"id="replay-execution""#));
+        let history = target_link(&one, r#"id="scope-history""#);
+        let (status, scope_rows) = pages.get(&history).await;
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(count(&scope_rows, "<tr data-execution="), 1, "the one run of that scope: {scope_rows}");
 
         let (status, dead_page) = pages.get("/dead").await;
         assert_eq!(status, 200);

@@ -228,7 +228,11 @@ async fn render_one(ctx: &Ctx, state: &WebState, id: &str) -> Result<Markup, Pro
     let body = html! {
         dl id="execution" data-execution=(row.id) data-status=(row.status.as_str()) {
             dt { "Job" } dd { a href=(ctx.link(&format!("/jobs/{}", encode(&row.job_name)))) { (row.job_name) } }
-            dt { "Scope" } dd { (row.scope.kind) "/" (row.scope.id) }
+            dt { "Scope" } dd {
+                a id="scope-history" href=(ctx.link(&format!("/executions?job={}&scope_kind={}&scope_id={}", encode(&row.job_name), encode(&row.scope.kind), encode(&row.scope.id)))) {
+                    (row.scope.kind) "/" (row.scope.id)
+                }
+            }
             dt { "Plan" } dd { (layout::time(row.plan_time, &zone)) }
             dt { "Status" } dd { (layout::status(row.status)) }
             dt { "Attempt" } dd { (row.attempt) " of " (row.max_attempts) }

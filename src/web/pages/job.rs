@@ -120,7 +120,11 @@ async fn render(
                 tbody {
                     @for row in &scopes {
                         tr data-scope-kind=(row.scope.kind) data-scope-id=(row.scope.id) data-status=(row.status.as_str()) {
-                            td.wrap { (row.scope.kind) "/" (row.scope.id) }
+                            td.wrap {
+                                a data-history=(row.scope.to_string()) href=(ctx.link(&format!("/executions?job={}&scope_kind={}&scope_id={}", encode(name), encode(&row.scope.kind), encode(&row.scope.id)))) {
+                                    (row.scope.kind) "/" (row.scope.id)
+                                }
+                            }
                             td { a href=(ctx.link(&format!("/executions/{}", row.id))) { (layout::time(row.plan_time, &zone)) } }
                             td { (layout::status(row.status)) }
                             td { (row.attempt) "/" (row.max_attempts) }
