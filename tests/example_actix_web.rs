@@ -1,5 +1,6 @@
-//! `examples/actix_web.rs`, compiled in and served on 127.0.0.1 (an ephemeral port): its
-//! endpoints checked over real HTTP/1.1, then a graceful stop that also stops the scheduler.
+//! `examples/actix_web.rs`, compiled in and served on 127.0.0.1 (an ephemeral port): the admin
+//! API it mounts and its metrics checked over real HTTP/1.1 (reading without a token, acting with
+//! the bearer token), then a graceful stop.
 
 mod common;
 
@@ -14,11 +15,13 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Sends one request with `Connection: close` and returns the status and body.
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+/// Sends one request with `Connection: close` (and `headers`, each a full line) and returns the
+/// status and body.
+async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = Vec::new();
@@ -34,16 +37,19 @@ async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-async fn json(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
-    let (status, body) = http(addr, method, path).await;
+async fn json(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> (u16, Value) {
+    let (status, body) = http(addr, method, path, headers).await;
     (
         status,
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
     )
 }
 
+const JSON: &str = "Content-Type: application/json";
+const TOKEN: &str = "Authorization: Bearer s3cret";
+
 on_every_backend! {
-    async fn the_endpoints_answer_over_http_and_stop_gracefully(db: TestDb) {
+    async fn the_admin_api_answers_over_http_and_stops_gracefully(db: TestDb) {
         // Installed on this thread only (the example installs it globally), so the two backends'
         // tests do not mix their numbers: what the actors record shows; what request threads
         // record (the replay counter) does not.
@@ -62,44 +68,37 @@ on_every_backend! {
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = app::server(listener, app::AppState { scheduler: scheduler.clone(), metrics }).unwrap();
+        let server = app::server(listener, scheduler.clone(), metrics, Some("s3cret".into())).unwrap();
         let handle = server.handle();
-        let serving = actix_rt::spawn(app::run(server, scheduler.clone()));
+        let serving = actix_rt::spawn(server);
 
-        let (status, all) = json(addr, "GET", "/executions").await;
+        let (status, jobs) = json(addr, "GET", "/cronlease/api/jobs", &[]).await;
+        assert_eq!(status, 200, "{jobs}");
+        assert_eq!(jobs["jobs"].as_array().unwrap().len(), 2);
+        let (status, all) = json(addr, "GET", "/cronlease/api/executions", &[]).await;
         assert_eq!(status, 200, "{all}");
         assert_eq!(all["executions"].as_array().unwrap().len(), 2);
-        // Pages of one, with the cursor the reply hands out.
-        let (_, first) = json(addr, "GET", "/executions?limit=1").await;
-        let next = first["next"].as_str().expect("a cursor").to_owned();
-        let (_, second) = json(addr, "GET", &format!("/executions?limit=1&after={next}")).await;
-        assert_eq!(second["executions"][0]["id"], all["executions"][1]["id"]);
-        let (_, report) = json(addr, "GET", "/executions?job=report&status=SUCCESS").await;
-        assert_eq!(report["executions"].as_array().unwrap().len(), 1);
-        assert_eq!(json(addr, "GET", "/executions?after=garbage").await.0, 400);
-
-        let (status, dead) = json(addr, "GET", "/dead").await;
+        let (status, dead) = json(addr, "GET", "/cronlease/api/dead", &[]).await;
         assert_eq!(status, 200);
         let dead = dead["executions"].as_array().unwrap().clone();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0]["job_name"], "export");
-        assert_eq!(dead[0]["status"], "DEAD");
-        assert_eq!(dead[0]["failures"][0]["code"], "permanent");
+        assert_eq!((dead.len(), &dead[0]["job_name"]), (1, &Value::from("export")));
         let id = dead[0]["id"].as_str().unwrap().to_owned();
+        let replay = format!("/cronlease/api/dead/{id}/replay");
 
-        let (status, replayed) = json(addr, "POST", &format!("/dead/{id}/replay")).await;
+        // Reading needs no token; acting needs the bearer token and a JSON content type.
+        assert_eq!(json(addr, "POST", &replay, &[JSON]).await.0, 403, "no token");
+        assert_eq!(json(addr, "POST", &replay, &[JSON, "Authorization: Bearer wrong"]).await.0, 403);
+        assert_eq!(json(addr, "POST", &replay, &[TOKEN]).await.0, 415, "not JSON");
+        let (status, replayed) = json(addr, "POST", &replay, &[JSON, TOKEN]).await;
         assert_eq!(status, 200, "{replayed}");
         assert_eq!((replayed["id"].as_str(), &replayed["status"]), (Some(id.as_str()), &Value::from("FAILED")));
-        assert_eq!(json(addr, "POST", &format!("/dead/{id}/replay")).await.0, 409, "not dead any more");
-        assert_eq!(json(addr, "POST", &format!("/dead/{}/replay", uuid::Uuid::now_v7())).await.0, 404);
+        assert_eq!(json(addr, "POST", &replay, &[JSON, TOKEN]).await.0, 409, "not dead any more");
         assert_eq!(scheduler.tick_now().await.unwrap().retried, 1);
         scheduler.wait_idle(std::time::Duration::from_secs(10)).await;
         let row = scheduler.execution(id.parse().unwrap()).await.unwrap().unwrap();
         assert_eq!((row.status, row.attempt, row.failures.len()), (Status::Success, 2, 1));
-        let (_, dead) = json(addr, "GET", "/dead").await;
-        assert!(dead["executions"].as_array().unwrap().is_empty());
 
-        let (status, text) = http(addr, "GET", "/metrics").await;
+        let (status, text) = http(addr, "GET", "/metrics", &[]).await;
         assert_eq!(status, 200);
         for line in [
             r#"cronlease_claims_total{job="report",outcome="won"} 1"#,
@@ -111,9 +110,10 @@ on_every_backend! {
         }
         assert!(text.contains("cronlease_handler_duration_seconds"), "{text}");
 
-        // A graceful stop of the server also shuts the scheduler down.
+        // A graceful stop of the server, then of the scheduler, as the example's main does.
         handle.stop(true).await;
         serving.await.unwrap().unwrap();
+        scheduler.shutdown().await;
         assert!(matches!(scheduler.tick_now().await, Err(Error::NotRunning)));
     }
 }

@@ -916,6 +916,35 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn failing_rows_since_a_plan_time_are_counted_per_job(db: TestDb) {
+        // job-a: DEAD at minutes 0 and 10, FAILED at 20; job-b: DEAD at 10; SUCCESS and
+        // RUNNING rows at 20 of job-b count for nothing.
+        for (job, minute) in [("job-a", 0), ("job-a", 10), ("job-b", 10)] {
+            dead_row(&*db.store, job, scope(minute as usize), plan(minute)).await;
+        }
+        let mut req = request("a", vec![PlanClaim::new(scope(1), plan(20))]);
+        req.job = "job-a";
+        let failed = claim_with(&*db.store, req).await.remove(0);
+        db.store.execution_finish_failure(&[failure(failed.lease, Status::Failed, Some(STALE))]).await.unwrap();
+        let mut req = request("a", vec![PlanClaim::new(scope(1), plan(20)), PlanClaim::new(scope(2), plan(20))]);
+        req.job = "job-b";
+        let claimed = claim_with(&*db.store, req).await;
+        db.store.execution_finish_success(&[success(claimed[0].lease)]).await.unwrap();
+
+        let store = &db.store;
+        let count = |since| async move {
+            let mut counts = store.execution_count_failing(since).await.unwrap();
+            counts.sort();
+            counts
+        };
+        assert_eq!(count(plan(0)).await, vec![("job-a".to_owned(), 3), ("job-b".to_owned(), 1)]);
+        assert_eq!(count(plan(10)).await, vec![("job-a".to_owned(), 2), ("job-b".to_owned(), 1)], "the bound is inclusive");
+        assert_eq!(count(plan(11)).await, vec![("job-a".to_owned(), 1)]);
+        assert!(count(plan(21)).await.is_empty());
+    }
+}
+
+on_every_backend! {
     async fn pages_follow_a_keyset_cursor_without_gaps_or_repeats(db: TestDb) {
         // Seven scopes share each plan time: a plan-time cursor alone would skip or repeat rows.
         let plans: Vec<_> = (0..7).flat_map(|s| (0..3).map(move |m| PlanClaim::new(scope(s), plan(m)))).collect();
@@ -1723,5 +1752,45 @@ on_every_backend! {
             deadlocks += task.await.unwrap();
         }
         assert_eq!(deadlocks, 0, "the runtime's own statements deadlocked each other");
+    }
+}
+
+on_every_backend! {
+    async fn latest_per_scope_gives_each_scopes_newest_row_in_scope_pages(db: TestDb) {
+        let store = &*db.store;
+        // tenant/1: an older success and a newer failure; tenant/2: one success; tenant/3: one
+        // running; another job's row for tenant/1 must not show.
+        let old = claim_one(store, "r", scope(1), plan(0)).await;
+        store.execution_finish_success(&[success(old[0].lease)]).await.unwrap();
+        let newer = claim_one(store, "r", scope(1), plan(2)).await;
+        store
+            .execution_finish_failure(&[failure(newer[0].lease, Status::Failed, Some(STALE))])
+            .await
+            .unwrap();
+        let two = claim_one(store, "r", scope(2), plan(1)).await;
+        store.execution_finish_success(&[success(two[0].lease)]).await.unwrap();
+        let three = claim_one(store, "r", scope(3), plan(0)).await;
+        let other = ClaimRequest { job: "another-job", ..request("r", vec![PlanClaim::new(scope(1), plan(9))]) };
+        claim_with(store, other).await;
+
+        let all = store.execution_latest_per_scope(JOB, None, 10).await.unwrap();
+        let seen: Vec<_> = all.iter().map(|e| (e.scope.id.clone(), e.id, e.status)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("1".to_owned(), newer[0].lease.id, Status::Failed),
+                ("2".to_owned(), two[0].lease.id, Status::Success),
+                ("3".to_owned(), three[0].lease.id, Status::Running),
+            ]
+        );
+        assert!(all.iter().all(|e| e.job_name == JOB));
+
+        let first = store.execution_latest_per_scope(JOB, None, 2).await.unwrap();
+        assert_eq!(first.len(), 2);
+        let after = first.last().map(|e| e.scope.clone());
+        let rest = store.execution_latest_per_scope(JOB, after.as_ref(), 2).await.unwrap();
+        let ids: Vec<_> = rest.iter().map(|e| e.scope.id.as_str()).collect();
+        assert_eq!(ids, vec!["3"], "the second page starts after the first page's last scope");
+        assert!(store.execution_latest_per_scope("nothing", None, 10).await.unwrap().is_empty());
     }
 }

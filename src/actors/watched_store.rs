@@ -141,6 +141,19 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let outcome = self
+            .inner
+            .execution_latest_per_scope(job, after, limit)
+            .await;
+        self.watch(outcome)
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let outcome = self.inner.execution_count_by_status(job).await;
         self.watch(outcome)
@@ -173,6 +186,11 @@ impl Store for WatchedStore {
 
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
         let outcome = self.inner.execution_count_stale().await;
+        self.watch(outcome)
+    }
+
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let outcome = self.inner.execution_count_failing(since).await;
         self.watch(outcome)
     }
 

@@ -278,6 +278,16 @@ impl Store for Deadlined {
         bounded("execution_list", self.call, call).await
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let call = self.inner.execution_latest_per_scope(job, after, limit);
+        bounded("execution_latest_per_scope", self.call, call).await
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let call = self.inner.execution_count_by_status(job);
         bounded("execution_count_by_status", self.call, call).await
@@ -311,6 +321,11 @@ impl Store for Deadlined {
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
         let call = self.inner.execution_count_stale();
         bounded("execution_count_stale", self.call, call).await
+    }
+
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let call = self.inner.execution_count_failing(since);
+        bounded("execution_count_failing", self.call, call).await
     }
 
     async fn tick_clock(&self, job: &str) -> Result<super::TickClock> {

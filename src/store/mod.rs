@@ -171,6 +171,16 @@ pub trait Store: Send + Sync + 'static {
     /// newer version) are skipped with a warning.
     async fn execution_list(&self, filter: &ExecutionFilter) -> Result<Vec<Execution>>;
 
+    /// The newest execution (by plan time) of each scope of `job`, one row per scope, ordered by
+    /// scope (`kind`, then `id`), the scopes after `after` when given, at most `limit`: a page
+    /// of a job's scopes with their last run, in one statement whatever the number of rows.
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>>;
+
     /// Row counts by status, for one job or all.
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>>;
 
@@ -202,6 +212,11 @@ pub trait Store: Send + Sync + 'static {
     /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>>;
+
+    /// How many FAILED or DEAD rows per job have a plan time at or after `since`, in one
+    /// statement: the failures a dashboard shows per job (the last 24 hours, say) without
+    /// loading the rows. Jobs without such rows are not listed.
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>>;
 
     /// The database clock, the pauses of `job` and whether it has pending control requests
     /// (triggers, active backfills), in one statement, which a tick starts with: a tick with no

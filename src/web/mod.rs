@@ -5,7 +5,11 @@
 //! - [`Access`]: what the embedder's decision allows a request (nothing, reading, or acting).
 //! - `api/`: the JSON API under `…/api` (and its OpenAPI description at `…/api/openapi.json`).
 //! - `pages/`: the HTML dashboard (forms for every action, CSRF-protected, no JavaScript).
+//! - `csrf.rs`: the double-submit token that every dashboard form carries.
 //! - `headers.rs`: the security headers every response carries.
+//! - `error.rs`: the API's JSON errors (`{"error", "parameter"}`, a 4xx naming the culprit).
+//! - `summary.rs`: one job at a glance (schedule, next plan, pauses, counts, failures, runners),
+//!   shared by the API and the dashboard.
 //!
 //! ```no_run
 //! # async fn mount(scheduler: cronlease::Scheduler) {
@@ -29,9 +33,12 @@
 
 mod access;
 mod api;
+mod csrf;
+mod error;
 mod headers;
 mod pages;
 mod state;
+mod summary;
 
 use std::sync::Arc;
 

@@ -282,6 +282,16 @@ impl Store for FaultyStore {
         self.call("execution_list", self.inner.execution_list(filter))
             .await
     }
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> cronlease::Result<Vec<Execution>> {
+        let op = "execution_latest_per_scope";
+        self.call(op, self.inner.execution_latest_per_scope(job, after, limit))
+            .await
+    }
     async fn execution_count_by_status(
         &self,
         job: Option<&str>,
@@ -324,6 +334,14 @@ impl Store for FaultyStore {
     }
     async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
         self.call("execution_count_stale", self.inner.execution_count_stale())
+            .await
+    }
+    async fn execution_count_failing(
+        &self,
+        since: DateTime<Utc>,
+    ) -> cronlease::Result<Vec<(String, i64)>> {
+        let op = "execution_count_failing";
+        self.call(op, self.inner.execution_count_failing(since))
             .await
     }
     async fn tick_clock(&self, job: &str) -> cronlease::Result<cronlease::TickClock> {

@@ -490,6 +490,14 @@ macro_rules! delegate_store {
             ) -> cronlease::Result<Vec<Execution>> {
                 self.inner.execution_list(filter).await
             }
+            async fn execution_latest_per_scope(
+                &self,
+                job: &str,
+                after: Option<&Scope>,
+                limit: usize,
+            ) -> cronlease::Result<Vec<Execution>> {
+                self.inner.execution_latest_per_scope(job, after, limit).await
+            }
             async fn execution_count_by_status(
                 &self,
                 job: Option<&str>,
@@ -537,6 +545,16 @@ macro_rules! delegate_store {
                 let ($this, $op) = (self, "execution_count_stale");
                 $before;
                 let out = self.inner.execution_count_stale().await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn execution_count_failing(
+                &self,
+                since: DateTime<Utc>,
+            ) -> cronlease::Result<Vec<(String, i64)>> {
+                let ($this, $op) = (self, "execution_count_failing");
+                $before;
+                let out = self.inner.execution_count_failing(since).await;
                 $(let _ = &out; $after;)?
                 out
             }

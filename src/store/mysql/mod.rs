@@ -1639,6 +1639,28 @@ impl Store for MySqlStore {
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let kind = after.map(|s| s.kind.as_str());
+        let mut c = Checkout::acquire(&self.pool, "execution_latest_per_scope").await?;
+        let result = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
+            .bind(job)
+            .bind(kind)
+            .bind(kind)
+            .bind(kind)
+            .bind(after.map(|s| s.id.as_str()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(job)
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let mut c = Checkout::acquire(&self.pool, "execution_count_by_status").await?;
         let result = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
@@ -1699,6 +1721,24 @@ impl Store for MySqlStore {
     async fn execution_count_stale(&self) -> Result<Vec<(String, i64)>> {
         let mut c = Checkout::acquire(&self.pool, "execution_count_stale").await?;
         let result = sqlx::query(q(&self.sql.count_stale))
+            .fetch_all(&mut *c)
+            .await;
+        let rows = c.done(result)?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((
+                    row::text(row, 0).map_err(dec)?,
+                    row.try_get(1).map_err(dec)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let mut c = Checkout::acquire(&self.pool, "execution_count_failing").await?;
+        let result = sqlx::query(sql::EXECUTION_COUNT_FAILING)
+            .bind(since)
             .fetch_all(&mut *c)
             .await;
         let rows = c.done(result)?;

@@ -318,6 +318,22 @@ ORDER BY plan_time DESC, id DESC
 LIMIT ?"
 );
 
+/// The newest row of each scope of a job, one page of scopes in scope order: the grouped
+/// subquery walks the unique key in order and stops at the page's end, then each row is one
+/// probe of that key. Binds: job, after kind (x3), after id, limit, job.
+pub(super) const EXECUTION_LATEST_PER_SCOPE: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions AS e
+JOIN (SELECT scope_kind AS k, scope_id AS i, MAX(plan_time) AS p FROM cronlease_executions
+      WHERE job_name = ? AND (? IS NULL OR scope_kind > ? OR (scope_kind = ? AND scope_id > ?))
+      GROUP BY scope_kind, scope_id
+      ORDER BY scope_kind, scope_id
+      LIMIT ?) AS l
+  ON e.job_name = ? AND e.scope_kind = l.k AND e.scope_id = l.i AND e.plan_time = l.p
+ORDER BY e.scope_kind, e.scope_id"
+);
+
 pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
 SELECT status, COUNT(*) AS n FROM cronlease_executions
 WHERE (? IS NULL OR job_name = ?)
@@ -397,6 +413,12 @@ FOR UPDATE SKIP LOCKED";
 pub(super) const EXECUTION_PRUNE: &str = "\
 DELETE e FROM cronlease_executions AS e
   JOIN JSON_TABLE(?, '$[*]' COLUMNS (id CHAR(32) PATH '$')) AS i ON e.id = UNHEX(i.id)";
+
+/// Per job, the FAILED and DEAD rows planned at or after the bound time.
+pub(super) const EXECUTION_COUNT_FAILING: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status IN ('FAILED', 'DEAD') AND plan_time >= ?
+GROUP BY job_name";
 
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions

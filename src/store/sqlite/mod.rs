@@ -796,6 +796,23 @@ impl Store for SqliteStore {
         Ok(super::skip_corrupt(rows.iter().map(row::execution)))
     }
 
+    async fn execution_latest_per_scope(
+        &self,
+        job: &str,
+        after: Option<&Scope>,
+        limit: usize,
+    ) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
+            .bind(job)
+            .bind(after.map(|s| s.kind.as_str()))
+            .bind(after.map(|s| s.id.as_str()))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_latest_per_scope", e))?;
+        Ok(super::skip_corrupt(rows.iter().map(row::execution)))
+    }
+
     async fn execution_count_by_status(&self, job: Option<&str>) -> Result<Vec<(Status, i64)>> {
         let rows = sqlx::query(sql::EXECUTION_COUNT_BY_STATUS)
             .bind(job)
@@ -857,6 +874,20 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_count_stale", e))?;
+        rows.iter()
+            .map(|row| {
+                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                Ok((row.try_get(0).map_err(dec)?, row.try_get(1).map_err(dec)?))
+            })
+            .collect()
+    }
+
+    async fn execution_count_failing(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(sql::EXECUTION_COUNT_FAILING)
+            .bind(since.timestamp_millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_count_failing", e))?;
         rows.iter()
             .map(|row| {
                 let dec = |e: sqlx::Error| corrupt("?", e.to_string());

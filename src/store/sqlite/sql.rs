@@ -214,6 +214,22 @@ ORDER BY plan_time DESC, id DESC
 LIMIT ?9"
 );
 
+/// The newest row of each scope of a job, one page of scopes in scope order: the grouped
+/// subquery walks the unique key in order and stops at the page's end, then each row is one
+/// probe of that key.
+pub(super) const EXECUTION_LATEST_PER_SCOPE: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM cronlease_executions AS e
+JOIN (SELECT scope_kind AS k, scope_id AS i, MAX(plan_time) AS p FROM cronlease_executions
+      WHERE job_name = ?1 AND (?2 IS NULL OR scope_kind > ?2 OR (scope_kind = ?2 AND scope_id > ?3))
+      GROUP BY scope_kind, scope_id
+      ORDER BY scope_kind, scope_id
+      LIMIT ?4) AS l
+  ON e.job_name = ?1 AND e.scope_kind = l.k AND e.scope_id = l.i AND e.plan_time = l.p
+ORDER BY e.scope_kind, e.scope_id"
+);
+
 pub(super) const EXECUTION_COUNT_BY_STATUS: &str = "\
 SELECT status, COUNT(*) AS n FROM cronlease_executions
 WHERE (?1 IS NULL OR job_name = ?1)
@@ -267,6 +283,12 @@ pub(super) const EXECUTION_PRUNE: &str = concat!(
 
 /// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
 pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
+
+/// Per job, the FAILED and DEAD rows planned at or after the bound time.
+pub(super) const EXECUTION_COUNT_FAILING: &str = "\
+SELECT job_name, COUNT(*) AS n FROM cronlease_executions
+WHERE status IN ('FAILED', 'DEAD') AND plan_time >= ?1
+GROUP BY job_name";
 
 pub(super) const EXECUTION_COUNT_STALE: &str = "\
 SELECT job_name, COUNT(*) AS n FROM cronlease_executions
