@@ -33,8 +33,9 @@ pub fn jobs() -> cronlease::Result<Vec<JobSpec>> {
     ])
 }
 
-/// The admin surface under `/cronlease` (acting needs `Authorization: Bearer <token>`) and
-/// `/metrics`, served on `listener` until stopped.
+/// The admin surface under `/cronlease` (acting needs `Authorization: Bearer <token>`; a real
+/// service compares secrets in constant time, e.g. with the `subtle` crate) and `/metrics`,
+/// served on `listener` until stopped.
 pub fn server(
     listener: TcpListener,
     scheduler: Scheduler,

@@ -492,6 +492,12 @@ pub(crate) fn skip_span(
     })
 }
 
+/// Where a page of scopes starts: after `after`, or after `('', '')` for the first page, which
+/// precedes every scope that can be stored ([`Scope::validate`] refuses empty parts).
+pub(crate) fn page_start(after: Option<&Scope>) -> (&str, &str) {
+    after.map_or(("", ""), |s| (s.kind.as_str(), s.id.as_str()))
+}
+
 /// How a pause of a whole job is stored: an empty scope, which no real scope can be
 /// ([`Scope::validate`] refuses empty parts).
 pub(crate) fn pause_key(scope: Option<&Scope>) -> (&str, &str) {

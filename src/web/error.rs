@@ -110,8 +110,13 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The parameter a serde message names (``unknown field `x` ``, ``missing field `x` ``), if any.
-fn named_field(message: &str) -> Option<String> {
+/// The parameter a serde message names (``unknown field `x` ``, ``missing field `x` ``,
+/// ``duplicate field `x` ``), if any; other messages quote values, not names.
+pub(crate) fn named_field(message: &str) -> Option<String> {
+    let at = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.find(prefix).map(|i| i + prefix.len() - 1))?;
+    let message = &message[at..];
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_owned())
@@ -203,5 +208,13 @@ mod tests {
             Some("stauts")
         );
         assert_eq!(named_field("invalid digit"), None);
+        assert_eq!(
+            named_field("invalid type: integer `5`, expected a string"),
+            None
+        );
+        assert_eq!(
+            named_field("bad query string: duplicate field `limit`").as_deref(),
+            Some("limit")
+        );
     }
 }

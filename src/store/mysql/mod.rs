@@ -1645,14 +1645,13 @@ impl Store for MySqlStore {
         after: Option<&Scope>,
         limit: usize,
     ) -> Result<Vec<Execution>> {
-        let kind = after.map(|s| s.kind.as_str());
+        let (kind, id) = super::page_start(after);
         let mut c = Checkout::acquire(&self.pool, "execution_latest_per_scope").await?;
         let result = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
             .bind(job)
             .bind(kind)
             .bind(kind)
-            .bind(kind)
-            .bind(after.map(|s| s.id.as_str()))
+            .bind(id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(job)
             .fetch_all(&mut *c)

@@ -795,10 +795,11 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<Execution>> {
         let mut c = Checkout::acquire(&self.pool, "execution_latest_per_scope").await?;
+        let (kind, id) = super::page_start(after);
         let result = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
             .bind(job)
-            .bind(after.map(|s| s.kind.as_str()))
-            .bind(after.map(|s| s.id.as_str()))
+            .bind(kind)
+            .bind(id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *c)
             .await;

@@ -802,10 +802,11 @@ impl Store for SqliteStore {
         after: Option<&Scope>,
         limit: usize,
     ) -> Result<Vec<Execution>> {
+        let (kind, id) = super::page_start(after);
         let rows = sqlx::query(sql::EXECUTION_LATEST_PER_SCOPE)
             .bind(job)
-            .bind(after.map(|s| s.kind.as_str()))
-            .bind(after.map(|s| s.id.as_str()))
+            .bind(kind)
+            .bind(id)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await

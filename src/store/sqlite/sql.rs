@@ -215,14 +215,15 @@ LIMIT ?9"
 );
 
 /// The newest row of each scope of a job, one page of scopes in scope order: the grouped
-/// subquery walks the unique key in order and stops at the page's end, then each row is one
-/// probe of that key.
+/// subquery walks the unique key in order from the page's start (`('', '')`, before every
+/// storable scope, for the first page: no `IS NULL OR` that would keep the index from bounding
+/// the scan) and stops at the page's end, then each row is one probe of that key.
 pub(super) const EXECUTION_LATEST_PER_SCOPE: &str = concat!(
     "SELECT ",
     execution_columns!(),
     " FROM cronlease_executions AS e
 JOIN (SELECT scope_kind AS k, scope_id AS i, MAX(plan_time) AS p FROM cronlease_executions
-      WHERE job_name = ?1 AND (?2 IS NULL OR scope_kind > ?2 OR (scope_kind = ?2 AND scope_id > ?3))
+      WHERE job_name = ?1 AND (scope_kind, scope_id) > (?2, ?3)
       GROUP BY scope_kind, scope_id
       ORDER BY scope_kind, scope_id
       LIMIT ?4) AS l

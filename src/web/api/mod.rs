@@ -367,10 +367,7 @@ pub(crate) fn body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, Api
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let message = format!("bad JSON body: {e}");
-        let parameter = message
-            .split('`')
-            .nth(1)
-            .map_or_else(|| "body".to_owned(), str::to_owned);
+        let parameter = error::named_field(&message).unwrap_or_else(|| "body".to_owned());
         ApiError::bad(&parameter, message)
     })
 }

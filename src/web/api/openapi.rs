@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the API described in OpenAPI 3.1, built from
 //! [`ENDPOINTS`](super::ENDPOINTS), so every registered route is in it.
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde_json::{Map, Value, json};
 
 use super::ENDPOINTS;
@@ -78,7 +78,7 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `GET /openapi.json`.
-pub(crate) async fn document(Read(state): Read, _: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn document(Read(state): Read) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(openapi(&format!("{}/api", state.base))))
 }
 
