@@ -26,7 +26,7 @@
 //!   applied with [`SchedulerBuilder::config`] (`docs/configuration.md`).
 //! - Feature `cli`: the `cronlease` command-line tool (`docs/cli.md`), which drives all of the
 //!   above against the database directly.
-//! - Feature `web`: [`web::scope`] mounts the admin JSON API and HTML dashboard into an
+//! - Feature `web`: `web::scope` mounts the admin JSON API and HTML dashboard into an
 //!   actix-web `App` (`docs/web.md`).
 #![deny(missing_docs)]
 

@@ -611,7 +611,7 @@ on_every_backend! {
         let scheduler = started(&db).await;
         let pages = Pages::new(&scheduler, true).await;
         let unknown = format!("/executions/{}", uuid::Uuid::now_v7());
-        for path in ["/jobs/no-such-job", unknown.as_str()] {
+        for path in ["/jobs/no-such-job", unknown.as_str(), "/no-such-page"] {
             let (status, body) = pages.get(path).await;
             assert_eq!(status, 404, "{path}: {body}");
             assert!(body.contains(r#"id="problem""#), "{body}");

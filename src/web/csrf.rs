@@ -88,8 +88,9 @@ pub(crate) fn check(
     origin: Option<&str>,
     host: Option<&str>,
 ) -> Result<(), CsrfRejection> {
-    // `Origin: null` says nothing: browsers send it for every POST from a page served with
-    // `Referrer-Policy: no-referrer`, as this dashboard's pages are. The token decides then.
+    // `Origin: null` says nothing: browsers send it for POSTs from pages served with
+    // `Referrer-Policy: no-referrer` or from sandboxed frames. The dashboard's own pages use
+    // `same-origin`, so their POSTs carry their real origin; for `null` the token decides.
     if let Some(origin) = origin.filter(|o| *o != "null") {
         let origin_host = origin
             .split_once("://")
@@ -194,7 +195,8 @@ mod tests {
 
     #[test]
     fn an_opaque_origin_leaves_the_decision_to_the_token() {
-        // What a browser sends for a form of a page served with `Referrer-Policy: no-referrer`.
+        // What a browser sends for a form of a page served with `Referrer-Policy: no-referrer`
+        // (an embedder's proxy may rewrite the header).
         let token = new_token();
         assert_eq!(
             check(Some(&token), Some(&token), Some("null"), HOST),

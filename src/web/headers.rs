@@ -1,5 +1,6 @@
 //! Security headers on every response of the admin surface: no framing, no sniffing, no
-//! referrer leaks, and a content security policy that allows only the page's own resources.
+//! referrer leaks to other sites (same-origin requests keep theirs, so a form POST carries its real
+//! `Origin` for the CSRF check), and a content security policy that allows only the page's own resources.
 
 use actix_web::middleware::DefaultHeaders;
 
@@ -11,6 +12,6 @@ pub(crate) fn security_headers() -> DefaultHeaders {
         .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Referrer-Policy", "same-origin"))
         .add(("Cache-Control", "no-store"))
 }

@@ -92,7 +92,8 @@ impl HttpServiceFactory for WebScope {
             .app_data(state)
             .wrap(headers::security_headers())
             .service(web::scope("/api").configure(api::configure))
-            .configure(pages::configure);
+            .configure(pages::configure)
+            .default_service(web::to(pages::unknown_path));
         scope.register(config);
     }
 }

@@ -20,7 +20,11 @@ mod job;
 mod layout;
 mod overview;
 
-use actix_web::web::{self, ServiceConfig};
+use actix_web::web::{self, Data, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::state::WebState;
+use context::{Ctx, Problem, problem_page};
 
 /// Registers the dashboard's routes.
 pub(crate) fn configure(config: &mut ServiceConfig) {
@@ -45,4 +49,16 @@ pub(crate) fn configure(config: &mut ServiceConfig) {
             web::post().to(actions::replay_matching),
         )
         .route("/dead/{id}/replay", web::post().to(actions::replay_one));
+}
+
+/// Any other path under the mount: the dashboard's 404 page (403 when reading is denied).
+pub(crate) async fn unknown_path(req: HttpRequest, state: Data<WebState>) -> HttpResponse {
+    let problem = match Ctx::read(&req, &state) {
+        Ok(_) => Problem::not_found(format!(
+            "there is no dashboard page at {}: start from the overview",
+            req.path()
+        )),
+        Err(problem) => problem,
+    };
+    problem_page(&state.base, &problem)
 }
