@@ -1,5 +1,5 @@
 //! The HTML dashboard, mounted at the scope's root: server-rendered pages (maud, no JavaScript),
-//! forms for every action, CSRF-protected (see `docs/web-pages.md` for the pages and their
+//! forms for every action, CSRF-protected (see `docs/web.md` for the pages and their
 //! stable selectors).
 //!
 //! - `context.rs`: the access check, the CSRF token, the parsed query or form, the replies
