@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cronlease::Store;
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
 /// The system allocator, counting allocations so a run can report how many it made.
@@ -135,12 +137,15 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The sum of a counter over every label set, optionally only where `label` has `value`.
-fn counter(snapshotter: &Snapshotter, name: &str, label: Option<(&str, &str)>) -> u64 {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
+/// The sum of a counter over every label set of a snapshot, optionally only where `label` has
+/// `value`.
+fn counter(
+    snapshot: &[(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)],
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> u64 {
+    snapshot
+        .iter()
         .filter(|(key, ..)| key.key().name() == name)
         .filter(|(key, ..)| {
             label.is_none_or(|(l, v)| {
@@ -150,7 +155,7 @@ fn counter(snapshotter: &Snapshotter, name: &str, label: Option<(&str, &str)>) -
             })
         })
         .map(|(.., value)| match value {
-            DebugValue::Counter(n) => n,
+            DebugValue::Counter(n) => *n,
             _ => 0,
         })
         .sum()
@@ -281,7 +286,8 @@ async fn limit_runs(args: &Args, store: Arc<dyn Store>) {
 
 async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snapshotter) {
     let n = stores.len();
-    let deadlocks_before = counter(snapshotter, cronlease::telemetry::DB_DEADLOCKS, None);
+    // A snapshot takes the counters' values so far: the one after the runs holds theirs alone.
+    drop(snapshotter.snapshot());
     let (mut singles, mut many) = (Vec::new(), Vec::new());
     let (mut claimed, mut conflicted) = (0usize, 0usize);
     let mut won = vec![0usize; n];
@@ -310,9 +316,10 @@ async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snap
             *total += won_now;
         }
     }
-    let deadlocks = counter(snapshotter, cronlease::telemetry::DB_DEADLOCKS, None) - deadlocks_before;
+    let snapshot = snapshotter.snapshot().into_vec();
+    let deadlocks = counter(&snapshot, cronlease::telemetry::DB_DEADLOCKS, None);
     let counted_conflicts = counter(
-        snapshotter,
+        &snapshot,
         cronlease::telemetry::CLAIMS,
         Some(("outcome", "conflicted")),
     );

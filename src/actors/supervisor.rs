@@ -136,6 +136,7 @@ impl Supervisor {
                 shared,
                 newest: None,
                 held: Vec::new(),
+                claim_backwards: false,
             }),
             timer: None,
             wake_by: None,

@@ -40,7 +40,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{TickPlans, due_retries, hook_plans};
+use crate::plan::{TickPlans, due_retries, hook_plans, others_are_here, sort_for_claim};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -129,6 +129,10 @@ pub(crate) struct JobState {
     /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
     /// one replaces is recorded SKIPPED.
     pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
+    /// Whether this runner met other runners claiming the same due plans: until nothing is
+    /// due, it reads the ring of scopes backwards from its point, taking the end of the arc
+    /// the runner before it is working forward through (`plan::sort_for_claim`).
+    pub(crate) claim_backwards: bool,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -423,13 +427,20 @@ async fn sweep_plan_claim(
         _ => {}
     }
     tick.report.planned += due.len();
-    // Oldest plans first across scopes, in random order among equals: a runner short of slots
-    // serves every scope in turn, and replicas ticking together try different scopes first.
-    fastrand::shuffle(&mut due);
-    due.sort_by_key(|plan| plan.plan_time);
+    // Oldest plans first across scopes; among equals, a ring of scopes every runner shares,
+    // read from a point that depends on the runner id: replicas ticking together start their
+    // claims at different scopes and move away from each other (`plan::sort_for_claim`).
+    if due.is_empty() {
+        job.claim_backwards = false;
+    }
+    sort_for_claim(&mut due, &rt.runner_id, job.claim_backwards, |plan| {
+        (&plan.scope, plan.plan_time)
+    });
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
-    // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
-    // slots would all send the same first plans every tick and leave the others to starve.
+    // use no slot, so the next ones are tried in the same tick. When a batch finds another
+    // runner at work on a quarter or more of it (`plan::others_are_here`), the claim stops
+    // and the next tick, at once, reads the newest plans again (one statement) instead of
+    // offering the other runners' plans one conflicted plan at a time.
     let guard = ClaimGuard {
         overlap: spec.overlap,
         max_running: spec.max_concurrent,
@@ -437,6 +448,7 @@ async fn sweep_plan_claim(
     };
     let mut pending = &due[..];
     let mut rounds = 0;
+    let mut relearn = false;
     while !pending.is_empty() && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
         let take = pending.len().min(env.free.get()).min(CLAIM_BATCH);
         if take == 0 {
@@ -521,13 +533,27 @@ async fn sweep_plan_claim(
         note_guard(env, &spec.name, &outcome, tick);
         job.held
             .extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
+        let conflicted = batch.len().saturating_sub(
+            claimed.len() + outcome.waiting.len() + outcome.limited.len() + outcome.skipped.len(),
+        );
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
+        if !pending.is_empty() && others_are_here(batch.len(), conflicted) {
+            relearn = true;
+            break;
+        }
     }
     tick.report.deferred += pending.len();
     if !pending.is_empty() && env.free.get() > 0 && !env.stopping.get() {
-        // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
+        // Slots are free but the claim rounds ran out, or other runners are claiming the rest:
+        // come back at once, not at the next boundary.
         tick.more_due = true;
+    }
+    if relearn {
+        // The plans other runners claimed meanwhile: read at the next tick, which meets the
+        // runner before this one halfway through its arc.
+        job.newest = None;
+        job.claim_backwards = true;
     }
     if requests.backfills && !env.stopping.get() {
         super::requests::serve_backfills(env, job, pauses, &scopes, tick).await?;
