@@ -212,7 +212,9 @@ fn main() {
                 for _ in 1..n {
                     stores.push(match args.backend.as_str() {
                         "sqlite" => support::sqlite_again(dir.path()).await,
-                        "postgres" => support::postgres_again(&url(support::POSTGRES_URL_VAR)).await,
+                        "postgres" => {
+                            support::postgres_again(&url(support::POSTGRES_URL_VAR)).await
+                        }
                         _ => support::mysql_again(&url(support::MYSQL_URL_VAR)).await,
                     });
                 }

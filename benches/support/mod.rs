@@ -53,7 +53,13 @@ pub async fn postgres(url: &str) -> Arc<dyn Store> {
 
 /// Another store (its own pool) on the schema the last [`postgres`] call created: a replica.
 pub async fn postgres_again(url: &str) -> Arc<dyn Store> {
-    let schema = SCHEMAS.lock().unwrap().last().expect("postgres() first").1.clone();
+    let schema = SCHEMAS
+        .lock()
+        .unwrap()
+        .last()
+        .expect("postgres() first")
+        .1
+        .clone();
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
     let store = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
         .await
@@ -63,7 +69,13 @@ pub async fn postgres_again(url: &str) -> Arc<dyn Store> {
 
 /// Another store (its own pool) on the database the last [`mysql`] call created: a replica.
 pub async fn mysql_again(url: &str) -> Arc<dyn Store> {
-    let database = DATABASES.lock().unwrap().last().expect("mysql() first").1.clone();
+    let database = DATABASES
+        .lock()
+        .unwrap()
+        .last()
+        .expect("mysql() first")
+        .1
+        .clone();
     let options: sqlx::mysql::MySqlConnectOptions = url.parse().expect("mysql url");
     let store = MySqlStore::connect_with(options.database(&database))
         .await
@@ -391,8 +403,7 @@ pub async fn replicas_throughput(
     let mut conflicted = 0;
     let started = Instant::now();
     while won.iter().sum::<usize>() < scopes_n {
-        let reports =
-            futures_util::future::join_all(replicas.iter().map(|s| s.tick_now())).await;
+        let reports = futures_util::future::join_all(replicas.iter().map(|s| s.tick_now())).await;
         for (i, report) in reports.into_iter().enumerate() {
             let report = report.expect("tick");
             won[i] += report.won;

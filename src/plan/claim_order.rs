@@ -132,7 +132,11 @@ mod tests {
     #[test]
     fn the_order_depends_on_the_runner_and_the_direction_only() {
         let forward = order("runner-a", plans(1000));
-        assert_eq!(forward, order("runner-a", plans(1000)), "stable across calls");
+        assert_eq!(
+            forward,
+            order("runner-a", plans(1000)),
+            "stable across calls"
+        );
         assert_ne!(forward[..10], order("runner-b", plans(1000))[..10]);
         let mut items = plans(1000);
         sort_for_claim(&mut items, "runner-a", true, |(scope, at)| (scope, *at));
