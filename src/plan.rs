@@ -5,7 +5,7 @@
 //!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
-//! - `sort_for_claim`, `others_are_here` (`claim_order.rs`): the order replicas offer their
+//! - `first_for_claim`, `others_are_here` (`claim_order.rs`): the order replicas offer their
 //!   due plans in, so they start at different scopes, and when one stops to re-read instead.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
@@ -399,7 +399,7 @@ pub(crate) fn due_retries(
 
 mod claim_order;
 
-pub(crate) use claim_order::{others_are_here, sort_for_claim};
+pub(crate) use claim_order::{first_for_claim, others_are_here};
 
 #[cfg(test)]
 mod model;
