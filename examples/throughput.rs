@@ -23,6 +23,9 @@
 //! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
 //!   tick's time and allocations, and peak RSS.
+//! - `--history ROWS`: the claim and success statements for `--scopes` plans (`--runs` times)
+//!   on an empty table, then again once ROWS rows of SUCCESS history are in it; prints both,
+//!   their ratio and the database's bytes per row.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -69,6 +72,7 @@ enum Mode {
     Limit,
     Replicas(usize),
     Burst,
+    History(usize),
 }
 
 struct Args {
@@ -113,12 +117,16 @@ fn parse_args() -> Result<Args, String> {
                 args.mode = Mode::Replicas(n);
             }
             "--burst" => args.mode = Mode::Burst,
+            "--history" => {
+                let rows = value()?.parse().map_err(|e| format!("--history: {e}"))?;
+                args.mode = Mode::History(rows);
+            }
             "--stagger" => args.stagger = Some(value()?),
             "-h" | "--help" => {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--limit | --replicas N | --burst [--stagger WINDOW]]"
+                     [--limit | --replicas N | --burst [--stagger WINDOW] | --history ROWS]"
                         .into(),
                 );
             }
@@ -221,6 +229,7 @@ fn main() {
                 replica_runs(&args, &stores, &snapshotter).await
             }
             Mode::Burst => burst_run(&args, store).await,
+            Mode::History(rows) => history_run(&args, store, rows, dir.path()).await,
         }
         support::cleanup().await;
     });
@@ -396,4 +405,40 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
         );
     }
     println!("peak RSS: {:.0} MiB", run.peak_rss_mb);
+}
+
+/// The medians of `runs` timings of the store work for `scopes` plans, in ms per 1,000 plans.
+async fn store_ms_per_1000(store: &Arc<dyn Store>, scopes: usize, runs: usize, tag: &str) -> f64 {
+    let mut ms = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let elapsed = support::store_limit(store.clone(), scopes, &format!("{tag}-{run}")).await;
+        ms.push(elapsed.as_secs_f64() * 1000.0 * 1000.0 / scopes as f64);
+    }
+    median(&mut ms)
+}
+
+async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std::path::Path) {
+    let empty = store_ms_per_1000(&store, args.scopes, args.runs, "empty").await;
+    let empty_rows = args.scopes * args.runs;
+    let before = support::database_bytes(&args.backend, dir).await;
+    let mut filled = 0;
+    while filled < rows {
+        let n = 10_000.min(rows - filled);
+        support::store_limit(store.clone(), n, &format!("history-{filled}")).await;
+        filled += n;
+    }
+    let after = support::database_bytes(&args.backend, dir).await;
+    let full = store_ms_per_1000(&store, args.scopes, args.runs, "full").await;
+    println!(
+        "claim + success per 1,000 plans: {empty:.1} ms with {empty_rows} rows, \
+         {full:.1} ms with {} rows: {:.2} x",
+        empty_rows + rows,
+        full / empty
+    );
+    println!(
+        "database bytes per execution row: {:.0} ({} rows added {:.1} MiB)",
+        (after - before) as f64 / rows as f64,
+        rows,
+        (after - before) as f64 / (1024.0 * 1024.0)
+    );
 }

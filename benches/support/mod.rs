@@ -562,3 +562,44 @@ pub async fn burst(
         peak_rss_mb,
     }
 }
+
+/// The database's size in bytes: the SQLite file and its WAL in `dir`, or the executions
+/// table with its indexes and TOAST on PostgreSQL, or its data and indexes on MySQL.
+pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
+    match backend {
+        "sqlite" => ["bench.db", "bench.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+        "postgres" => {
+            let schema = SCHEMAS.lock().unwrap().last().expect("postgres() first").clone();
+            let pool = sqlx::PgPool::connect(&schema.0).await.expect("connect");
+            let sql = format!(
+                "SELECT pg_total_relation_size('{}.cronlease_executions')::bigint",
+                schema.1
+            );
+            let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .expect("size");
+            pool.close().await;
+            bytes as u64
+        }
+        _ => {
+            let database = DATABASES.lock().unwrap().last().expect("mysql() first").clone();
+            let pool = sqlx::MySqlPool::connect(&database.0).await.expect("connect");
+            let sql = format!(
+                "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables \
+                 WHERE table_schema = '{}' AND table_name = 'cronlease_executions'",
+                database.1
+            );
+            let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .expect("size");
+            pool.close().await;
+            bytes as u64
+        }
+    }
+}
