@@ -573,7 +573,12 @@ pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
             .map(|m| m.len())
             .sum(),
         "postgres" => {
-            let schema = SCHEMAS.lock().unwrap().last().expect("postgres() first").clone();
+            let schema = SCHEMAS
+                .lock()
+                .unwrap()
+                .last()
+                .expect("postgres() first")
+                .clone();
             let pool = sqlx::PgPool::connect(&schema.0).await.expect("connect");
             let sql = format!(
                 "SELECT pg_total_relation_size('{}.cronlease_executions')::bigint",
@@ -587,8 +592,15 @@ pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
             bytes as u64
         }
         _ => {
-            let database = DATABASES.lock().unwrap().last().expect("mysql() first").clone();
-            let pool = sqlx::MySqlPool::connect(&database.0).await.expect("connect");
+            let database = DATABASES
+                .lock()
+                .unwrap()
+                .last()
+                .expect("mysql() first")
+                .clone();
+            let pool = sqlx::MySqlPool::connect(&database.0)
+                .await
+                .expect("connect");
             let sql = format!(
                 "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables \
                  WHERE table_schema = '{}' AND table_name = 'cronlease_executions'",

@@ -150,10 +150,12 @@ mod tests {
         );
         assert_ne!(forward[..10], order("runner-b", plans(1000))[..10]);
         let backward: Vec<Scope> =
-            first_for_claim(plans(1000), usize::MAX, "runner-a", true, |(s, at)| (s, *at))
-                .into_iter()
-                .map(|(scope, _)| scope)
-                .collect();
+            first_for_claim(plans(1000), usize::MAX, "runner-a", true, |(s, at)| {
+                (s, *at)
+            })
+            .into_iter()
+            .map(|(scope, _)| scope)
+            .collect();
         assert_ne!(forward[..10], backward[..10]);
         let mut a = forward.clone();
         let mut b = backward.clone();
