@@ -12,11 +12,68 @@
 //! is SUCCESS; the median of `--runs` runs on one database, each run a new job, the first one
 //! included), start-lag p50/p99 (1 s cadence, handler start minus plan time) and peak RSS with
 //! every scope's execution running at once.
+//!
+//! Other measurements, each instead of the above:
+//!
+//! - `--limit`: alternates the database work alone (the claim and success statements in the
+//!   runtime's batch sizes) with the end-to-end run, and prints `end-to-end / limit`.
+//! - `--replicas N`: alternates one replica with N replicas (each its own scheduler, pool and
+//!   runner id) on one database; prints aggregate executions/s, conflicts per claimed plan,
+//!   deadlocks and each replica's share of the plans.
+//! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them), then
+//!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
+//!   tick's time and allocations, and peak RSS.
+//! - `--history ROWS`: the claim and success statements for `--scopes` plans (`--runs` times)
+//!   on an empty table, then again once ROWS rows of SUCCESS history are in it; prints both,
+//!   their ratio and the database's bytes per row.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use cronlease::Store;
+use metrics::{SharedString, Unit};
+use metrics_util::CompositeKey;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// The system allocator, counting allocations so a run can report how many it made.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[derive(PartialEq)]
+enum Mode {
+    Default,
+    Limit,
+    Replicas(usize),
+    Burst,
+    History(usize),
+}
 
 struct Args {
     scopes: usize,
@@ -24,6 +81,8 @@ struct Args {
     database_url: Option<String>,
     lag_seconds: u64,
     runs: usize,
+    mode: Mode,
+    stagger: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -33,6 +92,8 @@ fn parse_args() -> Result<Args, String> {
         database_url: None,
         lag_seconds: 5,
         runs: 5,
+        mode: Mode::Default,
+        stagger: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,10 +108,25 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--lag-seconds: {e}"))?
             }
+            "--limit" => args.mode = Mode::Limit,
+            "--replicas" => {
+                let n: usize = value()?.parse().map_err(|e| format!("--replicas: {e}"))?;
+                if n == 0 {
+                    return Err("--replicas must be at least 1".into());
+                }
+                args.mode = Mode::Replicas(n);
+            }
+            "--burst" => args.mode = Mode::Burst,
+            "--history" => {
+                let rows = value()?.parse().map_err(|e| format!("--history: {e}"))?;
+                args.mode = Mode::History(rows);
+            }
+            "--stagger" => args.stagger = Some(value()?),
             "-h" | "--help" => {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
-                            [--database-url URL] [--lag-seconds S] [--runs R]"
+                     [--database-url URL] [--lag-seconds S] [--runs R] \
+                     [--limit | --replicas N | --burst [--stagger WINDOW] | --history ROWS]"
                         .into(),
                 );
             }
@@ -63,7 +139,39 @@ fn parse_args() -> Result<Args, String> {
     if args.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
+    if args.stagger.is_some() && args.mode != Mode::Burst {
+        return Err("--stagger goes with --burst".into());
+    }
     Ok(args)
+}
+
+/// The sum of a counter over every label set of a snapshot, optionally only where `label` has
+/// `value`.
+fn counter(
+    snapshot: &[(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)],
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> u64 {
+    snapshot
+        .iter()
+        .filter(|(key, ..)| key.key().name() == name)
+        .filter(|(key, ..)| {
+            label.is_none_or(|(l, v)| {
+                key.key()
+                    .labels()
+                    .any(|label| label.key() == l && label.value() == v)
+            })
+        })
+        .map(|(.., value)| match value {
+            DebugValue::Counter(n) => *n,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    support::percentile(values, 50.0)
 }
 
 fn main() {
@@ -80,71 +188,257 @@ fn main() {
                 .unwrap_or_else(|_| "cronlease=warn".into()),
         )
         .init();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().expect("metrics recorder");
     let dir = tempfile::tempdir().expect("temp dir");
     actix_rt::System::new().block_on(async move {
+        let url = |var: &str| {
+            args.database_url
+                .clone()
+                .or_else(|| std::env::var(var).ok())
+                .unwrap_or_else(|| {
+                    eprintln!("--backend {} needs --database-url", args.backend);
+                    std::process::exit(2)
+                })
+        };
         let store = match args.backend.as_str() {
             "sqlite" => support::sqlite(dir.path()).await,
-            "postgres" => {
-                let url = args
-                    .database_url
-                    .clone()
-                    .or_else(|| std::env::var(support::POSTGRES_URL_VAR).ok())
-                    .unwrap_or_else(|| {
-                        eprintln!("--backend postgres needs --database-url");
-                        std::process::exit(2)
-                    });
-                support::postgres(&url).await
-            }
-            "mysql" => {
-                let url = args
-                    .database_url
-                    .clone()
-                    .or_else(|| std::env::var(support::MYSQL_URL_VAR).ok())
-                    .unwrap_or_else(|| {
-                        eprintln!("--backend mysql needs --database-url");
-                        std::process::exit(2)
-                    });
-                support::mysql(&url).await
-            }
+            "postgres" => support::postgres(&url(support::POSTGRES_URL_VAR)).await,
+            "mysql" => support::mysql(&url(support::MYSQL_URL_VAR)).await,
             other => {
                 eprintln!("unknown backend `{other}`: use sqlite, postgres or mysql");
                 std::process::exit(2)
             }
         };
         println!("backend: {}  scopes: {}", args.backend, args.scopes);
-        let mut rates = Vec::with_capacity(args.runs);
-        for run in 0..args.runs {
-            let job = format!("throughput-{run}");
-            let elapsed = support::noop_throughput(store.clone(), args.scopes, &job).await;
-            let rate = args.scopes as f64 / elapsed.as_secs_f64();
-            println!(
-                "run {}: {rate:.0} executions/s  ({} executions in {:.1} ms)",
-                run + 1,
-                args.scopes,
-                elapsed.as_secs_f64() * 1000.0
-            );
-            rates.push(rate);
+        match args.mode {
+            Mode::Default => default_runs(&args, store).await,
+            Mode::Limit => limit_runs(&args, store).await,
+            Mode::Replicas(n) => {
+                let mut stores = vec![store];
+                for _ in 1..n {
+                    stores.push(match args.backend.as_str() {
+                        "sqlite" => support::sqlite_again(dir.path()).await,
+                        "postgres" => {
+                            support::postgres_again(&url(support::POSTGRES_URL_VAR)).await
+                        }
+                        _ => support::mysql_again(&url(support::MYSQL_URL_VAR)).await,
+                    });
+                }
+                replica_runs(&args, &stores, &snapshotter).await
+            }
+            Mode::Burst => burst_run(&args, store).await,
+            Mode::History(rows) => history_run(&args, store, rows, dir.path()).await,
         }
-        rates.sort_by(f64::total_cmp);
-        println!(
-            "executions/s: {:.0}  (median of {} runs; slowest {:.0}, fastest {:.0})",
-            support::percentile(&rates, 50.0),
-            rates.len(),
-            rates[0],
-            rates[rates.len() - 1]
-        );
-        let lag_scopes = args.scopes.min(1_000);
-        let lags =
-            support::start_lag(store.clone(), lag_scopes, args.lag_seconds, "start-lag").await;
-        println!(
-            "start lag ({lag_scopes} scopes, 1s cadence, {} samples): p50 {:.1} ms  p99 {:.1} ms",
-            lags.len(),
-            support::percentile(&lags, 50.0),
-            support::percentile(&lags, 99.0)
-        );
-        let (running, rss) =
-            support::concurrent_memory(store, args.scopes, Duration::from_secs(2), "memory").await;
-        println!("peak RSS: {rss:.0} MiB  ({running} executions running at once)");
         support::cleanup().await;
     });
+}
+
+async fn default_runs(args: &Args, store: Arc<dyn Store>) {
+    let mut rates = Vec::with_capacity(args.runs);
+    for run in 0..args.runs {
+        let job = format!("throughput-{run}");
+        let elapsed = support::noop_throughput(store.clone(), args.scopes, &job).await;
+        let rate = args.scopes as f64 / elapsed.as_secs_f64();
+        println!(
+            "run {}: {rate:.0} executions/s  ({} executions in {:.1} ms)",
+            run + 1,
+            args.scopes,
+            elapsed.as_secs_f64() * 1000.0
+        );
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "executions/s: {:.0}  (median of {} runs; slowest {:.0}, fastest {:.0})",
+        support::percentile(&rates, 50.0),
+        rates.len(),
+        rates[0],
+        rates[rates.len() - 1]
+    );
+    let lag_scopes = args.scopes.min(1_000);
+    let lags = support::start_lag(store.clone(), lag_scopes, args.lag_seconds, "start-lag").await;
+    println!(
+        "start lag ({lag_scopes} scopes, 1s cadence, {} samples): p50 {:.1} ms  p99 {:.1} ms",
+        lags.len(),
+        support::percentile(&lags, 50.0),
+        support::percentile(&lags, 99.0)
+    );
+    let (running, rss) =
+        support::concurrent_memory(store, args.scopes, Duration::from_secs(2), "memory").await;
+    println!("peak RSS: {rss:.0} MiB  ({running} executions running at once)");
+}
+
+async fn limit_runs(args: &Args, store: Arc<dyn Store>) {
+    let (mut limits, mut ends) = (Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        let limit = support::store_limit(store.clone(), args.scopes, &format!("limit-{run}")).await;
+        let end = support::noop_throughput(store.clone(), args.scopes, &format!("e2e-{run}")).await;
+        let (limit, end) = (
+            args.scopes as f64 / limit.as_secs_f64(),
+            args.scopes as f64 / end.as_secs_f64(),
+        );
+        println!(
+            "run {}: store alone {limit:.0} /s, end to end {end:.0} /s, ratio {:.2}",
+            run + 1,
+            end / limit
+        );
+        limits.push(limit);
+        ends.push(end);
+    }
+    let (limit, end) = (median(&mut limits), median(&mut ends));
+    println!(
+        "limit: {limit:.0} /s  end-to-end: {end:.0} /s  end-to-end / limit: {:.2}  (medians of {} runs)",
+        end / limit,
+        args.runs
+    );
+}
+
+async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snapshotter) {
+    let n = stores.len();
+    // A snapshot takes the counters' values so far: the one after the runs holds theirs alone.
+    drop(snapshotter.snapshot());
+    let (mut singles, mut many) = (Vec::new(), Vec::new());
+    let (mut claimed, mut conflicted) = (0usize, 0usize);
+    let mut won = vec![0usize; n];
+    for run in 0..args.runs {
+        let single =
+            support::replicas_throughput(&stores[..1], args.scopes, &format!("one-{run}")).await;
+        let replicas =
+            support::replicas_throughput(stores, args.scopes, &format!("many-{run}")).await;
+        let (single_rate, rate) = (
+            args.scopes as f64 / single.elapsed.as_secs_f64(),
+            args.scopes as f64 / replicas.elapsed.as_secs_f64(),
+        );
+        println!(
+            "run {}: 1 replica {single_rate:.0} /s, {n} replicas {rate:.0} /s (ratio {:.2}), \
+             won {:?}, conflicted {}",
+            run + 1,
+            rate / single_rate,
+            replicas.won,
+            replicas.conflicted
+        );
+        singles.push(single_rate);
+        many.push(rate);
+        claimed += replicas.won.iter().sum::<usize>();
+        conflicted += replicas.conflicted;
+        for (total, won_now) in won.iter_mut().zip(&replicas.won) {
+            *total += won_now;
+        }
+    }
+    let snapshot = snapshotter.snapshot().into_vec();
+    let deadlocks = counter(&snapshot, cronlease::telemetry::DB_DEADLOCKS, None);
+    let counted_conflicts = counter(
+        &snapshot,
+        cronlease::telemetry::CLAIMS,
+        Some(("outcome", "conflicted")),
+    );
+    let (single, rate) = (median(&mut singles), median(&mut many));
+    let shares: Vec<String> = won
+        .iter()
+        .map(|w| format!("{:.0} %", 100.0 * *w as f64 / claimed as f64))
+        .collect();
+    println!(
+        "1 replica: {single:.0} /s  {n} replicas: {rate:.0} /s  ratio: {:.2}  (medians of {} runs)",
+        rate / single,
+        args.runs
+    );
+    println!(
+        "conflicts per claimed plan: {:.3} ({conflicted} conflicted / {claimed} claimed; \
+         cronlease_claims_total{{outcome=conflicted}} {counted_conflicts})",
+        conflicted as f64 / claimed as f64
+    );
+    println!("deadlocks (cronlease_db_deadlocks_total): {deadlocks}");
+    println!("share of plans per replica: {}", shares.join(", "));
+}
+
+fn allocation_counters() -> (u64, u64) {
+    (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    )
+}
+
+async fn burst_run(args: &Args, store: Arc<dyn Store>) {
+    let before = allocation_counters().0;
+    let stagger = args.stagger.as_deref();
+    let idle_ticks = if stagger.is_some() { 0 } else { 3 };
+    let run = support::burst(
+        store,
+        args.scopes,
+        stagger,
+        idle_ticks,
+        "burst",
+        allocation_counters,
+    )
+    .await;
+    let burst_allocations = allocation_counters().0 - before - run.idle_allocations.0;
+    println!(
+        "burst of {} (stagger {}): all started {:.2} s, all SUCCESS {:.2} s, \
+         start lag p50 {:.0} ms  p99 {:.0} ms  max {:.0} ms; {:.1} allocations per execution",
+        args.scopes,
+        stagger.unwrap_or("none"),
+        run.all_started.as_secs_f64(),
+        run.all_success.as_secs_f64(),
+        support::percentile(&run.lags_ms, 50.0),
+        support::percentile(&run.lags_ms, 99.0),
+        support::percentile(&run.lags_ms, 100.0),
+        burst_allocations as f64 / args.scopes as f64
+    );
+    if idle_ticks > 0 {
+        let ticks: Vec<String> = run
+            .idle_ticks
+            .iter()
+            .map(|t| format!("{:.0} ms", t.as_secs_f64() * 1000.0))
+            .collect();
+        let (allocations, bytes) = run.idle_allocations;
+        println!(
+            "idle ticks of {} scopes: {}; per tick {} allocations, {:.1} MiB allocated \
+             ({:.2} allocations per scope); provider called {} times in {idle_ticks} ticks",
+            args.scopes,
+            ticks.join(", "),
+            allocations / idle_ticks as u64,
+            bytes as f64 / idle_ticks as f64 / (1024.0 * 1024.0),
+            allocations as f64 / idle_ticks as f64 / args.scopes as f64,
+            run.idle_provider_calls
+        );
+    }
+    println!("peak RSS: {:.0} MiB", run.peak_rss_mb);
+}
+
+/// The medians of `runs` timings of the store work for `scopes` plans, in ms per 1,000 plans.
+async fn store_ms_per_1000(store: &Arc<dyn Store>, scopes: usize, runs: usize, tag: &str) -> f64 {
+    let mut ms = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let elapsed = support::store_limit(store.clone(), scopes, &format!("{tag}-{run}")).await;
+        ms.push(elapsed.as_secs_f64() * 1000.0 * 1000.0 / scopes as f64);
+    }
+    median(&mut ms)
+}
+
+async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std::path::Path) {
+    let empty = store_ms_per_1000(&store, args.scopes, args.runs, "empty").await;
+    let empty_rows = args.scopes * args.runs;
+    let before = support::database_bytes(&args.backend, dir).await;
+    let mut filled = 0;
+    while filled < rows {
+        let n = 10_000.min(rows - filled);
+        support::store_limit(store.clone(), n, &format!("history-{filled}")).await;
+        filled += n;
+    }
+    let after = support::database_bytes(&args.backend, dir).await;
+    let full = store_ms_per_1000(&store, args.scopes, args.runs, "full").await;
+    println!(
+        "claim + success per 1,000 plans: {empty:.1} ms with {empty_rows} rows, \
+         {full:.1} ms with {} rows: {:.2} x",
+        empty_rows + rows,
+        full / empty
+    );
+    println!(
+        "database bytes per execution row: {:.0} ({} rows added {:.1} MiB)",
+        (after - before) as f64 / rows as f64,
+        rows,
+        (after - before) as f64 / (1024.0 * 1024.0)
+    );
 }

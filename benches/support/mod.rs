@@ -5,9 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use cronlease::prelude::*;
-use cronlease::store::{MySqlStore, PgStore};
+use cronlease::store::{ClaimRequest, MySqlStore, PgStore, PlanClaim, SuccessWrite};
+use cronlease::{ClaimGuard, OverlapPolicy};
 
 /// The PostgreSQL server for the PostgreSQL variants, when set.
 pub const POSTGRES_URL_VAR: &str = "CRONLEASE_TEST_POSTGRES_URL";
@@ -48,6 +49,47 @@ pub async fn postgres(url: &str) -> Arc<dyn Store> {
         .expect("connect");
     store.migrate().await.expect("migrate");
     Arc::new(store)
+}
+
+/// Another store (its own pool) on the schema the last [`postgres`] call created: a replica.
+pub async fn postgres_again(url: &str) -> Arc<dyn Store> {
+    let schema = SCHEMAS
+        .lock()
+        .unwrap()
+        .last()
+        .expect("postgres() first")
+        .1
+        .clone();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
+    let store = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("connect");
+    Arc::new(store)
+}
+
+/// Another store (its own pool) on the database the last [`mysql`] call created: a replica.
+pub async fn mysql_again(url: &str) -> Arc<dyn Store> {
+    let database = DATABASES
+        .lock()
+        .unwrap()
+        .last()
+        .expect("mysql() first")
+        .1
+        .clone();
+    let options: sqlx::mysql::MySqlConnectOptions = url.parse().expect("mysql url");
+    let store = MySqlStore::connect_with(options.database(&database))
+        .await
+        .expect("connect");
+    Arc::new(store)
+}
+
+/// Another store (its own pool) on the file [`sqlite`] opened in `dir`: a replica.
+pub async fn sqlite_again(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open(dir.join("bench.db"))
+            .await
+            .expect("open sqlite"),
+    )
 }
 
 /// Databases created by [`mysql`], dropped by [`cleanup`].
@@ -162,6 +204,62 @@ pub async fn noop_throughput(store: Arc<dyn Store>, scopes_n: usize, job: &str) 
     elapsed
 }
 
+/// Plans per claim statement and writes per success statement, as the runtime sends them
+/// (`CLAIM_BATCH` in `src/actors/tick.rs`, `MAX_BATCH` in `src/actors/completer.rs`).
+pub const RUNTIME_BATCH: usize = 2000;
+
+/// The database work of [`noop_throughput`] alone, with no runtime around it: `scopes_n` fresh
+/// plans of the new job `job` claimed with the default policy's guarded claim, then recorded
+/// SUCCESS, [`RUNTIME_BATCH`] per statement, one statement after the other. Returns the
+/// elapsed time: the limit the end-to-end run is measured against.
+pub async fn store_limit(store: Arc<dyn Store>, scopes_n: usize, job: &str) -> Duration {
+    let plan_time = Utc::now() - TimeDelta::minutes(1);
+    let plans: Vec<PlanClaim> = scopes(scopes_n)
+        .into_iter()
+        .map(|scope| PlanClaim::new(scope, plan_time))
+        .collect();
+    let guard = ClaimGuard {
+        overlap: OverlapPolicy::Skip,
+        ..ClaimGuard::default()
+    };
+    let started = Instant::now();
+    let mut leases = Vec::with_capacity(scopes_n);
+    for batch in plans.chunks(RUNTIME_BATCH) {
+        let request = ClaimRequest {
+            job,
+            max_attempts: 3,
+            runner_id: "limit",
+            stale_timeout: Duration::from_secs(600),
+            allow_stale_reentry: false,
+            steal_not_after: Some(Utc::now() + TimeDelta::seconds(30)),
+            plans: batch.to_vec(),
+        };
+        let outcome = store
+            .execution_claim_guarded(&request, &guard)
+            .await
+            .expect("claim");
+        assert_eq!(outcome.claimed.len(), batch.len(), "every plan claimed");
+        leases.extend(outcome.claimed.into_iter().map(|c| c.lease));
+    }
+    for batch in leases.chunks(RUNTIME_BATCH) {
+        let writes: Vec<SuccessWrite> = batch
+            .iter()
+            .map(|lease| SuccessWrite {
+                lease: *lease,
+                duration_ms: 0,
+                rows_affected: 0,
+                result: "{}".to_owned(),
+            })
+            .collect();
+        let written = store
+            .execution_finish_success(&writes)
+            .await
+            .expect("success");
+        assert_eq!(written.len(), batch.len(), "every success written");
+    }
+    started.elapsed()
+}
+
 /// A plan time and its handler's start lag in milliseconds.
 type PlanLag = (chrono::DateTime<Utc>, f64);
 
@@ -262,4 +360,258 @@ pub fn peak_rss_mb() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// What one run of [`replicas_throughput`] measured.
+#[derive(Debug, Clone)]
+pub struct ReplicaRun {
+    /// From the first tick until every row is SUCCESS.
+    pub elapsed: Duration,
+    /// Plans each replica claimed (won), in replica order.
+    pub won: Vec<usize>,
+    /// Plans a replica offered that another one already held (summed over replicas).
+    pub conflicted: usize,
+}
+
+/// `stores.len()` replicas (each its own scheduler, pool and runner id) share one job of
+/// `scopes_n` scopes with one due plan each: every replica ticks at the same moments, as
+/// replicas woken by the same plan boundary do, until every plan has a row; then waits until
+/// every row is SUCCESS. `job` must be new to the database.
+pub async fn replicas_throughput(
+    stores: &[Arc<dyn Store>],
+    scopes_n: usize,
+    job: &str,
+) -> ReplicaRun {
+    let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
+    let mut replicas = Vec::with_capacity(stores.len());
+    for (i, store) in stores.iter().enumerate() {
+        let spec = JobSpec::builder(job)
+            .every("1h")
+            .scopes(Scopes::Static(scope_list.clone()))
+            .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
+            .build()
+            .expect("spec");
+        let s = scheduler(store.clone(), scopes_n + 1, false)
+            .runner_id(format!("replica-{i}"))
+            .job(spec)
+            .start()
+            .await
+            .expect("start");
+        replicas.push(s);
+    }
+    let mut won = vec![0; replicas.len()];
+    let mut conflicted = 0;
+    let started = Instant::now();
+    while won.iter().sum::<usize>() < scopes_n {
+        let reports = futures_util::future::join_all(replicas.iter().map(|s| s.tick_now())).await;
+        for (i, report) in reports.into_iter().enumerate() {
+            let report = report.expect("tick");
+            won[i] += report.won;
+            conflicted += report.conflicted;
+        }
+    }
+    for s in &replicas {
+        while s.running().await.expect("running") > 0 {
+            actix_rt::time::sleep(Duration::from_micros(500)).await;
+        }
+    }
+    let elapsed = started.elapsed();
+    let success = replicas[0]
+        .counts(Some(job))
+        .await
+        .expect("counts")
+        .into_iter()
+        .find(|(status, _)| *status == Status::Success)
+        .map_or(0, |(_, n)| n);
+    assert_eq!(success as usize, scopes_n, "every plan ran exactly once");
+    for s in replicas {
+        s.shutdown().await;
+    }
+    ReplicaRun {
+        elapsed,
+        won,
+        conflicted,
+    }
+}
+
+/// What [`burst`] measured.
+#[derive(Debug, Clone)]
+pub struct BurstRun {
+    /// From the first tick until the last handler started.
+    pub all_started: Duration,
+    /// From the first tick until every row is SUCCESS.
+    pub all_success: Duration,
+    /// Each handler's start minus the moment its plan came due (the first tick, or with
+    /// stagger its plan time plus the scope's offset, whichever is later), in ms, sorted.
+    pub lags_ms: Vec<f64>,
+    /// Ticks that found nothing due afterwards, each timed.
+    pub idle_ticks: Vec<Duration>,
+    /// Allocations and bytes allocated by the process during the idle ticks, as counted by the
+    /// `allocations` function given to [`burst`].
+    pub idle_allocations: (u64, u64),
+    /// Calls of the scope provider during the idle ticks.
+    pub idle_provider_calls: usize,
+    /// Peak RSS of the process after the idle ticks, in MiB.
+    pub peak_rss_mb: f64,
+}
+
+/// The top-of-the-hour burst: `scopes_n` scopes whose plans are all due at once (a `1h`
+/// cadence whose current plan has no row yet), ticked by hand back to back (as the runner does
+/// while due plans remain) until every plan has started, then until every row is SUCCESS; then
+/// `idle_ticks` ticks with nothing due. With `stagger`, a `1m` cadence spread over that window
+/// instead, started at a minute boundary and ticked every 5 ms until every plan has started.
+/// The scopes come from a provider (its calls counted). `allocations` reads the process's
+/// allocation counters (count, bytes), if it keeps any. `job` must be new.
+pub async fn burst(
+    store: Arc<dyn Store>,
+    scopes_n: usize,
+    stagger: Option<&str>,
+    idle_ticks: usize,
+    job: &str,
+    allocations: fn() -> (u64, u64),
+) -> BurstRun {
+    type Start = (chrono::DateTime<Utc>, chrono::DateTime<Utc>, Scope);
+    let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
+    let started_at: Arc<Mutex<Vec<Start>>> = Arc::new(Mutex::new(Vec::with_capacity(scopes_n)));
+    let record = started_at.clone();
+    let provided = scope_list.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let called = calls.clone();
+    let mut spec = JobSpec::builder(job)
+        .every(if stagger.is_some() { "1m" } else { "1h" })
+        .scopes(Scopes::provider(move || {
+            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let provided = provided.clone();
+            async move { Ok(provided.to_vec()) }
+        }))
+        .handler(move |ctx: JobContext| {
+            record
+                .lock()
+                .unwrap()
+                .push((Utc::now(), ctx.plan_time(), ctx.scope().clone()));
+            async { Ok(JobOutput::default()) }
+        });
+    let window = stagger.map(|w| humantime::parse_duration(w).expect("stagger window"));
+    if let Some(window) = stagger {
+        spec = spec.stagger(window);
+        // Start just after a minute boundary, so the window lies ahead.
+        let into_minute = Utc::now().timestamp_millis().rem_euclid(60_000) as u64;
+        actix_rt::time::sleep(Duration::from_millis(60_000 - into_minute + 20)).await;
+    }
+    let spec = spec.build().expect("spec");
+    let s = scheduler(store, scopes_n + 1, false)
+        .job(spec)
+        .start()
+        .await
+        .expect("start");
+    let first_tick = Instant::now();
+    let first_tick_at = Utc::now();
+    let mut won = 0;
+    while won < scopes_n {
+        let report = s.tick_now().await.expect("tick");
+        won += report.won;
+        if report.won == 0 {
+            // Staggered plans come due over the window: look again shortly.
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    while started_at.lock().unwrap().len() < scopes_n {
+        actix_rt::time::sleep(Duration::from_micros(500)).await;
+    }
+    let all_started = first_tick.elapsed();
+    while s.running().await.expect("running") > 0 {
+        actix_rt::time::sleep(Duration::from_micros(500)).await;
+    }
+    let all_success = first_tick.elapsed();
+    let mut idle = Vec::with_capacity(idle_ticks);
+    let calls_before = calls.load(std::sync::atomic::Ordering::Relaxed);
+    let allocations_before = allocations();
+    for _ in 0..idle_ticks {
+        let tick = Instant::now();
+        let report = s.tick_now().await.expect("tick");
+        idle.push(tick.elapsed());
+        assert_eq!(report.planned, 0, "nothing due after the burst");
+    }
+    let allocations_after = allocations();
+    let idle_allocations = (
+        allocations_after.0 - allocations_before.0,
+        allocations_after.1 - allocations_before.1,
+    );
+    let idle_provider_calls = calls.load(std::sync::atomic::Ordering::Relaxed) - calls_before;
+    let peak_rss_mb = peak_rss_mb();
+    s.shutdown().await;
+    let started_at = std::mem::take(&mut *started_at.lock().unwrap());
+    let mut lags_ms: Vec<f64> = started_at
+        .into_iter()
+        .map(|(at, plan_time, scope)| {
+            let offset = window.map_or(Duration::ZERO, |window| {
+                cronlease::stagger_offset(job, &scope, window)
+            });
+            let due = (plan_time + TimeDelta::from_std(offset).unwrap()).max(first_tick_at);
+            (at - due).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        })
+        .collect();
+    lags_ms.sort_by(f64::total_cmp);
+    BurstRun {
+        all_started,
+        all_success,
+        lags_ms,
+        idle_ticks: idle,
+        idle_allocations,
+        idle_provider_calls,
+        peak_rss_mb,
+    }
+}
+
+/// The database's size in bytes: the SQLite file and its WAL in `dir`, or the executions
+/// table with its indexes and TOAST on PostgreSQL, or its data and indexes on MySQL.
+pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
+    match backend {
+        "sqlite" => ["bench.db", "bench.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+        "postgres" => {
+            let schema = SCHEMAS
+                .lock()
+                .unwrap()
+                .last()
+                .expect("postgres() first")
+                .clone();
+            let pool = sqlx::PgPool::connect(&schema.0).await.expect("connect");
+            let sql = format!(
+                "SELECT pg_total_relation_size('{}.cronlease_executions')::bigint",
+                schema.1
+            );
+            let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .expect("size");
+            pool.close().await;
+            bytes as u64
+        }
+        _ => {
+            let database = DATABASES
+                .lock()
+                .unwrap()
+                .last()
+                .expect("mysql() first")
+                .clone();
+            let pool = sqlx::MySqlPool::connect(&database.0)
+                .await
+                .expect("connect");
+            let sql = format!(
+                "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables \
+                 WHERE table_schema = '{}' AND table_name = 'cronlease_executions'",
+                database.1
+            );
+            let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .expect("size");
+            pool.close().await;
+            bytes as u64
+        }
+    }
 }

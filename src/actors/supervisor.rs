@@ -138,6 +138,7 @@ impl Supervisor {
                 shared,
                 newest: None,
                 held: Vec::new(),
+                claim_backwards: false,
             }),
             timer: None,
             wake_by: None,
