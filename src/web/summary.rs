@@ -63,6 +63,16 @@ pub(crate) struct JobRunner {
     pub(crate) state: &'static str,
 }
 
+impl JobSummary {
+    /// The count of `status`.
+    pub(crate) fn count(&self, status: Status) -> i64 {
+        self.counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 fn counts_as_map<S: Serializer>(counts: &[(Status, i64)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(counts.iter().map(|(status, n)| (status.as_str(), n)))
 }
