@@ -321,12 +321,14 @@ macro_rules! prunable {
 /// The cutoff is a scalar subquery, so it is an index condition on `finished_at` (the scan stops
 /// at the cutoff), and the ids travel as an array, so the delete finds them by primary key.
 /// Rows another replica is pruning (or replaying) right now are skipped, not waited for.
+/// $4: the one job to prune (null: every job); $5: jobs left out.
 pub(super) const EXECUTION_PRUNE: &str = concat!(
     "WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
   SELECT e.id",
     prunable!(),
     "
+    AND ($4::text IS NULL OR e.job_name = $4) AND e.job_name <> ALL ($5::text[])
   ORDER BY e.finished_at
   LIMIT $3
   FOR UPDATE OF e SKIP LOCKED))"
