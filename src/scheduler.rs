@@ -353,7 +353,13 @@ impl SchedulerBuilder {
             });
             Supervisor::new(rt, me, jobs, max_concurrent, tick_interval, auto_tick)
         });
-        let pruner = Pruner::new(bounded.clone(), self.retention, self.auto_tick).start();
+        let pruner = Pruner::new(
+            bounded.clone(),
+            self.retention,
+            job_specs.clone(),
+            self.auto_tick,
+        )
+        .start();
         // Registered once the runtime is up, so a runner that failed to start is never listed.
         let presence = Presence::new(
             bounded.clone(),

@@ -64,6 +64,7 @@ pub struct JobSpec {
     pub(crate) overlap: OverlapPolicy,
     pub(crate) max_concurrent: Option<u32>,
     pub(crate) planning_timeout: Duration,
+    pub(crate) keep_finished: Option<Option<Duration>>,
     pub(crate) handler: Arc<dyn Handler>,
 }
 
@@ -109,6 +110,7 @@ impl JobSpec {
             overlap: OverlapPolicy::default(),
             max_concurrent: None,
             planning_timeout: DEFAULT_PLANNING_TIMEOUT,
+            keep_finished: None,
             handler: None,
         }
     }
@@ -238,6 +240,13 @@ impl JobSpec {
     pub fn planning_timeout(&self) -> Duration {
         self.planning_timeout
     }
+
+    /// The job's own retention of SUCCESS, SUPERSEDED and SKIPPED rows: `None` when it follows the
+    /// scheduler's [`Retention::keep_finished`](crate::Retention::keep_finished), `Some(None)`
+    /// when it keeps them forever.
+    pub fn keep_finished(&self) -> Option<Option<Duration>> {
+        self.keep_finished
+    }
 }
 
 impl fmt::Debug for JobSpec {
@@ -317,6 +326,7 @@ pub struct JobSpecBuilder {
     overlap: OverlapPolicy,
     max_concurrent: Option<u32>,
     planning_timeout: Duration,
+    keep_finished: Option<Option<Duration>>,
     handler: Option<Arc<dyn Handler>>,
 }
 
@@ -509,6 +519,24 @@ impl JobSpecBuilder {
         self
     }
 
+    /// Keeps this job's SUCCESS, SUPERSEDED and SKIPPED rows for `age` after they finished,
+    /// instead of the scheduler's [`Retention::keep_finished`](crate::Retention::keep_finished):
+    /// a job that runs every minute rarely needs 30 days of successes, a monthly one may want
+    /// more. DEAD rows keep the scheduler's `keep_dead`. Longer than zero. Default: the
+    /// scheduler's setting.
+    pub fn keep_finished(mut self, age: Duration) -> Self {
+        self.keep_finished = Some(Some(age));
+        self
+    }
+
+    /// Keeps this job's SUCCESS, SUPERSEDED and SKIPPED rows forever, whatever the scheduler's
+    /// [`Retention::keep_finished`](crate::Retention::keep_finished). Default: the scheduler's
+    /// setting.
+    pub fn keep_finished_forever(mut self) -> Self {
+        self.keep_finished = Some(None);
+        self
+    }
+
     /// The work to run. Required.
     pub fn handler(mut self, handler: impl Handler) -> Self {
         self.handler = Some(Arc::new(handler));
@@ -616,6 +644,12 @@ impl JobSpecBuilder {
         if self.planning_timeout.is_zero() {
             return fail("planning_timeout must be longer than zero".into());
         }
+        if self.keep_finished == Some(Some(Duration::ZERO)) {
+            return fail(
+                "keep_finished must be longer than zero (keep_finished_forever keeps rows forever)"
+                    .into(),
+            );
+        }
         let Some(handler) = self.handler else {
             return fail("a handler is required: call .handler(..)".into());
         };
@@ -650,6 +684,7 @@ impl JobSpecBuilder {
             overlap: self.overlap,
             max_concurrent: self.max_concurrent,
             planning_timeout: self.planning_timeout,
+            keep_finished: self.keep_finished,
             handler,
         })
     }
@@ -681,6 +716,7 @@ impl JobSpec {
             overlap: self.overlap,
             max_concurrent: self.max_concurrent,
             planning_timeout: self.planning_timeout,
+            keep_finished: self.keep_finished,
             handler: Some(self.handler.clone()),
         }
     }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{CountingStore, scheduler};
+use common::{CountingStore, Runs, scheduler};
 use cronlease::store::{ClaimRequest, FailureWrite, PlanClaim, SuccessWrite};
-use cronlease::{Error, PruneReport, Retention, Scope, Status, Store};
+use cronlease::{Error, JobSpec, PruneReport, Retention, Scope, Status, Store};
 use uuid::Uuid;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -21,9 +21,20 @@ fn plan(minute: i64) -> DateTime<Utc> {
 /// Claims `(scope, minute)` of job `keep` through `store` and ends it with `status`; the
 /// store's clock stamps `finished_at`.
 async fn finished(store: &dyn Store, scope: &str, minute: i64, status: Status) -> Uuid {
+    finished_of(store, "keep", scope, minute, status).await
+}
+
+/// As [`finished`], for job `job`.
+async fn finished_of(
+    store: &dyn Store,
+    job: &str,
+    scope: &str,
+    minute: i64,
+    status: Status,
+) -> Uuid {
     let c = store
         .execution_claim(&ClaimRequest {
-            job: "keep",
+            job,
             max_attempts: 3,
             runner_id: "earlier",
             stale_timeout: Duration::from_secs(60),
@@ -194,5 +205,54 @@ on_every_backend! {
         }
         s.shutdown().await;
         assert!(matches!(s.prune_now().await, Err(Error::NotRunning)));
+    }
+}
+
+on_every_backend! {
+    async fn a_jobs_own_keep_finished_prunes_its_rows_while_another_jobs_stay(db: TestDb) {
+        let ago = |days: i64| db.skewed(TimeDelta::days(-days));
+        // Each job: a SUCCESS row finished 5 days ago under a newer one (so it may be pruned).
+        let minutely_old = finished_of(&*ago(5), "minutely", "1", 0, Status::Success).await;
+        let minutely_new = finished_of(&*db.store, "minutely", "1", 1, Status::Success).await;
+        let keep_old = finished_of(&*ago(5), "keep", "1", 0, Status::Success).await;
+        let forever_old = finished_of(&*ago(40), "forever", "1", 0, Status::Success).await;
+        finished_of(&*db.store, "forever", "1", 1, Status::Success).await;
+        let runs = Runs::default();
+        let job = |name: &str| JobSpec::builder(name).every("1d").handler(runs.ok_handler());
+        let store: Arc<dyn Store> = db.store.clone();
+        // keep follows the default (30 days), minutely keeps a day, forever keeps everything:
+        // the default's pass must leave forever's 40-day-old row alone.
+        let s = scheduler(store.clone())
+            .auto_tick(true)
+            .retention(Retention { interval: Duration::from_millis(20), ..Retention::default() })
+            .job(job("minutely").keep_finished(DAY).build().unwrap())
+            .job(job("keep").build().unwrap())
+            .job(job("forever").keep_finished_forever().build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        common::eventually(20, "a timed run prunes minutely's old row", || {
+            let store = store.clone();
+            async move { (!exists(&*store, minutely_old).await).then_some(()) }
+        })
+        .await;
+        assert!(exists(&*db.store, keep_old).await, "keep's row is within its 30 days");
+        assert!(exists(&*db.store, forever_old).await, "forever's row is kept forever");
+        assert!(exists(&*db.store, minutely_new).await, "the newest row of a scope is kept");
+        s.shutdown().await;
+        // The same jobs with the default forever: only minutely's own age prunes.
+        let older = finished_of(&*ago(3), "minutely", "2", 0, Status::Success).await;
+        finished_of(&*db.store, "minutely", "2", 1, Status::Success).await;
+        let s = scheduler(store.clone())
+            .retention(Retention { keep_finished: None, ..Retention::default() })
+            .job(job("minutely").keep_finished(DAY).build().unwrap())
+            .job(job("keep").build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.prune_now().await.unwrap().finished, 1, "minutely's row only");
+        assert!(!exists(&*db.store, older).await);
+        assert!(exists(&*db.store, keep_old).await);
+        s.shutdown().await;
     }
 }

@@ -831,7 +831,7 @@ on_every_backend! {
         assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 1);
         let mut batches = Vec::new();
         loop {
-            let n = db.store.execution_prune(cronlease::store::PruneSet::Finished, thirty_days, 2).await.unwrap();
+            let n = db.store.execution_prune(cronlease::store::PruneSet::Finished, cronlease::store::PruneJobs::All, thirty_days, 2).await.unwrap();
             batches.push(n);
             if n < 2 {
                 break;
@@ -845,12 +845,50 @@ on_every_backend! {
             assert!(db.store.execution_get(id).await.unwrap().is_some(), "{id} kept");
         }
         assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, thirty_days).await.unwrap(), 0);
-        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 1);
+        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, cronlease::store::PruneJobs::All, week, 100).await.unwrap(), 1);
         assert!(db.store.execution_get(dead_old).await.unwrap().is_none());
         assert_eq!(get(&*db.store, dead_recent).await.status, Status::Dead, "younger than its retention");
         assert_eq!(get(&*db.store, replayed).await.status, Status::Failed, "awaiting its replay");
-        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, week, 100).await.unwrap(), 0);
+        assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, cronlease::store::PruneJobs::All, week, 100).await.unwrap(), 0);
         assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 0);
+    }
+}
+
+on_every_backend! {
+    async fn prune_selects_jobs_for_their_own_retention(db: TestDb) {
+        use cronlease::store::{PruneJobs, PruneSet};
+        // Jobs a, b and c: one SUCCESS row finished 40 days ago under a newer one of its scope.
+        let mut old = std::collections::BTreeMap::new();
+        for job in ["a", "b", "c"] {
+            let mut ids = Vec::new();
+            for minute in 0..2 {
+                let store = if minute == 0 { db.skewed(TimeDelta::days(-40)) } else { db.store.clone() };
+                let mut req = request("r", vec![PlanClaim::new(scope(1), plan(minute))]);
+                req.job = job;
+                let c = claim_with(&*store, req).await.remove(0);
+                store.execution_finish_success(&[success(c.lease)]).await.unwrap();
+                ids.push(c.lease.id);
+            }
+            old.insert(job, ids[0]);
+        }
+        let month = Duration::from_secs(30 * 24 * 3600);
+        let exists = |id| {
+            let store = db.store.clone();
+            async move { store.execution_get(id).await.unwrap().is_some() }
+        };
+        // Only b: a and c stay.
+        assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::Only("b"), month, 100).await.unwrap(), 1);
+        assert!(!exists(old["b"]).await);
+        assert!(exists(old["a"]).await && exists(old["c"]).await);
+        // Every job but a: c goes, a stays.
+        let except = vec!["a".to_owned()];
+        assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::Except(&except), month, 100).await.unwrap(), 1);
+        assert!(!exists(old["c"]).await);
+        assert!(exists(old["a"]).await, "left out of the pass");
+        // A pass of a job within its retention deletes nothing.
+        assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::Only("a"), Duration::from_secs(50 * 24 * 3600), 100).await.unwrap(), 0);
+        assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::All, month, 100).await.unwrap(), 1);
+        assert!(!exists(old["a"]).await);
     }
 }
 
@@ -1542,7 +1580,7 @@ on_every_backend! {
         claim_one(store, "c", scope(1), after(fresh, 60)).await;
         actix_rt::time::sleep(Duration::from_millis(20)).await;
         let pruned = store
-            .execution_prune(cronlease::store::PruneSet::Finished, Duration::ZERO, 100)
+            .execution_prune(cronlease::store::PruneSet::Finished, cronlease::store::PruneJobs::All, Duration::ZERO, 100)
             .await
             .unwrap();
         assert!(pruned >= 1);

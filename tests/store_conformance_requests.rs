@@ -307,7 +307,7 @@ on_every_backend! {
             .await
             .unwrap();
         actix_rt::time::sleep(Duration::from_millis(5)).await;
-        let pruned = store.execution_prune(cronlease::store::PruneSet::Finished, Duration::ZERO, 100).await.unwrap();
+        let pruned = store.execution_prune(cronlease::store::PruneSet::Finished, cronlease::store::PruneJobs::All, Duration::ZERO, 100).await.unwrap();
         assert_eq!(pruned, 1, "only the older scheduled row");
         assert!(store.execution_get(old.lease.id).await.unwrap().is_none());
         assert!(store.execution_get(newest.lease.id).await.unwrap().is_some(), "planning still reads it");

@@ -8,7 +8,9 @@
 //!   1. measures the stale RUNNING rows per job (one grouped count) into the
 //!      `cronlease_stale_running_executions` gauge;
 //!   2. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
-//!      batches of `batch_size` along the `finished_at` index, until a batch comes back short;
+//!      batches of `batch_size` along the `finished_at` index, until a batch comes back short:
+//!      first each job with its own `keep_finished` ([`JobSpec::keep_finished`]) alone, then
+//!      every other job with the default ([`finished_passes`] decides);
 //!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
 //!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
 //!      stopped), with their registered jobs;
@@ -18,15 +20,75 @@
 //! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
 //! timed one. A failed run is logged and counted, and the next run tries again.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 
 use crate::error::Result;
-use crate::store::{PruneSet, Store};
+use crate::spec::JobSpec;
+use crate::store::{PruneJobs, PruneSet, Store};
 use crate::telemetry;
+
+/// The jobs this scheduler runs, by name, as the scheduler handle keeps them up to date.
+pub(crate) type JobSpecs = Arc<Mutex<HashMap<String, Arc<JobSpec>>>>;
+
+/// One delete pass over the finished set: the rows of `only` (or of every job but `except`)
+/// finished longer than `keep` ago.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FinishedPass {
+    /// The one job this pass prunes; `None`: every job not in `except`.
+    pub(crate) only: Option<String>,
+    /// Jobs this pass leaves alone: pruned by their own pass, or kept forever.
+    pub(crate) except: Vec<String>,
+    /// The age past which rows are deleted.
+    pub(crate) keep: Duration,
+}
+
+impl FinishedPass {
+    fn jobs(&self) -> PruneJobs<'_> {
+        match &self.only {
+            Some(job) => PruneJobs::Only(job),
+            None if self.except.is_empty() => PruneJobs::All,
+            None => PruneJobs::Except(&self.except),
+        }
+    }
+}
+
+/// The finished-set passes of one run, given the scheduler-wide `keep_finished` (`None`:
+/// forever) and each job's own (`Some(None)`: forever). A job whose own age equals the default
+/// is pruned with the rest; any other job with an age gets a pass of its own and is left out of
+/// the default pass, as is a job kept forever. With the default forever, only the jobs' own
+/// passes run.
+pub(crate) fn finished_passes(
+    default: Option<Duration>,
+    own: &BTreeMap<String, Option<Duration>>,
+) -> Vec<FinishedPass> {
+    let mut passes = Vec::new();
+    let mut except = Vec::new();
+    for (job, keep) in own {
+        if *keep == default {
+            continue;
+        }
+        except.push(job.clone());
+        if let Some(keep) = keep {
+            passes.push(FinishedPass {
+                only: Some(job.clone()),
+                except: Vec::new(),
+                keep: *keep,
+            });
+        }
+    }
+    if let Some(keep) = default {
+        passes.push(FinishedPass {
+            only: None,
+            except,
+            keep,
+        });
+    }
+    passes
+}
 
 /// Default age after which SUCCESS and SUPERSEDED rows are pruned: 30 days.
 pub const DEFAULT_KEEP_FINISHED: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -162,16 +224,23 @@ pub struct PruneReport {
 pub(crate) struct Pruner {
     store: Arc<dyn Store>,
     config: Retention,
+    jobs: JobSpecs,
     auto: bool,
     /// Jobs whose stale gauge was last set above zero, so it is set back to zero when they clear.
     stale_jobs: HashSet<String>,
 }
 
 impl Pruner {
-    pub(crate) fn new(store: Arc<dyn Store>, config: Retention, auto: bool) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        config: Retention,
+        jobs: JobSpecs,
+        auto: bool,
+    ) -> Self {
         Pruner {
             store,
             config,
+            jobs,
             auto,
             stale_jobs: HashSet::new(),
         }
@@ -179,7 +248,7 @@ impl Pruner {
 
     fn schedule(&mut self, ctx: &mut Context<Self>) {
         ctx.run_later(self.config.interval, |act, ctx| {
-            let run = prune(act.store.clone(), act.config.clone());
+            let run = prune(act.store.clone(), act.config.clone(), act.own_keep());
             ctx.wait(run.into_actor(act).map(|outcome, act, ctx| {
                 if let Err(error) = act.record(outcome) {
                     super::note_db_error("retention", &error);
@@ -187,6 +256,14 @@ impl Pruner {
                 act.schedule(ctx);
             }));
         });
+    }
+
+    /// Each running job's own `keep_finished`, read at the start of a run (jobs come and go).
+    fn own_keep(&self) -> BTreeMap<String, Option<Duration>> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.iter()
+            .filter_map(|(name, spec)| spec.keep_finished.map(|keep| (name.clone(), keep)))
+            .collect()
     }
 
     /// Sets the stale gauges (zeroing jobs that cleared) and returns the report.
@@ -212,6 +289,7 @@ impl Pruner {
 async fn prune(
     store: Arc<dyn Store>,
     config: Retention,
+    own_keep: BTreeMap<String, Option<Duration>>,
 ) -> Result<(PruneReport, Vec<(String, i64)>)> {
     let stale = store.execution_count_stale().await?;
     let mut report = PruneReport {
@@ -221,14 +299,23 @@ async fn prune(
             .sum(),
         ..PruneReport::default()
     };
-    for (set, keep) in [
-        (PruneSet::Finished, config.keep_finished),
-        (PruneSet::Dead, config.keep_dead),
-    ] {
-        let Some(keep) = keep else { continue };
+    let finished = finished_passes(config.keep_finished, &own_keep)
+        .into_iter()
+        .map(|pass| (PruneSet::Finished, pass));
+    let dead = config.keep_dead.map(|keep| {
+        let pass = FinishedPass {
+            only: None,
+            except: Vec::new(),
+            keep,
+        };
+        (PruneSet::Dead, pass)
+    });
+    for (set, pass) in finished.chain(dead) {
         let mut total = 0;
         loop {
-            let deleted = store.execution_prune(set, keep, config.batch_size).await?;
+            let deleted = store
+                .execution_prune(set, pass.jobs(), pass.keep, config.batch_size)
+                .await?;
             telemetry::pruned(set.as_str(), deleted);
             total += deleted;
             if deleted < config.batch_size as u64 {
@@ -236,12 +323,13 @@ async fn prune(
             }
         }
         match set {
-            PruneSet::Finished => report.finished = total,
-            PruneSet::Dead => report.dead = total,
+            PruneSet::Finished => report.finished += total,
+            PruneSet::Dead => report.dead += total,
         }
         if total > 0 {
             tracing::info!(
                 set = set.as_str(),
+                job = pass.only.as_deref().unwrap_or("*"),
                 deleted = total,
                 "pruned executions past their retention"
             );
@@ -293,7 +381,7 @@ impl Handler<PruneNow> for Pruner {
     type Result = AtomicResponse<Self, Result<PruneReport>>;
 
     fn handle(&mut self, _: PruneNow, _: &mut Context<Self>) -> Self::Result {
-        let run = prune(self.store.clone(), self.config.clone());
+        let run = prune(self.store.clone(), self.config.clone(), self.own_keep());
         AtomicResponse::new(Box::pin(
             run.into_actor(self)
                 .map(|outcome, act, _| act.record(outcome)),
@@ -311,5 +399,81 @@ impl Handler<StopPruner> for Pruner {
 
     fn handle(&mut self, _: StopPruner, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn own(pairs: &[(&str, Option<Duration>)]) -> BTreeMap<String, Option<Duration>> {
+        pairs.iter().map(|(j, k)| ((*j).to_owned(), *k)).collect()
+    }
+
+    fn only(job: &str, keep: Duration) -> FinishedPass {
+        FinishedPass {
+            only: Some(job.into()),
+            except: Vec::new(),
+            keep,
+        }
+    }
+
+    fn rest(except: &[&str], keep: Duration) -> FinishedPass {
+        FinishedPass {
+            only: None,
+            except: except.iter().map(|j| (*j).to_owned()).collect(),
+            keep,
+        }
+    }
+
+    #[test]
+    fn without_overrides_one_pass_prunes_every_job() {
+        let passes = finished_passes(Some(30 * DAY), &own(&[]));
+        assert_eq!(passes, vec![rest(&[], 30 * DAY)]);
+        assert_eq!(passes[0].jobs(), PruneJobs::All);
+    }
+
+    #[test]
+    fn a_job_with_its_own_age_is_pruned_alone_and_left_out_of_the_default() {
+        let passes = finished_passes(Some(30 * DAY), &own(&[("minutely", Some(DAY))]));
+        assert_eq!(
+            passes,
+            vec![only("minutely", DAY), rest(&["minutely"], 30 * DAY)]
+        );
+        assert_eq!(passes[0].jobs(), PruneJobs::Only("minutely"));
+        assert_eq!(
+            passes[1].jobs(),
+            PruneJobs::Except(&["minutely".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_job_kept_forever_is_only_left_out() {
+        let passes = finished_passes(Some(30 * DAY), &own(&[("audit", None)]));
+        assert_eq!(passes, vec![rest(&["audit"], 30 * DAY)]);
+    }
+
+    #[test]
+    fn an_age_equal_to_the_default_needs_no_pass_of_its_own() {
+        let passes = finished_passes(Some(DAY), &own(&[("same", Some(DAY))]));
+        assert_eq!(passes, vec![rest(&[], DAY)]);
+    }
+
+    #[test]
+    fn with_the_default_forever_only_the_jobs_own_ages_prune() {
+        let passes = finished_passes(
+            None,
+            &own(&[
+                ("minutely", Some(DAY)),
+                ("forever", None),
+                ("monthly", Some(90 * DAY)),
+            ]),
+        );
+        assert_eq!(
+            passes,
+            vec![only("minutely", DAY), only("monthly", 90 * DAY)]
+        );
     }
 }

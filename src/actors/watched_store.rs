@@ -18,8 +18,8 @@ use crate::execution::{Execution, Status};
 use crate::scope::Scope;
 use crate::store::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, ManualStart,
-    MigrationStatus, PruneSet, Renewal, RetryCandidate, RunnerRegistration, Store, SuccessWrite,
-    Swept, TickClock,
+    MigrationStatus, PruneJobs, PruneSet, Renewal, RetryCandidate, RunnerRegistration, Store,
+    SuccessWrite, Swept, TickClock,
 };
 use crate::takeover::TakeoverGuard;
 
@@ -167,10 +167,14 @@ impl Store for WatchedStore {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: Duration,
         limit: usize,
     ) -> Result<u64> {
-        let outcome = self.inner.execution_prune(set, older_than, limit).await;
+        let outcome = self
+            .inner
+            .execution_prune(set, jobs, older_than, limit)
+            .await;
         self.watch(outcome)
     }
 

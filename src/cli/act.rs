@@ -12,7 +12,7 @@ use super::output::{Out, duration, rfc3339, utc};
 use super::{Failure, Outcome};
 use crate::control::Pause;
 use crate::execution::Status;
-use crate::store::{ExecutionFilter, PruneSet};
+use crate::store::{ExecutionFilter, PruneJobs, PruneSet};
 
 /// `migrate [--check]`.
 pub(crate) async fn migrate(ctx: &Context, out: &Out, check: bool) -> Outcome {
@@ -250,7 +250,7 @@ pub(crate) async fn prune(ctx: &Context, out: &Out, dry_run: bool) -> Outcome {
             let mut total = 0;
             loop {
                 let n = store
-                    .execution_prune(set, keep, retention.batch_size)
+                    .execution_prune(set, PruneJobs::All, keep, retention.batch_size)
                     .await?;
                 total += n;
                 if n < retention.batch_size as u64 {

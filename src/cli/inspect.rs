@@ -760,6 +760,13 @@ fn override_pairs(o: &JobOverrides) -> Vec<(&'static str, String)> {
         ),
         ("overlap", o.overlap.clone()),
         ("max_concurrent", o.max_concurrent.map(|n| n.to_string())),
+        (
+            "keep_finished",
+            o.keep_finished.map(|k| match k.as_option() {
+                Some(age) => duration(age),
+                None => "forever".into(),
+            }),
+        ),
     ];
     list.into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Config, JobOverrides};
+use super::{Config, JobOverrides, Keep};
 use crate::control::OverlapPolicy;
 use crate::error::{Error, Result};
 use crate::plan::CatchUp;
@@ -114,6 +114,11 @@ impl JobOverrides {
         }
         if let Some(n) = self.max_concurrent {
             builder = builder.max_concurrent(n);
+        }
+        match self.keep_finished {
+            Some(Keep::For(age)) => builder = builder.keep_finished(age),
+            Some(Keep::Forever) => builder = builder.keep_finished_forever(),
+            None => {}
         }
         builder.build().map_err(|e| match e {
             Error::InvalidJob { job, message } => {

@@ -194,6 +194,9 @@ pub struct JobOverrides {
     pub overlap: Option<String>,
     /// The most RUNNING attempts of the job at once across the cluster (at least 1).
     pub max_concurrent: Option<u32>,
+    /// How long this job's SUCCESS, SUPERSEDED and SKIPPED rows are kept (a duration or
+    /// `"forever"`), instead of `[retention] keep_finished`. DEAD rows keep `keep_dead`.
+    pub keep_finished: Option<Keep>,
 }
 
 /// The environment variable naming the settings file for the command-line tool.

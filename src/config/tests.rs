@@ -293,6 +293,29 @@ fn a_time_zone_alone_moves_the_codes_cron_schedule() {
 }
 
 #[test]
+fn a_job_keeps_its_finished_rows_for_its_own_time_or_forever() {
+    let day =
+        Config::from_toml("[jobs.nightly-report]\nkeep_finished = \"1d\"\n", "x.toml").unwrap();
+    let spec_day = day.jobs["nightly-report"].apply(&spec()).unwrap();
+    assert_eq!(
+        spec_day.keep_finished(),
+        Some(Some(Duration::from_secs(86_400)))
+    );
+    let forever = Config::from_toml(
+        "[jobs.nightly-report]\nkeep_finished = \"forever\"\n",
+        "x.toml",
+    )
+    .unwrap();
+    let spec_forever = forever.jobs["nightly-report"].apply(&spec()).unwrap();
+    assert_eq!(spec_forever.keep_finished(), Some(None));
+    assert_eq!(
+        spec().keep_finished(),
+        None,
+        "unset: the scheduler's retention"
+    );
+}
+
+#[test]
 fn invalid_overrides_name_the_job_and_the_field() {
     let cases: &[(&str, &str)] = &[
         (
@@ -318,6 +341,10 @@ fn invalid_overrides_name_the_job_and_the_field() {
         ("time_zone = \"Mars/Olympus\"", "Mars/Olympus"),
         ("overlap = \"queue\"", "overlap `queue` is not a policy"),
         ("max_concurrent = 0", "max_concurrent"),
+        (
+            "keep_finished = \"0s\"",
+            "keep_finished must be longer than zero",
+        ),
     ];
     for (text, expected) in cases {
         let config =
@@ -370,5 +397,9 @@ fn the_documented_example_file_is_valid() {
         .unwrap();
     let sync = config.jobs["sync-invoices"].apply(&sync).unwrap();
     assert_eq!(sync.max_attempts(), 8);
+    assert_eq!(
+        sync.keep_finished(),
+        Some(Some(Duration::from_secs(86_400)))
+    );
     assert!(matches!(sync.backoff, Backoff::Exponential { .. }));
 }

@@ -36,8 +36,8 @@ use sqlx::{Database, Pool};
 use uuid::Uuid;
 
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, MigrationStatus, PruneSet,
-    Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, MigrationStatus, PruneJobs,
+    PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, db_error,
 };
 use crate::control::{Backfill, BackfillAdvance, ClaimGuard, Pause, SkipSpan, Trigger};
 use crate::error::{Error, Result};
@@ -301,10 +301,11 @@ impl Store for Deadlined {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: Duration,
         limit: usize,
     ) -> Result<u64> {
-        let call = self.inner.execution_prune(set, older_than, limit);
+        let call = self.inner.execution_prune(set, jobs, older_than, limit);
         bounded("execution_prune", self.call, call).await
     }
 

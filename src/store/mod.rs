@@ -196,10 +196,13 @@ pub trait Store: Send + Sync + 'static {
     /// (database clock), oldest first, using the `finished_at` index; returns how many. Only
     /// rows finished for good are deleted (never RUNNING or FAILED), rows awaiting a replay are
     /// kept, and so is the newest row of every `(job, scope)`: planning
-    /// reads it to know which plans were handled. Call again until it returns less than `limit`.
+    /// reads it to know which plans were handled. Only rows of the jobs `jobs` selects are
+    /// deleted (a job with its own retention is pruned alone, the rest with the default). Call
+    /// again until it returns less than `limit`.
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: Duration,
         limit: usize,
     ) -> Result<u64>;
@@ -541,6 +544,41 @@ impl PruneSet {
         match self {
             PruneSet::Finished => "finished",
             PruneSet::Dead => "dead",
+        }
+    }
+}
+
+/// Which jobs' rows one [`Store::execution_prune`] call deletes: the retention service prunes
+/// each job that keeps its rows for its own time alone, then every other job with the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneJobs<'a> {
+    /// Every job.
+    All,
+    /// This job only.
+    Only(&'a str),
+    /// Every job but these (the jobs pruned with their own retention, or kept forever).
+    Except(&'a [String]),
+}
+
+impl PruneJobs<'_> {
+    /// The one job selected, if any: bound as a nullable parameter.
+    pub(crate) fn only(&self) -> Option<&str> {
+        match self {
+            PruneJobs::Only(job) => Some(job),
+            _ => None,
+        }
+    }
+
+    /// The jobs left out, as the JSON array SQLite and MySQL read (`[]` when none).
+    pub(crate) fn except_json(&self) -> String {
+        serde_json::to_string(self.except()).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The jobs left out (none unless `Except`).
+    pub(crate) fn except(&self) -> &[String] {
+        match self {
+            PruneJobs::Except(jobs) => jobs,
+            _ => &[],
         }
     }
 }

@@ -312,11 +312,12 @@ impl Store for FaultyStore {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: cronlease::store::PruneJobs<'_>,
         older_than: Duration,
         limit: usize,
     ) -> cronlease::Result<u64> {
         let op = "execution_prune";
-        self.call(op, self.inner.execution_prune(set, older_than, limit))
+        self.call(op, self.inner.execution_prune(set, jobs, older_than, limit))
             .await
     }
     async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {

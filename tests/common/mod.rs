@@ -518,12 +518,13 @@ macro_rules! delegate_store {
             async fn execution_prune(
                 &self,
                 set: PruneSet,
+                jobs: cronlease::store::PruneJobs<'_>,
                 older_than: std::time::Duration,
                 limit: usize,
             ) -> cronlease::Result<u64> {
                 let ($this, $op) = (self, "execution_prune");
                 $before;
-                let out = self.inner.execution_prune(set, older_than, limit).await;
+                let out = self.inner.execution_prune(set, jobs, older_than, limit).await;
                 $(let _ = &out; $after;)?
                 out
             }

@@ -71,8 +71,8 @@ use uuid::Uuid;
 use super::deadline::Checkout;
 use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, ManualStart,
-    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
-    db_error,
+    MigrationStatus, PruneJobs, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept,
+    TickClock, db_error,
 };
 use crate::control::{
     Backfill, BackfillAdvance, ClaimGuard, GuardRow, JobDescription, Pause, RegisteredJob, Runner,
@@ -1408,6 +1408,7 @@ impl MySqlStore {
         &self,
         conn: &mut MySqlConnection,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
@@ -1420,6 +1421,9 @@ impl MySqlStore {
         let candidates = sqlx::query(sql::PRUNE_CANDIDATES)
             .bind(cutoff)
             .bind(set == PruneSet::Dead)
+            .bind(jobs.only())
+            .bind(jobs.only())
+            .bind(jobs.except_json())
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await
@@ -1688,11 +1692,12 @@ impl Store for MySqlStore {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
         let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
-        let result = self.prune_on(&mut c, set, older_than, limit).await;
+        let result = self.prune_on(&mut c, set, jobs, older_than, limit).await;
         c.release(result)
     }
 

@@ -390,10 +390,13 @@ WHERE e.finished_at < ?
 /// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
 /// count as a newer plan.
 /// Read without locking along the `finished_at` index; keeps the newest row of every scope.
+/// Then the one job to prune (null, twice: every job), a JSON array of jobs left out, the batch.
 pub(super) const PRUNE_CANDIDATES: &str = concat!(
     "SELECT e.id",
     prunable!(),
     "
+  AND (? IS NULL OR e.job_name = ?)
+  AND e.job_name NOT IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(512) PATH '$')) AS j)
 ORDER BY e.finished_at
 LIMIT ?"
 );

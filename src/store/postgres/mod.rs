@@ -29,8 +29,8 @@ use uuid::Uuid;
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
     ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, ManualStart,
-    MigrationStatus, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept, TickClock,
-    db_error,
+    MigrationStatus, PruneJobs, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept,
+    TickClock, db_error,
 };
 use crate::control::{
     Backfill, BackfillAdvance, ClaimGuard, GuardRow, JobDescription, OverlapPolicy, Pause,
@@ -839,6 +839,7 @@ impl Store for PgStore {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
@@ -847,6 +848,8 @@ impl Store for PgStore {
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(jobs.only())
+            .bind(jobs.except())
             .execute(&mut *c)
             .await;
         let done = c.done(result)?;

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use super::deadline::StoreDeadlines;
 use super::{
     ClaimOutcome, ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease,
-    ManualStart, MigrationStatus, PlanClaim, PruneSet, Renewal, RetryCandidate, Store,
+    ManualStart, MigrationStatus, PlanClaim, PruneJobs, PruneSet, Renewal, RetryCandidate, Store,
     SuccessWrite, Swept, TickClock, db_error,
 };
 use crate::control::{
@@ -846,6 +846,7 @@ impl Store for SqliteStore {
     async fn execution_prune(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: Duration,
         limit: usize,
     ) -> Result<u64> {
@@ -853,6 +854,8 @@ impl Store for SqliteStore {
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(jobs.only())
+            .bind(jobs.except_json())
             .execute(&self.writer)
             .await
             .map_err(|e| db_error("execution_prune", e))?;

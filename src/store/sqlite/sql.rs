@@ -272,12 +272,14 @@ macro_rules! prunable {
 /// batch. FAILED rows are never pruned: each has a retry ahead of it. The newest scheduled row
 /// of a scope is kept (planning reads it); a newer manual run does not count as a newer plan.
 /// The `status IN (..)` term is the `finished_at` index's predicate, written out so SQLite
-/// uses it.
+/// uses it. ?4: the one job to prune (null: every job); ?5: a JSON array of jobs left out.
 pub(super) const EXECUTION_PRUNE: &str = concat!(
     "DELETE FROM cronlease_executions WHERE id IN (
   SELECT e.id",
     prunable!(),
     "
+    AND (?4 IS NULL OR e.job_name = ?4)
+    AND e.job_name NOT IN (SELECT value FROM json_each(?5))
   ORDER BY e.finished_at
   LIMIT ?3)"
 );
