@@ -454,8 +454,8 @@ async fn sweep_plan_claim(
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
     // use no slot, so the next ones are tried in the same tick. When a batch finds another
     // runner at work on a quarter or more of it (`plan::others_are_here`), the claim stops
-    // and the next tick, at once, reads the newest plans again (one statement) instead of
-    // offering the other runners' plans one conflicted plan at a time.
+    // and the next tick, at once, offers the rest from the other end of this runner's arcs
+    // instead of offering the other runners' plans one conflicted plan at a time.
     let guard = ClaimGuard {
         overlap: spec.overlap,
         max_running: spec.max_concurrent,
@@ -565,9 +565,10 @@ async fn sweep_plan_claim(
         tick.more_due = true;
     }
     if relearn {
-        // The plans other runners claimed meanwhile: read at the next tick, which meets the
-        // runner before this one halfway through its arc.
-        job.newest = None;
+        // The next tick, at once, offers the rest from the other end of this runner's arcs and
+        // meets the runner before it halfway. The newest-plan cache is kept: reloading it from
+        // the store would jump past older plans of a scope still to run (another runner's
+        // newer claim is the store's newest) and lose them under `EveryPlan`.
         job.claim_backwards = true;
     }
     if requests.backfills && !env.stopping.get() {
