@@ -5,8 +5,6 @@
 //!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
-//! - `first_for_claim`, `others_are_here` (`claim_order.rs`): the order replicas offer their
-//!   due plans in, so they start at different scopes, and when one stops to re-read instead.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
 //! `next_retry_at` in every mode, whatever newer plans exist, until SUCCESS or DEAD (or
@@ -396,10 +394,6 @@ pub(crate) fn due_retries(
     }
     (due, wait)
 }
-
-mod claim_order;
-
-pub(crate) use claim_order::{first_for_claim, others_are_here};
 
 #[cfg(test)]
 mod model;

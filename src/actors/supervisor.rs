@@ -138,7 +138,6 @@ impl Supervisor {
                 shared,
                 newest: None,
                 held: Vec::new(),
-                claim_backwards: false,
             }),
             timer: None,
             wake_by: None,

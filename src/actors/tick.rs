@@ -23,7 +23,6 @@
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
 //! number of scopes.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -41,7 +40,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{TickPlans, due_retries, first_for_claim, hook_plans, others_are_here};
+use crate::plan::{TickPlans, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -130,10 +129,6 @@ pub(crate) struct JobState {
     /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
     /// one replaces is recorded SKIPPED.
     pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
-    /// Whether this runner met other runners claiming the same due plans: until nothing is
-    /// due, it reads the ring of scopes backwards from its point, taking the end of the arc
-    /// the runner before it is working forward through (`plan::first_for_claim`).
-    pub(crate) claim_backwards: bool,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -338,34 +333,31 @@ async fn sweep_plan_claim(
     if let Some(wait) = retry_wait {
         tick.wake_after(wait);
     }
-    // Due plans borrow the tick's scopes: a plan becomes a `PlanClaim` (a copy of its scope, a
-    // fresh id and token) only when it is chosen for this tick's claims, so a burst of a
-    // million due scopes does not copy them all on every tick that claims 16,000.
-    let mut due: Vec<(Cow<'_, Scope>, DateTime<Utc>)> = Vec::with_capacity(retries.len());
+    let mut due: Vec<PlanClaim> = Vec::with_capacity(retries.len());
     // Retries queued this tick, so a plan that is both retried and planned is claimed once.
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
     for (scope, plan_time) in retries {
         if queued.insert((scope.clone(), plan_time)) {
-            due.push((Cow::Owned(scope), plan_time));
+            due.push(PlanClaim::new(scope, plan_time));
         }
     }
 
     // Plans held back by the last claim come next (they are older than anything new).
     for (scope, plan_time) in std::mem::take(&mut job.held) {
         if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
-            due.push((Cow::Owned(scope), plan_time));
+            due.push(PlanClaim::new(scope, plan_time));
         }
     }
 
     let max_plans = spec.catch_up.max_plans_per_tick();
     // Plans of one scope are distinct, so only a clash with a retry needs checking.
-    let mut add = plan_adder(|scope, plans: Vec<DateTime<Utc>>| {
+    let mut add = |scope: &Scope, plans: Vec<DateTime<Utc>>| {
         for plan_time in plans {
-            if queued.is_empty() || !queued.contains(&(scope.clone().into_owned(), plan_time)) {
-                due.push((scope.clone(), plan_time));
+            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
+                due.push(PlanClaim::new(scope.clone(), plan_time));
             }
         }
-    });
+    };
     match (&spec.planner, calendar.as_mut()) {
         (Some(hook), _) => {
             let inputs = scopes
@@ -381,7 +373,7 @@ async fn sweep_plan_claim(
                         match answer {
                             Ok(plans) => {
                                 let eligible = eligible - delta(offset_of(&scope));
-                                add(Cow::Owned(scope), hook_plans(plans, eligible, max_plans))
+                                add(&scope, hook_plans(plans, eligible, max_plans))
                             }
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
@@ -415,7 +407,7 @@ async fn sweep_plan_claim(
                 {
                     skips.note(scope, skip);
                 }
-                add(Cow::Borrowed(scope), plans);
+                add(scope, plans);
                 if let Some(due) = due {
                     next_due = Some(next_due.map_or(due, |d| d.min(due)));
                 }
@@ -432,30 +424,13 @@ async fn sweep_plan_claim(
         _ => {}
     }
     tick.report.planned += due.len();
-    // Oldest plans first across scopes; among equals, a ring of scopes every runner shares,
-    // read from a point that depends on the runner id: replicas ticking together start their
-    // claims at different scopes and move away from each other (`plan::first_for_claim`).
-    if due.is_empty() {
-        job.claim_backwards = false;
-    }
-    let planned = due.len();
-    let due: Vec<PlanClaim> = first_for_claim(
-        due,
-        MAX_CLAIM_ROUNDS * CLAIM_BATCH,
-        &rt.runner_id,
-        job.claim_backwards,
-        |(scope, plan_time)| (scope, *plan_time),
-    )
-    .into_iter()
-    .map(|(scope, plan_time)| PlanClaim::new(scope.into_owned(), plan_time))
-    .collect();
-    // Due plans this tick cannot reach (more than its claim rounds hold): the next tick.
-    let left_out = planned - due.len();
+    // Oldest plans first across scopes, in random order among equals: a runner short of slots
+    // serves every scope in turn, and replicas ticking together try different scopes first.
+    fastrand::shuffle(&mut due);
+    due.sort_by_key(|plan| plan.plan_time);
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
-    // use no slot, so the next ones are tried in the same tick. When a batch finds another
-    // runner at work on a quarter or more of it (`plan::others_are_here`), the claim stops
-    // and the next tick, at once, offers the rest from the other end of this runner's arcs
-    // instead of offering the other runners' plans one conflicted plan at a time.
+    // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
+    // slots would all send the same first plans every tick and leave the others to starve.
     let guard = ClaimGuard {
         overlap: spec.overlap,
         max_running: spec.max_concurrent,
@@ -463,7 +438,6 @@ async fn sweep_plan_claim(
     };
     let mut pending = &due[..];
     let mut rounds = 0;
-    let mut relearn = false;
     while !pending.is_empty() && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
         let take = pending.len().min(env.free.get()).min(CLAIM_BATCH);
         if take == 0 {
@@ -548,39 +522,18 @@ async fn sweep_plan_claim(
         note_guard(env, &spec.name, &outcome, tick);
         job.held
             .extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
-        let conflicted = batch.len().saturating_sub(
-            claimed.len() + outcome.waiting.len() + outcome.limited.len() + outcome.skipped.len(),
-        );
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
-        if !pending.is_empty() && others_are_here(batch.len(), conflicted) {
-            relearn = true;
-            break;
-        }
     }
-    tick.report.deferred += pending.len() + left_out;
-    if (!pending.is_empty() || left_out > 0) && env.free.get() > 0 && !env.stopping.get() {
-        // Slots are free but the claim rounds ran out, or other runners are claiming the rest:
-        // come back at once, not at the next boundary.
+    tick.report.deferred += pending.len();
+    if !pending.is_empty() && env.free.get() > 0 && !env.stopping.get() {
+        // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
         tick.more_due = true;
-    }
-    if relearn {
-        // The next tick, at once, offers the rest from the other end of this runner's arcs and
-        // meets the runner before it halfway. The newest-plan cache is kept: reloading it from
-        // the store would jump past older plans of a scope still to run (another runner's
-        // newer claim is the store's newest) and lose them under `EveryPlan`.
-        job.claim_backwards = true;
     }
     if requests.backfills && !env.stopping.get() {
         super::requests::serve_backfills(env, job, pauses, &scopes, tick).await?;
     }
     Ok(())
-}
-
-/// Ties the due-plan closure's scopes to one lifetime (the tick's scopes), which a closure's
-/// own signature cannot name.
-fn plan_adder<'s, F: FnMut(Cow<'s, Scope>, Vec<DateTime<Utc>>)>(add: F) -> F {
-    add
 }
 
 /// Records a tick's catch-up skips in the ledger. A failure costs the record, not the plans: it
