@@ -5,6 +5,8 @@
 //!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
+//! - `IdleWatch` (`plan/idle.rs`): whether a job's scopes can still have nothing due since the
+//!   last tick found none, without walking them again.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
 //! `next_retry_at` in every mode, whatever newer plans exist, until SUCCESS or DEAD (or
@@ -21,6 +23,10 @@ use crate::control::{CatchUpSkip, SkipReason};
 use crate::schedule::{Schedule, delta};
 use crate::scope::Scope;
 use crate::store::RetryCandidate;
+
+mod idle;
+
+pub(crate) use idle::IdleWatch;
 
 /// What a job does about plans it missed (runner down, ticks delayed).
 ///

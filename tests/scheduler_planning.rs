@@ -288,3 +288,62 @@ on_every_backend! {
         assert_eq!(large, (4, 3), "the same statements as a cadence job");
     }
 }
+
+on_every_backend! {
+    async fn an_idle_tick_still_sees_new_scopes_and_lifted_pauses(db: TestDb) {
+        // A tick that finds nothing due does not walk the scopes again until one's next plan
+        // comes due, unless the provider's answer or the pauses changed: each change below is
+        // planned by the very next tick.
+        let listed: Arc<Mutex<Vec<Scope>>> = Arc::new(Mutex::new(tenants(2)));
+        let provided = listed.clone();
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("idle-watch")
+                    .every("1h")
+                    .scopes(cronlease::Scopes::provider(move || {
+                        let scopes = provided.lock().unwrap().clone();
+                        async move { Ok(scopes) }
+                    }))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.tick_now().await.unwrap().won, 2);
+        settled(&*db.store, "idle-watch", 2).await;
+        // Idle: the first finds nothing due and remembers it, the second relies on it.
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+
+        // A scope added.
+        listed.lock().unwrap().push(Scope::new("tenant", "new"));
+        assert_eq!(s.tick_now().await.unwrap().won, 1, "the added scope");
+        settled(&*db.store, "idle-watch", 3).await;
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+
+        // A scope renamed in place: the list has the same length.
+        listed.lock().unwrap()[0] = Scope::new("tenant", "renamed");
+        assert_eq!(s.tick_now().await.unwrap().won, 1, "the renamed scope");
+        settled(&*db.store, "idle-watch", 4).await;
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+
+        // A scope added while paused waits; the next tick after the resume runs it.
+        let paused = Scope::new("tenant", "paused");
+        db.store
+            .pause_set(&cronlease::Pause::new("idle-watch", Some(paused.clone()), "ops", "test"))
+            .await
+            .unwrap();
+        listed.lock().unwrap().push(paused.clone());
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        assert!(db.store.pause_clear("idle-watch", Some(&paused)).await.unwrap());
+        assert_eq!(s.tick_now().await.unwrap().won, 1, "the resumed scope");
+        let all = settled(&*db.store, "idle-watch", 5).await;
+        assert!(all.iter().all(|r| r.status == Status::Success));
+        assert_eq!(runs.len(), 5);
+        s.shutdown().await;
+    }
+}

@@ -138,6 +138,7 @@ impl Supervisor {
                 shared,
                 newest: None,
                 held: Vec::new(),
+                idle: crate::plan::IdleWatch::default(),
             }),
             timer: None,
             wake_by: None,

@@ -21,7 +21,8 @@
 //!
 //! The newest plan of every scope is read once per job (one grouped query) and then kept in
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
-//! number of scopes.
+//! number of scopes. When the last walk over the scopes found nothing due and no scope's next
+//! plan has come due since, the tick does not walk them again (`plan/idle.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -40,7 +41,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{TickPlans, due_retries, hook_plans};
+use crate::plan::{IdleWatch, TickPlans, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -129,6 +130,9 @@ pub(crate) struct JobState {
     /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
     /// one replaces is recorded SKIPPED.
     pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
+    /// Whether the last walk over the scopes found nothing due, and until when that holds: an
+    /// idle tick then skips the walk.
+    pub(crate) idle: IdleWatch,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -394,31 +398,27 @@ async fn sweep_plan_claim(
             }
         }
         (None, Some(calendar)) => {
-            // The wake-up: when the next plan of any scope comes due.
-            let mut next_due: Option<DateTime<Utc>> = None;
-            // Plans the catch-up mode jumps over, for the ledger.
-            let mut skips = SkipCollector::default();
-            for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
-                let known = newest.get(scope).copied();
-                let offset = offset_of(scope);
-                let (plans, due) = calendar.scope(offset, known);
-                if !plans.is_empty()
-                    && let Some(skip) = calendar.skipped(offset, known)
-                {
-                    skips.note(scope, skip);
+            // Nothing was due at the last walk, and no scope's next plan has come due since:
+            // nothing is due now either, and the walk is skipped (`plan/idle.rs`).
+            let next_due = match job.idle.still_idle(&scopes, pauses, eligible) {
+                Some(next_due) => next_due,
+                None => {
+                    let walk = walk_scopes(calendar, &scopes, pauses, newest, &offset_of, &mut add);
+                    if walk.found == 0 {
+                        job.idle.walked_idle(&scopes, pauses, walk.next_due);
+                    } else {
+                        job.idle.forget();
+                    }
+                    if !walk.skips.is_empty()
+                        && let Some(schedule) = spec.schedule.as_ref()
+                    {
+                        record_skips(&rt.store, walk.skips.spans(&spec.name, schedule)).await;
+                    }
+                    walk.next_due
                 }
-                add(scope, plans);
-                if let Some(due) = due {
-                    next_due = Some(next_due.map_or(due, |d| d.min(due)));
-                }
-            }
+            };
             if let Some(due) = next_due {
                 tick.wake_at(due + delta(spec.schedule_delay), db_now);
-            }
-            if !skips.is_empty()
-                && let Some(schedule) = spec.schedule.as_ref()
-            {
-                record_skips(&rt.store, skips.spans(&spec.name, schedule)).await;
             }
         }
         _ => {}
@@ -560,6 +560,49 @@ async fn record_skips(store: &Arc<dyn crate::store::Store>, spans: Vec<SkipSpan>
             tracing::warn!(%error, rows = spans.len(), "could not record skipped plans in the ledger");
         }
     }
+}
+
+/// What a walk over a job's scopes found.
+struct Walk {
+    /// Plans found due (sent to `add`).
+    found: usize,
+    /// When the next plan of any scope comes due (`schedule_delay` not included).
+    next_due: Option<DateTime<Utc>>,
+    /// Plans the catch-up mode jumps over, for the ledger.
+    skips: SkipCollector,
+}
+
+/// Plans every scope that runs under `pauses` from its newest known plan, handing each
+/// scope's due plans to `add`.
+fn walk_scopes(
+    calendar: &mut TickPlans<'_>,
+    scopes: &[Scope],
+    pauses: &PauseSet,
+    newest: &HashMap<Scope, DateTime<Utc>>,
+    offset_of: &impl Fn(&Scope) -> Duration,
+    mut add: impl FnMut(&Scope, Vec<DateTime<Utc>>),
+) -> Walk {
+    let mut walk = Walk {
+        found: 0,
+        next_due: None,
+        skips: SkipCollector::default(),
+    };
+    for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
+        let known = newest.get(scope).copied();
+        let offset = offset_of(scope);
+        let (plans, due) = calendar.scope(offset, known);
+        if !plans.is_empty()
+            && let Some(skip) = calendar.skipped(offset, known)
+        {
+            walk.skips.note(scope, skip);
+        }
+        walk.found += plans.len();
+        add(scope, plans);
+        if let Some(due) = due {
+            walk.next_due = Some(walk.next_due.map_or(due, |d| d.min(due)));
+        }
+    }
+    walk
 }
 
 /// Which control requests the job has, as the tick's first statement read them.
