@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::control::OverlapPolicy;
 use crate::error::Result;
 use crate::plan::CatchUp;
 use crate::retry::Backoff;
@@ -213,6 +214,19 @@ impl JobDescription {
         }
     }
 
+    /// The job's own retention of finished rows, read back from [`spec`](Self::spec): `None`
+    /// when it keeps the scheduler-wide default, `Some(None)` when it keeps them forever (see
+    /// [`JobSpecBuilder::keep_finished`](crate::JobSpecBuilder::keep_finished)).
+    pub fn keep_finished(&self) -> Option<Option<Duration>> {
+        self.spec.lines().find_map(|line| {
+            if line == "keep_finished=forever" {
+                return Some(None);
+            }
+            let ms: u64 = line.strip_prefix("keep_finished_ms=")?.parse().ok()?;
+            Some(Some(Duration::from_millis(ms)))
+        })
+    }
+
     /// The job's schedule rebuilt from the stored text; `None` for a planner-hook job.
     pub fn schedule(&self) -> Option<Result<Schedule>> {
         self.schedule
@@ -298,6 +312,17 @@ fn hashed_description(spec: &JobSpec) -> String {
     line("allow_stale_reentry", &spec.allow_stale_reentry);
     line("supersede_failed", &spec.supersede_failed);
     // New settings go below, each written only when not at its default (see `JobDescription`).
+    if spec.overlap != OverlapPolicy::default() {
+        line("overlap", &spec.overlap);
+    }
+    if let Some(n) = spec.max_concurrent {
+        line("max_concurrent", &n);
+    }
+    match spec.keep_finished {
+        None => {}
+        Some(Some(age)) => line("keep_finished_ms", &ms(age)),
+        Some(None) => line("keep_finished", &"forever"),
+    }
     text
 }
 
@@ -573,6 +598,69 @@ supersede_failed=false
         assert_eq!(pinned.spec_hash, "5ccb7ebc8e1c1f09");
         assert_ne!(a.spec_hash, JobDescription::of(&spec("10m", 3)).spec_hash);
         assert_ne!(a.spec_hash, JobDescription::of(&spec("5m", 4)).spec_hash);
+    }
+
+    #[test]
+    fn settings_added_later_change_the_hash_only_away_from_their_defaults() {
+        let with = |f: fn(crate::spec::JobSpecBuilder) -> crate::spec::JobSpecBuilder| {
+            let builder = JobSpec::builder("report")
+                .every("5m")
+                .max_attempts(3)
+                .backoff(Backoff::exponential(
+                    Duration::from_secs(30),
+                    2.0,
+                    Duration::from_secs(600),
+                ))
+                .run_timeout(Duration::from_secs(60))
+                .stale_timeout(Duration::from_secs(120))
+                .heartbeat_interval(Duration::from_secs(10))
+                .allow_stale_reentry(true)
+                .supersede_failed(false);
+            JobDescription::of(
+                &f(builder)
+                    .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(0)) })
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let pinned = JobDescription::of(&pinned_spec());
+        // At their defaults: the description (and hash) of an older version.
+        assert_eq!(with(|b| b.overlap(OverlapPolicy::Skip)), pinned);
+        let changed = [
+            (
+                with(|b| b.overlap(OverlapPolicy::AllowAll)),
+                "overlap=allow_all\n",
+            ),
+            (with(|b| b.max_concurrent(4)), "max_concurrent=4\n"),
+            (
+                with(|b| b.keep_finished(Duration::from_secs(86_400))),
+                "keep_finished_ms=86400000\n",
+            ),
+            (
+                with(|b| b.keep_finished_forever()),
+                "keep_finished=forever\n",
+            ),
+        ];
+        let mut hashes: Vec<&str> = vec![&pinned.spec_hash];
+        for (described, line) in &changed {
+            assert_eq!(described.spec, format!("{PINNED_DESCRIPTION}{line}"));
+            hashes.push(&described.spec_hash);
+        }
+        hashes.sort();
+        hashes.dedup();
+        assert_eq!(
+            hashes.len(),
+            1 + changed.len(),
+            "each setting moves the hash"
+        );
+        // The retention reads back from the description.
+        assert_eq!(pinned.keep_finished(), None);
+        assert_eq!(changed[1].0.keep_finished(), None);
+        assert_eq!(
+            changed[2].0.keep_finished(),
+            Some(Some(Duration::from_secs(86_400)))
+        );
+        assert_eq!(changed[3].0.keep_finished(), Some(None));
     }
 
     #[test]
