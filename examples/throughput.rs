@@ -404,7 +404,10 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
             run.idle_provider_calls
         );
     }
-    println!("peak RSS: {:.0} MiB", run.peak_rss_mb);
+    println!(
+        "peak RSS: {:.0} MiB over the run, {:.0} MiB during the idle ticks",
+        run.peak_rss_mb, run.idle_peak_rss_mb
+    );
 }
 
 /// The medians of `runs` timings of the store work for `scopes` plans, in ms per 1,000 plans.

@@ -805,3 +805,104 @@ on_every_backend! {
         scheduler.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn prune_keeps_finished_rows_for_each_jobs_own_retention(db: TestDb) {
+        // Runners registered `audit` (kept forever) and `minutely` (kept a day); `plain` keeps
+        // the default 30 days. The tool prunes each for its own time, as the runners would.
+        let store = app_store(&db).await;
+        let spec = |name: &str| {
+            JobSpec::builder(name)
+                .every("1h")
+                .handler(|_ctx| async { Ok(JobOutput::rows(0)) })
+        };
+        let scheduler = Scheduler::builder_shared(store.clone())
+            .runner_id("runner-1")
+            .auto_tick(false)
+            .presence_interval(Duration::from_secs(3600))
+            .job(spec("audit").keep_finished_forever().build().unwrap())
+            .job(spec("minutely").keep_finished(Duration::from_secs(24 * 3600)).build().unwrap())
+            .job(spec("plain").build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        // Per job: a SUCCESS row finished 40 days ago, one 2 days ago, and the scope's newest
+        // (never pruned: planning reads it).
+        let ago = |days: i64| db.skewed(-db.base_skew - chrono::TimeDelta::days(days));
+        let mut ids = std::collections::BTreeMap::new();
+        for job in ["audit", "minutely", "plain"] {
+            for (hour, store) in [(0, ago(40)), (1, ago(2)), (2, store.clone())] {
+                let plan_time = chrono::DateTime::from_timestamp(3600 * (1 + hour), 0).unwrap();
+                let claimed = store
+                    .execution_claim(&cronlease::store::ClaimRequest {
+                        job,
+                        max_attempts: 1,
+                        runner_id: "seed",
+                        stale_timeout: Duration::from_secs(60),
+                        allow_stale_reentry: false,
+                        steal_not_after: None,
+                        plans: vec![cronlease::store::PlanClaim::new(Scope::global(), plan_time)],
+                    })
+                    .await
+                    .unwrap();
+                store
+                    .execution_finish_success(&[cronlease::store::SuccessWrite {
+                        lease: claimed[0].lease,
+                        duration_ms: 1,
+                        rows_affected: 0,
+                        result: "{}".into(),
+                    }])
+                    .await
+                    .unwrap();
+                ids.insert((job, hour), claimed[0].lease.id);
+            }
+        }
+        let url = url_of(&db);
+        let url = Some(url.as_str());
+
+        let dry = cronlease(url, &["prune", "--dry-run", "--json"]).ok().json();
+        assert_eq!(dry["finished"]["keep_ms"], 30 * 24 * 3600 * 1000_i64);
+        assert_eq!(dry["finished"]["rows"], 1, "plain's row of 40 days ago: {dry}");
+        let jobs: BTreeSet<String> = dry["jobs"].as_array().unwrap().iter().map(|j| j.to_string()).collect();
+        let expected: BTreeSet<String> = [
+            serde_json::json!({"job": "minutely", "keep_ms": 24 * 3600 * 1000_i64, "rows": 2}),
+            serde_json::json!({"job": "audit", "keep_ms": null, "rows": 0}),
+        ]
+        .iter()
+        .map(|j| j.to_string())
+        .collect();
+        assert_eq!(jobs, expected);
+        // The settings file overrides the registry: a day for audit too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.toml");
+        std::fs::write(&file, "[jobs.audit]\nkeep_finished = \"1d\"\n").unwrap();
+        let file = file.display().to_string();
+        let overridden = cronlease(url, &["--config", &file, "prune", "--dry-run"]).ok();
+        assert!(
+            overridden.stdout.contains("finished executions of job audit older than 1d: would delete 2"),
+            "{}",
+            overridden.stdout
+        );
+
+        let pruned = cronlease(url, &["prune"]).ok();
+        assert!(pruned.stdout.contains("finished executions of job audit: kept forever"), "{}", pruned.stdout);
+        assert!(
+            pruned.stdout.contains("finished executions of job minutely older than 1d: deleted 2"),
+            "{}",
+            pruned.stdout
+        );
+        let exists = |job: &'static str, hour: i64| {
+            let store = store.clone();
+            let id = ids[&(job, hour)];
+            async move { store.execution_get(id).await.unwrap().is_some() }
+        };
+        for hour in 0..3 {
+            assert!(exists("audit", hour).await, "audit keeps every row");
+        }
+        assert!(!exists("minutely", 0).await && !exists("minutely", 1).await);
+        assert!(!exists("plain", 0).await, "past 30 days");
+        assert!(exists("plain", 1).await, "2 days old: within 30 days");
+        assert!(exists("minutely", 2).await && exists("plain", 2).await, "each scope's newest stays");
+        scheduler.shutdown().await;
+    }
+}

@@ -827,8 +827,8 @@ on_every_backend! {
         let thirty_days = Duration::from_secs(30 * 24 * 3600);
         let week = Duration::from_secs(7 * 24 * 3600);
         use cronlease::store::PruneSet;
-        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, thirty_days).await.unwrap(), 4, "a dry run counts what the prune deletes");
-        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 1);
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, cronlease::store::PruneJobs::All, thirty_days).await.unwrap(), 4, "a dry run counts what the prune deletes");
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, cronlease::store::PruneJobs::All, week).await.unwrap(), 1);
         let mut batches = Vec::new();
         loop {
             let n = db.store.execution_prune(cronlease::store::PruneSet::Finished, cronlease::store::PruneJobs::All, thirty_days, 2).await.unwrap();
@@ -844,13 +844,13 @@ on_every_backend! {
         for id in [recent, newest_of_scope, running.lease.id, failed.lease.id, dead_old, dead_recent, replayed] {
             assert!(db.store.execution_get(id).await.unwrap().is_some(), "{id} kept");
         }
-        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, thirty_days).await.unwrap(), 0);
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Finished, cronlease::store::PruneJobs::All, thirty_days).await.unwrap(), 0);
         assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, cronlease::store::PruneJobs::All, week, 100).await.unwrap(), 1);
         assert!(db.store.execution_get(dead_old).await.unwrap().is_none());
         assert_eq!(get(&*db.store, dead_recent).await.status, Status::Dead, "younger than its retention");
         assert_eq!(get(&*db.store, replayed).await.status, Status::Failed, "awaiting its replay");
         assert_eq!(db.store.execution_prune(cronlease::store::PruneSet::Dead, cronlease::store::PruneJobs::All, week, 100).await.unwrap(), 0);
-        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, week).await.unwrap(), 0);
+        assert_eq!(db.store.execution_count_prunable(PruneSet::Dead, cronlease::store::PruneJobs::All, week).await.unwrap(), 0);
     }
 }
 
@@ -876,12 +876,22 @@ on_every_backend! {
             let store = db.store.clone();
             async move { store.execution_get(id).await.unwrap().is_some() }
         };
+        // A dry run counts what each selection would delete.
+        let except = vec!["a".to_owned()];
+        let count = |jobs| {
+            let store = db.store.clone();
+            async move { store.execution_count_prunable(PruneSet::Finished, jobs, month).await.unwrap() }
+        };
+        assert_eq!(count(PruneJobs::All).await, 3);
+        assert_eq!(count(PruneJobs::Only("b")).await, 1);
+        assert_eq!(count(PruneJobs::Only("nobody")).await, 0);
+        assert_eq!(count(PruneJobs::Except(&except)).await, 2);
         // Only b: a and c stay.
         assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::Only("b"), month, 100).await.unwrap(), 1);
         assert!(!exists(old["b"]).await);
         assert!(exists(old["a"]).await && exists(old["c"]).await);
         // Every job but a: c goes, a stays.
-        let except = vec!["a".to_owned()];
+        assert_eq!(count(PruneJobs::Except(&except)).await, 1);
         assert_eq!(db.store.execution_prune(PruneSet::Finished, PruneJobs::Except(&except), month, 100).await.unwrap(), 1);
         assert!(!exists(old["c"]).await);
         assert!(exists(old["a"]).await, "left out of the pass");

@@ -362,6 +362,22 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// Hands freed heap memory back to the system and resets this process's peak RSS to its
+/// current RSS (`/proc/self/clear_refs`), so [`peak_rss_mb`] then reports the peak from now on.
+/// `false` where either is unavailable.
+pub fn reset_peak_rss() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free memory of glibc's heap to the system.
+        unsafe { libc::malloc_trim(0) };
+        std::fs::write("/proc/self/clear_refs", b"5").is_ok()
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// What one run of [`replicas_throughput`] measured.
 #[derive(Debug, Clone)]
 pub struct ReplicaRun {
@@ -451,8 +467,13 @@ pub struct BurstRun {
     pub idle_allocations: (u64, u64),
     /// Calls of the scope provider during the idle ticks.
     pub idle_provider_calls: usize,
-    /// Peak RSS of the process after the idle ticks, in MiB.
+    /// Peak RSS of the process over the whole run (the burst with every execution at once), in
+    /// MiB.
     pub peak_rss_mb: f64,
+    /// Peak RSS of the process during the idle ticks alone, in MiB: the peak is reset after the
+    /// burst's records are dropped and freed memory is handed back to the system (Linux with
+    /// glibc; NaN elsewhere).
+    pub idle_peak_rss_mb: f64,
 }
 
 /// The top-of-the-hour burst: `scopes_n` scopes whose plans are all due at once (a `1h`
@@ -523,6 +544,20 @@ pub async fn burst(
         actix_rt::time::sleep(Duration::from_micros(500)).await;
     }
     let all_success = first_tick.elapsed();
+    let started_at = std::mem::take(&mut *started_at.lock().unwrap());
+    let mut lags_ms: Vec<f64> = started_at
+        .into_iter()
+        .map(|(at, plan_time, scope)| {
+            let offset = window.map_or(Duration::ZERO, |window| {
+                cronlease::stagger_offset(job, &scope, window)
+            });
+            let due = (plan_time + TimeDelta::from_std(offset).unwrap()).max(first_tick_at);
+            (at - due).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        })
+        .collect();
+    lags_ms.sort_by(f64::total_cmp);
+    let run_peak_rss_mb = peak_rss_mb();
+    let idle_rss_measured = reset_peak_rss();
     let mut idle = Vec::with_capacity(idle_ticks);
     let calls_before = calls.load(std::sync::atomic::Ordering::Relaxed);
     let allocations_before = allocations();
@@ -538,20 +573,12 @@ pub async fn burst(
         allocations_after.1 - allocations_before.1,
     );
     let idle_provider_calls = calls.load(std::sync::atomic::Ordering::Relaxed) - calls_before;
-    let peak_rss_mb = peak_rss_mb();
+    let idle_peak_rss_mb = if idle_rss_measured {
+        peak_rss_mb()
+    } else {
+        f64::NAN
+    };
     s.shutdown().await;
-    let started_at = std::mem::take(&mut *started_at.lock().unwrap());
-    let mut lags_ms: Vec<f64> = started_at
-        .into_iter()
-        .map(|(at, plan_time, scope)| {
-            let offset = window.map_or(Duration::ZERO, |window| {
-                cronlease::stagger_offset(job, &scope, window)
-            });
-            let due = (plan_time + TimeDelta::from_std(offset).unwrap()).max(first_tick_at);
-            (at - due).num_microseconds().unwrap_or(0) as f64 / 1000.0
-        })
-        .collect();
-    lags_ms.sort_by(f64::total_cmp);
     BurstRun {
         all_started,
         all_success,
@@ -559,7 +586,8 @@ pub async fn burst(
         idle_ticks: idle,
         idle_allocations,
         idle_provider_calls,
-        peak_rss_mb,
+        peak_rss_mb: run_peak_rss_mb,
+        idle_peak_rss_mb,
     }
 }
 

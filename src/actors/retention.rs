@@ -47,7 +47,8 @@ pub(crate) struct FinishedPass {
 }
 
 impl FinishedPass {
-    fn jobs(&self) -> PruneJobs<'_> {
+    /// The jobs the pass deletes rows of.
+    pub(crate) fn jobs(&self) -> PruneJobs<'_> {
         match &self.only {
             Some(job) => PruneJobs::Only(job),
             None if self.except.is_empty() => PruneJobs::All,

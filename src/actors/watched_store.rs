@@ -183,8 +183,16 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
-    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
-        let outcome = self.inner.execution_count_prunable(set, older_than).await;
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+    ) -> Result<u64> {
+        let outcome = self
+            .inner
+            .execution_count_prunable(set, jobs, older_than)
+            .await;
         self.watch(outcome)
     }
 

@@ -8,11 +8,11 @@ use uuid::Uuid;
 use super::args::{PauseArgs, ReplayArgs};
 use super::context::{Context, parse_scope, parse_time, settings};
 use super::inspect::execution_json;
-use super::output::{Out, duration, rfc3339, utc};
+use super::output::{Out, rfc3339, utc};
 use super::{Failure, Outcome};
 use crate::control::Pause;
 use crate::execution::Status;
-use crate::store::{ExecutionFilter, PruneJobs, PruneSet};
+use crate::store::ExecutionFilter;
 
 /// `migrate [--check]`.
 pub(crate) async fn migrate(ctx: &Context, out: &Out, check: bool) -> Outcome {
@@ -226,79 +226,6 @@ pub(crate) async fn resume(ctx: &Context, out: &Out, job: &str, scope: Option<&s
         );
     } else {
         println!("resumed {what}; the job's catch-up mode decides what runs next");
-    }
-    Ok(())
-}
-
-/// `prune [--dry-run]`: with the settings file's retention, else the defaults.
-pub(crate) async fn prune(ctx: &Context, out: &Out, dry_run: bool) -> Outcome {
-    let retention = ctx.config.retention(crate::Retention::default());
-    retention.validate().map_err(Failure::Usage)?;
-    let store = &ctx.store;
-    let mut results = Vec::new();
-    for (set, keep) in [
-        (PruneSet::Finished, retention.keep_finished),
-        (PruneSet::Dead, retention.keep_dead),
-    ] {
-        let Some(keep) = keep else {
-            results.push((set.as_str(), None, 0));
-            continue;
-        };
-        let n = if dry_run {
-            store.execution_count_prunable(set, keep).await?
-        } else {
-            let mut total = 0;
-            loop {
-                let n = store
-                    .execution_prune(set, PruneJobs::All, keep, retention.batch_size)
-                    .await?;
-                total += n;
-                if n < retention.batch_size as u64 {
-                    break total;
-                }
-            }
-        };
-        results.push((set.as_str(), Some(keep), n));
-    }
-    let runners = match retention.keep_runners {
-        None => None,
-        Some(keep) if dry_run => {
-            let now = ctx.now().await?;
-            let n = store
-                .runner_list()
-                .await?
-                .iter()
-                .filter(|r| now - r.last_seen > crate::schedule::delta(keep))
-                .count() as u64;
-            Some((keep, n))
-        }
-        Some(keep) => Some((keep, store.runner_prune(keep).await?)),
-    };
-    if out.json {
-        let mut value = json!({"dry_run": dry_run});
-        for (set, keep, n) in &results {
-            value[set] = json!({"keep_ms": keep.map(|k| k.as_millis() as u64), "rows": n});
-        }
-        value["runners"] = json!({
-            "keep_ms": runners.map(|(k, _)| k.as_millis() as u64),
-            "runners": runners.map_or(0, |(_, n)| n),
-        });
-        out.print_json(&value);
-        return Ok(());
-    }
-    let verb = if dry_run { "would delete" } else { "deleted" };
-    for (set, keep, n) in &results {
-        match keep {
-            None => println!("{set} executions: kept forever"),
-            Some(keep) => println!(
-                "{set} executions older than {}: {verb} {n}",
-                duration(*keep)
-            ),
-        }
-    }
-    match runners {
-        None => println!("runners: kept forever"),
-        Some((keep, n)) => println!("runners not seen for {}: {verb} {n}", duration(keep)),
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod context;
 mod inspect;
 mod manual;
 mod output;
+mod prune;
 
 use std::process::ExitCode;
 
@@ -155,7 +156,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Preview { job, scope, n } => {
             inspect::preview(&ctx, &out, &job, scope.as_deref(), n).await
         }
-        Command::Prune { dry_run } => act::prune(&ctx, &out, dry_run).await,
+        Command::Prune { dry_run } => prune::prune(&ctx, &out, dry_run).await,
         Command::Trigger(trigger) => manual::trigger(&ctx, &out, &trigger).await,
         Command::Backfill(backfill) => match backfill.action {
             None => manual::backfill(&ctx, &out, &backfill.start).await,

@@ -314,8 +314,13 @@ impl Store for Deadlined {
         bounded("migration_status", self.call, call).await
     }
 
-    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
-        let call = self.inner.execution_count_prunable(set, older_than);
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+    ) -> Result<u64> {
+        let call = self.inner.execution_count_prunable(set, jobs, older_than);
         bounded("execution_count_prunable", self.call, call).await
     }
 

@@ -207,10 +207,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<u64>;
 
-    /// How many rows [`Store::execution_prune`] would delete now with the same `set` and
-    /// `older_than` if it had no batch limit (the same conditions, database clock), in one
+    /// How many rows [`Store::execution_prune`] would delete now with the same `set`, `jobs`
+    /// and `older_than` if it had no batch limit (the same conditions, database clock), in one
     /// statement: what a dry run reports.
-    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64>;
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+    ) -> Result<u64>;
 
     /// How many RUNNING rows per job have a stale lease (`stale_after` passed, database clock):
     /// rows the stale sweep has not moved yet. Jobs without stale rows are not listed.

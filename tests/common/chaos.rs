@@ -327,11 +327,15 @@ impl Store for FaultyStore {
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
+        jobs: cronlease::store::PruneJobs<'_>,
         older_than: std::time::Duration,
     ) -> cronlease::Result<u64> {
         let op = "execution_count_prunable";
-        self.call(op, self.inner.execution_count_prunable(set, older_than))
-            .await
+        self.call(
+            op,
+            self.inner.execution_count_prunable(set, jobs, older_than),
+        )
+        .await
     }
     async fn execution_count_stale(&self) -> cronlease::Result<Vec<(String, i64)>> {
         self.call("execution_count_stale", self.inner.execution_count_stale())

@@ -534,11 +534,12 @@ macro_rules! delegate_store {
             async fn execution_count_prunable(
                 &self,
                 set: PruneSet,
+                jobs: cronlease::store::PruneJobs<'_>,
                 older_than: std::time::Duration,
             ) -> cronlease::Result<u64> {
                 let ($this, $op) = (self, "execution_count_prunable");
                 $before;
-                let out = self.inner.execution_count_prunable(set, older_than).await;
+                let out = self.inner.execution_count_prunable(set, jobs, older_than).await;
                 $(let _ = &out; $after;)?
                 out
             }

@@ -1704,6 +1704,7 @@ impl Store for MySqlStore {
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: std::time::Duration,
     ) -> Result<u64> {
         const OP: &str = "execution_count_prunable";
@@ -1714,6 +1715,9 @@ impl Store for MySqlStore {
             sqlx::query_scalar::<_, i64>(sql::EXECUTION_COUNT_PRUNABLE)
                 .bind(cutoff)
                 .bind(set == PruneSet::Dead)
+                .bind(jobs.only())
+                .bind(jobs.only())
+                .bind(jobs.except_json())
                 .fetch_one(&mut *c)
                 .await
                 .map_err(|e| db_error(OP, e))

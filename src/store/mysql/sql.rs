@@ -386,23 +386,33 @@ WHERE e.finished_at < ?
     };
 }
 
-/// $1: whether to prune DEAD rows (else SUCCESS, SUPERSEDED and SKIPPED); $2: the cutoff; $3: the batch.
+/// The jobs a prune selects: the one job to prune (null, twice: every job), then a JSON array of
+/// jobs left out.
+macro_rules! prunable_jobs {
+    () => {
+        "
+  AND (? IS NULL OR e.job_name = ?)
+  AND e.job_name NOT IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(512) PATH '$')) AS j)"
+    };
+}
+
+/// $1: whether to prune DEAD rows (else SUCCESS, SUPERSEDED and SKIPPED); $2: the cutoff.
 /// The newest scheduled row of a scope is kept (planning reads it); a newer manual run does not
 /// count as a newer plan.
 /// Read without locking along the `finished_at` index; keeps the newest row of every scope.
-/// Then the one job to prune (null, twice: every job), a JSON array of jobs left out, the batch.
+/// Then the jobs ([`prunable_jobs`]) and the batch.
 pub(super) const PRUNE_CANDIDATES: &str = concat!(
     "SELECT e.id",
     prunable!(),
+    prunable_jobs!(),
     "
-  AND (? IS NULL OR e.job_name = ?)
-  AND e.job_name NOT IN (SELECT j.name FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(512) PATH '$')) AS j)
 ORDER BY e.finished_at
 LIMIT ?"
 );
 
-/// $1: whether to count DEAD rows; $2: the cutoff: [`PRUNE_CANDIDATES`] counted, unlimited.
-pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
+/// [`PRUNE_CANDIDATES`] counted, unlimited: the same parameters without the batch.
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str =
+    concat!("SELECT COUNT(*)", prunable!(), prunable_jobs!());
 
 /// Locks the candidates still finished and not replayed, skipping rows another replica holds.
 pub(super) const PRUNE_LOCK: &str = "\

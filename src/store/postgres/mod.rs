@@ -859,12 +859,15 @@ impl Store for PgStore {
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
+        jobs: PruneJobs<'_>,
         older_than: std::time::Duration,
     ) -> Result<u64> {
         let mut c = Checkout::acquire(&self.pool, "execution_count_prunable").await?;
         let result = sqlx::query_scalar::<_, i64>(q(&self.sql.count_prunable))
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
+            .bind(jobs.only())
+            .bind(jobs.except())
             .fetch_one(&mut *c)
             .await;
         Ok(c.done(result)?.max(0) as u64)

@@ -339,11 +339,13 @@ DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
   FOR UPDATE OF e SKIP LOCKED))"
 );
 
-/// $1, $2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
+/// $1, $2: as [`EXECUTION_PRUNE`]'s, without the batch limit; $3, $4: its $4, $5.
 pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!(
     "WITH c AS MATERIALIZED (SELECT {NOW} AS now)
 SELECT COUNT(*)",
-    prunable!()
+    prunable!(),
+    "
+    AND ($3::text IS NULL OR e.job_name = $3) AND e.job_name <> ALL ($4::text[])"
 );
 
 /// The cutoff is a scalar subquery, so the partial stale index answers it.

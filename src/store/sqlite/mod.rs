@@ -863,10 +863,17 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn execution_count_prunable(&self, set: PruneSet, older_than: Duration) -> Result<u64> {
+    async fn execution_count_prunable(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+    ) -> Result<u64> {
         let n: i64 = sqlx::query_scalar(q(&self.sql.count_prunable))
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
+            .bind(jobs.only())
+            .bind(jobs.except_json())
             .fetch_one(&self.pool)
             .await
             .map_err(|e| db_error("execution_count_prunable", e))?;

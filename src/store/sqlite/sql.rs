@@ -284,8 +284,14 @@ pub(super) const EXECUTION_PRUNE: &str = concat!(
   LIMIT ?3)"
 );
 
-/// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit.
-pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!("SELECT COUNT(*)", prunable!());
+/// ?1, ?2: as [`EXECUTION_PRUNE`]'s, without the batch limit; ?3, ?4: its ?4, ?5.
+pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!(
+    "SELECT COUNT(*)",
+    prunable!(),
+    "
+    AND (?3 IS NULL OR e.job_name = ?3)
+    AND e.job_name NOT IN (SELECT value FROM json_each(?4))"
+);
 
 /// Per job, the FAILED and DEAD rows planned at or after the bound time.
 pub(super) const EXECUTION_COUNT_FAILING: &str = "\
