@@ -5,6 +5,7 @@
 //!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
+//! - `first_for_claim` (`plan/claim_order.rs`): the order a runner offers its due plans in.
 //! - `IdleWatch` (`plan/idle.rs`): whether a job's scopes can still have nothing due since the
 //!   last tick found none, without walking them again.
 //!
@@ -24,8 +25,10 @@ use crate::schedule::{Schedule, delta};
 use crate::scope::Scope;
 use crate::store::RetryCandidate;
 
+mod claim_order;
 mod idle;
 
+pub(crate) use claim_order::first_for_claim;
 pub(crate) use idle::IdleWatch;
 
 /// What a job does about plans it missed (runner down, ticks delayed).

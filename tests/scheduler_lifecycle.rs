@@ -368,3 +368,41 @@ on_every_backend! {
         assert_eq!((row.status, row.error_code.as_deref()), (Status::Failed, Some("canceled")));
     }
 }
+
+on_every_backend! {
+    async fn a_burst_larger_than_one_ticks_claims_runs_whole_over_the_next_ticks(db: TestDb) {
+        // 20,000 scopes due at once, slots for all: one tick sends at most 8 statements of
+        // 2,000 plans; the rest are deferred, not lost, and the runner ticks again at once.
+        let runs = Runs::default();
+        let spec = |name: &str| {
+            JobSpec::builder(name).every("1h").scopes(tenants(20_000)).handler(runs.ok_handler()).build().unwrap()
+        };
+        let by_hand = scheduler(db.store.clone()).max_concurrent_executions(20_000).job(spec("burst-by-hand")).start().await.unwrap();
+        let first = by_hand.tick_now().await.unwrap();
+        assert_eq!((first.planned, first.won, first.deferred), (20_000, 16_000, 4_000));
+        let second = by_hand.tick_now().await.unwrap();
+        assert_eq!((second.planned, second.won, second.deferred), (4_000, 4_000, 0));
+        settled(&*db.store, "burst-by-hand", 20_000).await;
+        by_hand.shutdown().await;
+
+        // The same with real timers and a long tick interval: the deferred plans do not wait
+        // for it.
+        let auto = scheduler(db.store.clone())
+            .max_concurrent_executions(20_000)
+            .auto_tick(true)
+            .tick_interval(Duration::from_secs(3600))
+            .job(spec("burst-auto"))
+            .start()
+            .await
+            .unwrap();
+        // A generous bound: three backends' bursts may share the machine with other tests.
+        let rows = eventually(120, "20,000 settled rows of burst-auto", || async {
+            let rows = rows(&*db.store, "burst-auto").await;
+            (rows.len() == 20_000 && rows.iter().all(|r| r.status != Status::Running)).then_some(rows)
+        })
+        .await;
+        assert!(rows.iter().all(|r| r.status == Status::Success && r.attempt == 1));
+        assert_eq!(runs.len(), 40_000);
+        auto.shutdown().await;
+    }
+}

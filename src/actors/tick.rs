@@ -24,6 +24,7 @@
 //! number of scopes. When the last walk over the scopes found nothing due and no scope's next
 //! plan has come due since, the tick does not walk them again (`plan/idle.rs`).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -41,7 +42,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{IdleWatch, TickPlans, due_retries, hook_plans};
+use crate::plan::{IdleWatch, TickPlans, due_retries, first_for_claim, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -337,31 +338,34 @@ async fn sweep_plan_claim(
     if let Some(wait) = retry_wait {
         tick.wake_after(wait);
     }
-    let mut due: Vec<PlanClaim> = Vec::with_capacity(retries.len());
+    // Due plans borrow the tick's scopes: a plan becomes a `PlanClaim` (a copy of its scope, a
+    // fresh id and token) only when it is chosen for this tick's claims, so a burst of a
+    // million due scopes is not copied on every tick that claims 16,000 of them.
+    let mut due: Vec<(Cow<'_, Scope>, DateTime<Utc>)> = Vec::with_capacity(retries.len());
     // Retries queued this tick, so a plan that is both retried and planned is claimed once.
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
     for (scope, plan_time) in retries {
         if queued.insert((scope.clone(), plan_time)) {
-            due.push(PlanClaim::new(scope, plan_time));
+            due.push((Cow::Owned(scope), plan_time));
         }
     }
 
     // Plans held back by the last claim come next (they are older than anything new).
     for (scope, plan_time) in std::mem::take(&mut job.held) {
         if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
-            due.push(PlanClaim::new(scope, plan_time));
+            due.push((Cow::Owned(scope), plan_time));
         }
     }
 
     let max_plans = spec.catch_up.max_plans_per_tick();
     // Plans of one scope are distinct, so only a clash with a retry needs checking.
-    let mut add = |scope: &Scope, plans: Vec<DateTime<Utc>>| {
+    let mut add = plan_adder(|scope, plans: Vec<DateTime<Utc>>| {
         for plan_time in plans {
-            if queued.is_empty() || !queued.contains(&(scope.clone(), plan_time)) {
-                due.push(PlanClaim::new(scope.clone(), plan_time));
+            if queued.is_empty() || !queued.contains(&(scope.clone().into_owned(), plan_time)) {
+                due.push((scope.clone(), plan_time));
             }
         }
-    };
+    });
     match (&spec.planner, calendar.as_mut()) {
         (Some(hook), _) => {
             let inputs = scopes
@@ -377,7 +381,7 @@ async fn sweep_plan_claim(
                         match answer {
                             Ok(plans) => {
                                 let eligible = eligible - delta(offset_of(&scope));
-                                add(&scope, hook_plans(plans, eligible, max_plans))
+                                add(Cow::Owned(scope), hook_plans(plans, eligible, max_plans))
                             }
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
@@ -403,7 +407,10 @@ async fn sweep_plan_claim(
             let next_due = match job.idle.still_idle(&scopes, pauses, eligible) {
                 Some(next_due) => next_due,
                 None => {
-                    let walk = walk_scopes(calendar, &scopes, pauses, newest, &offset_of, &mut add);
+                    let walk =
+                        walk_scopes(calendar, &scopes, pauses, newest, &offset_of, |s, p| {
+                            add(Cow::Borrowed(s), p)
+                        });
                     if walk.found == 0 {
                         job.idle.walked_idle(&scopes, pauses, walk.next_due);
                     } else {
@@ -426,8 +433,14 @@ async fn sweep_plan_claim(
     tick.report.planned += due.len();
     // Oldest plans first across scopes, in random order among equals: a runner short of slots
     // serves every scope in turn, and replicas ticking together try different scopes first.
-    fastrand::shuffle(&mut due);
-    due.sort_by_key(|plan| plan.plan_time);
+    // Only as many as the claim rounds can send are chosen (`plan::first_for_claim`).
+    let planned = due.len();
+    let due: Vec<PlanClaim> = first_for_claim(due, MAX_CLAIM_ROUNDS * CLAIM_BATCH, |plan| plan.1)
+        .into_iter()
+        .map(|(scope, plan_time)| PlanClaim::new(scope.into_owned(), plan_time))
+        .collect();
+    // Due plans this tick cannot reach (more than its claim rounds hold): the next tick.
+    let left_out = planned - due.len();
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
     // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
     // slots would all send the same first plans every tick and leave the others to starve.
@@ -525,8 +538,8 @@ async fn sweep_plan_claim(
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
     }
-    tick.report.deferred += pending.len();
-    if !pending.is_empty() && env.free.get() > 0 && !env.stopping.get() {
+    tick.report.deferred += pending.len() + left_out;
+    if (!pending.is_empty() || left_out > 0) && env.free.get() > 0 && !env.stopping.get() {
         // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
         tick.more_due = true;
     }
@@ -534,6 +547,12 @@ async fn sweep_plan_claim(
         super::requests::serve_backfills(env, job, pauses, &scopes, tick).await?;
     }
     Ok(())
+}
+
+/// Ties the due-plan closure's scopes to one lifetime (the tick's scopes), which a closure's
+/// own signature cannot name.
+fn plan_adder<'s, F: FnMut(Cow<'s, Scope>, Vec<DateTime<Utc>>)>(add: F) -> F {
+    add
 }
 
 /// Records a tick's catch-up skips in the ledger. A failure costs the record, not the plans: it
@@ -574,13 +593,13 @@ struct Walk {
 
 /// Plans every scope that runs under `pauses` from its newest known plan, handing each
 /// scope's due plans to `add`.
-fn walk_scopes(
+fn walk_scopes<'s>(
     calendar: &mut TickPlans<'_>,
-    scopes: &[Scope],
+    scopes: &'s [Scope],
     pauses: &PauseSet,
     newest: &HashMap<Scope, DateTime<Utc>>,
     offset_of: &impl Fn(&Scope) -> Duration,
-    mut add: impl FnMut(&Scope, Vec<DateTime<Utc>>),
+    mut add: impl FnMut(&'s Scope, Vec<DateTime<Utc>>),
 ) -> Walk {
     let mut walk = Walk {
         found: 0,
