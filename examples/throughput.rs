@@ -23,6 +23,10 @@
 //! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
 //!   tick's time and allocations, and peak RSS.
+//! - `--idle`: a job of `--scopes` scopes whose latest plans all ran, in a scheduler started
+//!   after them, ticked five times: prints each tick's time, the allocations of the ticks after
+//!   the first, and the process's peak RSS while the scheduler holds the scopes (against its RSS
+//!   before the scheduler started).
 //! - `--history ROWS`: the claim and success statements for `--scopes` plans (`--runs` times)
 //!   on an empty table, then again once ROWS rows of SUCCESS history are in it; prints both,
 //!   their ratio and the database's bytes per row.
@@ -72,6 +76,7 @@ enum Mode {
     Limit,
     Replicas(usize),
     Burst,
+    Idle,
     History(usize),
 }
 
@@ -117,6 +122,7 @@ fn parse_args() -> Result<Args, String> {
                 args.mode = Mode::Replicas(n);
             }
             "--burst" => args.mode = Mode::Burst,
+            "--idle" => args.mode = Mode::Idle,
             "--history" => {
                 let rows = value()?.parse().map_err(|e| format!("--history: {e}"))?;
                 args.mode = Mode::History(rows);
@@ -126,7 +132,7 @@ fn parse_args() -> Result<Args, String> {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--limit | --replicas N | --burst [--stagger WINDOW] | --history ROWS]"
+                     [--limit | --replicas N | --burst [--stagger WINDOW] | --idle | --history ROWS]"
                         .into(),
                 );
             }
@@ -229,6 +235,7 @@ fn main() {
                 replica_runs(&args, &stores, &snapshotter).await
             }
             Mode::Burst => burst_run(&args, store).await,
+            Mode::Idle => idle_run(&args, store).await,
             Mode::History(rows) => history_run(&args, store, rows, dir.path()).await,
         }
         support::cleanup().await;
@@ -407,6 +414,36 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
     println!(
         "peak RSS: {:.0} MiB over the run, {:.0} MiB during the idle ticks",
         run.peak_rss_mb, run.idle_peak_rss_mb
+    );
+}
+
+async fn idle_run(args: &Args, store: Arc<dyn Store>) {
+    let ticks = 5;
+    let run = support::idle(store, args.scopes, ticks, "idle", allocation_counters).await;
+    let timed: Vec<String> = run
+        .ticks
+        .iter()
+        .map(|t| format!("{:.0} ms", t.as_secs_f64() * 1000.0))
+        .collect();
+    let (allocations, bytes) = run.allocations;
+    let later = (ticks - 1) as u64;
+    println!(
+        "idle job of {} scopes (seeded in {:.1} s): ticks {}; after the first, per tick {} \
+         allocations ({:.2} per scope), {:.1} MiB allocated; provider called {} times in {ticks} \
+         ticks",
+        args.scopes,
+        run.seeded_in.as_secs_f64(),
+        timed.join(", "),
+        allocations / later,
+        allocations as f64 / later as f64 / args.scopes as f64,
+        bytes as f64 / later as f64 / (1024.0 * 1024.0),
+        run.provider_calls,
+    );
+    println!(
+        "RSS before the scheduler started: {:.0} MiB (the example's own list of scopes included); \
+         peak during the first tick (every scope's newest plan read): {:.0} MiB; during the \
+         later ticks: {:.0} MiB; between ticks: {:.0} MiB",
+        run.baseline_rss_mb, run.first_peak_rss_mb, run.peak_rss_mb, run.steady_rss_mb
     );
 }
 

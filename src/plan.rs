@@ -6,6 +6,7 @@
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
 //! - `first_for_claim` (`plan/claim_order.rs`): the order a runner offers its due plans in.
+//! - `NewestPlans` (`plan/newest.rs`): the newest plan per scope that planning starts from.
 //! - `IdleWatch` (`plan/idle.rs`): whether a job's scopes can still have nothing due since the
 //!   last tick found none, without walking them again.
 //!
@@ -27,9 +28,11 @@ use crate::store::RetryCandidate;
 
 mod claim_order;
 mod idle;
+mod newest;
 
 pub(crate) use claim_order::first_for_claim;
 pub(crate) use idle::IdleWatch;
+pub(crate) use newest::NewestPlans;
 
 /// What a job does about plans it missed (runner down, ticks delayed).
 ///

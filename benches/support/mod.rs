@@ -350,12 +350,22 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Peak resident set size of this process in MiB (`VmHWM`), or NaN where unavailable.
 pub fn peak_rss_mb() -> f64 {
+    proc_status_mb("VmHWM:")
+}
+
+/// Resident set size of this process now, in MiB (`VmRSS`), or NaN where unavailable.
+pub fn rss_mb() -> f64 {
+    proc_status_mb("VmRSS:")
+}
+
+/// A size line of `/proc/self/status`, in MiB.
+fn proc_status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -588,6 +598,131 @@ pub async fn burst(
         idle_provider_calls,
         peak_rss_mb: run_peak_rss_mb,
         idle_peak_rss_mb,
+    }
+}
+
+/// What one run of [`idle`] measured.
+#[derive(Debug, Clone)]
+pub struct IdleRun {
+    /// Seeding the caught-up rows (not part of the measurement).
+    pub seeded_in: Duration,
+    /// The process's RSS before the scheduler started (the seed's memory handed back), in MiB.
+    pub baseline_rss_mb: f64,
+    /// Each tick, timed; none found anything due.
+    pub ticks: Vec<Duration>,
+    /// Peak RSS from the baseline until after the first tick, which reads every scope's newest
+    /// plan from the store, in MiB (NaN where it cannot be reset).
+    pub first_peak_rss_mb: f64,
+    /// Peak RSS during the later ticks, in MiB (NaN where it cannot be reset).
+    pub peak_rss_mb: f64,
+    /// RSS after the ticks with the scheduler still up, freed memory handed back, in MiB: what
+    /// the process holds between ticks.
+    pub steady_rss_mb: f64,
+    /// Allocations (count, bytes) during the ticks after the first.
+    pub allocations: (u64, u64),
+    /// Calls of the scope provider during all ticks.
+    pub provider_calls: usize,
+}
+
+/// A job of `scopes_n` scopes, each of whose latest plan already succeeded, ticked `ticks`
+/// times by a scheduler started for it in this process: the steady state of a large job between
+/// two plans. The scopes come from a provider that returns a new copy of the list each call (as
+/// one reading a table would). `job` must be new.
+pub async fn idle(
+    store: Arc<dyn Store>,
+    scopes_n: usize,
+    ticks: usize,
+    job: &str,
+    allocations: fn() -> (u64, u64),
+) -> IdleRun {
+    let seeding = Instant::now();
+    let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
+    let latest = cronlease::floor_plan(
+        store.db_now().await.expect("clock"),
+        Duration::from_secs(3600),
+    );
+    for chunk in scope_list.chunks(2_000) {
+        let claimed = store
+            .execution_claim(&ClaimRequest {
+                job,
+                max_attempts: 3,
+                runner_id: "seed",
+                stale_timeout: Duration::from_secs(3600),
+                allow_stale_reentry: true,
+                steal_not_after: None,
+                plans: chunk
+                    .iter()
+                    .map(|s| PlanClaim::new(s.clone(), latest))
+                    .collect(),
+            })
+            .await
+            .expect("seed claim");
+        let writes: Vec<SuccessWrite> = claimed
+            .iter()
+            .map(|c| SuccessWrite {
+                lease: c.lease,
+                duration_ms: 1,
+                rows_affected: 0,
+                result: "{}".into(),
+            })
+            .collect();
+        store
+            .execution_finish_success(&writes)
+            .await
+            .expect("seed success");
+    }
+    let seeded_in = seeding.elapsed();
+    let measured = reset_peak_rss();
+    let baseline_rss_mb = peak_rss_mb();
+
+    let provided = scope_list.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let called = calls.clone();
+    let spec = JobSpec::builder(job)
+        .every("1h")
+        .scopes(Scopes::provider(move || {
+            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let provided = provided.clone();
+            async move { Ok(provided.to_vec()) }
+        }))
+        .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
+        .build()
+        .expect("spec");
+    let s = scheduler(store, 1_000, false)
+        .job(spec)
+        .start()
+        .await
+        .expect("start");
+    let mut timed = Vec::with_capacity(ticks);
+    let mut before = allocations();
+    let mut first_peak_rss_mb = f64::NAN;
+    for n in 0..ticks {
+        if n == 1 {
+            if measured {
+                first_peak_rss_mb = peak_rss_mb();
+                reset_peak_rss();
+            }
+            before = allocations();
+        }
+        let tick = Instant::now();
+        let report = s.tick_now().await.expect("tick");
+        timed.push(tick.elapsed());
+        assert_eq!(report.planned, 0, "every scope's latest plan already ran");
+    }
+    let after = allocations();
+    let peak = if measured { peak_rss_mb() } else { f64::NAN };
+    reset_peak_rss();
+    let steady_rss_mb = rss_mb();
+    s.shutdown().await;
+    IdleRun {
+        seeded_in,
+        baseline_rss_mb,
+        ticks: timed,
+        first_peak_rss_mb,
+        peak_rss_mb: peak,
+        steady_rss_mb,
+        allocations: (after.0 - before.0, after.1 - before.1),
+        provider_calls: calls.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 

@@ -260,10 +260,7 @@ async fn claim_plans(
     // As for scheduled plans: every plan sent has a row now; planning must know.
     if let Some(newest) = job.newest.as_mut() {
         for (scope, plan_time) in plans {
-            let entry = newest.entry(scope.clone()).or_insert(*plan_time);
-            if *entry < *plan_time {
-                *entry = *plan_time;
-            }
+            newest.note(scope, *plan_time);
         }
     }
     count_claims(&spec.name, take, &claimed, &mut tick.report);

@@ -42,7 +42,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{IdleWatch, TickPlans, due_retries, first_for_claim, hook_plans};
+use crate::plan::{IdleWatch, NewestPlans, TickPlans, due_retries, first_for_claim, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -125,7 +125,7 @@ pub(crate) struct JobState {
     /// The spec, the job's Heartbeat and its book of running leases.
     pub(crate) shared: Arc<JobShared>,
     /// The newest plan time stored or claimed per scope; `None` until read from the store.
-    pub(crate) newest: Option<HashMap<Scope, DateTime<Utc>>>,
+    pub(crate) newest: Option<NewestPlans>,
     /// Plans the last guarded claim left waiting or held back by the limit (they have no row):
     /// offered again by the next tick even when planning no longer emits them (LatestOnly offers
     /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
@@ -313,7 +313,7 @@ async fn sweep_plan_claim(
     }
     if job.newest.is_none() {
         let latest = rt.store.execution_latest_plans(&spec.name).await?;
-        job.newest = Some(latest.into_iter().collect());
+        job.newest = Some(NewestPlans::new(latest));
     }
     let newest = job.newest.as_mut().expect("loaded above");
     let staggered = !spec.stagger.is_zero();
@@ -371,7 +371,7 @@ async fn sweep_plan_claim(
             let inputs = scopes
                 .iter()
                 .filter(|scope| pauses.runs(scope))
-                .map(|scope| (scope.clone(), newest.get(scope).copied()))
+                .map(|scope| (scope.clone(), newest.get(scope)))
                 .collect();
             match planning::run_hook(hook, &rt.handlers, spec.planning_timeout, db_now, inputs)
                 .await
@@ -519,10 +519,7 @@ async fn sweep_plan_claim(
             {
                 continue;
             }
-            let entry = newest.entry(plan.scope.clone()).or_insert(plan.plan_time);
-            if *entry < plan.plan_time {
-                *entry = plan.plan_time;
-            }
+            newest.note(&plan.scope, plan.plan_time);
         }
         count_claims(
             &spec.name,
@@ -597,7 +594,7 @@ fn walk_scopes<'s>(
     calendar: &mut TickPlans<'_>,
     scopes: &'s [Scope],
     pauses: &PauseSet,
-    newest: &HashMap<Scope, DateTime<Utc>>,
+    newest: &NewestPlans,
     offset_of: &impl Fn(&Scope) -> Duration,
     mut add: impl FnMut(&'s Scope, Vec<DateTime<Utc>>),
 ) -> Walk {
@@ -607,7 +604,7 @@ fn walk_scopes<'s>(
         skips: SkipCollector::default(),
     };
     for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
-        let known = newest.get(scope).copied();
+        let known = newest.get(scope);
         let offset = offset_of(scope);
         let (plans, due) = calendar.scope(offset, known);
         if !plans.is_empty()

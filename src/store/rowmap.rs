@@ -50,3 +50,22 @@ pub(crate) fn corrupt(id: &str, message: String) -> Error {
         message,
     }
 }
+
+/// Decodes rows as they arrive instead of holding every row first, so an answer of a million
+/// rows (every scope's newest plan) peaks at its decoded size, not its size as rows. Rows that
+/// cannot be decoded are skipped with a warning, as [`skip_corrupt`](super::skip_corrupt) does.
+pub(crate) async fn decode_each<R, T, E>(
+    rows: impl futures_util::Stream<Item = std::result::Result<R, E>>,
+    decode: impl Fn(&R) -> Result<T>,
+) -> std::result::Result<Vec<T>, E> {
+    use futures_util::TryStreamExt;
+    let mut rows = std::pin::pin!(rows);
+    let mut decoded = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        match decode(&row) {
+            Ok(value) => decoded.push(value),
+            Err(error) => tracing::warn!(%error, "skipping a row that cannot be decoded"),
+        }
+    }
+    Ok(decoded)
+}

@@ -84,7 +84,7 @@ use crate::schedule::duration_ms;
 use crate::scope::Scope;
 use crate::store::StoreDeadlines;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, parsed};
+use crate::store::rowmap::{corrupt, count, decode_each, parsed};
 
 /// Connections in the pool [`MySqlStore::connect`] and [`MySqlStore::connect_with`] open.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -1495,12 +1495,10 @@ impl Store for MySqlStore {
 
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
         let mut c = Checkout::acquire(&self.pool, "execution_latest_plans").await?;
-        let result = sqlx::query(sql::EXECUTION_LATEST_PLANS)
+        let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
             .bind(job)
-            .fetch_all(&mut *c)
-            .await;
-        let rows = c.done(result)?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            .fetch(&mut *c);
+        let result = decode_each(rows, |row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok((
                 Scope::new(
@@ -1509,7 +1507,9 @@ impl Store for MySqlStore {
                 ),
                 row.try_get(2).map_err(dec)?,
             ))
-        })))
+        })
+        .await;
+        c.done(result)
     }
 
     async fn execution_retry_candidates(

@@ -47,7 +47,7 @@ use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
 use crate::scope::Scope;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, parsed, uuid};
+use crate::store::rowmap::{corrupt, count, decode_each, parsed, uuid};
 use checkpoint::Checkpointer;
 
 /// Default SQLite busy timeout: how long a statement waits for another connection's write lock
@@ -481,10 +481,8 @@ impl Store for SqliteStore {
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
         let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
             .bind(job)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error("execution_latest_plans", e))?;
-        Ok(super::skip_corrupt(rows.iter().map(|row| {
+            .fetch(&self.pool);
+        decode_each(rows, |row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok((
                 Scope::new(
@@ -493,7 +491,9 @@ impl Store for SqliteStore {
                 ),
                 from_millis(row.try_get(2).map_err(dec)?),
             ))
-        })))
+        })
+        .await
+        .map_err(|e| db_error("execution_latest_plans", e))
     }
 
     async fn execution_retry_candidates(
