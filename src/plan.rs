@@ -5,10 +5,10 @@
 //!   (each scope then costs a stagger hash and a binary search); the plans of one scope.
 //! - [`CatchUpPreview`]: which plans catch-up would run after a downtime.
 //! - `due_retries`: which FAILED rows to claim now, and when the next one comes due.
-//! - `first_for_claim` (`plan/claim_order.rs`): the order a runner offers its due plans in.
+//! - `claim_order` (`plan/claim_order.rs`): the order a runner offers its due plans in.
 //! - `NewestPlans` (`plan/newest.rs`): the newest plan per scope that planning starts from.
-//! - `IdleWatch` (`plan/idle.rs`): whether a job's scopes can still have nothing due since the
-//!   last tick found none, without walking them again.
+//! - `LastWalk` (`plan/last_walk.rs`): what the last walk over a job's scopes found (nothing
+//!   due, or a backlog of plans for the next ticks) while it still holds, so ticks need not walk.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
 //! `next_retry_at` in every mode, whatever newer plans exist, until SUCCESS or DEAD (or
@@ -27,11 +27,11 @@ use crate::scope::Scope;
 use crate::store::RetryCandidate;
 
 mod claim_order;
-mod idle;
+mod last_walk;
 mod newest;
 
-pub(crate) use claim_order::first_for_claim;
-pub(crate) use idle::IdleWatch;
+pub(crate) use claim_order::claim_order;
+pub(crate) use last_walk::LastWalk;
 pub(crate) use newest::NewestPlans;
 
 /// What a job does about plans it missed (runner down, ticks delayed).

@@ -347,3 +347,50 @@ on_every_backend! {
         s.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn a_catch_up_larger_than_a_tick_runs_every_plan_once_across_backlog_and_walks(db: TestDb) {
+        // 4,000 scopes seven hourly plans behind, five plans per scope per tick: the first
+        // tick finds 20,000 due and sends 16,000; the next sends the 4,000 it left over without
+        // walking the scopes; the one after walks again and finds each scope's last two plans.
+        let runs = Runs::default();
+        let spec = || {
+            JobSpec::builder("deep-catchup")
+                .every("1h")
+                .scopes(tenants(4_000))
+                .overlap(OverlapPolicy::AllowAll)
+                .catch_up(CatchUp::EveryPlan { window: 10 * HOUR, max_plans_per_tick: 5 })
+                .handler(runs.ok_handler())
+                .build()
+                .unwrap()
+        };
+        let past = scheduler(db.skewed(TimeDelta::hours(-7))).max_concurrent_executions(20_000).job(spec()).start().await.unwrap();
+        assert_eq!(past.tick_now().await.unwrap().won, 4_000);
+        settled(&*db.store, "deep-catchup", 4_000).await;
+        past.shutdown().await;
+
+        let s = scheduler(db.store.clone()).max_concurrent_executions(20_000).job(spec()).start().await.unwrap();
+        let mut reports = Vec::new();
+        for _ in 0..4 {
+            let report = s.tick_now().await.unwrap();
+            reports.push((report.planned, report.won, report.deferred));
+            s.wait_idle(Duration::from_secs(30)).await;
+        }
+        assert_eq!(reports, vec![(20_000, 16_000, 4_000), (4_000, 4_000, 0), (8_000, 8_000, 0), (0, 0, 0)]);
+        let all = settled(&*db.store, "deep-catchup", 32_000).await;
+        assert_eq!(all.len(), 32_000, "eight plans per scope, each once");
+        assert!(all.iter().all(|r| r.status == Status::Success && r.attempt == 1));
+        let latest = floor_plan(db.store.db_now().await.unwrap(), HOUR);
+        let mut per_scope: std::collections::HashMap<&str, Vec<DateTime<Utc>>> = Default::default();
+        for row in &all {
+            per_scope.entry(row.scope.id.as_str()).or_default().push(row.plan_time);
+        }
+        let expected: Vec<DateTime<Utc>> = (0..8).rev().map(|h| latest - TimeDelta::hours(h)).collect();
+        for (scope, mut plans) in per_scope {
+            plans.sort();
+            assert_eq!(plans, expected, "scope {scope}: every hourly plan, none twice");
+        }
+        assert_eq!(runs.len(), 32_000, "each plan ran once");
+        s.shutdown().await;
+    }
+}

@@ -138,7 +138,7 @@ impl Supervisor {
                 shared,
                 newest: None,
                 held: Vec::new(),
-                idle: crate::plan::IdleWatch::default(),
+                last_walk: crate::plan::LastWalk::default(),
             }),
             timer: None,
             wake_by: None,

@@ -21,10 +21,10 @@
 //!
 //! The newest plan of every scope is read once per job (one grouped query) and then kept in
 //! memory, so a tick where nothing is due costs a constant number of statements whatever the
-//! number of scopes. When the last walk over the scopes found nothing due and no scope's next
-//! plan has come due since, the tick does not walk them again (`plan/idle.rs`).
+//! number of scopes. While the last walk over the scopes holds (same scopes and pauses, no
+//! scope's next plan due since), a tick does not walk them again: it knows nothing is due, or
+//! claims the next plans of the walk's backlog (`plan/last_walk.rs`).
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -42,7 +42,7 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{IdleWatch, NewestPlans, TickPlans, due_retries, first_for_claim, hook_plans};
+use crate::plan::{LastWalk, NewestPlans, TickPlans, claim_order, due_retries, hook_plans};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -131,9 +131,9 @@ pub(crate) struct JobState {
     /// only the newest plan), so a deferred plan is not lost and a buffered plan that a newer
     /// one replaces is recorded SKIPPED.
     pub(crate) held: Vec<(Scope, DateTime<Utc>)>,
-    /// Whether the last walk over the scopes found nothing due, and until when that holds: an
-    /// idle tick then skips the walk.
-    pub(crate) idle: IdleWatch,
+    /// What the last walk over the scopes found (nothing due, or a backlog of plans more than a
+    /// tick can claim) while it holds: ticks then need not walk.
+    pub(crate) last_walk: LastWalk,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -341,31 +341,35 @@ async fn sweep_plan_claim(
     // Due plans borrow the tick's scopes: a plan becomes a `PlanClaim` (a copy of its scope, a
     // fresh id and token) only when it is chosen for this tick's claims, so a burst of a
     // million due scopes is not copied on every tick that claims 16,000 of them.
-    let mut due: Vec<(Cow<'_, Scope>, DateTime<Utc>)> = Vec::with_capacity(retries.len());
+    let mut due: Vec<(Source<'_>, DateTime<Utc>)> = Vec::with_capacity(retries.len());
     // Retries queued this tick, so a plan that is both retried and planned is claimed once.
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
     for (scope, plan_time) in retries {
         if queued.insert((scope.clone(), plan_time)) {
-            due.push((Cow::Owned(scope), plan_time));
+            due.push((Source::Owned(scope), plan_time));
         }
     }
 
     // Plans held back by the last claim come next (they are older than anything new).
     for (scope, plan_time) in std::mem::take(&mut job.held) {
         if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
-            due.push((Cow::Owned(scope), plan_time));
+            due.push((Source::Owned(scope), plan_time));
         }
     }
+    // What one tick's claim rounds can send.
+    let room = (MAX_CLAIM_ROUNDS * CLAIM_BATCH).saturating_sub(due.len());
 
     let max_plans = spec.catch_up.max_plans_per_tick();
     // Plans of one scope are distinct, so only a clash with a retry needs checking.
-    let mut add = plan_adder(|scope, plans: Vec<DateTime<Utc>>| {
+    let mut add = plan_adder(|source, plans: Vec<DateTime<Utc>>| {
         for plan_time in plans {
-            if queued.is_empty() || !queued.contains(&(scope.clone().into_owned(), plan_time)) {
-                due.push((scope.clone(), plan_time));
+            if queued.is_empty() || !queued.contains(&(source.scope().clone(), plan_time)) {
+                due.push((source.clone(), plan_time));
             }
         }
     });
+    // The walk over the scopes this tick made, if it made one: `(found, next due)`.
+    let mut walked: Option<(usize, Option<DateTime<Utc>>)> = None;
     match (&spec.planner, calendar.as_mut()) {
         (Some(hook), _) => {
             let inputs = scopes
@@ -381,7 +385,7 @@ async fn sweep_plan_claim(
                         match answer {
                             Ok(plans) => {
                                 let eligible = eligible - delta(offset_of(&scope));
-                                add(Cow::Owned(scope), hook_plans(plans, eligible, max_plans))
+                                add(Source::Owned(scope), hook_plans(plans, eligible, max_plans))
                             }
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
@@ -402,20 +406,22 @@ async fn sweep_plan_claim(
             }
         }
         (None, Some(calendar)) => {
-            // Nothing was due at the last walk, and no scope's next plan has come due since:
-            // nothing is due now either, and the walk is skipped (`plan/idle.rs`).
-            let next_due = match job.idle.still_idle(&scopes, pauses, eligible) {
-                Some(next_due) => next_due,
+            // The last walk still holds (same scopes and pauses, no scope's next plan due since):
+            // nothing is due but the rest of its backlog, and the scopes are not walked again
+            // (`plan/last_walk.rs`).
+            let next_due = match job.last_walk.resume(&scopes, pauses, eligible, room) {
+                Some(resumed) => {
+                    for (i, plan_time) in resumed.plans {
+                        add(Source::Listed(i, &scopes[i]), vec![plan_time]);
+                    }
+                    resumed.next_due
+                }
                 None => {
                     let walk =
-                        walk_scopes(calendar, &scopes, pauses, newest, &offset_of, |s, p| {
-                            add(Cow::Borrowed(s), p)
+                        walk_scopes(calendar, &scopes, pauses, newest, &offset_of, |i, p| {
+                            add(Source::Listed(i, &scopes[i]), p)
                         });
-                    if walk.found == 0 {
-                        job.idle.walked_idle(&scopes, pauses, walk.next_due);
-                    } else {
-                        job.idle.forget();
-                    }
+                    walked = Some((walk.found, walk.next_due));
                     if !walk.skips.is_empty()
                         && let Some(schedule) = spec.schedule.as_ref()
                     {
@@ -433,14 +439,25 @@ async fn sweep_plan_claim(
     tick.report.planned += due.len();
     // Oldest plans first across scopes, in random order among equals: a runner short of slots
     // serves every scope in turn, and replicas ticking together try different scopes first.
-    // Only as many as the claim rounds can send are chosen (`plan::first_for_claim`).
-    let planned = due.len();
-    let due: Vec<PlanClaim> = first_for_claim(due, MAX_CLAIM_ROUNDS * CLAIM_BATCH, |plan| plan.1)
+    claim_order(&mut due, |plan| plan.1);
+    // Only as many as the claim rounds can send become claims; the rest wait for the next
+    // ticks: the walk's plans as its backlog, the others as held plans.
+    let left_out = due.len().saturating_sub(MAX_CLAIM_ROUNDS * CLAIM_BATCH);
+    let mut backlog = Vec::new();
+    for (source, plan_time) in due.drain(due.len() - left_out..) {
+        match source {
+            Source::Listed(i, _) => backlog.push((i, plan_time)),
+            Source::Owned(scope) => job.held.push((scope, plan_time)),
+        }
+    }
+    if let Some((found, next_due)) = walked {
+        job.last_walk
+            .walked(&scopes, pauses, next_due, found, backlog);
+    }
+    let due: Vec<PlanClaim> = due
         .into_iter()
-        .map(|(scope, plan_time)| PlanClaim::new(scope.into_owned(), plan_time))
+        .map(|(source, plan_time)| PlanClaim::new(source.into_scope(), plan_time))
         .collect();
-    // Due plans this tick cannot reach (more than its claim rounds hold): the next tick.
-    let left_out = planned - due.len();
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
     // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
     // slots would all send the same first plans every tick and leave the others to starve.
@@ -498,6 +515,8 @@ async fn sweep_plan_claim(
             Ok(outcome) => outcome,
             Err(error) => {
                 env.free.set(env.free.get() + take);
+                // Plans handed out were not all sent: the next tick walks and finds them.
+                job.last_walk.forget();
                 return Err(error);
             }
         };
@@ -535,6 +554,10 @@ async fn sweep_plan_claim(
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
     }
+    if !pending.is_empty() {
+        // Plans handed out were not all sent: the next tick walks and finds them.
+        job.last_walk.forget();
+    }
     tick.report.deferred += pending.len() + left_out;
     if (!pending.is_empty() || left_out > 0) && env.free.get() > 0 && !env.stopping.get() {
         // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
@@ -546,9 +569,34 @@ async fn sweep_plan_claim(
     Ok(())
 }
 
+/// Where a due plan's scope comes from.
+#[derive(Debug, Clone)]
+enum Source<'s> {
+    /// The tick's scopes, at this index: borrowed until the plan is chosen for a claim.
+    Listed(usize, &'s Scope),
+    /// A retry, a held plan or the planner hook's answer.
+    Owned(Scope),
+}
+
+impl Source<'_> {
+    fn scope(&self) -> &Scope {
+        match self {
+            Source::Listed(_, scope) => scope,
+            Source::Owned(scope) => scope,
+        }
+    }
+
+    fn into_scope(self) -> Scope {
+        match self {
+            Source::Listed(_, scope) => scope.clone(),
+            Source::Owned(scope) => scope,
+        }
+    }
+}
+
 /// Ties the due-plan closure's scopes to one lifetime (the tick's scopes), which a closure's
 /// own signature cannot name.
-fn plan_adder<'s, F: FnMut(Cow<'s, Scope>, Vec<DateTime<Utc>>)>(add: F) -> F {
+fn plan_adder<'s, F: FnMut(Source<'s>, Vec<DateTime<Utc>>)>(add: F) -> F {
     add
 }
 
@@ -589,21 +637,24 @@ struct Walk {
 }
 
 /// Plans every scope that runs under `pauses` from its newest known plan, handing each
-/// scope's due plans to `add`.
-fn walk_scopes<'s>(
+/// scope's due plans to `add` with the scope's index.
+fn walk_scopes(
     calendar: &mut TickPlans<'_>,
-    scopes: &'s [Scope],
+    scopes: &[Scope],
     pauses: &PauseSet,
     newest: &NewestPlans,
     offset_of: &impl Fn(&Scope) -> Duration,
-    mut add: impl FnMut(&'s Scope, Vec<DateTime<Utc>>),
+    mut add: impl FnMut(usize, Vec<DateTime<Utc>>),
 ) -> Walk {
     let mut walk = Walk {
         found: 0,
         next_due: None,
         skips: SkipCollector::default(),
     };
-    for scope in scopes.iter().filter(|scope| pauses.runs(scope)) {
+    for (i, scope) in scopes.iter().enumerate() {
+        if !pauses.runs(scope) {
+            continue;
+        }
         let known = newest.get(scope);
         let offset = offset_of(scope);
         let (plans, due) = calendar.scope(offset, known);
@@ -613,7 +664,9 @@ fn walk_scopes<'s>(
             walk.skips.note(scope, skip);
         }
         walk.found += plans.len();
-        add(scope, plans);
+        if !plans.is_empty() {
+            add(i, plans);
+        }
         if let Some(due) = due {
             walk.next_due = Some(walk.next_due.map_or(due, |d| d.min(due)));
         }
