@@ -7,11 +7,10 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use cronlease::prelude::*;
-use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
 
 /// The schedules measured: a cadence, a cron pattern in a time zone, the same with stagger.
 #[derive(Clone, Copy)]
@@ -44,34 +43,7 @@ impl Kind {
 async fn idle_scheduler(store: Arc<dyn Store>, scopes: usize, job: &str, kind: Kind) -> Scheduler {
     let schedule = kind.schedule();
     let latest = schedule.latest_plan(store.db_now().await.unwrap()).unwrap();
-    let plans: Vec<_> = support::scopes(scopes)
-        .into_iter()
-        .map(|s| PlanClaim::new(s, latest))
-        .collect();
-    for chunk in plans.chunks(5000) {
-        let claimed = store
-            .execution_claim(&ClaimRequest {
-                job,
-                max_attempts: 3,
-                runner_id: "seed",
-                stale_timeout: Duration::from_secs(3600),
-                allow_stale_reentry: true,
-                steal_not_after: None,
-                plans: chunk.to_vec(),
-            })
-            .await
-            .unwrap();
-        let writes: Vec<_> = claimed
-            .iter()
-            .map(|c| SuccessWrite {
-                lease: c.lease,
-                duration_ms: 1,
-                rows_affected: 0,
-                result: "{}".into(),
-            })
-            .collect();
-        store.execution_finish_success(&writes).await.unwrap();
-    }
+    support::seed_succeeded(&*store, job, &support::scopes(scopes), latest).await;
     let mut spec = JobSpec::builder(job).schedule(schedule);
     if let Kind::CronStagger = kind {
         spec = spec.stagger("10m");

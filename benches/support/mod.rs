@@ -601,6 +601,46 @@ pub async fn burst(
     }
 }
 
+/// Records a SUCCESS row of `job` at `plan_time` for every scope, in statements of 2,000: the
+/// history of a job whose latest plan already ran.
+pub async fn seed_succeeded(
+    store: &dyn Store,
+    job: &str,
+    scopes: &[Scope],
+    latest: chrono::DateTime<Utc>,
+) {
+    for chunk in scopes.chunks(2_000) {
+        let claimed = store
+            .execution_claim(&ClaimRequest {
+                job,
+                max_attempts: 3,
+                runner_id: "seed",
+                stale_timeout: Duration::from_secs(3600),
+                allow_stale_reentry: true,
+                steal_not_after: None,
+                plans: chunk
+                    .iter()
+                    .map(|s| PlanClaim::new(s.clone(), latest))
+                    .collect(),
+            })
+            .await
+            .expect("seed claim");
+        let writes: Vec<SuccessWrite> = claimed
+            .iter()
+            .map(|c| SuccessWrite {
+                lease: c.lease,
+                duration_ms: 1,
+                rows_affected: 0,
+                result: "{}".into(),
+            })
+            .collect();
+        store
+            .execution_finish_success(&writes)
+            .await
+            .expect("seed success");
+    }
+}
+
 /// What one run of [`idle`] measured.
 #[derive(Debug, Clone)]
 pub struct IdleRun {
@@ -641,36 +681,7 @@ pub async fn idle(
         store.db_now().await.expect("clock"),
         Duration::from_secs(3600),
     );
-    for chunk in scope_list.chunks(2_000) {
-        let claimed = store
-            .execution_claim(&ClaimRequest {
-                job,
-                max_attempts: 3,
-                runner_id: "seed",
-                stale_timeout: Duration::from_secs(3600),
-                allow_stale_reentry: true,
-                steal_not_after: None,
-                plans: chunk
-                    .iter()
-                    .map(|s| PlanClaim::new(s.clone(), latest))
-                    .collect(),
-            })
-            .await
-            .expect("seed claim");
-        let writes: Vec<SuccessWrite> = claimed
-            .iter()
-            .map(|c| SuccessWrite {
-                lease: c.lease,
-                duration_ms: 1,
-                rows_affected: 0,
-                result: "{}".into(),
-            })
-            .collect();
-        store
-            .execution_finish_success(&writes)
-            .await
-            .expect("seed success");
-    }
+    seed_succeeded(&*store, job, &scope_list, latest).await;
     let seeded_in = seeding.elapsed();
     let measured = reset_peak_rss();
     let baseline_rss_mb = peak_rss_mb();

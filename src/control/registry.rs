@@ -541,6 +541,14 @@ mod tests {
 
     /// Every setting given, so a change of a builder default does not move the pinned hash.
     fn pinned_spec() -> JobSpec {
+        pinned_builder()
+            .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(0)) })
+            .build()
+            .unwrap()
+    }
+
+    /// [`pinned_spec`]'s settings, before its handler.
+    fn pinned_builder() -> crate::spec::JobSpecBuilder {
         JobSpec::builder("report")
             .every("5m")
             .max_attempts(3)
@@ -554,9 +562,6 @@ mod tests {
             .heartbeat_interval(Duration::from_secs(10))
             .allow_stale_reentry(true)
             .supersede_failed(false)
-            .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(0)) })
-            .build()
-            .unwrap()
     }
 
     const PINNED_DESCRIPTION: &str = "\
@@ -603,21 +608,8 @@ supersede_failed=false
     #[test]
     fn settings_added_later_change_the_hash_only_away_from_their_defaults() {
         let with = |f: fn(crate::spec::JobSpecBuilder) -> crate::spec::JobSpecBuilder| {
-            let builder = JobSpec::builder("report")
-                .every("5m")
-                .max_attempts(3)
-                .backoff(Backoff::exponential(
-                    Duration::from_secs(30),
-                    2.0,
-                    Duration::from_secs(600),
-                ))
-                .run_timeout(Duration::from_secs(60))
-                .stale_timeout(Duration::from_secs(120))
-                .heartbeat_interval(Duration::from_secs(10))
-                .allow_stale_reentry(true)
-                .supersede_failed(false);
             JobDescription::of(
-                &f(builder)
+                &f(pinned_builder())
                     .handler(|_ctx: JobContext| async { Ok(JobOutput::rows(0)) })
                     .build()
                     .unwrap(),
