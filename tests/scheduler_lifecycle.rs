@@ -406,3 +406,36 @@ on_every_backend! {
         auto.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn a_burst_larger_than_the_slots_runs_whole_each_plan_once(db: TestDb) {
+        // 17,000 scopes due, 5,000 slots: each tick starts what the slots allow; the plans it
+        // could not send wait for the next ticks, none lost and none run twice.
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .max_concurrent_executions(5_000)
+            .job(JobSpec::builder("slots").every("1h").scopes(tenants(17_000)).handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        // How many each tick starts depends on how many attempts end while it claims; what
+        // it could not send is offered by the next ticks, until a tick finds nothing due.
+        let mut reports = Vec::new();
+        loop {
+            let report = s.tick_now().await.unwrap();
+            reports.push((report.planned, report.won, report.deferred));
+            if report.planned == 0 || reports.len() == 30 {
+                break;
+            }
+            s.wait_idle(Duration::from_secs(60)).await;
+        }
+        assert_eq!(reports[0].0, 17_000, "{reports:?}");
+        assert_eq!(reports.last().unwrap().0, 0, "{reports:?}");
+        assert_eq!(reports.iter().map(|r| r.1).sum::<usize>(), 17_000, "{reports:?}");
+        let rows = settled(&*db.store, "slots", 17_000).await;
+        assert_eq!(rows.len(), 17_000);
+        assert!(rows.iter().all(|r| r.status == Status::Success && r.attempt == 1));
+        assert_eq!(runs.len(), 17_000, "each plan ran once");
+        s.shutdown().await;
+    }
+}

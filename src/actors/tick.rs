@@ -454,6 +454,14 @@ async fn sweep_plan_claim(
         job.last_walk
             .walked(&scopes, pauses, next_due, found, backlog);
     }
+    // Each claim's index in the scopes when it came from the walk, to give back unsent.
+    let listed: Vec<Option<usize>> = due
+        .iter()
+        .map(|(source, _)| match source {
+            Source::Listed(i, _) => Some(*i),
+            Source::Owned(_) => None,
+        })
+        .collect();
     let due: Vec<PlanClaim> = due
         .into_iter()
         .map(|(source, plan_time)| PlanClaim::new(source.into_scope(), plan_time))
@@ -555,8 +563,17 @@ async fn sweep_plan_claim(
         start_claimed(env, &job.shared, claimed);
     }
     if !pending.is_empty() {
-        // Plans handed out were not all sent: the next tick walks and finds them.
-        job.last_walk.forget();
+        // Not sent (no free slot, shutdown): the walk's plans go back to the front of its
+        // backlog, the others are held for the next tick.
+        let sent = due.len() - pending.len();
+        let mut back = Vec::new();
+        for (plan, index) in pending.iter().zip(&listed[sent..]) {
+            match index {
+                Some(i) => back.push((*i, plan.plan_time)),
+                None => job.held.push((plan.scope.clone(), plan.plan_time)),
+            }
+        }
+        job.last_walk.give_back(back);
     }
     tick.report.deferred += pending.len() + left_out;
     if (!pending.is_empty() || left_out > 0) && env.free.get() > 0 && !env.stopping.get() {

@@ -44,8 +44,11 @@ struct Walk {
     /// The earliest moment a scope's next plan comes due, compared with `db_now -
     /// schedule_delay`; `None`: no scope has a later plan.
     next_due: Option<DateTime<Utc>>,
+    /// Whether the walk found plans due: once its backlog is spent, the next tick walks again
+    /// (catch-up may have more); a walk that found none stays the idle answer.
+    found_due: bool,
     /// Due plans found and not yet handed out, in claim order, as `(index in the scopes, plan
-    /// time)`; from `next` on. Empty for a walk that found nothing due.
+    /// time)`; from `next` on.
     backlog: Vec<(usize, DateTime<Utc>)>,
     next: usize,
 }
@@ -102,7 +105,12 @@ impl LastWalk {
         }
         let walk = self.walk.as_mut()?;
         let next_due = walk.next_due;
-        if walk.backlog.is_empty() {
+        if walk.next == walk.backlog.len() {
+            if walk.found_due {
+                // The backlog is spent: walk again (catch-up may have more plans due).
+                self.walk = None;
+                return None;
+            }
             return Some(Resumed {
                 next_due,
                 plans: Vec::new(),
@@ -111,16 +119,12 @@ impl LastWalk {
         let end = walk.backlog.len().min(walk.next.saturating_add(room));
         let plans = walk.backlog[walk.next..end].to_vec();
         walk.next = end;
-        if end == walk.backlog.len() {
-            // All handed out: the next tick walks again (catch-up may have more plans due).
-            self.walk = None;
-        }
         Some(Resumed { next_due, plans })
     }
 
     /// Records a walk over `scopes` under `pauses`: `found` plans were due, `backlog` of them
     /// (in claim order) were left for later ticks, and the first scope's next plan comes due at
-    /// `next_due`. A walk that found plans and left none is not kept: the next tick walks.
+    /// `next_due`.
     pub(crate) fn walked(
         &mut self,
         scopes: &Arc<[Scope]>,
@@ -129,10 +133,6 @@ impl LastWalk {
         found: usize,
         backlog: Vec<(usize, DateTime<Utc>)>,
     ) {
-        if found > 0 && backlog.is_empty() {
-            self.walk = None;
-            return;
-        }
         // The caller holds one reference; another means the list outlives this tick anyway.
         let scopes = if Arc::strong_count(scopes) > 1 {
             Seen::Shared(scopes.clone())
@@ -143,12 +143,29 @@ impl LastWalk {
             scopes,
             pauses: pauses.clone(),
             next_due,
+            found_due: found > 0,
             backlog,
             next: 0,
         });
     }
 
-    /// Forgets the last walk (plans handed out were not all sent): the next tick walks.
+    /// Puts plans handed out but not sent (no free slot this tick) back at the front of the
+    /// backlog, in their order. Without a walk to put them in, they are found by the next walk
+    /// (they have no row).
+    pub(crate) fn give_back(&mut self, plans: Vec<(usize, DateTime<Utc>)>) {
+        if plans.is_empty() {
+            return;
+        }
+        if let Some(walk) = self.walk.as_mut() {
+            let mut backlog = plans;
+            backlog.extend_from_slice(&walk.backlog[walk.next..]);
+            walk.backlog = backlog;
+            walk.next = 0;
+            walk.found_due = true;
+        }
+    }
+
+    /// Forgets the last walk: the next tick walks.
     pub(crate) fn forget(&mut self) {
         self.walk = None;
     }
@@ -199,7 +216,11 @@ mod tests {
         last.walked(&scopes, &pauses, Some(at(10)), 0, Vec::new());
         assert_eq!(last.resume(&scopes, &pauses, at(0), 10), idle(Some(at(10))));
         last.walked(&scopes, &pauses, Some(at(10)), 3, Vec::new());
-        assert_eq!(last.resume(&scopes, &pauses, at(0), 10), None);
+        assert_eq!(
+            last.resume(&scopes, &pauses, at(0), 10),
+            None,
+            "walk again: catch-up may have more"
+        );
         last.walked(&scopes, &pauses, Some(at(10)), 0, Vec::new());
         last.forget();
         assert_eq!(last.resume(&scopes, &pauses, at(0), 10), None);
@@ -256,6 +277,36 @@ mod tests {
             None,
             "drained: walk again"
         );
+    }
+
+    #[test]
+    fn plans_given_back_come_first_and_keep_the_walk_going() {
+        let mut last = LastWalk::default();
+        let scopes = tenants(5);
+        let pauses = PauseSet::default();
+        let backlog: Vec<(usize, DateTime<Utc>)> = (0..4).map(|i| (i, at(i as u32))).collect();
+        last.walked(&scopes, &pauses, Some(at(30)), 6, backlog.clone());
+        let handed = last.resume(&scopes, &pauses, at(20), 3).unwrap().plans;
+        assert_eq!(handed, backlog[..3]);
+        // One slot was free: the last two were not sent.
+        last.give_back(handed[1..].to_vec());
+        let again = last.resume(&scopes, &pauses, at(20), 10).unwrap().plans;
+        assert_eq!(again, [backlog[1], backlog[2], backlog[3]]);
+        // A walk that found nothing due and got plans back (a tick's own) hands them out too.
+        last.walked(&scopes, &pauses, Some(at(30)), 0, Vec::new());
+        last.give_back(vec![(2, at(0))]);
+        assert_eq!(
+            last.resume(&scopes, &pauses, at(20), 10).unwrap().plans,
+            [(2, at(0))]
+        );
+        assert_eq!(
+            last.resume(&scopes, &pauses, at(20), 10),
+            None,
+            "then walks"
+        );
+        // Without a walk, nothing is kept: the next walk finds them.
+        last.give_back(vec![(2, at(0))]);
+        assert_eq!(last.resume(&scopes, &pauses, at(20), 10), None);
     }
 
     #[test]
