@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
+use uuid::Uuid;
 
 use super::Runtime;
 use super::executor::{Executor, JobShared};
@@ -346,14 +347,14 @@ async fn sweep_plan_claim(
     let mut queued: HashSet<(Scope, DateTime<Utc>)> = HashSet::new();
     for (scope, plan_time) in retries {
         if queued.insert((scope.clone(), plan_time)) {
-            due.push((Source::Owned(scope), plan_time));
+            due.push((Source::Owned(scope, due.len()), plan_time));
         }
     }
 
     // Plans held back by the last claim come next (they are older than anything new).
     for (scope, plan_time) in std::mem::take(&mut job.held) {
         if pauses.runs(&scope) && queued.insert((scope.clone(), plan_time)) {
-            due.push((Source::Owned(scope), plan_time));
+            due.push((Source::Owned(scope, due.len()), plan_time));
         }
     }
     // What one tick's claim rounds can send.
@@ -364,7 +365,7 @@ async fn sweep_plan_claim(
     let mut add = plan_adder(|source, plans: Vec<DateTime<Utc>>| {
         for plan_time in plans {
             if queued.is_empty() || !queued.contains(&(source.scope().clone(), plan_time)) {
-                due.push((source.clone(), plan_time));
+                due.push((source.found_at(due.len()), plan_time));
             }
         }
     });
@@ -385,7 +386,10 @@ async fn sweep_plan_claim(
                         match answer {
                             Ok(plans) => {
                                 let eligible = eligible - delta(offset_of(&scope));
-                                add(Source::Owned(scope), hook_plans(plans, eligible, max_plans))
+                                add(
+                                    Source::Owned(scope, 0),
+                                    hook_plans(plans, eligible, max_plans),
+                                )
                             }
                             Err(error) => {
                                 tracing::warn!(job = %spec.name, %scope, %error, "planner hook failed; scope skipped this tick");
@@ -447,7 +451,7 @@ async fn sweep_plan_claim(
     for (source, plan_time) in due.drain(due.len() - left_out..) {
         match source {
             Source::Listed(i, _) => backlog.push((i, plan_time)),
-            Source::Owned(scope) => job.held.push((scope, plan_time)),
+            Source::Owned(scope, _) => job.held.push((scope, plan_time)),
         }
     }
     if let Some((found, next_due)) = walked {
@@ -459,12 +463,26 @@ async fn sweep_plan_claim(
         .iter()
         .map(|(source, _)| match source {
             Source::Listed(i, _) => Some(*i),
-            Source::Owned(_) => None,
+            Source::Owned(..) => None,
         })
         .collect();
+    // Ids (UUID v7, in creation order) follow the order the plans were found, not the shuffled
+    // claim order: rows of one plan time list in the order of the scopes.
+    let mut found_order: Vec<usize> = (0..due.len()).collect();
+    found_order.sort_by_key(|&k| (due[k].0.found_key(), due[k].1));
+    let mut ids = vec![Uuid::nil(); due.len()];
+    for k in found_order {
+        ids[k] = Uuid::now_v7();
+    }
     let due: Vec<PlanClaim> = due
         .into_iter()
-        .map(|(source, plan_time)| PlanClaim::new(source.into_scope(), plan_time))
+        .zip(ids)
+        .map(|((source, plan_time), id)| PlanClaim {
+            scope: source.into_scope(),
+            plan_time,
+            id,
+            token: Uuid::new_v4(),
+        })
         .collect();
     // Claim until the free slots are used. Plans another runner holds come back conflicted and
     // use no slot, so the next ones are tried in the same tick: otherwise replicas short of
@@ -591,22 +609,39 @@ async fn sweep_plan_claim(
 enum Source<'s> {
     /// The tick's scopes, at this index: borrowed until the plan is chosen for a claim.
     Listed(usize, &'s Scope),
-    /// A retry, a held plan or the planner hook's answer.
-    Owned(Scope),
+    /// A retry, a held plan or the planner hook's answer, with the position it was found at.
+    Owned(Scope, usize),
 }
 
 impl Source<'_> {
     fn scope(&self) -> &Scope {
         match self {
             Source::Listed(_, scope) => scope,
-            Source::Owned(scope) => scope,
+            Source::Owned(scope, _) => scope,
+        }
+    }
+
+    /// This source for a plan found at position `at` of the tick's due plans.
+    fn found_at(&self, at: usize) -> Self {
+        match self {
+            Source::Listed(i, scope) => Source::Listed(*i, scope),
+            Source::Owned(scope, _) => Source::Owned(scope.clone(), at),
+        }
+    }
+
+    /// The order plans were found in: retries, held plans and the hook's answers as found,
+    /// then the scopes' plans in the order of the scopes.
+    fn found_key(&self) -> (bool, usize) {
+        match self {
+            Source::Owned(_, at) => (false, *at),
+            Source::Listed(i, _) => (true, *i),
         }
     }
 
     fn into_scope(self) -> Scope {
         match self {
             Source::Listed(_, scope) => scope.clone(),
-            Source::Owned(scope) => scope,
+            Source::Owned(scope, _) => scope,
         }
     }
 }
