@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use cronlease::store::{ClaimRequest, Claimed, PgStore, PlanClaim, SuccessWrite};
+use cronlease::store::{ClaimRequest, Claimed, PgStore, PlanClaim};
 use cronlease::{ClaimGuard, OverlapPolicy, SqliteStore, Store};
 
 /// Plans per measured claim and completion.
@@ -191,15 +191,7 @@ async fn claim(store: &Arc<dyn Store>, plan_time: DateTime<Utc>) -> (Vec<Claimed
 
 /// Records success for every claim in one call; returns the time it took.
 async fn finish(store: &Arc<dyn Store>, claimed: &[Claimed]) -> Duration {
-    let writes: Vec<SuccessWrite> = claimed
-        .iter()
-        .map(|c| SuccessWrite {
-            lease: c.lease,
-            duration_ms: 1,
-            rows_affected: 0,
-            result: "{}".into(),
-        })
-        .collect();
+    let writes = support::success_writes(claimed);
     let started = Instant::now();
     let written = store
         .execution_finish_success(&writes)

@@ -117,6 +117,16 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 /// The page's visible text.
+/// Asserts the page holds no `<script>` element: what a hostile value would become if it were
+/// rendered as markup.
+async fn assert_no_script(client: &Client, why: &str) {
+    let scripts = client
+        .find_all(Locator::Css("script"))
+        .await
+        .expect("scripts");
+    assert!(scripts.is_empty(), "{why}");
+}
+
 async fn text(client: &Client) -> String {
     client
         .find(Locator::Css("body"))
@@ -263,14 +273,7 @@ async fn the_dashboard_works_in_a_real_browser_sqlite() {
             "the job page lists tenant {tenant}: {page}"
         );
     }
-    let scripts = client
-        .find_all(Locator::Css("script"))
-        .await
-        .expect("scripts");
-    assert!(
-        scripts.is_empty(),
-        "a hostile scope id stays text, never markup"
-    );
+    assert_no_script(&client, "a hostile scope id stays text, never markup").await;
     screenshot(&client, "job").await;
 
     // Executions with a filter.
@@ -298,14 +301,7 @@ async fn the_dashboard_works_in_a_real_browser_sqlite() {
         page.contains(&format!("the target rejected {HOSTILE}")),
         "{page}"
     );
-    let scripts = client
-        .find_all(Locator::Css("script"))
-        .await
-        .expect("scripts");
-    assert!(
-        scripts.is_empty(),
-        "a hostile error message stays text, never markup"
-    );
+    assert_no_script(&client, "a hostile error message stays text, never markup").await;
     screenshot(&client, "execution").await;
 
     // Dead letters: replay the export plan by clicking its button.

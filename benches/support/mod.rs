@@ -625,20 +625,24 @@ pub async fn seed_succeeded(
             })
             .await
             .expect("seed claim");
-        let writes: Vec<SuccessWrite> = claimed
-            .iter()
-            .map(|c| SuccessWrite {
-                lease: c.lease,
-                duration_ms: 1,
-                rows_affected: 0,
-                result: "{}".into(),
-            })
-            .collect();
         store
-            .execution_finish_success(&writes)
+            .execution_finish_success(&success_writes(&claimed))
             .await
             .expect("seed success");
     }
+}
+
+/// A success of 1 ms with an empty result for every claim.
+pub fn success_writes(claimed: &[cronlease::store::Claimed]) -> Vec<SuccessWrite> {
+    claimed
+        .iter()
+        .map(|c| SuccessWrite {
+            lease: c.lease,
+            duration_ms: 1,
+            rows_affected: 0,
+            result: "{}".into(),
+        })
+        .collect()
 }
 
 /// What one run of [`idle`] measured.
