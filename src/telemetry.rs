@@ -16,11 +16,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
 };
 use uuid::Uuid;
 
@@ -339,7 +339,12 @@ pub(crate) fn claims(job: &Arc<str>, outcome: &'static str, n: u64) {
 }
 
 pub(crate) fn execution(job: &Arc<str>, outcome: &'static str, code: &'static str) {
-    counter!(EXECUTIONS, "job" => job.clone(), "outcome" => outcome, "code" => code).increment(1);
+    executions(job, outcome, code, 1);
+}
+
+/// `n` attempts of one job ended the same way: one registration for all of them.
+pub(crate) fn executions(job: &Arc<str>, outcome: &'static str, code: &'static str, n: u64) {
+    counter!(EXECUTIONS, "job" => job.clone(), "outcome" => outcome, "code" => code).increment(n);
 }
 
 pub(crate) fn retry(job: &Arc<str>, attempt: u32) {
@@ -382,12 +387,16 @@ pub(crate) fn db_gave_up(operation: &'static str) {
     counter!(DB_GAVE_UP, "operation" => operation).increment(1);
 }
 
-pub(crate) fn handler_duration(job: &Arc<str>, d: Duration) {
-    histogram!(HANDLER_DURATION, "job" => job.clone()).record(d.as_secs_f64());
+/// The job's handler-duration histogram. Registering builds and hashes the labels, so a batch of
+/// attempts of one job registers once and records each into the handle.
+pub(crate) fn handler_durations(job: &Arc<str>) -> Histogram {
+    histogram!(HANDLER_DURATION, "job" => job.clone())
 }
 
-pub(crate) fn start_lag(job: &Arc<str>, seconds: f64) {
-    histogram!(START_LAG, "job" => job.clone()).record(seconds);
+/// The job's start-lag histogram, registered once per claim statement (see
+/// [`handler_durations`]).
+pub(crate) fn start_lags(job: &Arc<str>) -> Histogram {
+    histogram!(START_LAG, "job" => job.clone())
 }
 
 pub(crate) fn running(n: usize) {

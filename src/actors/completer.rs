@@ -3,11 +3,14 @@
 //! An Executor hands over its attempt's outcome (`Record`) and stops; from then on the Completer
 //! owns it. It gathers fenced terminal writes and flushes them as one statement for successes and
 //! one for failures, when `max_batch` writes are waiting or `linger` after the first one,
-//! whichever comes first. A flush that fails transiently is retried with the database backoff
-//! (the job's Heartbeat keeps the leases alive meanwhile, as they stay in its book). Once a batch
-//! is settled it counts and logs each outcome (written, or fenced out because the lease was
-//! lost), takes the leases out of their job's book and tells the Supervisor, in one message, which
-//! attempts ended, so their execution slots free up.
+//! whichever comes first. Each kind has at most one statement in flight: writes that arrive
+//! meanwhile wait for it and go out together as soon as it settles (group commit), so the batch
+//! grows with the database's latency instead of the statements queueing up behind each other,
+//! each committing a few rows. A flush that fails transiently is retried with the database
+//! backoff (the job's Heartbeat keeps the leases alive meanwhile, as they stay in its book). Once
+//! a batch is settled it counts and logs each outcome (written, or fenced out because the lease
+//! was lost), takes the leases out of their job's book and tells the Supervisor, in one message,
+//! which attempts ended, so their execution slots free up.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,10 +48,12 @@ pub(crate) struct Completer {
     flush_armed: Option<SpawnHandle>,
 }
 
-/// Writes waiting for a flush, each with what to report once it is settled.
+/// Writes waiting for a flush, each with what to report once it is settled, and whether a
+/// statement of this kind is in flight.
 struct Batch<W> {
     writes: Vec<W>,
     ended: Vec<Ended>,
+    in_flight: bool,
 }
 
 impl<W> Default for Batch<W> {
@@ -56,8 +61,38 @@ impl<W> Default for Batch<W> {
         Batch {
             writes: Vec::new(),
             ended: Vec::new(),
+            in_flight: false,
         }
     }
+}
+
+impl<W> Batch<W> {
+    /// The oldest `MAX_BATCH` waiting writes, to send now, unless a statement of this kind is
+    /// in flight (they go out when it settles).
+    fn take_sendable(&mut self) -> Option<(Vec<W>, Vec<Ended>)> {
+        if self.in_flight || self.writes.is_empty() {
+            return None;
+        }
+        self.in_flight = true;
+        let n = self.writes.len().min(MAX_BATCH);
+        if n == self.writes.len() {
+            return Some((
+                std::mem::take(&mut self.writes),
+                std::mem::take(&mut self.ended),
+            ));
+        }
+        Some((
+            self.writes.drain(..n).collect(),
+            self.ended.drain(..n).collect(),
+        ))
+    }
+}
+
+/// Which of the Completer's two batches.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Success,
+    Failure,
 }
 
 /// An attempt whose outcome is being recorded.
@@ -66,6 +101,8 @@ struct Ended {
     lease: Lease,
     plan_time: DateTime<Utc>,
     attempt: u32,
+    /// How long the handler ran.
+    ran: Duration,
     /// `None` for a success.
     failure: Option<FailureNote>,
 }
@@ -103,36 +140,41 @@ impl Completer {
         if let Some(handle) = self.flush_armed.take() {
             ctx.cancel_future(handle);
         }
-        let successes = std::mem::take(&mut self.successes);
-        self.write_batch(
-            ctx,
-            successes,
-            "execution_finish_success",
-            |store, writes| store.execution_finish_success(writes),
-        );
-        let failures = std::mem::take(&mut self.failures);
-        self.write_batch(
-            ctx,
-            failures,
-            "execution_finish_failure",
-            |store, writes| store.execution_finish_failure(writes),
-        );
+        self.send(Kind::Success, ctx);
+        self.send(Kind::Failure, ctx);
     }
 
-    /// Writes one batch with `write` (retried while the database fails transiently), then
-    /// settles every attempt in it.
+    /// Sends the waiting writes of one kind, unless one of its statements is in flight.
+    fn send(&mut self, kind: Kind, ctx: &mut Context<Self>) {
+        match kind {
+            Kind::Success => {
+                if let Some(batch) = self.successes.take_sendable() {
+                    self.write_batch(ctx, kind, batch, "execution_finish_success", |store, w| {
+                        store.execution_finish_success(w)
+                    });
+                }
+            }
+            Kind::Failure => {
+                if let Some(batch) = self.failures.take_sendable() {
+                    self.write_batch(ctx, kind, batch, "execution_finish_failure", |store, w| {
+                        store.execution_finish_failure(w)
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes one batch with `write` (retried while the database fails transiently), settles
+    /// every attempt in it, then sends what waited for it.
     fn write_batch<W: Send + Sync + 'static>(
         &mut self,
         ctx: &mut Context<Self>,
-        batch: Batch<W>,
+        kind: Kind,
+        (writes, ended): (Vec<W>, Vec<Ended>),
         operation: &'static str,
         write: WriteFn<W>,
     ) {
-        if batch.writes.is_empty() {
-            return;
-        }
         let (store, policy, ended_to) = (self.store.clone(), self.db_retry, self.ended_to.clone());
-        let Batch { writes, ended } = batch;
         let writes = Arc::new(writes);
         ctx.spawn(
             async move {
@@ -143,7 +185,15 @@ impl Completer {
                 .await;
                 settle(ended, written, &ended_to);
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |(), act, ctx| {
+                match kind {
+                    Kind::Success => act.successes.in_flight = false,
+                    Kind::Failure => act.failures.in_flight = false,
+                }
+                // What arrived meanwhile has waited at least as long as a linger.
+                act.send(kind, ctx);
+            }),
         );
     }
 }
@@ -153,16 +203,30 @@ fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<At
     let written = written.map(|ids| ids.into_iter().collect::<HashSet<Uuid>>());
     let mut leases = Vec::with_capacity(ended.len());
     let mut retries: HashMap<Arc<str>, Duration> = HashMap::new();
+    let mut run: Option<JobRun> = None;
     for attempt in ended {
-        match &written {
-            Ok(written) if written.contains(&attempt.lease.id) => {
-                attempt.note_written();
-                if let Some(retry_in) = attempt.failure.as_ref().and_then(|f| f.retry_in) {
-                    let job = attempt.job.spec.name.clone();
-                    let soonest = retries.entry(job).or_insert(retry_in);
-                    *soonest = (*soonest).min(retry_in);
+        let run = match &mut run {
+            Some(run) if Arc::ptr_eq(&run.job, &attempt.job) => run,
+            _ => {
+                if let Some(done) = run.take() {
+                    done.record();
                 }
+                run.insert(JobRun::new(&attempt.job))
             }
+        };
+        run.durations.record(attempt.ran.as_secs_f64());
+        match &written {
+            Ok(written) if written.contains(&attempt.lease.id) => match &attempt.failure {
+                None => run.succeeded(&attempt),
+                Some(failure) => {
+                    attempt.note_failure_written(failure);
+                    if let Some(retry_in) = failure.retry_in {
+                        let job = attempt.job.spec.name.clone();
+                        let soonest = retries.entry(job).or_insert(retry_in);
+                        *soonest = (*soonest).min(retry_in);
+                    }
+                }
+            },
             Ok(_) => attempt.note_fenced_out(),
             Err(error) => {
                 tracing::error!(%error, job = %attempt.job.spec.name, execution = %attempt.lease.id, "could not record the outcome; the lease will go stale and the plan re-run");
@@ -171,22 +235,53 @@ fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<At
         attempt.job.leases.untrack(attempt.lease);
         leases.push(attempt.lease);
     }
+    if let Some(done) = run {
+        done.record();
+    }
     ended_to.do_send(AttemptsEnded {
         leases,
         retries: retries.into_iter().collect(),
     });
 }
 
+/// The metrics of consecutive attempts of one job in a settled batch, recorded once for all of
+/// them: registering a metric builds and hashes its labels, which cost more than the count.
+struct JobRun {
+    job: Arc<JobShared>,
+    durations: metrics::Histogram,
+    successes: u64,
+    newest_success: Option<DateTime<Utc>>,
+}
+
+impl JobRun {
+    fn new(job: &Arc<JobShared>) -> Self {
+        JobRun {
+            job: job.clone(),
+            durations: telemetry::handler_durations(&job.spec.name),
+            successes: 0,
+            newest_success: None,
+        }
+    }
+
+    fn succeeded(&mut self, attempt: &Ended) {
+        self.successes += 1;
+        self.newest_success = self.newest_success.max(Some(attempt.plan_time));
+        tracing::debug!(job = %self.job.spec.name, execution = %attempt.lease.id, "execution succeeded");
+    }
+
+    fn record(self) {
+        let job = &self.job.spec.name;
+        if let Some(newest) = self.newest_success {
+            telemetry::executions(job, "success", "", self.successes);
+            telemetry::last_success(job, &self.job.last_success, newest);
+        }
+    }
+}
+
 impl Ended {
-    fn note_written(&self) {
+    fn note_failure_written(&self, failure: &FailureNote) {
         let job = &self.job.spec.name;
         let id = self.lease.id;
-        let Some(failure) = &self.failure else {
-            telemetry::execution(job, "success", "");
-            telemetry::last_success(job, &self.job.last_success, self.plan_time);
-            tracing::debug!(job = %job, execution = %id, "execution succeeded");
-            return;
-        };
         let (code, attempt, message) = (failure.code.as_str(), self.attempt, &failure.message);
         if failure.status == Status::Dead {
             telemetry::execution(job, "dead", code);
@@ -221,6 +316,8 @@ pub(crate) struct Record {
     /// The plan's time, for the last-success gauge.
     pub(crate) plan_time: DateTime<Utc>,
     pub(crate) attempt: u32,
+    /// How long the handler ran, for the handler-duration histogram.
+    pub(crate) ran: Duration,
     pub(crate) outcome: Outcome,
 }
 
@@ -240,6 +337,7 @@ impl Handler<Record> for Completer {
             job,
             plan_time,
             attempt,
+            ran,
             outcome,
         } = msg;
         match outcome {
@@ -249,6 +347,7 @@ impl Handler<Record> for Completer {
                     lease: write.lease,
                     plan_time,
                     attempt,
+                    ran,
                     failure: None,
                 });
                 self.successes.writes.push(write);
@@ -259,6 +358,7 @@ impl Handler<Record> for Completer {
                     lease: write.lease,
                     plan_time,
                     attempt,
+                    ran,
                     failure: Some(FailureNote {
                         status: write.status,
                         code,
@@ -269,6 +369,7 @@ impl Handler<Record> for Completer {
                 self.failures.writes.push(write);
             }
             Outcome::Discarded(lease) => {
+                telemetry::handler_durations(&job.spec.name).record(ran.as_secs_f64());
                 job.leases.untrack(lease);
                 self.ended_to.do_send(AttemptsEnded {
                     leases: vec![lease],

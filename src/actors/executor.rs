@@ -33,6 +33,7 @@ use super::retry_policy::Decide;
 use crate::execution::{ErrorCode, Status, capped_result, truncate_error_msg};
 use crate::handler::{AttemptLink, JobContext, JobError, JobOutput};
 use crate::retry::RetryDecision;
+use crate::scope::Scope;
 use crate::spec::JobSpec;
 use crate::store::{Claimed, FailureWrite, SuccessWrite};
 use crate::telemetry;
@@ -76,6 +77,8 @@ pub(crate) struct Executor {
     cancel_reason: Option<ErrorCode>,
     handler_task: Option<AbortHandle>,
     started: Instant,
+    /// How long the attempt ran, once it ended.
+    ran: Duration,
     finishing: bool,
     /// Claimed while the runner began shutting down: record `canceled` without running.
     cancelled_at_start: bool,
@@ -107,6 +110,7 @@ impl Executor {
             cancel_reason: None,
             handler_task: None,
             started: Instant::now(),
+            ran: Duration::ZERO,
             finishing: false,
             cancelled_at_start,
         }
@@ -119,20 +123,8 @@ impl Executor {
 
     fn start_handler(&mut self, ctx: &mut Context<Self>) {
         let spec = &self.job.spec;
-        let job_ctx = JobContext {
-            scope: self.claimed.scope.clone(),
-            plan_time: self.claimed.plan_time,
-            attempt: self.claimed.attempt,
-            max_attempts: self.claimed.max_attempts,
-            runner_id: self.rt.runner_id.clone(),
-            execution_id: self.claimed.lease.id,
-            cancel: self.cancel.clone(),
-            link: self.job.clone(),
-        };
-        let handler = spec.handler.clone();
-        let run_timeout = spec.run_timeout;
-        let claimed = &self.claimed;
-        // Events the handler logs carry the plan's identity; OpenTelemetry exports it as a span.
+        let claimed = &mut self.claimed;
+        // The span below is the last reader of the scope here: the handler's context takes it.
         let span = telemetry::execution_span(
             &spec.name,
             &claimed.scope,
@@ -141,6 +133,22 @@ impl Executor {
             claimed.attempt,
             &self.rt.runner_id,
         );
+        let scope = &mut claimed.scope;
+        let job_ctx = JobContext {
+            scope: Scope::new(
+                std::mem::take(&mut scope.kind),
+                std::mem::take(&mut scope.id),
+            ),
+            plan_time: claimed.plan_time,
+            attempt: claimed.attempt,
+            max_attempts: claimed.max_attempts,
+            runner_id: self.rt.runner_id.clone(),
+            execution_id: claimed.lease.id,
+            cancel: self.cancel.clone(),
+            link: self.job.clone(),
+        };
+        let handler = spec.handler.clone();
+        let run_timeout = spec.run_timeout;
         let task = self.rt.handlers.spawn(
             async move {
                 // Built inside the task, so a panic while building is caught like one while
@@ -183,8 +191,8 @@ impl Executor {
             task.abort();
         }
         let duration = self.started.elapsed();
+        self.ran = duration;
         let job = self.job.spec.name.clone();
-        telemetry::handler_duration(&job, duration);
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let lease = self.claimed.lease;
         let attempt = match (self.cancel_reason, attempt) {
@@ -275,6 +283,7 @@ impl Executor {
             job: self.job.clone(),
             plan_time: self.claimed.plan_time,
             attempt: self.claimed.attempt,
+            ran: self.ran,
             outcome,
         });
         ctx.stop();

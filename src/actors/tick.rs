@@ -743,8 +743,9 @@ pub(super) fn start_claimed(env: &TickEnv, job: &Arc<JobShared>, claimed: Vec<Cl
     // Shutdown began while the claim was in flight: hand the leases back unrun.
     let cancelled = env.stopping.get();
     let mut running = env.running.borrow_mut();
+    let lags = telemetry::start_lags(&job.spec.name);
     for claim in claimed {
-        let (lease, executor) = start_executor(env, job, claim, cancelled);
+        let (lease, executor) = start_executor(env, job, claim, cancelled, &lags);
         running.insert(lease, executor);
     }
     telemetry::running(running.len());
@@ -834,18 +835,20 @@ pub(super) fn count_claims(
     report.conflicted += conflicted as usize;
 }
 
-/// Books the lease of one claimed plan with the job's Heartbeat and starts its Executor.
+/// Books the lease of one claimed plan with the job's Heartbeat and starts its Executor;
+/// records its start lag into `lags`.
 fn start_executor(
     env: &TickEnv,
     job: &Arc<JobShared>,
     claimed: Claimed,
     cancelled: bool,
+    lags: &metrics::Histogram,
 ) -> (Lease, Addr<Executor>) {
     let spec = &job.spec;
     let lag = (claimed.started_at - claimed.plan_time - delta(spec.schedule_delay))
         .num_milliseconds() as f64
         / 1000.0;
-    telemetry::start_lag(&spec.name, lag.max(0.0));
+    lags.record(lag.max(0.0));
     let lease = claimed.lease;
     job.leases
         .track(lease, spec.run_timeout + spec.heartbeat_interval);
