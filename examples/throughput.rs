@@ -20,7 +20,8 @@
 //! - `--replicas N`: alternates one replica with N replicas (each its own scheduler, pool and
 //!   runner id) on one database; prints aggregate executions/s, conflicts per claimed plan,
 //!   deadlocks and each replica's share of the plans.
-//! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them), then
+//! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them, and run
+//!   on to the next minute's plans, due one by one, for the steady state's start lag), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
 //!   tick's time and allocations, and peak RSS.
 //! - `--idle`: a job of `--scopes` scopes whose latest plans all ran, in a scheduler started
@@ -391,8 +392,18 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
         support::percentile(&run.lags_ms, 50.0),
         support::percentile(&run.lags_ms, 99.0),
         support::percentile(&run.lags_ms, 100.0),
-        burst_allocations as f64 / args.scopes as f64
+        burst_allocations as f64 / (run.lags_ms.len() + run.steady_lags_ms.len()) as f64
     );
+    if !run.steady_lags_ms.is_empty() {
+        println!(
+            "steady state, the {} plans of the minute after the first tick's, due one by one \
+             over the window: start lag from due p50 {:.0} ms  p99 {:.0} ms  max {:.0} ms",
+            run.steady_lags_ms.len(),
+            support::percentile(&run.steady_lags_ms, 50.0),
+            support::percentile(&run.steady_lags_ms, 99.0),
+            support::percentile(&run.steady_lags_ms, 100.0),
+        );
+    }
     if idle_ticks > 0 {
         let ticks: Vec<String> = run
             .idle_ticks

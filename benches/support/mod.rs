@@ -468,8 +468,13 @@ pub struct BurstRun {
     /// From the first tick until every row is SUCCESS.
     pub all_success: Duration,
     /// Each handler's start minus the moment its plan came due (the first tick, or with
-    /// stagger its plan time plus the scope's offset, whichever is later), in ms, sorted.
+    /// stagger its plan time plus the scope's offset, whichever is later), in ms, sorted. With
+    /// stagger, the plans before the steady state's.
     pub lags_ms: Vec<f64>,
+    /// With stagger, the plans of the minute after the first tick's, which come due one by one
+    /// while the job runs (its steady state): each handler's start minus its plan time plus
+    /// the scope's offset, in ms, sorted.
+    pub steady_lags_ms: Vec<f64>,
     /// Ticks that found nothing due afterwards, each timed.
     pub idle_ticks: Vec<Duration>,
     /// Allocations and bytes allocated by the process during the idle ticks, as counted by the
@@ -490,7 +495,11 @@ pub struct BurstRun {
 /// cadence whose current plan has no row yet), ticked by hand back to back (as the runner does
 /// while due plans remain) until every plan has started, then until every row is SUCCESS; then
 /// `idle_ticks` ticks with nothing due. With `stagger`, a `1m` cadence spread over that window
-/// instead, started at a minute boundary and ticked every 5 ms until every plan has started.
+/// instead, started just after a minute boundary M and ticked every 5 ms (back to back while
+/// plans are claimed) until every scope's plan of M + 1 min has started: the job's first tick
+/// is a burst whatever the stagger (every scope's plan of the minute before M is due, and
+/// LatestOnly may take M's instead), so the plans of M + 1 min, due one by one over the window
+/// while the job runs, are its steady state.
 /// The scopes come from a provider (its calls counted). `allocations` reads the process's
 /// allocation counters (count, bytes), if it keeps any. `job` must be new.
 pub async fn burst(
@@ -505,6 +514,12 @@ pub async fn burst(
     let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
     let started_at: Arc<Mutex<Vec<Start>>> = Arc::new(Mutex::new(Vec::with_capacity(scopes_n)));
     let record = started_at.clone();
+    // With stagger: the first tick runs just after the next minute boundary M; the plans of
+    // M + 1 min come due one by one while the job runs (its steady state), counted here.
+    let next_minute_ms = (Utc::now().timestamp_millis().div_euclid(60_000) + 1) * 60_000;
+    let steady_plan_ms = next_minute_ms + 60_000;
+    let steady_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let steady_count = steady_started.clone();
     let provided = scope_list.clone();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let called = calls.clone();
@@ -520,14 +535,17 @@ pub async fn burst(
                 .lock()
                 .unwrap()
                 .push((Utc::now(), ctx.plan_time(), ctx.scope().clone()));
+            if ctx.plan_time().timestamp_millis() == steady_plan_ms {
+                steady_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             async { Ok(JobOutput::default()) }
         });
     let window = stagger.map(|w| humantime::parse_duration(w).expect("stagger window"));
     if let Some(window) = stagger {
         spec = spec.stagger(window);
         // Start just after a minute boundary, so the window lies ahead.
-        let into_minute = Utc::now().timestamp_millis().rem_euclid(60_000) as u64;
-        actix_rt::time::sleep(Duration::from_millis(60_000 - into_minute + 20)).await;
+        let wait_ms = next_minute_ms + 20 - Utc::now().timestamp_millis();
+        actix_rt::time::sleep(Duration::from_millis(wait_ms.max(0) as u64)).await;
     }
     let spec = spec.build().expect("spec");
     let s = scheduler(store, scopes_n + 1, false)
@@ -537,8 +555,12 @@ pub async fn burst(
         .expect("start");
     let first_tick = Instant::now();
     let first_tick_at = Utc::now();
+    let all_claimed = |won: usize| match stagger {
+        Some(_) => steady_started.load(std::sync::atomic::Ordering::Relaxed) >= scopes_n,
+        None => won >= scopes_n,
+    };
     let mut won = 0;
-    while won < scopes_n {
+    while !all_claimed(won) {
         let report = s.tick_now().await.expect("tick");
         won += report.won;
         if report.won == 0 {
@@ -546,7 +568,7 @@ pub async fn burst(
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    while started_at.lock().unwrap().len() < scopes_n {
+    while stagger.is_none() && started_at.lock().unwrap().len() < scopes_n {
         actix_rt::time::sleep(Duration::from_micros(500)).await;
     }
     let all_started = first_tick.elapsed();
@@ -555,16 +577,22 @@ pub async fn burst(
     }
     let all_success = first_tick.elapsed();
     let started_at = std::mem::take(&mut *started_at.lock().unwrap());
-    let mut lags_ms: Vec<f64> = started_at
-        .into_iter()
-        .map(|(at, plan_time, scope)| {
-            let offset = window.map_or(Duration::ZERO, |window| {
-                cronlease::stagger_offset(job, &scope, window)
-            });
-            let due = (plan_time + TimeDelta::from_std(offset).unwrap()).max(first_tick_at);
-            (at - due).num_microseconds().unwrap_or(0) as f64 / 1000.0
-        })
-        .collect();
+    let mut lags_ms = Vec::with_capacity(scopes_n);
+    let mut steady_lags_ms = Vec::new();
+    for (at, plan_time, scope) in started_at {
+        let offset = window.map_or(Duration::ZERO, |window| {
+            cronlease::stagger_offset(job, &scope, window)
+        });
+        let due = plan_time + TimeDelta::from_std(offset).unwrap();
+        let lag =
+            |due: chrono::DateTime<Utc>| (at - due).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        if stagger.is_some() && plan_time.timestamp_millis() == steady_plan_ms {
+            steady_lags_ms.push(lag(due));
+        } else {
+            lags_ms.push(lag(due.max(first_tick_at)));
+        }
+    }
+    steady_lags_ms.sort_by(f64::total_cmp);
     lags_ms.sort_by(f64::total_cmp);
     let run_peak_rss_mb = peak_rss_mb();
     let idle_rss_measured = reset_peak_rss();
@@ -593,6 +621,7 @@ pub async fn burst(
         all_started,
         all_success,
         lags_ms,
+        steady_lags_ms,
         idle_ticks: idle,
         idle_allocations,
         idle_provider_calls,
