@@ -27,7 +27,9 @@
 //! - `--idle`: a job of `--scopes` scopes whose latest plans all ran, in a scheduler started
 //!   after them, ticked five times: prints each tick's time, the allocations of the ticks after
 //!   the first, and the process's peak RSS while the scheduler holds the scopes (against its RSS
-//!   before the scheduler started).
+//!   before the scheduler started). The provider copies its list at every call, as one reading
+//!   a table would; with `--shared-scopes` it hands out one shared list
+//!   (`Scopes::shared_provider`), as one keeping its list in memory would.
 //! - `--history ROWS`: the claim and success statements for `--scopes` plans (`--runs` times)
 //!   on an empty table, then again once ROWS rows of SUCCESS history are in it; prints both,
 //!   their ratio and the database's bytes per row.
@@ -89,6 +91,8 @@ struct Args {
     runs: usize,
     mode: Mode,
     stagger: Option<String>,
+    /// `--idle` with a provider that hands out one shared list instead of a copy per call.
+    shared_scopes: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -100,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
         runs: 5,
         mode: Mode::Default,
         stagger: None,
+        shared_scopes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -129,11 +134,12 @@ fn parse_args() -> Result<Args, String> {
                 args.mode = Mode::History(rows);
             }
             "--stagger" => args.stagger = Some(value()?),
+            "--shared-scopes" => args.shared_scopes = true,
             "-h" | "--help" => {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--limit | --replicas N | --burst [--stagger WINDOW] | --idle | --history ROWS]"
+                     [--limit | --replicas N | --burst [--stagger WINDOW] | --idle [--shared-scopes] | --history ROWS]"
                         .into(),
                 );
             }
@@ -148,6 +154,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.stagger.is_some() && args.mode != Mode::Burst {
         return Err("--stagger goes with --burst".into());
+    }
+    if args.shared_scopes && args.mode != Mode::Idle {
+        return Err("--shared-scopes goes with --idle".into());
     }
     Ok(args)
 }
@@ -430,7 +439,15 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
 
 async fn idle_run(args: &Args, store: Arc<dyn Store>) {
     let ticks = 5;
-    let run = support::idle(store, args.scopes, ticks, "idle", allocation_counters).await;
+    let run = support::idle(
+        store,
+        args.scopes,
+        ticks,
+        "idle",
+        args.shared_scopes,
+        allocation_counters,
+    )
+    .await;
     let timed: Vec<String> = run
         .ticks
         .iter()

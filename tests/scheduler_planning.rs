@@ -349,6 +349,50 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    async fn a_shared_provider_list_is_planned_without_copies_and_its_changes_are_seen(db: TestDb) {
+        // A provider that keeps its list and hands out the same Arc until the list changes: the
+        // new list is planned by the very next tick, the same list again plans nothing twice.
+        let listed: Arc<Mutex<Arc<[Scope]>>> = Arc::new(Mutex::new(tenants(2).into()));
+        let provided = listed.clone();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let called = calls.clone();
+        let runs = Runs::default();
+        let s = scheduler(db.store.clone())
+            .job(
+                JobSpec::builder("shared-list")
+                    .every("1h")
+                    .scopes(cronlease::Scopes::shared_provider(move || {
+                        called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let scopes = provided.lock().unwrap().clone();
+                        async move { Ok(scopes) }
+                    }))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(s.tick_now().await.unwrap().won, 2);
+        settled(&*db.store, "shared-list", 2).await;
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+
+        let mut grown = tenants(2);
+        grown.push(Scope::new("tenant", "new"));
+        *listed.lock().unwrap() = grown.clone().into();
+        assert_eq!(s.tick_now().await.unwrap().won, 1, "the added scope");
+        settled(&*db.store, "shared-list", 3).await;
+        // The same scopes in a new list: walked, nothing due.
+        *listed.lock().unwrap() = grown.into();
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        assert_eq!(s.tick_now().await.unwrap().planned, 0);
+        assert_eq!(runs.len(), 3);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 5, "called once per tick");
+        s.shutdown().await;
+    }
+}
+
+on_every_backend! {
     async fn a_catch_up_larger_than_a_tick_runs_every_plan_once_across_backlog_and_walks(db: TestDb) {
         // 4,000 scopes seven hourly plans behind, five plans per scope per tick: the first
         // tick finds 20,000 due and sends 16,000; the next sends the 4,000 it left over without

@@ -700,12 +700,14 @@ pub struct IdleRun {
 /// A job of `scopes_n` scopes, each of whose latest plan already succeeded, ticked `ticks`
 /// times by a scheduler started for it in this process: the steady state of a large job between
 /// two plans. The scopes come from a provider that returns a new copy of the list each call (as
-/// one reading a table would). `job` must be new.
+/// one reading a table would), or with `shared` the same shared list each call
+/// ([`Scopes::shared_provider`], as one keeping its list in memory would). `job` must be new.
 pub async fn idle(
     store: Arc<dyn Store>,
     scopes_n: usize,
     ticks: usize,
     job: &str,
+    shared: bool,
     allocations: fn() -> (u64, u64),
 ) -> IdleRun {
     let seeding = Instant::now();
@@ -722,13 +724,22 @@ pub async fn idle(
     let provided = scope_list.clone();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let called = calls.clone();
-    let spec = JobSpec::builder(job)
-        .every("1h")
-        .scopes(Scopes::provider(move || {
+    let scopes = if shared {
+        Scopes::shared_provider(move || {
+            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let provided = provided.clone();
+            async move { Ok(provided) }
+        })
+    } else {
+        Scopes::provider(move || {
             called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let provided = provided.clone();
             async move { Ok(provided.to_vec()) }
-        }))
+        })
+    };
+    let spec = JobSpec::builder(job)
+        .every("1h")
+        .scopes(scopes)
         .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
         .build()
         .expect("spec");
