@@ -528,6 +528,22 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn execution_prune_default_partition(
+                &self,
+                set: PruneSet,
+                jobs: cronlease::store::PruneJobs<'_>,
+                older_than: std::time::Duration,
+                limit: usize,
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "execution_prune");
+                $before;
+                let out = self
+                    .inner
+                    .execution_prune_default_partition(set, jobs, older_than, limit)
+                    .await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {
                 self.inner.migration_status().await
             }
@@ -670,6 +686,37 @@ macro_rules! delegate_store {
                 job: Option<&str>,
             ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
                 self.inner.registered_jobs(job).await
+            }
+
+            async fn history_partitions(
+                &self,
+            ) -> cronlease::Result<Option<cronlease::store::HistoryPartitions>> {
+                let ($this, $op) = (self, "history_partitions");
+                $before;
+                let out = self.inner.history_partitions().await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn history_partitions_create(
+                &self,
+                days: &[chrono::NaiveDate],
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "history_partitions_create");
+                $before;
+                let out = self.inner.history_partitions_create(days).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn history_partition_drop(
+                &self,
+                day: chrono::NaiveDate,
+                keep: &cronlease::store::PartitionKeep,
+            ) -> cronlease::Result<Option<cronlease::store::PartitionDropped>> {
+                let ($this, $op) = (self, "history_partition_drop");
+                $before;
+                let out = self.inner.history_partition_drop(day, keep).await;
+                $(let _ = &out; $after;)?
+                out
             }
 
             async fn trigger_create(&self, trigger: &cronlease::Trigger) -> cronlease::Result<cronlease::Trigger> {
