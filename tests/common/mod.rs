@@ -221,6 +221,33 @@ pub async fn postgres() -> Option<TestDb> {
     })
 }
 
+/// [`postgres`], with the history converted to day partitions
+/// ([`PgStore::partition_history`], default layout), for the suites that must hold on either
+/// table.
+pub async fn postgres_partitioned() -> Option<TestDb> {
+    let db = postgres().await?;
+    // The test's clock, so the partitions cover the days the test's runners see.
+    let store = PgStore::connect_with(db.pg_options.clone().expect("pg options"))
+        .await
+        .expect("connect postgres")
+        .with_clock_skew(db.base_skew);
+    let done = store
+        .partition_history(&Default::default())
+        .await
+        .expect("partition the history");
+    assert!(!done.already_partitioned);
+    Some(db)
+}
+
+/// What a test that needs PostgreSQL does when `CRONLEASE_TEST_POSTGRES_URL` is unset: skips
+/// with a message, except under `CI=true`, where the database must be there and it fails.
+pub fn postgres_missing() {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {POSTGRES_URL_VAR} is not set: this test needs PostgreSQL");
+    }
+    eprintln!("skipped: {POSTGRES_URL_VAR} is not set");
+}
+
 /// A fresh database on the MySQL or MariaDB server named by `CRONLEASE_TEST_MYSQL_URL`
 /// (`cronlease_t_<uuid>`, dropped with the `TestDb`), or `None` when it is unset. When it is
 /// set, an unreachable server fails the test.
@@ -281,6 +308,49 @@ macro_rules! on_every_backend {
                 match $crate::common::postgres().await {
                     Some(db) => run(db).await,
                     None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+
+            #[actix::test]
+            async fn mysql() {
+                match $crate::common::mysql().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::MYSQL_URL_VAR),
+                }
+            }
+        }
+    };
+}
+
+/// [`on_every_backend!`] plus a `postgres_partitioned` version on a history converted to day
+/// partitions ([`postgres_partitioned`]), which fails instead of skipping under `CI=true`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::TestDb) $body
+
+            #[actix::test]
+            async fn sqlite() {
+                run($crate::common::sqlite().await).await;
+            }
+
+            #[actix::test]
+            async fn postgres() {
+                match $crate::common::postgres().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+
+            #[actix::test]
+            async fn postgres_partitioned() {
+                match $crate::common::postgres_partitioned().await {
+                    Some(db) => run(db).await,
+                    None => $crate::common::postgres_missing(),
                 }
             }
 
