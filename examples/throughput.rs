@@ -243,7 +243,11 @@ fn main() {
         println!(
             "backend: {}{}  scopes: {}",
             args.backend,
-            if args.partitioned { " (partitioned by day)" } else { "" },
+            if args.partitioned {
+                " (partitioned by day)"
+            } else {
+                ""
+            },
             args.scopes
         );
         match args.mode {
