@@ -33,6 +33,8 @@
 //! - `--partitioned` (PostgreSQL): the same on a history partitioned by day (converted at start,
 //!   with a partition for each of the last 31 days and the next 7, as a history that has run a
 //!   month has); the rows of `--history` all land in today's partition.
+//!   Add `--analyze` to run `ANALYZE` on the history after it is filled (what autovacuum does
+//!   soon after on a live database) before measuring again.
 //! - `--prune-day ROWS` (PostgreSQL): ROWS SUCCESS rows of one day 40 days back (1,000 scopes,
 //!   so all but the newest of each scope are past the default retention), pruned by the batched
 //!   delete on a plain table, then the same rows in a day partition dropped whole: prints both
@@ -97,6 +99,7 @@ struct Args {
     mode: Mode,
     stagger: Option<String>,
     partitioned: bool,
+    analyze: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -109,6 +112,7 @@ fn parse_args() -> Result<Args, String> {
         mode: Mode::Default,
         stagger: None,
         partitioned: false,
+        analyze: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -139,6 +143,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--stagger" => args.stagger = Some(value()?),
             "--partitioned" => args.partitioned = true,
+            "--analyze" => args.analyze = true,
             "--prune-day" => {
                 let rows = value()?.parse().map_err(|e| format!("--prune-day: {e}"))?;
                 args.mode = Mode::PruneDay(rows);
@@ -147,7 +152,7 @@ fn parse_args() -> Result<Args, String> {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--partitioned] [--limit | --replicas N | --burst [--stagger WINDOW] | --idle | \
+                     [--partitioned] [--analyze] [--limit | --replicas N | --burst [--stagger WINDOW] | --idle | \
                      --history ROWS | --prune-day ROWS]"
                         .into(),
                 );
@@ -507,6 +512,9 @@ async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std:
         filled += n;
     }
     let after = support::database_bytes(&args.backend, dir).await;
+    if args.analyze && args.backend == "postgres" {
+        support::postgres_exec("ANALYZE cronlease_executions").await;
+    }
     let full = store_ms_per_1000(&store, args.scopes, args.runs, "full").await;
     println!(
         "claim + success per 1,000 plans: {empty:.1} ms with {empty_rows} rows, \

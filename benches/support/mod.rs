@@ -760,8 +760,10 @@ pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
             let pool = sqlx::PgPool::connect(&schema.0).await.expect("connect");
             // Every partition of a partitioned history (the table itself when it is plain).
             let sql = format!(
-                "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)::bigint \
-                 FROM pg_partition_tree('{}.cronlease_executions')",
+                "SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class AS c \
+                 WHERE c.oid = '{0}.cronlease_executions'::regclass OR c.oid IN \
+                 (SELECT inhrelid FROM pg_inherits \
+                  WHERE inhparent = '{0}.cronlease_executions'::regclass)",
                 schema.1
             );
             let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))

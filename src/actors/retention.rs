@@ -5,21 +5,21 @@
 //! - [`PruneReport`]: what one run did.
 //! - `Pruner`: the actor. Every `interval` (only when the scheduler ticks by itself; always on
 //!   [`Scheduler::prune_now`](crate::Scheduler::prune_now)) it:
-//!   0. on a time-partitioned history (PostgreSQL, read from the catalog each run), creates the
+//!   1. on a time-partitioned history (PostgreSQL, read from the catalog each run), creates the
 //!      day partitions of today and the next [`DEFAULT_PARTITION_DAYS_AHEAD`] days that are
 //!      missing, and drops whole each day partition past the longest retention, its keepers
 //!      moved to the DEFAULT partition first ([`partition_plan`](crate::partition_plan) decides);
 //!      the passes below that use that longest retention then prune the DEFAULT partition only;
-//!   1. measures the stale RUNNING rows per job (one grouped count) into the
+//!   2. measures the stale RUNNING rows per job (one grouped count) into the
 //!      `cronlease_stale_running_executions` gauge;
-//!   2. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
+//!   3. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short:
 //!      first each job with its own `keep_finished` ([`JobSpec::keep_finished`]) alone, then
 //!      every other job with the default ([`finished_passes`] decides);
-//!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
-//!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
+//!   4. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
+//!   5. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
 //!      stopped), with their registered jobs;
-//!   5. deletes spans of the skipped-plan ledger recorded longer ago than `keep_skips`, in batches.
+//!   6. deletes spans of the skipped-plan ledger recorded longer ago than `keep_skips`, in batches.
 //!
 //! Rows awaiting a replay and the newest row of every `(job, scope)` are never pruned (planning
 //! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
