@@ -7,7 +7,7 @@
 //! - [`PartitionOptions`] and [`HistoryConversion`]: converting a plain history table.
 //!
 //! The history stays one plain table unless an operator converts it
-//! ([`Store::history_partition`](super::Store::history_partition)); runners find out from the
+//! ([`PgStore::partition_history`](super::PgStore::partition_history)); runners find out from the
 //! catalog. Which days to create and drop is decided by `crate::partition_plan`, not here.
 
 use std::time::Duration;
@@ -54,7 +54,7 @@ pub struct PartitionDropped {
     pub kept: u64,
 }
 
-/// How [`Store::history_partition`](super::Store::history_partition) lays out a converted
+/// How [`PgStore::partition_history`](super::PgStore::partition_history) lays out a converted
 /// history. Default: 31 days back, 7 ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOptions {
