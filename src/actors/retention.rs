@@ -312,9 +312,10 @@ pub(crate) fn partition_keep(
     }
 }
 
-/// Step 0 on a time-partitioned history: creates the partitions ahead, drops the days past
+/// Step 1 on a time-partitioned history: creates the partitions ahead, drops the days past
 /// retention. Returns the retention up to which the day partitions are dropped whole (`None`:
-/// the history is plain, or nothing is dropped), which the batched passes then leave alone.
+/// the history is plain, nothing is dropped, or a drop failed), which the batched passes then
+/// leave alone.
 async fn maintain_partitions(
     store: &dyn Store,
     keep: &PartitionKeep,
@@ -327,20 +328,34 @@ async fn maintain_partitions(
     if !plan.create.is_empty() {
         report.partitions_created = store.history_partitions_create(&plan.create).await?;
     }
+    let mut all_dropped = true;
     for day in plan.drop {
-        if let Some(dropped) = store.history_partition_drop(day, keep).await? {
-            report.partitions_dropped += 1;
-            report.partition_rows += dropped.rows.saturating_sub(dropped.kept);
-            report.partition_kept += dropped.kept;
-            tracing::info!(
-                %day,
-                deleted = dropped.rows.saturating_sub(dropped.kept),
-                kept = dropped.kept,
-                "dropped a day partition of the execution history past its retention"
-            );
+        match store.history_partition_drop(day, keep).await {
+            Ok(Some(dropped)) => {
+                report.partitions_dropped += 1;
+                report.partition_rows += dropped.rows.saturating_sub(dropped.kept);
+                report.partition_kept += dropped.kept;
+                tracing::info!(
+                    %day,
+                    deleted = dropped.rows.saturating_sub(dropped.kept),
+                    kept = dropped.kept,
+                    "dropped a day partition of the execution history past its retention"
+                );
+            }
+            Ok(None) => {}
+            // A day that cannot be dropped (its lock not granted in time, a timeout) must not
+            // keep its rows past retention: this run's batched passes delete them one by one.
+            Err(error) => {
+                tracing::warn!(
+                    %day,
+                    %error,
+                    "could not drop a day partition past its retention; pruning its rows one by one this run"
+                );
+                all_dropped = false;
+            }
         }
     }
-    Ok(longest_retention(keep))
+    Ok(all_dropped.then(|| longest_retention(keep)).flatten())
 }
 
 /// One run: the partitions, the stale count, then each set pruned in batches until one comes
