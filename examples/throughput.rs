@@ -33,6 +33,15 @@
 //! - `--history ROWS`: the claim and success statements for `--scopes` plans (`--runs` times)
 //!   on an empty table, then again once ROWS rows of SUCCESS history are in it; prints both,
 //!   their ratio and the database's bytes per row.
+//! - `--partitioned` (PostgreSQL): the same on a history partitioned by day (converted at start,
+//!   with a partition for each of the last 31 days and the next 7, as a history that has run a
+//!   month has); the rows of `--history` all land in today's partition.
+//!   Add `--analyze` to run `ANALYZE` on the history after it is filled (what autovacuum does
+//!   soon after on a live database) before measuring again.
+//! - `--prune-day ROWS` (PostgreSQL): ROWS SUCCESS rows of one day 40 days back (1,000 scopes,
+//!   so all but the newest of each scope are past the default retention), pruned by the batched
+//!   delete on a plain table, then the same rows in a day partition dropped whole: prints both
+//!   times, their ratio and how long converting that table took.
 
 #[path = "../benches/support/mod.rs"]
 mod support;
@@ -81,6 +90,7 @@ enum Mode {
     Burst,
     Idle,
     History(usize),
+    PruneDay(usize),
 }
 
 struct Args {
@@ -93,6 +103,8 @@ struct Args {
     stagger: Option<String>,
     /// `--idle` with a provider that hands out one shared list instead of a copy per call.
     shared_scopes: bool,
+    partitioned: bool,
+    analyze: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -105,6 +117,8 @@ fn parse_args() -> Result<Args, String> {
         mode: Mode::Default,
         stagger: None,
         shared_scopes: false,
+        partitioned: false,
+        analyze: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -135,11 +149,18 @@ fn parse_args() -> Result<Args, String> {
             }
             "--stagger" => args.stagger = Some(value()?),
             "--shared-scopes" => args.shared_scopes = true,
+            "--partitioned" => args.partitioned = true,
+            "--analyze" => args.analyze = true,
+            "--prune-day" => {
+                let rows = value()?.parse().map_err(|e| format!("--prune-day: {e}"))?;
+                args.mode = Mode::PruneDay(rows);
+            }
             "-h" | "--help" => {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--limit | --replicas N | --burst [--stagger WINDOW] | --idle [--shared-scopes] | --history ROWS]"
+                     [--partitioned] [--analyze] [--limit | --replicas N | --burst [--stagger WINDOW] | \
+                     --idle [--shared-scopes] | --history ROWS | --prune-day ROWS]"
                         .into(),
                 );
             }
@@ -227,7 +248,23 @@ fn main() {
                 std::process::exit(2)
             }
         };
-        println!("backend: {}  scopes: {}", args.backend, args.scopes);
+        if args.partitioned && !matches!(args.mode, Mode::PruneDay(_)) {
+            if args.backend != "postgres" {
+                eprintln!("--partitioned needs --backend postgres");
+                std::process::exit(2)
+            }
+            support::postgres_partition(31).await;
+        }
+        println!(
+            "backend: {}{}  scopes: {}",
+            args.backend,
+            if args.partitioned {
+                " (partitioned by day)"
+            } else {
+                ""
+            },
+            args.scopes
+        );
         match args.mode {
             Mode::Default => default_runs(&args, store).await,
             Mode::Limit => limit_runs(&args, store).await,
@@ -247,6 +284,13 @@ fn main() {
             Mode::Burst => burst_run(&args, store).await,
             Mode::Idle => idle_run(&args, store).await,
             Mode::History(rows) => history_run(&args, store, rows, dir.path()).await,
+            Mode::PruneDay(rows) => {
+                if args.backend != "postgres" {
+                    eprintln!("--prune-day needs --backend postgres");
+                    std::process::exit(2)
+                }
+                prune_day_run(store, &url(support::POSTGRES_URL_VAR), rows).await
+            }
         }
         support::cleanup().await;
     });
@@ -496,6 +540,9 @@ async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std:
         filled += n;
     }
     let after = support::database_bytes(&args.backend, dir).await;
+    if args.analyze && args.backend == "postgres" {
+        support::postgres_exec("ANALYZE cronlease_executions").await;
+    }
     let full = store_ms_per_1000(&store, args.scopes, args.runs, "full").await;
     println!(
         "claim + success per 1,000 plans: {empty:.1} ms with {empty_rows} rows, \
@@ -508,5 +555,77 @@ async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std:
         (after - before) as f64 / rows as f64,
         rows,
         (after - before) as f64 / (1024.0 * 1024.0)
+    );
+}
+
+/// `rows` SUCCESS rows planned (and finished) on the day 40 days back, 1,000 scopes of job
+/// `history`, in the schema the last `support::postgres` call created.
+async fn seed_old_day(rows: usize) -> chrono::NaiveDate {
+    support::postgres_exec(&format!(
+        "INSERT INTO cronlease_executions (id, job_name, scope_kind, scope_id, plan_time, status,
+           attempt, max_attempts, runner_id, lease_token, started_at, finished_at, created_at,
+           updated_at, duration_ms, rows_affected)
+         SELECT gen_random_uuid(), 'history', 'tenant', (i % 1000)::text, t, 'SUCCESS', 1, 3,
+           'seed', gen_random_uuid(), t, t, t, t, 1, 1
+         FROM generate_series(0, {rows} - 1) AS i,
+           LATERAL (SELECT (current_date - 40)::timestamp AT TIME ZONE 'UTC'
+             + interval '1 hour' + (i / 1000) * interval '1 second' AS t) AS p"
+    ))
+    .await;
+    support::postgres_exec("ANALYZE cronlease_executions").await;
+    (chrono::Utc::now() - chrono::TimeDelta::days(40)).date_naive()
+}
+
+async fn prune_day_run(plain: Arc<dyn Store>, url: &str, rows: usize) {
+    use cronlease::store::{PartitionKeep, PruneJobs, PruneSet};
+    let keep = Duration::from_secs(30 * 24 * 3600);
+    seed_old_day(rows).await;
+    let started = std::time::Instant::now();
+    let mut deleted = 0;
+    loop {
+        let n = plain
+            .execution_prune(PruneSet::Finished, PruneJobs::All, keep, 1000)
+            .await
+            .expect("prune");
+        deleted += n;
+        if n < 1000 {
+            break;
+        }
+    }
+    let batched = started.elapsed();
+    println!(
+        "batched delete: {deleted} rows in {:.2} s ({} statements of 1,000)",
+        batched.as_secs_f64(),
+        deleted.div_ceil(1000)
+    );
+
+    let partitioned = support::postgres(url).await;
+    let day = seed_old_day(rows).await;
+    let converted = support::postgres_partition(45).await;
+    println!(
+        "converting the table of {rows} rows: {:.2} s",
+        converted.as_secs_f64()
+    );
+    let rules = PartitionKeep {
+        finished: Some(keep),
+        finished_own: Vec::new(),
+        dead: Some(Duration::from_secs(7 * 24 * 3600)),
+    };
+    let started = std::time::Instant::now();
+    let dropped = partitioned
+        .history_partition_drop(day, &rules)
+        .await
+        .expect("drop")
+        .expect("the day has a partition");
+    let drop_time = started.elapsed();
+    println!(
+        "partition drop: {} rows ({} kept, moved to DEFAULT) in {:.3} s",
+        dropped.rows - dropped.kept,
+        dropped.kept,
+        drop_time.as_secs_f64()
+    );
+    println!(
+        "batched delete / partition drop: {:.0} x",
+        batched.as_secs_f64() / drop_time.as_secs_f64()
     );
 }

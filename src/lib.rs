@@ -39,6 +39,7 @@ mod error;
 mod execution;
 mod handler;
 mod inspect;
+mod partition_plan;
 mod plan;
 pub mod prelude;
 mod retry;

@@ -906,3 +906,33 @@ on_every_backend! {
         scheduler.shutdown().await;
     }
 }
+
+on_every_backend! {
+    async fn partition_history_converts_a_postgres_history_once_and_back_and_is_refused_elsewhere(db: TestDb) {
+        let (scheduler, store) = prepare(&db).await;
+        let before = common::rows(&*store, "report").await.len() + common::rows(&*store, "sync").await.len();
+        let url = url_of(&db);
+        let url = Some(url.as_str());
+        if db.backend != "postgres" {
+            let refused = cronlease(url, &["partition-history"]);
+            assert_eq!(refused.code, 1, "{}", refused.stderr);
+            assert!(refused.stderr.contains("needs PostgreSQL"), "{}", refused.stderr);
+            scheduler.shutdown().await;
+            return;
+        }
+        let done = cronlease(url, &["partition-history", "--json"]).ok().json();
+        assert_eq!((done["partitioned"].as_bool(), done["changed"].as_bool()), (Some(true), Some(true)));
+        assert_eq!(done["rows"], before as u64);
+        // sync's plan (January 1st) is older than 31 days: DEFAULT, and the days start 31 back.
+        assert_eq!(done["rows_in_default"], 2);
+        assert_eq!(done["days"].as_array().unwrap().len(), 31 + 1 + 7);
+        assert!(store.history_partitions().await.unwrap().is_some());
+        let again = cronlease(url, &["partition-history"]).ok();
+        assert!(again.stdout.contains("partitioned already: nothing to do"), "{}", again.stdout);
+        let back = cronlease(url, &["partition-history", "--undo"]).ok();
+        assert!(back.stdout.contains(&format!("{before} row(s) copied")), "{}", back.stdout);
+        assert!(store.history_partitions().await.unwrap().is_none());
+        assert_eq!(common::rows(&*store, "report").await.len() + common::rows(&*store, "sync").await.len(), before);
+        scheduler.shutdown().await;
+    }
+}

@@ -81,7 +81,7 @@ fn close(a: DateTime<Utc>, b: DateTime<Utc>, within: TimeDelta) -> bool {
     (a - b).abs() <= within
 }
 
-on_every_backend! {
+on_every_store! {
     async fn migrate_is_idempotent(db: TestDb) {
         db.store.migrate().await.unwrap();
         let concurrent: Vec<_> = (0..4)
@@ -97,7 +97,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn migration_status_reports_a_migrated_schema_as_current(db: TestDb) {
         let status = db.store.migration_status().await.unwrap();
         assert!(status.known >= 6, "{status:?}");
@@ -108,7 +108,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn migration_status_of_an_empty_database_is_zero(db: TestDb) {
         // A second, empty database beside the test's: a schema on PostgreSQL, a database on
         // MySQL, a file on SQLite.
@@ -151,7 +151,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn won_row_has_fresh_lease_stamps(db: TestDb) {
         let before = db.store.db_now().await.unwrap();
         let claimed = claim_one(&*db.store, "runner-a", Scope::global(), plan(0)).await;
@@ -181,7 +181,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_claimed_plan_conflicts(db: TestDb) {
         assert_eq!(claim_one(&*db.store, "a", Scope::global(), plan(0)).await.len(), 1);
         assert!(claim_one(&*db.store, "b", Scope::global(), plan(0)).await.is_empty());
@@ -191,7 +191,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn sixteen_concurrent_claimers_one_winner(db: TestDb) {
         let barrier = Arc::new(tokio::sync::Barrier::new(16));
         let tasks: Vec<_> = (0..16)
@@ -216,7 +216,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn one_statement_claims_a_batch(db: TestDb) {
         let plans: Vec<_> = (0..100).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
         let claimed = claim_with(&*db.store, request("a", plans.clone())).await;
@@ -233,7 +233,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_batch_mixing_new_and_taken_plans_claims_the_new_ones(db: TestDb) {
         let taken = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
         let plans: Vec<_> = (0..4).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
@@ -256,7 +256,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_success_batch_reports_only_the_rows_it_wrote(db: TestDb) {
         let plans: Vec<_> = (0..3).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
         let claimed = claim_with(&*db.store, request("a", plans)).await;
@@ -274,7 +274,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn failed_rows_are_retried_once_due(db: TestDb) {
         let first = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let written = db
@@ -309,7 +309,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn retry_times_and_dead_rows(db: TestDb) {
         let a = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
         let b = claim_one(&*db.store, "a", scope(2), plan(0)).await.remove(0);
@@ -331,7 +331,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn exhausted_plans_never_run_again(db: TestDb) {
         let mut req = request("a", vec![PlanClaim::new(Scope::global(), plan(0))]);
         req.max_attempts = 2;
@@ -349,7 +349,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn stale_leases_are_stolen_with_history(db: TestDb) {
         let first = claim_one(&*db.store, "dead-runner", Scope::global(), plan(0)).await.remove(0);
         // Live lease: not stolen.
@@ -370,7 +370,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn stale_leases_of_non_reentrant_jobs_are_not_stolen(db: TestDb) {
         claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
@@ -380,7 +380,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn sixteen_concurrent_stealers_one_winner(db: TestDb) {
         claim_one(&*db.store, "dead-runner", Scope::global(), plan(0)).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
@@ -404,7 +404,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn writes_are_fenced_by_the_lease_token(db: TestDb) {
         let old = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
@@ -430,7 +430,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn heartbeats_extend_the_lease(db: TestDb) {
         let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let first = get(&*db.store, c.lease.id).await;
@@ -449,7 +449,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn the_sweep_moves_only_stale_rows(db: TestDb) {
         let stale = claim_one(&*db.store, "a", scope(1), plan(0)).await.remove(0);
         let mut last = request("a", vec![PlanClaim::new(scope(2), plan(0))]);
@@ -480,7 +480,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn takeovers_held_up_past_their_deadline_change_nothing(db: TestDb) {
         // A lease gone stale while the database was away; the statements that would take it
         // over were decided before the outage and run only now, past their deadline.
@@ -518,7 +518,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn the_sweep_dead_letters_non_reentrant_jobs(db: TestDb) {
         let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
@@ -533,7 +533,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn failure_history_and_utf8_messages_round_trip(db: TestDb) {
         let first = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let message = "é".repeat(2000); // 4000 bytes, multi-byte
@@ -562,7 +562,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn results_up_to_the_cap_are_stored_intact(db: TestDb) {
         let c = claim_one(&*db.store, "a", Scope::global(), plan(0)).await.remove(0);
         let body = "x".repeat(cronlease::MAX_RESULT_BYTES - 12);
@@ -575,7 +575,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn canceled_attempts_do_not_use_up_the_budget(db: TestDb) {
         let mut req = request("a", vec![PlanClaim::new(Scope::global(), plan(0))]);
         req.max_attempts = 1;
@@ -591,7 +591,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn latest_plans_are_grouped_per_scope(db: TestDb) {
         for (s, minute) in [(1, 0), (1, 5), (1, 3), (2, 1)] {
             claim_one(&*db.store, "a", scope(s), plan(minute)).await;
@@ -603,7 +603,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn retry_candidates_are_ordered_and_bounded(db: TestDb) {
         let mut leases = Vec::new();
         for minute in 0..4 {
@@ -626,7 +626,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn listing_filters_and_counts(db: TestDb) {
         for i in 0..3 {
             let c = claim_one(&*db.store, "a", scope(i), plan(i as i64)).await.remove(0);
@@ -650,7 +650,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn the_clock_is_the_databases(db: TestDb) {
         let now = db.store.db_now().await.unwrap();
         assert!(close(now, Utc::now() + db.base_skew, TimeDelta::seconds(5)), "this machine's database runs on its clock");
@@ -659,7 +659,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_claim_sent_again_after_a_lost_reply_gets_its_rows_back(db: TestDb) {
         // The first try committed (a won row and a stolen one) but its reply was lost; the
         // runtime sends the same request again (same ids and tokens).
@@ -680,7 +680,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_terminal_write_sent_again_after_a_lost_reply_is_reported_written(db: TestDb) {
         let won = claim_one(&*db.store, "r", scope(0), plan(0)).await.remove(0);
         let write = success(won.lease);
@@ -704,7 +704,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn a_swept_lease_still_fences_its_owners_late_write(db: TestDb) {
         let won = claim_with(&*db.store, ClaimRequest { stale_timeout: Duration::from_secs(1), ..request("r", vec![PlanClaim::new(scope(0), plan(0))]) }).await.remove(0);
         let later = db.skewed(TimeDelta::minutes(2));
@@ -729,7 +729,7 @@ async fn dead_row(store: &dyn Store, job: &str, scope: Scope, at: DateTime<Utc>)
     c
 }
 
-on_every_backend! {
+on_every_store! {
     async fn replay_revives_dead_rows_once_with_their_history(db: TestDb) {
         let c = dead_row(&*db.store, JOB, Scope::global(), plan(0)).await;
         let before = get(&*db.store, c.lease.id).await;
@@ -769,7 +769,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn concurrent_replays_of_one_row_replay_it_once(db: TestDb) {
         let c = dead_row(&*db.store, JOB, Scope::global(), plan(0)).await;
         let barrier = Arc::new(tokio::sync::Barrier::new(8));
@@ -792,7 +792,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn prune_deletes_only_what_is_past_retention_in_batches(db: TestDb) {
         let days_ago = |d: i64| db.skewed(TimeDelta::days(-d));
         let done = |store: Arc<dyn Store>, s: usize, minute: i64| async move {
@@ -854,7 +854,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn prune_selects_jobs_for_their_own_retention(db: TestDb) {
         use cronlease::store::{PruneJobs, PruneSet};
         // Jobs a, b and c: one SUCCESS row finished 40 days ago under a newer one of its scope.
@@ -902,7 +902,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn supersede_closes_only_failed_plans_with_a_newer_success(db: TestDb) {
         let fail = |lease| failure(lease, Status::Failed, Some(Duration::from_secs(60)));
         // Scope 1: FAILED at minute 0, SUCCESS at minute 1: superseded.
@@ -946,7 +946,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn stale_running_rows_are_counted_per_job(db: TestDb) {
         for (job, n) in [("job-a", 1), ("job-b", 2)] {
             let plans = (0..n).map(|i| PlanClaim::new(scope(i), plan(0))).collect();
@@ -963,7 +963,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn failing_rows_since_a_plan_time_are_counted_per_job(db: TestDb) {
         // job-a: DEAD at minutes 0 and 10, FAILED at 20; job-b: DEAD at 10; SUCCESS and
         // RUNNING rows at 20 of job-b count for nothing.
@@ -992,7 +992,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn pages_follow_a_keyset_cursor_without_gaps_or_repeats(db: TestDb) {
         // Seven scopes share each plan time: a plan-time cursor alone would skip or repeat rows.
         let plans: Vec<_> = (0..7).flat_map(|s| (0..3).map(move |m| PlanClaim::new(scope(s), plan(m)))).collect();
@@ -1069,7 +1069,7 @@ fn is_deadlock(error: &cronlease::Error) -> bool {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn concurrent_batched_writes_never_deadlock(db: TestDb) {
         // 200 RUNNING rows whose ids run against their key order (claimed one at a time, the
         // last plan key first), renewed, claimed (conflicting), and finished by concurrent
@@ -1144,7 +1144,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn concurrent_claims_of_new_plans_never_deadlock_with_heartbeats(db: TestDb) {
         // Claims that race to insert the same new plans while they also meet existing rows
         // (locked, then Conflicted), and heartbeats that renew existing and freshly won rows in
@@ -1231,7 +1231,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn racing_claims_of_the_same_new_plans_never_deadlock(db: TestDb) {
         // Six claimers offer the same 50 new plans each round, plus a plan that already has a
         // row and sorts last: a claimer that inserted the new ones and then meets that row
@@ -1290,7 +1290,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn the_ledger_records_a_span_once_and_finds_it_by_scope(db: TestDb) {
         let store = &*db.store;
         let shared = SkipSpan::new(JOB, None, SkipReason::LatestOnly, plan(1), plan(5))
@@ -1360,7 +1360,7 @@ fn runner_named<'a>(runners: &'a [cronlease::Runner], id: &str) -> &'a cronlease
         .unwrap_or_else(|| panic!("runner {id} in {runners:?}"))
 }
 
-on_every_backend! {
+on_every_store! {
     async fn registering_is_idempotent_and_replaces_the_runners_job_set(db: TestDb) {
         use cronlease::RunnerState;
         let store = &*db.store;
@@ -1406,7 +1406,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn ledger_spans_past_their_retention_are_pruned_oldest_first(db: TestDb) {
         let store = &*db.store;
         let spans: Vec<SkipSpan> = (0..3)
@@ -1424,7 +1424,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn lifting_a_pause_records_the_paused_interval_in_the_ledger(db: TestDb) {
         let store = &*db.store;
         let scope_pause = store
@@ -1458,7 +1458,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn last_seen_comes_from_the_database_clock(db: TestDb) {
         // A runner whose view of the database clock is an hour ahead stamps an hour ahead: the
         // stamps are the database's, never the runner's local clock.
@@ -1479,7 +1479,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn silent_runners_are_gone_then_pruned_and_a_clean_stop_is_recorded(db: TestDb) {
         use cronlease::RunnerState;
         let store = &*db.store;
@@ -1543,7 +1543,7 @@ fn after(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t.timestamp_millis() + secs * 1000).unwrap()
 }
 
-on_every_backend! {
+on_every_store! {
     async fn skip_records_a_plan_that_came_due_while_its_scope_ran(db: TestDb) {
         use cronlease::OverlapPolicy::Skip;
         let g = guard(Skip, None);
@@ -1598,7 +1598,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn live_runners_with_different_specs_are_reported_not_overwritten(db: TestDb) {
         let store = &*db.store;
         let (old, new) = (described("x", "5m"), described("x", "10m"));
@@ -1629,7 +1629,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn skip_holds_a_retry_until_its_scope_is_free(db: TestDb) {
         use cronlease::OverlapPolicy::Skip;
         let g = guard(Skip, None);
@@ -1647,7 +1647,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn buffer_one_keeps_the_newest_plan_waiting_and_skips_older(db: TestDb) {
         use cronlease::OverlapPolicy::BufferOne;
         let g = guard(BufferOne, None);
@@ -1672,7 +1672,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn cancel_other_closes_the_running_lease_and_starts_the_new_plan(db: TestDb) {
         use cronlease::OverlapPolicy::CancelOther;
         let g = guard(CancelOther, None);
@@ -1695,7 +1695,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn max_concurrent_defers_claims_beyond_the_limit(db: TestDb) {
         use cronlease::OverlapPolicy::AllowAll;
         let g = guard(AllowAll, Some(2));
@@ -1716,7 +1716,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn concurrent_guarded_claims_never_overlap_a_scope_nor_exceed_the_limit(db: TestDb) {
         // Eight claimers at once, each offering the same four scopes at its own plan time
         // (all due now): under Skip with a limit of 3, at most one attempt per scope and three
@@ -1751,7 +1751,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn cancel_other_claims_never_deadlock_with_heartbeats_and_writes(db: TestDb) {
         // Owners renew and finish their leases in random-order batches while rivals cancel
         // them (CancelOther) with newer plans: every statement locks in the one global order.
@@ -1803,7 +1803,7 @@ on_every_backend! {
     }
 }
 
-on_every_backend! {
+on_every_store! {
     async fn latest_per_scope_gives_each_scopes_newest_row_in_scope_pages(db: TestDb) {
         let store = &*db.store;
         // tenant/1: an older success and a newer failure; tenant/2: one success; tenant/3: one
@@ -1840,5 +1840,30 @@ on_every_backend! {
         let ids: Vec<_> = rest.iter().map(|e| e.scope.id.as_str()).collect();
         assert_eq!(ids, vec!["3"], "the second page starts after the first page's last scope");
         assert!(store.execution_latest_per_scope("nothing", None, 10).await.unwrap().is_empty());
+    }
+}
+
+on_every_store! {
+    async fn history_partitions_exist_only_on_a_converted_postgres_history(db: TestDb) {
+        let today = db.store.db_now().await.unwrap().date_naive();
+        match db.store.history_partitions().await.unwrap() {
+            Some(state) => {
+                assert_eq!(db.backend, "postgres");
+                assert!(state.days.contains(&today), "{:?}", state.days);
+                assert_eq!(db.store.history_partitions_create(&[today]).await.unwrap(), 0, "exists");
+            }
+            None => {
+                // A plain history: nothing to create, drop or prune by partition.
+                let err = db.store.history_partitions_create(&[today]).await.unwrap_err();
+                let keep = cronlease::store::PartitionKeep::default();
+                let drop = db.store.history_partition_drop(today, &keep).await;
+                if db.backend == "postgres" {
+                    assert!(err.to_string().contains("not partitioned"), "{err}");
+                } else {
+                    assert!(err.to_string().contains("needs PostgreSQL"), "{err}");
+                    assert!(drop.unwrap_err().to_string().contains("needs PostgreSQL"));
+                }
+            }
+        }
     }
 }

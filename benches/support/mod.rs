@@ -798,8 +798,12 @@ pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
                 .expect("postgres() first")
                 .clone();
             let pool = sqlx::PgPool::connect(&schema.0).await.expect("connect");
+            // Every partition of a partitioned history (the table itself when it is plain).
             let sql = format!(
-                "SELECT pg_total_relation_size('{}.cronlease_executions')::bigint",
+                "SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class AS c \
+                 WHERE c.oid = '{0}.cronlease_executions'::regclass OR c.oid IN \
+                 (SELECT inhrelid FROM pg_inherits \
+                  WHERE inhparent = '{0}.cronlease_executions'::regclass)",
                 schema.1
             );
             let (bytes,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -832,4 +836,60 @@ pub async fn database_bytes(backend: &str, dir: &std::path::Path) -> u64 {
             bytes as u64
         }
     }
+}
+
+/// The schema the last [`postgres`] call created: `(server url, schema)`.
+fn last_schema() -> (String, String) {
+    SCHEMAS
+        .lock()
+        .unwrap()
+        .last()
+        .expect("postgres() first")
+        .clone()
+}
+
+/// Converts the history of the schema the last [`postgres`] call created into day partitions
+/// (`cronlease partition-history --days-back days_back`), then gives every day from `days_back`
+/// days back to 7 ahead a partition, as a history running that long has. Returns the time the
+/// conversion took.
+pub async fn postgres_partition(days_back: u32) -> Duration {
+    let (url, schema) = last_schema();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
+    let store = PgStore::connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    store
+        .partition_history(&cronlease::store::PartitionOptions {
+            days_back,
+            days_ahead: 7,
+        })
+        .await
+        .expect("partition the history");
+    let elapsed = started.elapsed();
+    let today = store.db_now().await.expect("clock").date_naive();
+    let days: Vec<chrono::NaiveDate> = (today - chrono::Days::new(u64::from(days_back)))
+        .iter_days()
+        .take(days_back as usize + 8)
+        .collect();
+    store
+        .history_partitions_create(&days)
+        .await
+        .expect("create partitions");
+    elapsed
+}
+
+/// Runs `sql` on the schema the last [`postgres`] call created; returns the rows it changed.
+pub async fn postgres_exec(sql: &str) -> u64 {
+    let (url, schema) = last_schema();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("postgres url");
+    let pool = sqlx::PgPool::connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .expect("connect");
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .expect("statement");
+    pool.close().await;
+    done.rows_affected()
 }

@@ -5,16 +5,21 @@
 //! - [`PruneReport`]: what one run did.
 //! - `Pruner`: the actor. Every `interval` (only when the scheduler ticks by itself; always on
 //!   [`Scheduler::prune_now`](crate::Scheduler::prune_now)) it:
-//!   1. measures the stale RUNNING rows per job (one grouped count) into the
+//!   1. on a time-partitioned history (PostgreSQL, read from the catalog each run), creates the
+//!      day partitions of today and the next [`DEFAULT_PARTITION_DAYS_AHEAD`] days that are
+//!      missing, and drops whole each day partition past the longest retention, its keepers
+//!      moved to the DEFAULT partition first ([`partition_plan`](crate::partition_plan) decides);
+//!      the passes below that use that longest retention then prune the DEFAULT partition only;
+//!   2. measures the stale RUNNING rows per job (one grouped count) into the
 //!      `cronlease_stale_running_executions` gauge;
-//!   2. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
+//!   3. deletes SUCCESS, SUPERSEDED and SKIPPED rows whose `finished_at` is older than `keep_finished`, in
 //!      batches of `batch_size` along the `finished_at` index, until a batch comes back short:
 //!      first each job with its own `keep_finished` ([`JobSpec::keep_finished`]) alone, then
 //!      every other job with the default ([`finished_passes`] decides);
-//!   3. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
-//!   4. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
+//!   4. does the same for DEAD rows older than `keep_dead`, measured from their last failure;
+//!   5. deletes runners of the job and runner registry not seen for `keep_runners` (gone or
 //!      stopped), with their registered jobs;
-//!   5. deletes spans of the skipped-plan ledger recorded longer ago than `keep_skips`, in batches.
+//!   6. deletes spans of the skipped-plan ledger recorded longer ago than `keep_skips`, in batches.
 //!
 //! Rows awaiting a replay and the newest row of every `(job, scope)` are never pruned (planning
 //! reads it to know which plans were handled). Runs never overlap: a manual run waits for a
@@ -27,8 +32,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::error::Result;
+use crate::partition_plan::{longest_retention, partition_plan};
 use crate::spec::JobSpec;
-use crate::store::{PruneJobs, PruneSet, Store};
+use crate::store::{DEFAULT_PARTITION_DAYS_AHEAD, PartitionKeep, PruneJobs, PruneSet, Store};
 use crate::telemetry;
 
 /// The jobs this scheduler runs, by name, as the scheduler handle keeps them up to date.
@@ -219,6 +225,14 @@ pub struct PruneReport {
     pub runners: u64,
     /// Spans deleted from the skipped-plan ledger.
     pub skips: u64,
+    /// Day partitions created (time-partitioned history only).
+    pub partitions_created: u64,
+    /// Day partitions dropped whole (time-partitioned history only).
+    pub partitions_dropped: u64,
+    /// Rows deleted with the dropped partitions.
+    pub partition_rows: u64,
+    /// Rows of the dropped partitions kept (moved to the DEFAULT partition).
+    pub partition_kept: u64,
 }
 
 /// The retention service.
@@ -286,20 +300,79 @@ impl Pruner {
     }
 }
 
-/// One run: the stale count, then each set pruned in batches until one comes back short.
+/// The retention a dropped day partition's rows are judged by: the same as the batched passes.
+pub(crate) fn partition_keep(
+    config: &Retention,
+    own_keep: &BTreeMap<String, Option<Duration>>,
+) -> PartitionKeep {
+    PartitionKeep {
+        finished: config.keep_finished,
+        finished_own: own_keep.iter().map(|(j, k)| (j.clone(), *k)).collect(),
+        dead: config.keep_dead,
+    }
+}
+
+/// Step 1 on a time-partitioned history: creates the partitions ahead, drops the days past
+/// retention. Returns the retention up to which the day partitions are dropped whole (`None`:
+/// the history is plain, nothing is dropped, or a drop failed), which the batched passes then
+/// leave alone.
+async fn maintain_partitions(
+    store: &dyn Store,
+    keep: &PartitionKeep,
+    report: &mut PruneReport,
+) -> Result<Option<Duration>> {
+    let Some(state) = store.history_partitions().await? else {
+        return Ok(None);
+    };
+    let plan = partition_plan(state.now, &state.days, keep, DEFAULT_PARTITION_DAYS_AHEAD);
+    if !plan.create.is_empty() {
+        report.partitions_created = store.history_partitions_create(&plan.create).await?;
+    }
+    let mut all_dropped = true;
+    for day in plan.drop {
+        match store.history_partition_drop(day, keep).await {
+            Ok(Some(dropped)) => {
+                report.partitions_dropped += 1;
+                report.partition_rows += dropped.rows.saturating_sub(dropped.kept);
+                report.partition_kept += dropped.kept;
+                tracing::info!(
+                    %day,
+                    deleted = dropped.rows.saturating_sub(dropped.kept),
+                    kept = dropped.kept,
+                    "dropped a day partition of the execution history past its retention"
+                );
+            }
+            Ok(None) => {}
+            // A day that cannot be dropped (its lock not granted in time, a timeout) must not
+            // keep its rows past retention: this run's batched passes delete them one by one.
+            Err(error) => {
+                tracing::warn!(
+                    %day,
+                    %error,
+                    "could not drop a day partition past its retention; pruning its rows one by one this run"
+                );
+                all_dropped = false;
+            }
+        }
+    }
+    Ok(all_dropped.then(|| longest_retention(keep)).flatten())
+}
+
+/// One run: the partitions, the stale count, then each set pruned in batches until one comes
+/// back short.
 async fn prune(
     store: Arc<dyn Store>,
     config: Retention,
     own_keep: BTreeMap<String, Option<Duration>>,
 ) -> Result<(PruneReport, Vec<(String, i64)>)> {
+    let mut report = PruneReport::default();
+    let dropped_up_to =
+        maintain_partitions(&*store, &partition_keep(&config, &own_keep), &mut report).await?;
     let stale = store.execution_count_stale().await?;
-    let mut report = PruneReport {
-        stale_running: stale
-            .iter()
-            .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
-            .sum(),
-        ..PruneReport::default()
-    };
+    report.stale_running = stale
+        .iter()
+        .map(|(_, n)| u64::try_from(*n).unwrap_or(0))
+        .sum();
     let finished = finished_passes(config.keep_finished, &own_keep)
         .into_iter()
         .map(|pass| (PruneSet::Finished, pass));
@@ -313,10 +386,23 @@ async fn prune(
     });
     for (set, pass) in finished.chain(dead) {
         let mut total = 0;
+        // Rows this old in day partitions go with their partition: only DEFAULT is pruned here.
+        let default_only = dropped_up_to.is_some_and(|longest| pass.keep >= longest);
         loop {
-            let deleted = store
-                .execution_prune(set, pass.jobs(), pass.keep, config.batch_size)
-                .await?;
+            let deleted = if default_only {
+                store
+                    .execution_prune_default_partition(
+                        set,
+                        pass.jobs(),
+                        pass.keep,
+                        config.batch_size,
+                    )
+                    .await?
+            } else {
+                store
+                    .execution_prune(set, pass.jobs(), pass.keep, config.batch_size)
+                    .await?
+            };
             telemetry::pruned(set.as_str(), deleted);
             total += deleted;
             if deleted < config.batch_size as u64 {

@@ -178,6 +178,20 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
+    async fn execution_prune_default_partition(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let outcome = self
+            .inner
+            .execution_prune_default_partition(set, jobs, older_than, limit)
+            .await;
+        self.watch(outcome)
+    }
+
     async fn migration_status(&self) -> Result<MigrationStatus> {
         let outcome = self.inner.migration_status().await;
         self.watch(outcome)
@@ -290,6 +304,25 @@ impl Store for WatchedStore {
 
     async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>> {
         let outcome = self.inner.registered_jobs(job).await;
+        self.watch(outcome)
+    }
+
+    async fn history_partitions(&self) -> Result<Option<crate::store::HistoryPartitions>> {
+        let outcome = self.inner.history_partitions().await;
+        self.watch(outcome)
+    }
+
+    async fn history_partitions_create(&self, days: &[chrono::NaiveDate]) -> Result<u64> {
+        let outcome = self.inner.history_partitions_create(days).await;
+        self.watch(outcome)
+    }
+
+    async fn history_partition_drop(
+        &self,
+        day: chrono::NaiveDate,
+        keep: &crate::store::PartitionKeep,
+    ) -> Result<Option<crate::store::PartitionDropped>> {
+        let outcome = self.inner.history_partition_drop(day, keep).await;
         self.watch(outcome)
     }
 

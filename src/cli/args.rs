@@ -147,6 +147,24 @@ pub(crate) enum Command {
     /// Check a settings file, or show the settings of each registered job.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Convert the execution history into one partition per UTC day (PostgreSQL only), so the
+    /// retention service drops a past day whole; `--undo` makes it one plain table again.
+    /// Runners wait while the rows are copied.
+    #[command(
+        after_help = "Examples:\n  cronlease partition-history\n  cronlease partition-history --days-back 7 --days-ahead 14\n  cronlease partition-history --undo"
+    )]
+    PartitionHistory {
+        /// Past days (before today, UTC) that get a partition of their own; older rows go to
+        /// the DEFAULT partition.
+        #[arg(long, default_value_t = crate::store::DEFAULT_PARTITION_DAYS_BACK)]
+        days_back: u32,
+        /// Days after today that get a partition.
+        #[arg(long, default_value_t = crate::store::DEFAULT_PARTITION_DAYS_AHEAD)]
+        days_ahead: u32,
+        /// Turn a partitioned history back into one plain table.
+        #[arg(long, conflicts_with_all = ["days_back", "days_ahead"])]
+        undo: bool,
+    },
 }
 
 /// `status --fail-on` conditions.

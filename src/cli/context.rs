@@ -18,6 +18,8 @@ pub(crate) struct Context {
     pub(crate) store: Arc<dyn Store>,
     /// The settings file (and `CRONLEASE_*` variables); empty without a file.
     pub(crate) config: Config,
+    /// The same store when it is PostgreSQL, for what only PostgreSQL does (partitioned history).
+    pub(crate) pg: Option<PgStore>,
 }
 
 impl Context {
@@ -35,7 +37,7 @@ impl Context {
                         .into(),
                 )
             })?;
-        let store = connect(&url, need_schema).await?;
+        let (store, pg) = connect(&url, need_schema).await?;
         if need_schema {
             let status = store.migration_status().await?;
             if status.applied == 0 {
@@ -56,7 +58,7 @@ impl Context {
                 );
             }
         }
-        Ok(Context { store, config })
+        Ok(Context { store, config, pg })
     }
 
     /// The registered job `name`, or an error naming it.
@@ -86,10 +88,16 @@ pub(crate) fn settings(file: Option<&Path>) -> Result<Config, Failure> {
 
 /// The store for `url`, by its scheme; a plain path is a SQLite file. Only `migrate` may
 /// create a SQLite file: anywhere else a missing file is a mistyped path.
-async fn connect(url: &str, must_exist: bool) -> Result<Arc<dyn Store>, Failure> {
+async fn connect(
+    url: &str,
+    must_exist: bool,
+) -> Result<(Arc<dyn Store>, Option<PgStore>), Failure> {
     match scheme(url).map(str::to_ascii_lowercase).as_deref() {
-        Some("postgres" | "postgresql") => Ok(Arc::new(PgStore::connect(url).await?)),
-        Some("mysql" | "mariadb") => Ok(Arc::new(MySqlStore::connect(url).await?)),
+        Some("postgres" | "postgresql") => {
+            let store = PgStore::connect(url).await?;
+            Ok((Arc::new(store.clone()), Some(store)))
+        }
+        Some("mysql" | "mariadb") => Ok((Arc::new(MySqlStore::connect(url).await?), None)),
         Some("sqlite") | None => {
             let path = sqlite_path(url);
             if must_exist
@@ -105,7 +113,7 @@ async fn connect(url: &str, must_exist: bool) -> Result<Arc<dyn Store>, Failure>
             } else {
                 SqliteStore::open(url).await?
             };
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), None))
         }
         Some(other) => Err(Failure::Usage(format!(
             "unsupported database scheme `{other}:`: use a SQLite path, sqlite://, postgres:// or mysql://"

@@ -10,6 +10,7 @@
 //!   `dead list|show`, `why`, `preview`, `config show`).
 //! - `act.rs`: the commands that change something (`migrate`, `dead replay`, `pause`, `resume`,
 //!   `prune`) and `config check`.
+//! - `partition.rs`: `partition-history [--undo]` (PostgreSQL only).
 //! - `manual.rs`: trigger now and backfill (`trigger`, `backfill`, `backfill status|cancel`),
 //!   with a progress bar while `--wait`ing.
 //!
@@ -22,6 +23,7 @@ mod context;
 mod inspect;
 mod manual;
 mod output;
+mod partition;
 mod prune;
 
 use std::process::ExitCode;
@@ -157,6 +159,11 @@ async fn run(cli: Cli) -> Outcome {
             inspect::preview(&ctx, &out, &job, scope.as_deref(), n).await
         }
         Command::Prune { dry_run } => prune::prune(&ctx, &out, dry_run).await,
+        Command::PartitionHistory {
+            days_back,
+            days_ahead,
+            undo,
+        } => partition::partition_history(&ctx, &out, days_back, days_ahead, undo).await,
         Command::Trigger(trigger) => manual::trigger(&ctx, &out, &trigger).await,
         Command::Backfill(backfill) => match backfill.action {
             None => manual::backfill(&ctx, &out, &backfill.start).await,

@@ -309,6 +309,19 @@ impl Store for Deadlined {
         bounded("execution_prune", self.call, call).await
     }
 
+    async fn execution_prune_default_partition(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let call = self
+            .inner
+            .execution_prune_default_partition(set, jobs, older_than, limit);
+        bounded("execution_prune", self.call, call).await
+    }
+
     async fn migration_status(&self) -> Result<MigrationStatus> {
         let call = self.inner.migration_status();
         bounded("migration_status", self.call, call).await
@@ -415,6 +428,25 @@ impl Store for Deadlined {
             self.inner.registered_jobs(job),
         )
         .await
+    }
+
+    async fn history_partitions(&self) -> Result<Option<super::HistoryPartitions>> {
+        let call = self.inner.history_partitions();
+        bounded("history_partitions", self.call, call).await
+    }
+
+    async fn history_partitions_create(&self, days: &[chrono::NaiveDate]) -> Result<u64> {
+        let call = self.inner.history_partitions_create(days);
+        bounded("history_partitions_create", self.call, call).await
+    }
+
+    async fn history_partition_drop(
+        &self,
+        day: chrono::NaiveDate,
+        keep: &super::PartitionKeep,
+    ) -> Result<Option<super::PartitionDropped>> {
+        let call = self.inner.history_partition_drop(day, keep);
+        bounded("history_partition_drop", self.call, call).await
     }
 
     async fn trigger_create(&self, trigger: &Trigger) -> Result<Trigger> {

@@ -13,6 +13,8 @@
 //!   [`ManualPlan`] (starting triggered runs).
 //! - [`StoreDeadlines`]: how long a call may take, on the client and on the server.
 //! - [`RunnerRegistration`]: what a runner writes about itself in the job and runner registry.
+//! - Time-partitioned history (PostgreSQL): [`HistoryPartitions`], [`PartitionKeep`],
+//!   [`PartitionDropped`], [`PartitionOptions`], [`HistoryConversion`].
 //!
 //! Every time a store writes comes from the database clock, never the runner's. Every write of a
 //! lease owner is fenced by `(id, lease_token, status = RUNNING)`. Each method is one round of work
@@ -45,6 +47,7 @@ mod classify;
 pub(crate) mod deadline;
 mod guard;
 pub mod mysql;
+mod partitions;
 pub mod postgres;
 mod registry;
 mod rowmap;
@@ -54,7 +57,7 @@ pub(crate) mod url;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::control::{
@@ -71,6 +74,11 @@ pub use classify::classify;
 pub(crate) use classify::host_not_found;
 pub use deadline::{DEFAULT_CALL_DEADLINE, StoreDeadlines};
 pub use guard::GuardedClaim;
+pub(crate) use partitions::unsupported as partitions_unsupported;
+pub use partitions::{
+    DEFAULT_PARTITION_DAYS_AHEAD, DEFAULT_PARTITION_DAYS_BACK, HistoryConversion,
+    HistoryPartitions, PartitionDropped, PartitionKeep, PartitionOptions,
+};
 pub use url::redact_url;
 
 pub use mysql::MySqlStore;
@@ -200,6 +208,18 @@ pub trait Store: Send + Sync + 'static {
     /// deleted (a job with its own retention is pruned alone, the rest with the default). Call
     /// again until it returns less than `limit`.
     async fn execution_prune(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: Duration,
+        limit: usize,
+    ) -> Result<u64>;
+
+    /// [`execution_prune`](Self::execution_prune) limited to the DEFAULT partition of a
+    /// time-partitioned history (the newest-row test still reads the whole history): on a
+    /// partitioned history, the retention service leaves the day partitions to be dropped whole
+    /// instead of deleting their rows one by one. Refused on a plain history, SQLite and MySQL.
+    async fn execution_prune_default_partition(
         &self,
         set: PruneSet,
         jobs: PruneJobs<'_>,
@@ -347,6 +367,28 @@ pub trait Store: Send + Sync + 'static {
     /// The registered jobs (one, or all), by name: each with the specs its live runners
     /// registered and whether they conflict.
     async fn registered_jobs(&self, job: Option<&str>) -> Result<Vec<RegisteredJob>>;
+
+    /// The day partitions of a time-partitioned history (PostgreSQL, after
+    /// [`PgStore::partition_history`]) and the database clock; `None` while the history is one
+    /// plain table, always on SQLite and MySQL. Read from the catalog on every call, so every
+    /// runner follows a conversion without a setting.
+    async fn history_partitions(&self) -> Result<Option<HistoryPartitions>>;
+
+    /// Creates the partitions of `days` (UTC days) that are missing, moving any rows the DEFAULT
+    /// partition holds for them into them; returns how many it created. Safe to run from
+    /// several replicas at once. Refused on a plain history and on SQLite and MySQL.
+    async fn history_partitions_create(&self, days: &[NaiveDate]) -> Result<u64>;
+
+    /// Drops `day`'s partition whole, in one transaction: the rows
+    /// [`execution_prune`](Self::execution_prune) would not delete now under `keep` (not
+    /// finished, awaiting a replay, the newest scheduled row of their `(job, scope)`, or younger
+    /// than their retention) are moved into the DEFAULT partition first. `None` when the day
+    /// has no partition (another replica dropped it). Refused on SQLite and MySQL.
+    async fn history_partition_drop(
+        &self,
+        day: NaiveDate,
+        keep: &PartitionKeep,
+    ) -> Result<Option<PartitionDropped>>;
 }
 
 /// What a tick starts with, read in one statement.

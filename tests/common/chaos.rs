@@ -320,6 +320,19 @@ impl Store for FaultyStore {
         self.call(op, self.inner.execution_prune(set, jobs, older_than, limit))
             .await
     }
+    async fn execution_prune_default_partition(
+        &self,
+        set: PruneSet,
+        jobs: cronlease::store::PruneJobs<'_>,
+        older_than: Duration,
+        limit: usize,
+    ) -> cronlease::Result<u64> {
+        let op = "execution_prune";
+        let call = self
+            .inner
+            .execution_prune_default_partition(set, jobs, older_than, limit);
+        self.call(op, call).await
+    }
     async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {
         self.call("migration_status", self.inner.migration_status())
             .await
@@ -425,6 +438,33 @@ impl Store for FaultyStore {
     ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
         self.call("registered_jobs", self.inner.registered_jobs(job))
             .await
+    }
+    async fn history_partitions(
+        &self,
+    ) -> cronlease::Result<Option<cronlease::store::HistoryPartitions>> {
+        self.call("history_partitions", self.inner.history_partitions())
+            .await
+    }
+    async fn history_partitions_create(
+        &self,
+        days: &[chrono::NaiveDate],
+    ) -> cronlease::Result<u64> {
+        self.call(
+            "history_partitions_create",
+            self.inner.history_partitions_create(days),
+        )
+        .await
+    }
+    async fn history_partition_drop(
+        &self,
+        day: chrono::NaiveDate,
+        keep: &cronlease::store::PartitionKeep,
+    ) -> cronlease::Result<Option<cronlease::store::PartitionDropped>> {
+        self.call(
+            "history_partition_drop",
+            self.inner.history_partition_drop(day, keep),
+        )
+        .await
     }
     async fn trigger_create(
         &self,

@@ -221,6 +221,33 @@ pub async fn postgres() -> Option<TestDb> {
     })
 }
 
+/// [`postgres`], with the history converted to day partitions
+/// ([`PgStore::partition_history`], default layout), for the suites that must hold on either
+/// table.
+pub async fn postgres_partitioned() -> Option<TestDb> {
+    let db = postgres().await?;
+    // The test's clock, so the partitions cover the days the test's runners see.
+    let store = PgStore::connect_with(db.pg_options.clone().expect("pg options"))
+        .await
+        .expect("connect postgres")
+        .with_clock_skew(db.base_skew);
+    let done = store
+        .partition_history(&Default::default())
+        .await
+        .expect("partition the history");
+    assert!(!done.already_partitioned);
+    Some(db)
+}
+
+/// What a test that needs PostgreSQL does when `CRONLEASE_TEST_POSTGRES_URL` is unset: skips
+/// with a message, except under `CI=true`, where the database must be there and it fails.
+pub fn postgres_missing() {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {POSTGRES_URL_VAR} is not set: this test needs PostgreSQL");
+    }
+    eprintln!("skipped: {POSTGRES_URL_VAR} is not set");
+}
+
 /// A fresh database on the MySQL or MariaDB server named by `CRONLEASE_TEST_MYSQL_URL`
 /// (`cronlease_t_<uuid>`, dropped with the `TestDb`), or `None` when it is unset. When it is
 /// set, an unreachable server fails the test.
@@ -281,6 +308,49 @@ macro_rules! on_every_backend {
                 match $crate::common::postgres().await {
                     Some(db) => run(db).await,
                     None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+
+            #[actix::test]
+            async fn mysql() {
+                match $crate::common::mysql().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::MYSQL_URL_VAR),
+                }
+            }
+        }
+    };
+}
+
+/// [`on_every_backend!`] plus a `postgres_partitioned` version on a history converted to day
+/// partitions ([`postgres_partitioned`]), which fails instead of skipping under `CI=true`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::TestDb) $body
+
+            #[actix::test]
+            async fn sqlite() {
+                run($crate::common::sqlite().await).await;
+            }
+
+            #[actix::test]
+            async fn postgres() {
+                match $crate::common::postgres().await {
+                    Some(db) => run(db).await,
+                    None => eprintln!("skipped: {} is not set", $crate::common::POSTGRES_URL_VAR),
+                }
+            }
+
+            #[actix::test]
+            async fn postgres_partitioned() {
+                match $crate::common::postgres_partitioned().await {
+                    Some(db) => run(db).await,
+                    None => $crate::common::postgres_missing(),
                 }
             }
 
@@ -528,6 +598,22 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn execution_prune_default_partition(
+                &self,
+                set: PruneSet,
+                jobs: cronlease::store::PruneJobs<'_>,
+                older_than: std::time::Duration,
+                limit: usize,
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "execution_prune");
+                $before;
+                let out = self
+                    .inner
+                    .execution_prune_default_partition(set, jobs, older_than, limit)
+                    .await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn migration_status(&self) -> cronlease::Result<cronlease::store::MigrationStatus> {
                 self.inner.migration_status().await
             }
@@ -670,6 +756,37 @@ macro_rules! delegate_store {
                 job: Option<&str>,
             ) -> cronlease::Result<Vec<cronlease::RegisteredJob>> {
                 self.inner.registered_jobs(job).await
+            }
+
+            async fn history_partitions(
+                &self,
+            ) -> cronlease::Result<Option<cronlease::store::HistoryPartitions>> {
+                let ($this, $op) = (self, "history_partitions");
+                $before;
+                let out = self.inner.history_partitions().await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn history_partitions_create(
+                &self,
+                days: &[chrono::NaiveDate],
+            ) -> cronlease::Result<u64> {
+                let ($this, $op) = (self, "history_partitions_create");
+                $before;
+                let out = self.inner.history_partitions_create(days).await;
+                $(let _ = &out; $after;)?
+                out
+            }
+            async fn history_partition_drop(
+                &self,
+                day: chrono::NaiveDate,
+                keep: &cronlease::store::PartitionKeep,
+            ) -> cronlease::Result<Option<cronlease::store::PartitionDropped>> {
+                let ($this, $op) = (self, "history_partition_drop");
+                $before;
+                let out = self.inner.history_partition_drop(day, keep).await;
+                $(let _ = &out; $after;)?
+                out
             }
 
             async fn trigger_create(&self, trigger: &cronlease::Trigger) -> cronlease::Result<cronlease::Trigger> {

@@ -1701,6 +1701,16 @@ impl Store for MySqlStore {
         c.release(result)
     }
 
+    async fn execution_prune_default_partition(
+        &self,
+        _set: PruneSet,
+        _jobs: PruneJobs<'_>,
+        _older_than: std::time::Duration,
+        _limit: usize,
+    ) -> Result<u64> {
+        Err(crate::store::partitions_unsupported(self.backend()))
+    }
+
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
@@ -2090,6 +2100,23 @@ impl Store for MySqlStore {
             .await;
         let rows = c.done(result)?;
         Ok(registry::registered_jobs(rows.iter()))
+    }
+
+    /// The history is always one table here.
+    async fn history_partitions(&self) -> Result<Option<crate::store::HistoryPartitions>> {
+        Ok(None)
+    }
+
+    async fn history_partitions_create(&self, _days: &[chrono::NaiveDate]) -> Result<u64> {
+        Err(crate::store::partitions_unsupported(self.backend()))
+    }
+
+    async fn history_partition_drop(
+        &self,
+        _day: chrono::NaiveDate,
+        _keep: &crate::store::PartitionKeep,
+    ) -> Result<Option<crate::store::PartitionDropped>> {
+        Err(crate::store::partitions_unsupported(self.backend()))
     }
 }
 

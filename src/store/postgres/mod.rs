@@ -14,6 +14,7 @@
 
 pub(crate) mod error;
 mod migrate;
+mod partition;
 mod row;
 mod sql;
 
@@ -21,15 +22,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::deadline::{Checkout, StoreDeadlines, millis};
 use super::{
-    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, Lease, ManualStart,
-    MigrationStatus, PruneJobs, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept,
+    ClaimRequest, Claimed, ExecutionFilter, FailureWrite, GuardedClaim, HistoryConversion,
+    HistoryPartitions, Lease, ManualStart, MigrationStatus, PartitionDropped, PartitionKeep,
+    PartitionOptions, PruneJobs, PruneSet, Renewal, RetryCandidate, Store, SuccessWrite, Swept,
     TickClock, db_error,
 };
 use crate::control::{
@@ -102,6 +104,9 @@ struct Statements {
     claim_guard_rows_locked: Arc<str>,
     claim_guard_cancel: Arc<str>,
     claim_guard_skip: Arc<str>,
+    partition_state: Arc<str>,
+    prune_default_partition: Arc<str>,
+    partition_keepers: Arc<str>,
 }
 
 impl Statements {
@@ -143,6 +148,9 @@ impl Statements {
             claim_guard_rows_locked: fill(sql::CLAIM_GUARD_ROWS_LOCKED),
             claim_guard_cancel: fill(sql::CLAIM_GUARD_CANCEL),
             claim_guard_skip: fill(sql::CLAIM_GUARD_SKIP),
+            partition_state: fill(partition::PARTITION_STATE),
+            prune_default_partition: fill(&sql::execution_prune_default_partition()),
+            partition_keepers: fill(partition::PARTITION_KEEPERS),
         }
     }
 }
@@ -413,6 +421,34 @@ impl PgStore {
     pub fn with_clock_skew(mut self, skew: TimeDelta) -> Self {
         self.sql = Arc::new(Statements::new(skew));
         self
+    }
+
+    /// Converts the execution history into a time-partitioned table (one partition per UTC day
+    /// on `plan_time`, plus DEFAULT), in one transaction under an `ACCESS EXCLUSIVE` lock: runners
+    /// wait while the rows are copied. Every row is kept; days more than `options.days_back`
+    /// before today go to DEFAULT. From then on the retention service creates day partitions
+    /// ahead and drops past ones whole (see `docs/operations.md`). Run
+    /// [`migrate`](Store::migrate) first. Partitioned already: changes nothing and reports
+    /// [`HistoryConversion::already_partitioned`].
+    pub async fn partition_history(&self, options: &PartitionOptions) -> Result<HistoryConversion> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("history_partition", e))?;
+        partition::convert(&mut conn, &self.sql.db_now, options).await
+    }
+
+    /// Turns a time-partitioned history back into one plain table, every row kept, in one
+    /// transaction under an `ACCESS EXCLUSIVE` lock. Returns the rows copied, or `None` when the
+    /// history is plain already (nothing changed).
+    pub async fn unpartition_history(&self) -> Result<Option<u64>> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| db_error("history_unpartition", e))?;
+        partition::revert(&mut conn).await
     }
 
     /// The underlying pool.
@@ -845,6 +881,26 @@ impl Store for PgStore {
     ) -> Result<u64> {
         let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
         let result = sqlx::query(q(&self.sql.prune))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(jobs.only())
+            .bind(jobs.except())
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn execution_prune_default_partition(
+        &self,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
+        let result = sqlx::query(q(&self.sql.prune_default_partition))
             .bind(set == PruneSet::Dead)
             .bind(duration_ms(older_than))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1317,6 +1373,31 @@ impl Store for PgStore {
             .fetch_all(&mut *c)
             .await;
         Ok(registry::registered_jobs(c.done(result)?.iter()))
+    }
+
+    async fn history_partitions(&self) -> Result<Option<HistoryPartitions>> {
+        let mut c = Checkout::acquire(&self.pool, "history_partitions").await?;
+        let state = partition::state(&mut c, &self.sql.partition_state).await;
+        c.done(Ok(()))?;
+        state
+    }
+
+    async fn history_partitions_create(&self, days: &[NaiveDate]) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "history_partitions_create").await?;
+        let created = partition::create(&mut c, days).await;
+        c.done(Ok(()))?;
+        created
+    }
+
+    async fn history_partition_drop(
+        &self,
+        day: NaiveDate,
+        keep: &PartitionKeep,
+    ) -> Result<Option<PartitionDropped>> {
+        let mut c = Checkout::acquire(&self.pool, "history_partition_drop").await?;
+        let dropped = partition::drop_day(&mut c, &self.sql.partition_keepers, day, keep).await;
+        c.done(Ok(()))?;
+        dropped
     }
 }
 

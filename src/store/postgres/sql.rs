@@ -353,6 +353,20 @@ DELETE FROM cronlease_executions WHERE id = ANY (ARRAY(
   FOR UPDATE OF e SKIP LOCKED))"
 );
 
+/// [`EXECUTION_PRUNE`] on the DEFAULT partition of a partitioned history only (the newer-row
+/// test still reads the whole history).
+pub(super) fn execution_prune_default_partition() -> String {
+    EXECUTION_PRUNE
+        .replace(
+            "DELETE FROM cronlease_executions WHERE",
+            "DELETE FROM cronlease_executions_default WHERE",
+        )
+        .replace(
+            "FROM cronlease_executions AS e\n",
+            "FROM cronlease_executions_default AS e\n",
+        )
+}
+
 /// $1, $2: as [`EXECUTION_PRUNE`]'s, without the batch limit; $3, $4: its $4, $5.
 pub(super) const EXECUTION_COUNT_PRUNABLE: &str = concat!(
     "WITH c AS MATERIALIZED (SELECT {NOW} AS now)

@@ -863,6 +863,16 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn execution_prune_default_partition(
+        &self,
+        _set: PruneSet,
+        _jobs: PruneJobs<'_>,
+        _older_than: std::time::Duration,
+        _limit: usize,
+    ) -> Result<u64> {
+        Err(crate::store::partitions_unsupported(self.backend()))
+    }
+
     async fn execution_count_prunable(
         &self,
         set: PruneSet,
@@ -1367,6 +1377,23 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_error("registered_jobs", e))?;
         Ok(registry::registered_jobs(rows.iter()))
+    }
+
+    /// The history is always one table here.
+    async fn history_partitions(&self) -> Result<Option<crate::store::HistoryPartitions>> {
+        Ok(None)
+    }
+
+    async fn history_partitions_create(&self, _days: &[chrono::NaiveDate]) -> Result<u64> {
+        Err(crate::store::partitions_unsupported(self.backend()))
+    }
+
+    async fn history_partition_drop(
+        &self,
+        _day: chrono::NaiveDate,
+        _keep: &crate::store::PartitionKeep,
+    ) -> Result<Option<crate::store::PartitionDropped>> {
+        Err(crate::store::partitions_unsupported(self.backend()))
     }
 }
 
