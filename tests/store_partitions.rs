@@ -1,7 +1,8 @@
 //! Time-partitioned history on PostgreSQL: converting a plain table (and back), the retention
 //! service creating partitions ahead and dropping past days whole while keeping the keepers,
 //! two replicas doing it at once, and a scheduler running on a partitioned table.
-//! Every test needs `CRONLEASE_TEST_POSTGRES_URL`; under `CI=true` its absence fails them.
+//! Every test needs `CRONLEASE_TEST_POSTGRES_URL` (skipped without it; `.ci/run` sets it for the
+//! PostgreSQL suite).
 
 mod common;
 

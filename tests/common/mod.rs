@@ -240,11 +240,9 @@ pub async fn postgres_partitioned() -> Option<TestDb> {
 }
 
 /// What a test that needs PostgreSQL does when `CRONLEASE_TEST_POSTGRES_URL` is unset: skips
-/// with a message, except under `CI=true`, where the database must be there and it fails.
+/// with a message, as every PostgreSQL test does in the README's SQLite run. `.ci/run` then runs
+/// the PostgreSQL suite with the variable set, and fails when the server is unreachable.
 pub fn postgres_missing() {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {POSTGRES_URL_VAR} is not set: this test needs PostgreSQL");
-    }
     eprintln!("skipped: {POSTGRES_URL_VAR} is not set");
 }
 
@@ -323,7 +321,7 @@ macro_rules! on_every_backend {
 }
 
 /// [`on_every_backend!`] plus a `postgres_partitioned` version on a history converted to day
-/// partitions ([`postgres_partitioned`]), which fails instead of skipping under `CI=true`.
+/// partitions ([`postgres_partitioned`]).
 #[macro_export]
 macro_rules! on_every_store {
     ($(#[$attr:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
