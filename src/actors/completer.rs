@@ -191,7 +191,8 @@ impl Completer {
                     Kind::Success => act.successes.in_flight = false,
                     Kind::Failure => act.failures.in_flight = false,
                 }
-                // What arrived meanwhile has waited at least as long as a linger.
+                // What arrived meanwhile goes out now: it waited for this statement, which the
+                // database has just shown it can take, so a linger would only add latency.
                 act.send(kind, ctx);
             }),
         );

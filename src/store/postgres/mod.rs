@@ -1491,22 +1491,46 @@ mod tests {
         assert_eq!(scrubbed, serde_json::json!({ "a\u{FFFD}": ["x\u{FFFD}y"] }));
     }
 
+    /// A fresh schema on the server named by `CRONLEASE_TEST_POSTGRES_URL` (`None`: unset), with
+    /// connect options that use it and a pool to drop it with.
+    struct UnitSchema {
+        admin: PgPool,
+        schema: String,
+        options: PgConnectOptions,
+    }
+
+    impl UnitSchema {
+        async fn create() -> Option<Self> {
+            let url = std::env::var("CRONLEASE_TEST_POSTGRES_URL").ok()?;
+            let schema = format!("cronlease_unit_{}", Uuid::new_v4().simple());
+            let admin = PgPool::connect(&url).await.expect("connect");
+            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&admin)
+                .await
+                .expect("create schema");
+            let options = PgConnectOptions::from_str(&url)
+                .expect("url")
+                .options([("search_path", schema.as_str())]);
+            Some(UnitSchema {
+                admin,
+                schema,
+                options,
+            })
+        }
+    }
+
     /// Against the server named by `CRONLEASE_TEST_POSTGRES_URL` (skipped when unset): four
     /// replicas migrating at once apply each migration once, and a newer schema is refused.
     #[tokio::test]
     async fn concurrent_migrations_apply_once_and_newer_schemas_are_refused() {
-        let Ok(url) = std::env::var("CRONLEASE_TEST_POSTGRES_URL") else {
+        let Some(UnitSchema {
+            admin,
+            schema,
+            options,
+        }) = UnitSchema::create().await
+        else {
             return;
         };
-        let schema = format!("cronlease_unit_{}", Uuid::new_v4().simple());
-        let admin = PgPool::connect(&url).await.expect("connect");
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        let options = PgConnectOptions::from_str(&url)
-            .expect("url")
-            .options([("search_path", schema.as_str())]);
         let replicas = futures_util::future::join_all((0..4).map(|_| {
             let options = options.clone();
             async move {
@@ -1603,18 +1627,14 @@ mod tests {
     /// scanning the whole partial index once per row (12 s for a heartbeat of 2,000 leases).
     #[tokio::test]
     async fn plans_keep_to_the_primary_key_after_analyze() {
-        let Ok(url) = std::env::var("CRONLEASE_TEST_POSTGRES_URL") else {
+        let Some(UnitSchema {
+            admin,
+            schema,
+            options,
+        }) = UnitSchema::create().await
+        else {
             return;
         };
-        let schema = format!("cronlease_unit_{}", Uuid::new_v4().simple());
-        let admin = PgPool::connect(&url).await.expect("connect");
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        let options = PgConnectOptions::from_str(&url)
-            .expect("url")
-            .options([("search_path", schema.as_str())]);
         let store = PgStore::connect_with(options).await.expect("connect");
         store.migrate().await.expect("migrate");
         let insert = |status: &'static str, from: i64, n: i64| {
