@@ -410,6 +410,29 @@ impl PgStore {
         }
     }
 
+    /// One batch of a prune statement (the whole history's, or DEFAULT's alone): both take
+    /// the same parameters.
+    async fn prune_with(
+        &self,
+        sql: &Arc<str>,
+        set: PruneSet,
+        jobs: PruneJobs<'_>,
+        older_than: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64> {
+        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
+        let result = sqlx::query(q(sql))
+            .bind(set == PruneSet::Dead)
+            .bind(duration_ms(older_than))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(jobs.only())
+            .bind(jobs.except())
+            .execute(&mut *c)
+            .await;
+        let done = c.done(result)?;
+        Ok(done.rows_affected())
+    }
+
     fn keep_deadlines(mut self, deadlines: StoreDeadlines) -> Self {
         self.deadlines = deadlines;
         self
@@ -879,17 +902,8 @@ impl Store for PgStore {
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
-        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
-        let result = sqlx::query(q(&self.sql.prune))
-            .bind(set == PruneSet::Dead)
-            .bind(duration_ms(older_than))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(jobs.only())
-            .bind(jobs.except())
-            .execute(&mut *c)
-            .await;
-        let done = c.done(result)?;
-        Ok(done.rows_affected())
+        self.prune_with(&self.sql.prune, set, jobs, older_than, limit)
+            .await
     }
 
     async fn execution_prune_default_partition(
@@ -899,17 +913,14 @@ impl Store for PgStore {
         older_than: std::time::Duration,
         limit: usize,
     ) -> Result<u64> {
-        let mut c = Checkout::acquire(&self.pool, "execution_prune").await?;
-        let result = sqlx::query(q(&self.sql.prune_default_partition))
-            .bind(set == PruneSet::Dead)
-            .bind(duration_ms(older_than))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(jobs.only())
-            .bind(jobs.except())
-            .execute(&mut *c)
-            .await;
-        let done = c.done(result)?;
-        Ok(done.rows_affected())
+        self.prune_with(
+            &self.sql.prune_default_partition,
+            set,
+            jobs,
+            older_than,
+            limit,
+        )
+        .await
     }
 
     async fn execution_count_prunable(

@@ -145,6 +145,25 @@ async fn exec(conn: &mut PgConnection, op: &'static str, sql: String) -> Result<
     Ok(())
 }
 
+/// The transaction a conversion either way runs in: no statement timeout (it copies the whole
+/// history), quiet notices, and the partition lock, so it never runs beside another change.
+async fn begin_layout_change<'c>(
+    conn: &'c mut PgConnection,
+    op: &'static str,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
+    let mut tx = sqlx::Connection::begin(conn)
+        .await
+        .map_err(|e| db_error(op, e))?;
+    exec(
+        &mut tx,
+        op,
+        "SET LOCAL statement_timeout = 0; SET LOCAL client_min_messages = warning".into(),
+    )
+    .await?;
+    lock(&mut tx, op).await?;
+    Ok(tx)
+}
+
 async fn lock(conn: &mut PgConnection, op: &'static str) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PARTITION_LOCK_KEY)
@@ -306,14 +325,7 @@ pub(super) async fn convert(
 ) -> Result<HistoryConversion> {
     const OP: &str = "history_partition";
     let fail = |e| db_error(OP, e);
-    let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
-    exec(
-        &mut tx,
-        OP,
-        "SET LOCAL statement_timeout = 0; SET LOCAL client_min_messages = warning".into(),
-    )
-    .await?;
-    lock(&mut tx, OP).await?;
+    let mut tx = begin_layout_change(conn, OP).await?;
     if !exists(&mut tx, OP, "cronlease_executions").await? {
         return Err(Error::InvalidRequest(
             "there is no execution history to partition: run the migrations first".into(),
@@ -398,14 +410,7 @@ ALTER TABLE cronlease_executions_partitioned RENAME TO cronlease_executions;
 pub(super) async fn revert(conn: &mut PgConnection) -> Result<Option<u64>> {
     const OP: &str = "history_unpartition";
     let fail = |e| db_error(OP, e);
-    let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
-    exec(
-        &mut tx,
-        OP,
-        "SET LOCAL statement_timeout = 0; SET LOCAL client_min_messages = warning".into(),
-    )
-    .await?;
-    lock(&mut tx, OP).await?;
+    let mut tx = begin_layout_change(conn, OP).await?;
     if !is_partitioned(&mut tx, OP).await? {
         return Ok(None);
     }
