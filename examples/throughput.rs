@@ -18,8 +18,9 @@
 //! - `--limit`: alternates the database work alone (the claim and success statements in the
 //!   runtime's batch sizes) with the end-to-end run, and prints `end-to-end / limit`.
 //! - `--replicas N`: alternates one replica with N replicas (each its own scheduler, pool and
-//!   runner id) on one database; prints aggregate executions/s, conflicts per claimed plan,
-//!   deadlocks and each replica's share of the plans.
+//!   runner id, ticking by itself) on one database; prints aggregate executions/s, conflicts
+//!   per claimed plan, deadlocks, each replica's share of the plans, and the time of the read
+//!   a replica makes at the handoff to learn which of the other replicas' plans have rows.
 //! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them, and run
 //!   on to the next minute's plans, due one by one, for the steady state's start lag), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
@@ -358,43 +359,43 @@ async fn limit_runs(args: &Args, store: Arc<dyn Store>) {
 
 async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snapshotter) {
     let n = stores.len();
-    // A snapshot takes the counters' values so far: the one after the runs holds theirs alone.
+    // A snapshot takes the counters' values so far: each one after a run holds that run's.
     drop(snapshotter.snapshot());
     let (mut singles, mut many) = (Vec::new(), Vec::new());
-    let (mut claimed, mut conflicted) = (0usize, 0usize);
+    let (mut claimed, mut conflicted, mut deadlocks) = (0usize, 0u64, 0u64);
     let mut won = vec![0usize; n];
     for run in 0..args.runs {
         let single =
             support::replicas_throughput(&stores[..1], args.scopes, &format!("one-{run}")).await;
+        drop(snapshotter.snapshot());
         let replicas =
             support::replicas_throughput(stores, args.scopes, &format!("many-{run}")).await;
+        let snapshot = snapshotter.snapshot().into_vec();
+        let run_conflicts = counter(
+            &snapshot,
+            cronlease::telemetry::CLAIMS,
+            Some(("outcome", "conflicted")),
+        );
+        deadlocks += counter(&snapshot, cronlease::telemetry::DB_DEADLOCKS, None);
         let (single_rate, rate) = (
             args.scopes as f64 / single.elapsed.as_secs_f64(),
             args.scopes as f64 / replicas.elapsed.as_secs_f64(),
         );
         println!(
             "run {}: 1 replica {single_rate:.0} /s, {n} replicas {rate:.0} /s (ratio {:.2}), \
-             won {:?}, conflicted {}",
+             ran {:?}, conflicted {run_conflicts}",
             run + 1,
             rate / single_rate,
             replicas.won,
-            replicas.conflicted
         );
         singles.push(single_rate);
         many.push(rate);
         claimed += replicas.won.iter().sum::<usize>();
-        conflicted += replicas.conflicted;
+        conflicted += run_conflicts;
         for (total, won_now) in won.iter_mut().zip(&replicas.won) {
             *total += won_now;
         }
     }
-    let snapshot = snapshotter.snapshot().into_vec();
-    let deadlocks = counter(&snapshot, cronlease::telemetry::DB_DEADLOCKS, None);
-    let counted_conflicts = counter(
-        &snapshot,
-        cronlease::telemetry::CLAIMS,
-        Some(("outcome", "conflicted")),
-    );
     let (single, rate) = (median(&mut singles), median(&mut many));
     let shares: Vec<String> = won
         .iter()
@@ -406,12 +407,40 @@ async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snap
         args.runs
     );
     println!(
-        "conflicts per claimed plan: {:.3} ({conflicted} conflicted / {claimed} claimed; \
-         cronlease_claims_total{{outcome=conflicted}} {counted_conflicts})",
+        "conflicts per claimed plan: {:.3} ({conflicted} conflicted / {claimed} claimed, \
+         cronlease_claims_total{{outcome=conflicted}} of the {n}-replica runs)",
         conflicted as f64 / claimed as f64
     );
     println!("deadlocks (cronlease_db_deadlocks_total): {deadlocks}");
     println!("share of plans per replica: {}", shares.join(", "));
+    // What sharing defers: each replica later looks whether the plans of the scopes it does not
+    // own have rows, in one read (`Store::execution_plans_exist`), HANDOFF_AFTER after it saw
+    // them due. Timed here on the last run's rows, for one replica's share.
+    let others = args.scopes - args.scopes / n;
+    let plans: Vec<(cronlease::Scope, chrono::DateTime<chrono::Utc>)> = {
+        let job = format!("many-{}", args.runs - 1);
+        let rows = stores[0]
+            .execution_list(&cronlease::ExecutionFilter {
+                job: Some(job),
+                limit: others,
+                ..Default::default()
+            })
+            .await
+            .expect("rows");
+        rows.into_iter().map(|r| (r.scope, r.plan_time)).collect()
+    };
+    let job = format!("many-{}", args.runs - 1);
+    let looked = std::time::Instant::now();
+    let exist = stores[0]
+        .execution_plans_exist(&job, &plans)
+        .await
+        .expect("look");
+    println!(
+        "the handoff's look at {} plans of other replicas' scopes (one replica, once per burst): {:.1} ms, {} with a row",
+        plans.len(),
+        looked.elapsed().as_secs_f64() * 1000.0,
+        exist.iter().filter(|e| **e).count()
+    );
 }
 
 fn allocation_counters() -> (u64, u64) {

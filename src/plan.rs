@@ -9,6 +9,8 @@
 //! - `NewestPlans` (`plan/newest.rs`): the newest plan per scope that planning starts from.
 //! - `LastWalk` (`plan/last_walk.rs`): what the last walk over a job's scopes found (nothing
 //!   due, or a backlog of plans for the next ticks) while it still holds, so ticks need not walk.
+//! - `Owners` and `ForeignPlans` (`plan/sharing.rs`): which live runner offers a scope's due
+//!   plans first, and the plans of other runners' scopes set aside until the handoff.
 //!
 //! Catch-up decides only which *never-started* plans get rows. A FAILED row is retried at its
 //! `next_retry_at` in every mode, whatever newer plans exist, until SUCCESS or DEAD (or
@@ -29,10 +31,12 @@ use crate::store::RetryCandidate;
 mod claim_order;
 mod last_walk;
 mod newest;
+mod sharing;
 
 pub(crate) use claim_order::claim_order;
 pub(crate) use last_walk::LastWalk;
 pub(crate) use newest::NewestPlans;
+pub(crate) use sharing::{HANDOFF_AFTER, Owners, Sharing, plans_to_take_over};
 
 /// What a job does about plans it missed (runner down, ticks delayed).
 ///

@@ -604,6 +604,35 @@ on_every_store! {
 }
 
 on_every_store! {
+    async fn which_plans_exist_is_answered_in_the_order_asked(db: TestDb) {
+        claim_one(&*db.store, "a", scope(1), plan(0)).await;
+        claim_one(&*db.store, "a", scope(2), plan(1)).await;
+        let asked = vec![
+            (scope(2), plan(1)),
+            (scope(1), plan(1)),
+            (scope(3), plan(0)),
+            (scope(1), plan(0)),
+        ];
+        assert_eq!(
+            db.store.execution_plans_exist(JOB, &asked).await.unwrap(),
+            vec![true, false, false, true]
+        );
+        // Another job's rows are not this job's.
+        assert_eq!(
+            db.store.execution_plans_exist("nobody", &asked).await.unwrap(),
+            vec![false; 4]
+        );
+        assert!(db.store.execution_plans_exist(JOB, &[]).await.unwrap().is_empty());
+        // A batch as large as a tick's is answered whole.
+        let many: Vec<_> = (0..5_000).map(|i| (scope(i), plan(0))).collect();
+        let exist = db.store.execution_plans_exist(JOB, &many).await.unwrap();
+        assert_eq!(exist.len(), 5_000);
+        assert_eq!(exist.iter().filter(|e| **e).count(), 1);
+        assert!(exist[1]);
+    }
+}
+
+on_every_store! {
     async fn retry_candidates_are_ordered_and_bounded(db: TestDb) {
         let mut leases = Vec::new();
         for minute in 0..4 {

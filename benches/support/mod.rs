@@ -391,33 +391,44 @@ pub fn reset_peak_rss() -> bool {
 /// What one run of [`replicas_throughput`] measured.
 #[derive(Debug, Clone)]
 pub struct ReplicaRun {
-    /// From the first tick until every row is SUCCESS.
+    /// From the job's resume until every row is SUCCESS.
     pub elapsed: Duration,
-    /// Plans each replica claimed (won), in replica order.
+    /// Plans each replica ran, in replica order.
     pub won: Vec<usize>,
-    /// Plans a replica offered that another one already held (summed over replicas).
-    pub conflicted: usize,
 }
 
-/// `stores.len()` replicas (each its own scheduler, pool and runner id) share one job of
-/// `scopes_n` scopes with one due plan each: every replica ticks at the same moments, as
-/// replicas woken by the same plan boundary do, until every plan has a row; then waits until
-/// every row is SUCCESS. `job` must be new to the database.
+/// `stores.len()` replicas (each its own scheduler, pool and runner id, ticking by itself as
+/// in production, every 20 ms) share one job of `scopes_n` scopes with one due plan each. The
+/// job starts paused; once every replica runs, the pause is lifted and each replica's next tick
+/// finds every plan due at once (replicas woken by one plan boundary). Measured from the
+/// resume until every row is SUCCESS; checks each plan ran exactly once. `job` must be new.
 pub async fn replicas_throughput(
     stores: &[Arc<dyn Store>],
     scopes_n: usize,
     job: &str,
 ) -> ReplicaRun {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
+    stores[0]
+        .pause_set(&cronlease::Pause::new(job, None, "bench", "start together"))
+        .await
+        .expect("pause");
+    let ran: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..stores.len()).map(|_| AtomicUsize::new(0)).collect());
     let mut replicas = Vec::with_capacity(stores.len());
     for (i, store) in stores.iter().enumerate() {
+        let count = ran.clone();
         let spec = JobSpec::builder(job)
             .every("1h")
             .scopes(Scopes::Static(scope_list.clone()))
-            .handler(|_ctx: JobContext| async { Ok(JobOutput::default()) })
+            .handler(move |_ctx: JobContext| {
+                count[i].fetch_add(1, Ordering::Relaxed);
+                async { Ok(JobOutput::default()) }
+            })
             .build()
             .expect("spec");
-        let s = scheduler(store.clone(), scopes_n + 1, false)
+        let s = scheduler(store.clone(), scopes_n + 1, true)
+            .tick_interval(Duration::from_millis(20))
             .runner_id(format!("replica-{i}"))
             .job(spec)
             .start()
@@ -425,16 +436,10 @@ pub async fn replicas_throughput(
             .expect("start");
         replicas.push(s);
     }
-    let mut won = vec![0; replicas.len()];
-    let mut conflicted = 0;
     let started = Instant::now();
-    while won.iter().sum::<usize>() < scopes_n {
-        let reports = futures_util::future::join_all(replicas.iter().map(|s| s.tick_now())).await;
-        for (i, report) in reports.into_iter().enumerate() {
-            let report = report.expect("tick");
-            won[i] += report.won;
-            conflicted += report.conflicted;
-        }
+    stores[0].pause_clear(job, None).await.expect("resume");
+    while ran.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() < scopes_n {
+        actix_rt::time::sleep(Duration::from_micros(500)).await;
     }
     for s in &replicas {
         while s.running().await.expect("running") > 0 {
@@ -455,8 +460,7 @@ pub async fn replicas_throughput(
     }
     ReplicaRun {
         elapsed,
-        won,
-        conflicted,
+        won: ran.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
     }
 }
 

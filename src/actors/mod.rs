@@ -63,6 +63,7 @@ pub(crate) mod presence;
 mod requests;
 pub(crate) mod retention;
 pub(crate) mod retry_policy;
+mod sharing;
 pub(crate) mod supervisor;
 pub(crate) mod tick;
 pub(crate) mod watched_store;

@@ -139,6 +139,7 @@ impl Supervisor {
                 newest: None,
                 held: Vec::new(),
                 last_walk: crate::plan::LastWalk::default(),
+                sharing: crate::plan::Sharing::default(),
             }),
             timer: None,
             wake_by: None,
@@ -215,6 +216,7 @@ impl Supervisor {
             stopping: self.stopping.clone(),
             running: self.running.clone(),
             tick_interval: self.tick_interval,
+            share_scopes: self.auto_tick,
         }
     }
 

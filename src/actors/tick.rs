@@ -10,12 +10,15 @@
 //! 5. collects the FAILED rows due for retry, whatever their plan time (`plan::due_retries`),
 //!    and each scope's due plans (`plan::TickPlans`, computed once per tick, or the planner hook);
 //!    the plans the catch-up mode jumps over go to the skipped-plan ledger in one statement;
-//! 6. claims them oldest first in batched statements while execution slots are free
+//! 6. when the runner ticks by itself, sets aside the due plans of scopes another live runner
+//!    owns, and takes over those set aside earlier that still have no row at the handoff
+//!    (`sharing.rs`, `plan/sharing.rs`);
+//! 7. claims them oldest first in batched statements while execution slots are free
 //!    (conflicts use no slot), retrying a transient failure with the same ids and tokens; a job
 //!    with an overlap policy other than `AllowAll` or a concurrency limit claims through
 //!    `Store::execution_claim_guarded`, which may also skip plans (SKIPPED rows), cancel
 //!    running attempts (`CancelOther`) and leave plans waiting, offered again next tick;
-//! 7. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
+//! 8. starts an Executor per claimed lease and adds it to the Supervisor's running set in the
 //!    same step, so a lease lost, an attempt ended or a shutdown begun before the tick is over
 //!    reaches the right Executor.
 //!
@@ -43,7 +46,9 @@ use super::planning::{self, PlanningCode};
 use crate::control::{ClaimGuard, PauseSet, SKIPPED_OVERLAP, SkipCollector, SkipSpan};
 use crate::error::Result;
 use crate::execution::{ClaimOutcome, Status};
-use crate::plan::{LastWalk, NewestPlans, TickPlans, claim_order, due_retries, hook_plans};
+use crate::plan::{
+    HANDOFF_AFTER, LastWalk, NewestPlans, Sharing, TickPlans, claim_order, due_retries, hook_plans,
+};
 use crate::schedule::{delta, stagger_offset};
 use crate::scope::Scope;
 use crate::store::{ClaimRequest, Claimed, GuardedClaim, Lease, PlanClaim};
@@ -93,6 +98,12 @@ pub struct TickReport {
     pub waiting: usize,
     /// Due plans left for a later tick because the job's `max_concurrent` limit was reached.
     pub limited: usize,
+    /// Due plans of scopes another live runner owns, set aside for it (runners ticking by
+    /// themselves share a job's scopes; `docs/architecture.md`, "The claim strategy").
+    pub set_aside: usize,
+    /// Plans set aside earlier that had no row at the handoff (their owner did not claim them)
+    /// and were offered by this runner.
+    pub taken_over: usize,
 }
 
 impl TickReport {
@@ -118,6 +129,8 @@ impl TickReport {
         self.cancelled += other.cancelled;
         self.waiting += other.waiting;
         self.limited += other.limited;
+        self.set_aside += other.set_aside;
+        self.taken_over += other.taken_over;
     }
 }
 
@@ -135,6 +148,8 @@ pub(crate) struct JobState {
     /// What the last walk over the scopes found (nothing due, or a backlog of plans more than a
     /// tick can claim) while it holds: ticks then need not walk.
     pub(crate) last_walk: LastWalk,
+    /// The job's live runners and the due plans of their scopes this runner set aside.
+    pub(crate) sharing: Sharing,
 }
 
 /// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
@@ -155,6 +170,9 @@ pub(crate) struct TickEnv {
     pub(crate) running: Running,
     /// The longest wait before the job's next tick.
     pub(crate) tick_interval: Duration,
+    /// Whether the job's scopes are shared with the other live runners (the runner ticks by
+    /// itself): each offers at once only the due plans of the scopes it owns.
+    pub(crate) share_scopes: bool,
 }
 
 /// The outcome of one job's tick.
@@ -357,6 +375,19 @@ async fn sweep_plan_claim(
             due.push((Source::Owned(scope, due.len()), plan_time));
         }
     }
+    // Plans set aside for the runners owning their scopes whose handoff came and that still
+    // have no row: this runner offers them now (`sharing.rs`).
+    if env.share_scopes {
+        let taken =
+            super::sharing::take_over_due(rt, &spec, &mut job.sharing, newest, pauses, db_now)
+                .await?;
+        tick.report.taken_over += taken.len();
+        for (scope, plan_time) in taken {
+            if queued.insert((scope.clone(), plan_time)) {
+                due.push((Source::Owned(scope, due.len()), plan_time));
+            }
+        }
+    }
     // What one tick's claim rounds can send.
     let room = (MAX_CLAIM_ROUNDS * CLAIM_BATCH).saturating_sub(due.len());
 
@@ -440,6 +471,33 @@ async fn sweep_plan_claim(
         }
         _ => {}
     }
+    // Due plans of scopes another live runner owns are set aside for it, to look at again at
+    // the handoff; plans of a walk only (retries, held plans and plans taken over stay).
+    let mut set_aside = 0;
+    if env.share_scopes
+        && due
+            .iter()
+            .any(|(source, _)| matches!(source, Source::Listed(..)))
+    {
+        let owners =
+            super::sharing::owners(rt, &spec.name, &mut job.sharing.owners, db_now).await?;
+        if owners.shared() {
+            let check_at = db_now + delta(HANDOFF_AFTER);
+            let foreign = &mut job.sharing.foreign;
+            due.retain(|(source, plan_time)| match source {
+                Source::Listed(_, scope) if !owners.owns(&spec.name, scope) => {
+                    foreign.set_aside(scope, *plan_time, check_at);
+                    set_aside += 1;
+                    false
+                }
+                _ => true,
+            });
+        }
+    }
+    tick.report.set_aside += set_aside;
+    if let Some(at) = job.sharing.foreign.next_check() {
+        tick.wake_at(at, db_now);
+    }
     tick.report.planned += due.len();
     // Oldest plans first across scopes, in random order among equals: a runner short of slots
     // serves every scope in turn, and replicas ticking together try different scopes first.
@@ -455,6 +513,9 @@ async fn sweep_plan_claim(
         }
     }
     if let Some((found, next_due)) = walked {
+        // Plans set aside do not count as found: the walk holds until the next plan comes due,
+        // and the plans set aside are looked at by their handoff.
+        let found = found.saturating_sub(set_aside);
         job.last_walk
             .walked(&scopes, pauses, next_due, found, backlog);
     }

@@ -75,6 +75,15 @@ impl Store for WatchedStore {
         self.watch(outcome)
     }
 
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let outcome = self.inner.execution_plans_exist(job, plans).await;
+        self.watch(outcome)
+    }
+
     async fn execution_retry_candidates(
         &self,
         job: &str,

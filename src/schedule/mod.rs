@@ -28,6 +28,7 @@ use crate::error::Error;
 pub use cron::CronSchedule;
 pub use preview::PlannedTime;
 pub(crate) use preview::upcoming;
+pub(crate) use stagger::stable_hash;
 pub use stagger::stagger_offset;
 
 /// Milliseconds from `0001-01-01T00:00:00Z` to the Unix epoch.

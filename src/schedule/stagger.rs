@@ -31,18 +31,25 @@ pub fn stagger_offset(job: &str, scope: &Scope, window: Duration) -> Duration {
     if window_ms == 0 {
         return Duration::ZERO;
     }
+    let hash = stable_hash(&[job.as_bytes(), scope.kind.as_bytes(), scope.id.as_bytes()]);
+    // Multiply-shift maps the hash onto the window without the bias of a remainder.
+    let offset_ms = ((u128::from(hash) * u128::from(window_ms)) >> 64) as u64;
+    Duration::from_millis(offset_ms)
+}
+
+/// The hash of `parts` this module describes (FNV-1a 64 over the parts, each followed by a
+/// separator byte, then murmur3's finaliser): the same on every replica, restart and version,
+/// so replicas agree on offsets and on which runner owns a scope (`plan/sharing.rs`).
+pub(crate) fn stable_hash(parts: &[&[u8]]) -> u64 {
     let mut hash = FNV_OFFSET;
-    for part in [job.as_bytes(), scope.kind.as_bytes(), scope.id.as_bytes()] {
-        for byte in part {
+    for part in parts {
+        for byte in *part {
             hash = (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
         }
         // A separator no UTF-8 text contains, so ("ab", "c") and ("a", "bc") differ.
         hash = (hash ^ 0xff).wrapping_mul(FNV_PRIME);
     }
-    let hash = fmix64(hash);
-    // Multiply-shift maps the hash onto the window without the bias of a remainder.
-    let offset_ms = ((u128::from(hash) * u128::from(window_ms)) >> 64) as u64;
-    Duration::from_millis(offset_ms)
+    fmix64(hash)
 }
 
 /// murmur3's finaliser: every input bit flips about half of the output bits.

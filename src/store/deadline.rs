@@ -214,6 +214,15 @@ impl Store for Deadlined {
         bounded("execution_latest_plans", self.call, call).await
     }
 
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let call = self.inner.execution_plans_exist(job, plans);
+        bounded("execution_plans_exist", self.call, call).await
+    }
+
     async fn execution_retry_candidates(
         &self,
         job: &str,

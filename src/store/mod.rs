@@ -111,6 +111,15 @@ pub trait Store: Send + Sync + 'static {
     /// The newest plan time of every scope of `job`, in one query.
     async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>>;
 
+    /// Which of `plans` (scope, plan time) of `job` have a row, in the order given: one read of
+    /// the plan key per plan, no lock. Used by replicas to learn that another runner claimed
+    /// the plans of a scope it owns (`plan/sharing.rs`).
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>>;
+
     /// FAILED rows of `job` with a retry scheduled and attempts left, whatever their plan time
     /// (a failed row is retried until SUCCESS or DEAD in every catch-up mode), soonest
     /// `next_retry_at` first, at most `limit`. Rows not due yet tell the runtime when to wake.

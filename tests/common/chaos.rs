@@ -201,6 +201,15 @@ impl Store for FaultyStore {
         let op = "execution_latest_plans";
         self.call(op, self.inner.execution_latest_plans(job)).await
     }
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> cronlease::Result<Vec<bool>> {
+        let op = "execution_plans_exist";
+        self.call(op, self.inner.execution_plans_exist(job, plans))
+            .await
+    }
     async fn execution_retry_candidates(
         &self,
         job: &str,

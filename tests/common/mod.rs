@@ -467,6 +467,17 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
+            async fn execution_plans_exist(
+                &self,
+                job: &str,
+                plans: &[(Scope, DateTime<Utc>)],
+            ) -> cronlease::Result<Vec<bool>> {
+                let ($this, $op) = (self, "execution_plans_exist");
+                $before;
+                let out = self.inner.execution_plans_exist(job, plans).await;
+                $(let _ = &out; $after;)?
+                out
+            }
             async fn execution_retry_candidates(
                 &self,
                 job: &str,

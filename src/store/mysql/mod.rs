@@ -1512,6 +1512,53 @@ impl Store for MySqlStore {
         c.done(result)
     }
 
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        const OP: &str = "execution_plans_exist";
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Checkout::acquire(&self.pool, OP).await?;
+        let mut existing = HashSet::new();
+        let mut read = Ok(());
+        for batch in json_batches(
+            plans
+                .iter()
+                .map(|(scope, t)| json!([scope.kind, scope.id, datetime(*t)])),
+        ) {
+            match sqlx::query(sql::CLAIM_RESOLVE)
+                .bind(batch)
+                .bind(job)
+                .fetch_all(&mut *c)
+                .await
+            {
+                Ok(rows) => {
+                    for row in rows {
+                        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+                        let scope = Scope::new(
+                            row::text(&row, 1).map_err(dec)?,
+                            row::text(&row, 2).map_err(dec)?,
+                        );
+                        let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
+                        existing.insert(key(&scope, plan_time));
+                    }
+                }
+                Err(error) => {
+                    read = Err(error);
+                    break;
+                }
+            }
+        }
+        c.done(read)?;
+        Ok(plans
+            .iter()
+            .map(|(scope, t)| existing.contains(&key(scope, *t)))
+            .collect())
+    }
+
     async fn execution_retry_candidates(
         &self,
         job: &str,

@@ -638,6 +638,31 @@ impl Store for PgStore {
         c.done(result)
     }
 
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let mut exist = vec![false; plans.len()];
+        if plans.is_empty() {
+            return Ok(exist);
+        }
+        let mut c = Checkout::acquire(&self.pool, "execution_plans_exist").await?;
+        let result = sqlx::query_scalar::<_, i64>(sql::EXECUTION_PLANS_EXIST)
+            .bind(job)
+            .bind(plans.iter().map(|p| p.0.kind.as_str()).collect::<Vec<_>>())
+            .bind(plans.iter().map(|p| p.0.id.as_str()).collect::<Vec<_>>())
+            .bind(plans.iter().map(|p| p.1).collect::<Vec<_>>())
+            .fetch_all(&mut *c)
+            .await;
+        for n in c.done(result)? {
+            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| exist.get_mut(i)) {
+                *slot = true;
+            }
+        }
+        Ok(exist)
+    }
+
     async fn execution_retry_candidates(
         &self,
         job: &str,

@@ -39,6 +39,14 @@ FROM cronlease_executions
 WHERE job_name = $1 AND trigger_id IS NULL
 GROUP BY scope_kind, scope_id";
 
+/// Which offered plans have a row: the 1-based positions in $2..$4 (scope kinds, scope ids,
+/// plan times) of those that do; $1 is the job. One unique-key probe per plan, no lock.
+pub(super) const EXECUTION_PLANS_EXIST: &str = "\
+SELECT u.n FROM UNNEST($2::text[], $3::text[], $4::timestamptz[])
+  WITH ORDINALITY AS u(scope_kind, scope_id, plan_time, n)
+WHERE EXISTS (SELECT 1 FROM cronlease_executions AS x WHERE x.job_name = $1
+  AND x.scope_kind = u.scope_kind AND x.scope_id = u.scope_id AND x.plan_time = u.plan_time)";
+
 /// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
 /// only decides which never-started plans get rows, a failed row is retried until SUCCESS or DEAD.
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\

@@ -496,6 +496,33 @@ impl Store for SqliteStore {
         .map_err(|e| db_error("execution_latest_plans", e))
     }
 
+    async fn execution_plans_exist(
+        &self,
+        job: &str,
+        plans: &[(Scope, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let mut exist = vec![false; plans.len()];
+        if plans.is_empty() {
+            return Ok(exist);
+        }
+        let offered: Vec<_> = plans
+            .iter()
+            .map(|(scope, t)| (scope.kind.as_str(), scope.id.as_str(), t.timestamp_millis()))
+            .collect();
+        let found = sqlx::query_scalar::<_, i64>(sql::EXECUTION_PLANS_EXIST)
+            .bind(job)
+            .bind(batch_json(&offered))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("execution_plans_exist", e))?;
+        for i in found {
+            if let Some(slot) = usize::try_from(i).ok().and_then(|i| exist.get_mut(i)) {
+                *slot = true;
+            }
+        }
+        Ok(exist)
+    }
+
     async fn execution_retry_candidates(
         &self,
         job: &str,

@@ -16,6 +16,13 @@ FROM cronlease_executions
 WHERE job_name = ?1 AND trigger_id IS NULL
 GROUP BY scope_kind, scope_id";
 
+/// Which offered plans have a row: the 0-based positions in ?2 (`[[scope kind, scope id,
+/// plan ms], ..]`) of those that do; ?1 is the job. One unique-key probe per plan.
+pub(super) const EXECUTION_PLANS_EXIST: &str = "\
+SELECT p.key FROM json_each(?2) AS p
+WHERE EXISTS (SELECT 1 FROM cronlease_executions AS e WHERE e.job_name = ?1
+  AND e.scope_kind = p.value ->> 0 AND e.scope_id = p.value ->> 1 AND e.plan_time = p.value ->> 2)";
+
 /// Every FAILED row with a retry scheduled and attempts left, whatever its plan time: catch-up
 /// only decides which never-started plans get rows, a failed row is retried until SUCCESS or DEAD.
 pub(super) const EXECUTION_RETRY_CANDIDATES: &str = "\
