@@ -600,6 +600,15 @@ on_every_store! {
         latest.sort();
         assert_eq!(latest, vec![(scope(1), plan(5)), (scope(2), plan(1))]);
         assert!(db.store.execution_latest_plans("nobody").await.unwrap().is_empty());
+        // Streamed row by row, the same answer.
+        let mut handed = Vec::new();
+        let n = db
+            .store
+            .execution_latest_plans_each(JOB, &mut |scope, at| handed.push((scope.clone(), at)))
+            .await
+            .unwrap();
+        handed.sort();
+        assert_eq!((n, handed), (2, latest));
     }
 }
 

@@ -331,8 +331,15 @@ async fn sweep_plan_claim(
         super::requests::serve_triggers(env, job, pauses, &scopes, tick).await?;
     }
     if job.newest.is_none() {
-        let latest = rt.store.execution_latest_plans(&spec.name).await?;
-        job.newest = Some(NewestPlans::new(latest));
+        // Streamed into the table row by row, sized for the scopes: no list of every scope's
+        // newest plan is built first (at a million scopes, the first tick's memory peak).
+        let mut newest = NewestPlans::with_capacity(scopes.len());
+        rt.store
+            .execution_latest_plans_each(&spec.name, &mut |scope, plan_time| {
+                newest.note(scope, plan_time)
+            })
+            .await?;
+        job.newest = Some(newest);
     }
     let newest = job.newest.as_mut().expect("loaded above");
     let staggered = !spec.stagger.is_zero();
@@ -400,8 +407,10 @@ async fn sweep_plan_claim(
             }
         }
     });
-    // The walk over the scopes this tick made, if it made one: `(found, next due)`.
+    // The walk over the scopes this tick made, if it made one: `(found, next due)`, and the
+    // plans its catch-up jumped over.
     let mut walked: Option<(usize, Option<DateTime<Utc>>)> = None;
+    let mut skips: Option<SkipCollector> = None;
     match (&spec.planner, calendar.as_mut()) {
         (Some(hook), _) => {
             let inputs = scopes
@@ -457,10 +466,8 @@ async fn sweep_plan_claim(
                             add(Source::Listed(i, &scopes[i]), p)
                         });
                     walked = Some((walk.found, walk.next_due));
-                    if !walk.skips.is_empty()
-                        && let Some(schedule) = spec.schedule.as_ref()
-                    {
-                        record_skips(&rt.store, walk.skips.spans(&spec.name, schedule)).await;
+                    if !walk.skips.is_empty() {
+                        skips = Some(walk.skips);
                     }
                     walk.next_due
                 }
@@ -482,6 +489,11 @@ async fn sweep_plan_claim(
         let owners =
             super::sharing::owners(rt, &spec.name, &mut job.sharing.owners, db_now).await?;
         if owners.shared() {
+            // Another runner's scope's plans are its own to skip: this runner has not seen
+            // the claims that moved them on (its newest-plan cache moves at the handoff).
+            if let Some(skips) = skips.as_mut() {
+                skips.retain(|scope| owners.owns(&spec.name, scope));
+            }
             let check_at = db_now + delta(HANDOFF_AFTER);
             let foreign = &mut job.sharing.foreign;
             due.retain(|(source, plan_time)| match source {
@@ -495,6 +507,11 @@ async fn sweep_plan_claim(
         }
     }
     tick.report.set_aside += set_aside;
+    if let Some(skips) = skips.filter(|skips| !skips.is_empty())
+        && let Some(schedule) = spec.schedule.as_ref()
+    {
+        record_skips(&rt.store, skips.spans(&spec.name, schedule)).await;
+    }
     if let Some(at) = job.sharing.foreign.next_check() {
         tick.wake_at(at, db_now);
     }

@@ -70,8 +70,12 @@ impl Store for WatchedStore {
         self.watch_clock(outcome)
     }
 
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
-        let outcome = self.inner.execution_latest_plans(job).await;
+    async fn execution_latest_plans_each(
+        &self,
+        job: &str,
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> Result<usize> {
+        let outcome = self.inner.execution_latest_plans_each(job, each).await;
         self.watch(outcome)
     }
 

@@ -176,6 +176,15 @@ impl SkipCollector {
         self.groups.is_empty()
     }
 
+    /// Keeps the skips of the scopes `keep` accepts (a runner sharing a job's scopes records
+    /// only its own: another runner's plan it has not seen claimed yet is not skipped).
+    pub(crate) fn retain(&mut self, keep: impl Fn(&Scope) -> bool) {
+        self.groups.retain(|_, scopes| {
+            scopes.retain(|scope| keep(scope));
+            !scopes.is_empty()
+        });
+    }
+
     /// The rows to record for `job` (`recorded_at` is set by the store), counting each span's
     /// plans on `schedule` once.
     pub(crate) fn spans(self, job: &str, schedule: &Schedule) -> Vec<SkipSpan> {

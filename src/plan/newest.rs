@@ -34,11 +34,19 @@ pub(crate) struct NewestPlans {
 }
 
 impl NewestPlans {
-    /// From the store's answer (every scope's newest plan).
+    /// An empty table with room for `scopes` scopes (the job's scopes: the store's answer is
+    /// streamed in row by row, so its length is not known before).
+    pub(crate) fn with_capacity(scopes: usize) -> Self {
+        let mut newest = NewestPlans::default();
+        newest.plans.reserve(scopes);
+        newest
+    }
+
+    /// From a list of every scope's newest plan.
+    #[cfg(test)]
     pub(crate) fn new(rows: impl IntoIterator<Item = (Scope, DateTime<Utc>)>) -> Self {
         let rows = rows.into_iter();
-        let mut newest = NewestPlans::default();
-        newest.plans.reserve(rows.size_hint().0);
+        let mut newest = NewestPlans::with_capacity(rows.size_hint().0);
         for (scope, plan_time) in rows {
             newest.note(&scope, plan_time);
         }

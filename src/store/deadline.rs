@@ -209,8 +209,12 @@ impl Store for Deadlined {
         bounded("db_now", self.call, self.inner.db_now()).await
     }
 
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
-        let call = self.inner.execution_latest_plans(job);
+    async fn execution_latest_plans_each(
+        &self,
+        job: &str,
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> Result<usize> {
+        let call = self.inner.execution_latest_plans_each(job, each);
         bounded("execution_latest_plans", self.call, call).await
     }
 

@@ -108,8 +108,25 @@ pub trait Store: Send + Sync + 'static {
     /// The database's current time.
     async fn db_now(&self) -> Result<DateTime<Utc>>;
 
-    /// The newest plan time of every scope of `job`, in one query.
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>>;
+    /// The newest plan time of every scope of `job`, in one query, handed to `each` row by row
+    /// as the rows arrive: a runner's first tick of a job of a million scopes builds its
+    /// newest-plan table without a list of a million scopes first. Returns the scopes handed.
+    async fn execution_latest_plans_each(
+        &self,
+        job: &str,
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> Result<usize>;
+
+    /// The newest plan time of every scope of `job`, in one query, as a list
+    /// ([`execution_latest_plans_each`](Self::execution_latest_plans_each) gathered).
+    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+        let mut latest = Vec::new();
+        self.execution_latest_plans_each(job, &mut |scope, plan_time| {
+            latest.push((scope.clone(), plan_time));
+        })
+        .await?;
+        Ok(latest)
+    }
 
     /// Which of `plans` (scope, plan time) of `job` have a row, in the order given: one read of
     /// the plan key per plan, no lock. Used by replicas to learn that another runner claimed

@@ -51,21 +51,26 @@ pub(crate) fn corrupt(id: &str, message: String) -> Error {
     }
 }
 
-/// Decodes rows as they arrive instead of holding every row first, so an answer of a million
-/// rows (every scope's newest plan) peaks at its decoded size, not its size as rows. Rows that
-/// cannot be decoded are skipped with a warning, as [`skip_corrupt`](super::skip_corrupt) does.
-pub(crate) async fn decode_each<R, T, E>(
+/// Decodes rows as they arrive and hands each to `sink`, instead of holding every row or every
+/// decoded value first: an answer of a million rows (every scope's newest plan) costs one row at
+/// a time. Rows that cannot be decoded are skipped with a warning, as
+/// [`skip_corrupt`](super::skip_corrupt) does. Returns the rows handed over.
+pub(crate) async fn decode_into<R, T, E>(
     rows: impl futures_util::Stream<Item = std::result::Result<R, E>>,
     decode: impl Fn(&R) -> Result<T>,
-) -> std::result::Result<Vec<T>, E> {
+    mut sink: impl FnMut(T),
+) -> std::result::Result<usize, E> {
     use futures_util::TryStreamExt;
     let mut rows = std::pin::pin!(rows);
-    let mut decoded = Vec::new();
+    let mut handed = 0;
     while let Some(row) = rows.try_next().await? {
         match decode(&row) {
-            Ok(value) => decoded.push(value),
+            Ok(value) => {
+                sink(value);
+                handed += 1;
+            }
             Err(error) => tracing::warn!(%error, "skipping a row that cannot be decoded"),
         }
     }
-    Ok(decoded)
+    Ok(handed)
 }

@@ -194,12 +194,14 @@ impl Store for FaultyStore {
     async fn db_now(&self) -> cronlease::Result<DateTime<Utc>> {
         self.call("db_now", self.inner.db_now()).await
     }
-    async fn execution_latest_plans(
+    async fn execution_latest_plans_each(
         &self,
         job: &str,
-    ) -> cronlease::Result<Vec<(Scope, DateTime<Utc>)>> {
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> cronlease::Result<usize> {
         let op = "execution_latest_plans";
-        self.call(op, self.inner.execution_latest_plans(job)).await
+        self.call(op, self.inner.execution_latest_plans_each(job, each))
+            .await
     }
     async fn execution_plans_exist(
         &self,

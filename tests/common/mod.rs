@@ -457,13 +457,14 @@ macro_rules! delegate_store {
                 $(let _ = &out; $after;)?
                 out
             }
-            async fn execution_latest_plans(
+            async fn execution_latest_plans_each(
                 &self,
                 job: &str,
-            ) -> cronlease::Result<Vec<(Scope, DateTime<Utc>)>> {
+                each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+            ) -> cronlease::Result<usize> {
                 let ($this, $op) = (self, "execution_latest_plans");
                 $before;
-                let out = self.inner.execution_latest_plans(job).await;
+                let out = self.inner.execution_latest_plans_each(job, each).await;
                 $(let _ = &out; $after;)?
                 out
             }

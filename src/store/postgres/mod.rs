@@ -43,7 +43,7 @@ use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, decode_each, parsed};
+use crate::store::rowmap::{corrupt, count, decode_into, parsed};
 
 /// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -619,12 +619,16 @@ impl Store for PgStore {
         c.done(result)
     }
 
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+    async fn execution_latest_plans_each(
+        &self,
+        job: &str,
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> Result<usize> {
         let mut c = Checkout::acquire(&self.pool, "execution_latest_plans").await?;
         let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
             .bind(job)
             .fetch(&mut *c);
-        let result = decode_each(rows, |row| {
+        let decode = |row: &sqlx::postgres::PgRow| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok((
                 Scope::new(
@@ -633,8 +637,8 @@ impl Store for PgStore {
                 ),
                 row.try_get(2).map_err(dec)?,
             ))
-        })
-        .await;
+        };
+        let result = decode_into(rows, decode, |(scope, plan_time)| each(&scope, plan_time)).await;
         c.done(result)
     }
 

@@ -47,7 +47,7 @@ use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
 use crate::scope::Scope;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, decode_each, parsed, uuid};
+use crate::store::rowmap::{corrupt, count, decode_into, parsed, uuid};
 use checkpoint::Checkpointer;
 
 /// Default SQLite busy timeout: how long a statement waits for another connection's write lock
@@ -478,11 +478,15 @@ impl Store for SqliteStore {
         Ok(from_millis(ms))
     }
 
-    async fn execution_latest_plans(&self, job: &str) -> Result<Vec<(Scope, DateTime<Utc>)>> {
+    async fn execution_latest_plans_each(
+        &self,
+        job: &str,
+        each: &mut (dyn for<'s> FnMut(&'s Scope, DateTime<Utc>) + Send),
+    ) -> Result<usize> {
         let rows = sqlx::query(sql::EXECUTION_LATEST_PLANS)
             .bind(job)
             .fetch(&self.pool);
-        decode_each(rows, |row| {
+        let decode = |row: &sqlx::sqlite::SqliteRow| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             Ok((
                 Scope::new(
@@ -491,9 +495,10 @@ impl Store for SqliteStore {
                 ),
                 from_millis(row.try_get(2).map_err(dec)?),
             ))
-        })
-        .await
-        .map_err(|e| db_error("execution_latest_plans", e))
+        };
+        decode_into(rows, decode, |(scope, plan_time)| each(&scope, plan_time))
+            .await
+            .map_err(|e| db_error("execution_latest_plans", e))
     }
 
     async fn execution_plans_exist(
