@@ -600,36 +600,41 @@ async fn history_run(args: &Args, store: Arc<dyn Store>, rows: usize, dir: &std:
     );
 }
 
-/// SUCCESS rows `from..from + rows` of job `seeded`: scope `i % 1000`, planned `i / 1000`
-/// seconds after midnight UTC today (ten million rows reach 2 h 47 min), in the schema the last
-/// `support::postgres` call created.
-async fn seed_today(from: usize, rows: usize) {
+/// SUCCESS rows `from..from + rows` of `job`, in the schema the last `support::postgres` call
+/// created: scope `i % 1000`, planned `i / 1000` seconds after `start` (an SQL expression).
+async fn seed_rows(job: &str, start: &str, from: usize, rows: usize) {
     support::postgres_exec(&format!(
         "INSERT INTO cronlease_executions (id, job_name, scope_kind, scope_id, plan_time, status,
            attempt, max_attempts, runner_id, lease_token, started_at, finished_at, created_at,
            updated_at, duration_ms, rows_affected)
-         SELECT gen_random_uuid(), 'seeded', 'tenant', (i % 1000)::text, t, 'SUCCESS', 1, 3,
+         SELECT gen_random_uuid(), '{job}', 'tenant', (i % 1000)::text, t, 'SUCCESS', 1, 3,
            'seed', gen_random_uuid(), t, t, t, t, 1, 1
          FROM generate_series({from}, {from} + {rows} - 1) AS i,
-           LATERAL (SELECT current_date::timestamp AT TIME ZONE 'UTC'
-             + (i / 1000) * interval '1 second' AS t) AS p"
+           LATERAL (SELECT {start} + (i / 1000) * interval '1 second' AS t) AS p"
     ))
     .await;
 }
 
+/// History rows of job `seeded` since midnight UTC today (ten million rows reach 2 h 47 min).
+async fn seed_today(from: usize, rows: usize) {
+    seed_rows(
+        "seeded",
+        "current_date::timestamp AT TIME ZONE 'UTC'",
+        from,
+        rows,
+    )
+    .await;
+}
+
 /// `rows` SUCCESS rows planned (and finished) on the day 40 days back, 1,000 scopes of job
-/// `history`, in the schema the last `support::postgres` call created.
+/// `history`.
 async fn seed_old_day(rows: usize) -> chrono::NaiveDate {
-    support::postgres_exec(&format!(
-        "INSERT INTO cronlease_executions (id, job_name, scope_kind, scope_id, plan_time, status,
-           attempt, max_attempts, runner_id, lease_token, started_at, finished_at, created_at,
-           updated_at, duration_ms, rows_affected)
-         SELECT gen_random_uuid(), 'history', 'tenant', (i % 1000)::text, t, 'SUCCESS', 1, 3,
-           'seed', gen_random_uuid(), t, t, t, t, 1, 1
-         FROM generate_series(0, {rows} - 1) AS i,
-           LATERAL (SELECT (current_date - 40)::timestamp AT TIME ZONE 'UTC'
-             + interval '1 hour' + (i / 1000) * interval '1 second' AS t) AS p"
-    ))
+    seed_rows(
+        "history",
+        "(current_date - 40)::timestamp AT TIME ZONE 'UTC' + interval '1 hour'",
+        0,
+        rows,
+    )
     .await;
     support::postgres_exec("ANALYZE cronlease_executions").await;
     (chrono::Utc::now() - chrono::TimeDelta::days(40)).date_naive()

@@ -51,6 +51,25 @@ pub(crate) fn corrupt(id: &str, message: String) -> Error {
     }
 }
 
+/// Which of `len` offered items a statement found, from the positions it returned (counted from
+/// `first`: 1 for PostgreSQL's `WITH ORDINALITY`, 0 for SQLite's `json_each` keys).
+pub(crate) fn found_at(
+    len: usize,
+    positions: impl IntoIterator<Item = i64>,
+    first: i64,
+) -> Vec<bool> {
+    let mut found = vec![false; len];
+    for position in positions {
+        if let Some(slot) = usize::try_from(position - first)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+        {
+            *slot = true;
+        }
+    }
+    found
+}
+
 /// Decodes rows as they arrive and hands each to `sink`, instead of holding every row or every
 /// decoded value first: an answer of a million rows (every scope's newest plan) costs one row at
 /// a time. Rows that cannot be decoded are skipped with a warning, as

@@ -751,29 +751,13 @@ impl MySqlStore {
         let plans = plans_in_key_order(request);
 
         // 1. The rows that exist, without locking.
-        let mut existing: HashMap<_, Uuid> = HashMap::new();
-        for batch in json_batches(
-            plans
-                .iter()
-                .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
-        ) {
-            for row in sqlx::query(sql::CLAIM_RESOLVE)
-                .bind(batch)
-                .bind(request.job)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?
-            {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let id: Uuid = row.try_get(0).map_err(dec)?;
-                let scope = Scope::new(
-                    row::text(&row, 1).map_err(dec)?,
-                    row::text(&row, 2).map_err(dec)?,
-                );
-                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
-                existing.insert(key(&scope, plan_time), id);
-            }
-        }
+        let existing = existing_rows(
+            &mut *tx,
+            OP,
+            request.job,
+            plans.iter().map(|p| (&p.scope, p.plan_time)),
+        )
+        .await?;
         // 2. Lock them, ascending id (the one lock order), and read their state.
         let mut locked = Vec::new();
         if !existing.is_empty() {
@@ -947,6 +931,39 @@ impl MySqlStore {
 /// `VARBINARY` compares them; times at the column's microsecond resolution).
 fn key(scope: &Scope, t: DateTime<Utc>) -> (String, String, i64) {
     (scope.kind.clone(), scope.id.clone(), t.timestamp_micros())
+}
+
+/// The rows `plans` of `job` have, by plan [`key`], with their ids: read without locking, one
+/// `CLAIM_RESOLVE` per batch.
+async fn existing_rows<'p>(
+    conn: &mut sqlx::MySqlConnection,
+    op: &'static str,
+    job: &str,
+    plans: impl IntoIterator<Item = (&'p Scope, DateTime<Utc>)>,
+) -> Result<HashMap<(String, String, i64), Uuid>> {
+    let mut existing = HashMap::new();
+    let offered = plans
+        .into_iter()
+        .map(|(scope, t)| json!([scope.kind, scope.id, datetime(t)]));
+    for batch in json_batches(offered) {
+        for row in sqlx::query(sql::CLAIM_RESOLVE)
+            .bind(batch)
+            .bind(job)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| db_error(op, e))?
+        {
+            let dec = |e: sqlx::Error| corrupt("?", e.to_string());
+            let id: Uuid = row.try_get(0).map_err(dec)?;
+            let scope = Scope::new(
+                row::text(&row, 1).map_err(dec)?,
+                row::text(&row, 2).map_err(dec)?,
+            );
+            let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
+            existing.insert(key(&scope, plan_time), id);
+        }
+    }
+    Ok(existing)
 }
 
 /// The request's plans in plan-key order, the order of the unique index; a plan repeated in the
@@ -1526,40 +1543,11 @@ impl Store for MySqlStore {
             return Ok(Vec::new());
         }
         let mut c = Checkout::acquire(&self.pool, OP).await?;
-        let mut existing = HashSet::new();
-        let mut read = Ok(());
-        for batch in json_batches(
-            plans
-                .iter()
-                .map(|(scope, t)| json!([scope.kind, scope.id, datetime(*t)])),
-        ) {
-            match sqlx::query(sql::CLAIM_RESOLVE)
-                .bind(batch)
-                .bind(job)
-                .fetch_all(&mut *c)
-                .await
-            {
-                Ok(rows) => {
-                    for row in rows {
-                        let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                        let scope = Scope::new(
-                            row::text(&row, 1).map_err(dec)?,
-                            row::text(&row, 2).map_err(dec)?,
-                        );
-                        let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
-                        existing.insert(key(&scope, plan_time));
-                    }
-                }
-                Err(error) => {
-                    read = Err(error);
-                    break;
-                }
-            }
-        }
-        c.done(read)?;
+        let existing = existing_rows(&mut c, OP, job, plans.iter().map(|(s, t)| (s, *t))).await;
+        let existing = c.release(existing)?;
         Ok(plans
             .iter()
-            .map(|(scope, t)| existing.contains(&key(scope, *t)))
+            .map(|(scope, t)| existing.contains_key(&key(scope, *t)))
             .collect())
     }
 
@@ -2289,34 +2277,20 @@ impl MySqlStore {
         const OP: &str = "trigger_start";
         let mut tx = self.begin_locked(conn, start.job, OP).await?;
         // 1. Which plans have a row already (without locking); the first `limit` others are new.
-        let mut existing = HashSet::new();
-        for batch in json_batches(start.plans.iter().map(|m| {
-            json!([
-                m.plan.scope.kind,
-                m.plan.scope.id,
-                datetime(m.plan.plan_time)
-            ])
-        })) {
-            for row in sqlx::query(sql::CLAIM_RESOLVE)
-                .bind(batch)
-                .bind(start.job)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| db_error(OP, e))?
-            {
-                let dec = |e: sqlx::Error| corrupt("?", e.to_string());
-                let scope = Scope::new(
-                    row::text(&row, 1).map_err(dec)?,
-                    row::text(&row, 2).map_err(dec)?,
-                );
-                let plan_time: DateTime<Utc> = row.try_get(3).map_err(dec)?;
-                existing.insert(key(&scope, plan_time));
-            }
-        }
+        let existing = existing_rows(
+            &mut tx,
+            OP,
+            start.job,
+            start
+                .plans
+                .iter()
+                .map(|m| (&m.plan.scope, m.plan.plan_time)),
+        )
+        .await?;
         let missing: Vec<_> = start
             .plans
             .iter()
-            .filter(|m| !existing.contains(&key(&m.plan.scope, m.plan.plan_time)))
+            .filter(|m| !existing.contains_key(&key(&m.plan.scope, m.plan.plan_time)))
             .collect();
         let now = self.now(&mut tx, OP).await?;
         let stale_after = now + crate::schedule::delta(start.stale_timeout);

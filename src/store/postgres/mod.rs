@@ -43,7 +43,7 @@ use crate::execution::{Execution, Status, capped_result, truncate_error_msg};
 use crate::schedule::duration_ms;
 use crate::scope::Scope;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, decode_into, parsed};
+use crate::store::rowmap::{corrupt, count, decode_into, found_at, parsed};
 
 /// Connections in the pool [`PgStore::connect`] and [`PgStore::connect_with`] open.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
@@ -647,9 +647,8 @@ impl Store for PgStore {
         job: &str,
         plans: &[(Scope, DateTime<Utc>)],
     ) -> Result<Vec<bool>> {
-        let mut exist = vec![false; plans.len()];
         if plans.is_empty() {
-            return Ok(exist);
+            return Ok(Vec::new());
         }
         let mut c = Checkout::acquire(&self.pool, "execution_plans_exist").await?;
         let result = sqlx::query_scalar::<_, i64>(sql::EXECUTION_PLANS_EXIST)
@@ -659,12 +658,7 @@ impl Store for PgStore {
             .bind(plans.iter().map(|p| p.1).collect::<Vec<_>>())
             .fetch_all(&mut *c)
             .await;
-        for n in c.done(result)? {
-            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| exist.get_mut(i)) {
-                *slot = true;
-            }
-        }
-        Ok(exist)
+        Ok(found_at(plans.len(), c.done(result)?, 1))
     }
 
     async fn execution_retry_candidates(

@@ -47,7 +47,7 @@ use crate::execution::{Execution, Status};
 use crate::schedule::{duration_ms, from_millis};
 use crate::scope::Scope;
 use crate::store::registry;
-use crate::store::rowmap::{corrupt, count, decode_into, parsed, uuid};
+use crate::store::rowmap::{corrupt, count, decode_into, found_at, parsed, uuid};
 use checkpoint::Checkpointer;
 
 /// Default SQLite busy timeout: how long a statement waits for another connection's write lock
@@ -506,9 +506,8 @@ impl Store for SqliteStore {
         job: &str,
         plans: &[(Scope, DateTime<Utc>)],
     ) -> Result<Vec<bool>> {
-        let mut exist = vec![false; plans.len()];
         if plans.is_empty() {
-            return Ok(exist);
+            return Ok(Vec::new());
         }
         let offered: Vec<_> = plans
             .iter()
@@ -520,12 +519,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("execution_plans_exist", e))?;
-        for i in found {
-            if let Some(slot) = usize::try_from(i).ok().and_then(|i| exist.get_mut(i)) {
-                *slot = true;
-            }
-        }
-        Ok(exist)
+        Ok(found_at(plans.len(), found, 0))
     }
 
     async fn execution_retry_candidates(
