@@ -385,24 +385,32 @@ on_every_backend! {
         settled(&*db.store, "burst-by-hand", 20_000).await;
         by_hand.shutdown().await;
 
-        // The same with real timers and a long tick interval: the deferred plans do not wait
-        // for it.
+        // The same with real timers and a long tick interval, with more than two ticks' worth
+        // (16,000 from the walk, 16,000 from its backlog, the rest from the backlog again): the
+        // deferred plans do not wait for the interval.
         let auto = scheduler(db.store.clone())
-            .max_concurrent_executions(20_000)
+            .max_concurrent_executions(40_000)
             .auto_tick(true)
             .tick_interval(Duration::from_secs(3600))
-            .job(spec("burst-auto"))
+            .job(
+                JobSpec::builder("burst-auto")
+                    .every("1h")
+                    .scopes(tenants(40_000))
+                    .handler(runs.ok_handler())
+                    .build()
+                    .unwrap(),
+            )
             .start()
             .await
             .unwrap();
         // A generous bound: three backends' bursts may share the machine with other tests.
-        let rows = eventually(120, "20,000 settled rows of burst-auto", || async {
+        let rows = eventually(120, "40,000 settled rows of burst-auto", || async {
             let rows = rows(&*db.store, "burst-auto").await;
-            (rows.len() == 20_000 && rows.iter().all(|r| r.status != Status::Running)).then_some(rows)
+            (rows.len() == 40_000 && rows.iter().all(|r| r.status != Status::Running)).then_some(rows)
         })
         .await;
         assert!(rows.iter().all(|r| r.status == Status::Success && r.attempt == 1));
-        assert_eq!(runs.len(), 40_000);
+        assert_eq!(runs.len(), 60_000);
         auto.shutdown().await;
     }
 }

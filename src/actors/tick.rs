@@ -672,8 +672,13 @@ async fn sweep_plan_claim(
         job.last_walk.give_back(back);
     }
     tick.report.deferred += pending.len() + left_out;
-    if (!pending.is_empty() || left_out > 0) && env.free.get() > 0 && !env.stopping.get() {
-        // Slots are free but the claim rounds ran out: come back at once, not at the next boundary.
+    let backlog_left = job.last_walk.has_backlog();
+    if (!pending.is_empty() || left_out > 0 || backlog_left)
+        && env.free.get() > 0
+        && !env.stopping.get()
+    {
+        // Slots are free but the claim rounds ran out (this tick's plans, or the walk's backlog
+        // a resumed tick drew from): come back at once, not at the next boundary.
         tick.more_due = true;
     }
     if requests.backfills && !env.stopping.get() {

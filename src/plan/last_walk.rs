@@ -165,6 +165,14 @@ impl LastWalk {
         }
     }
 
+    /// Whether the last walk still holds plans not handed out: the job should tick again at
+    /// once, not at its next plan or tick interval.
+    pub(crate) fn has_backlog(&self) -> bool {
+        self.walk
+            .as_ref()
+            .is_some_and(|walk| walk.next < walk.backlog.len())
+    }
+
     /// Forgets the last walk: the next tick walks.
     pub(crate) fn forget(&mut self) {
         self.walk = None;
@@ -224,6 +232,31 @@ mod tests {
         last.walked(&scopes, &pauses, Some(at(10)), 0, Vec::new());
         last.forget();
         assert_eq!(last.resume(&scopes, &pauses, at(0), 10), None);
+    }
+
+    #[test]
+    fn a_backlog_is_reported_until_every_plan_is_handed_out() {
+        let mut last = LastWalk::default();
+        let scopes = tenants(5);
+        let pauses = PauseSet::default();
+        assert!(!last.has_backlog());
+        let backlog: Vec<_> = (0..5).map(|i| (i, at(0))).collect();
+        last.walked(&scopes, &pauses, Some(at(10)), 5, backlog);
+        assert!(last.has_backlog());
+        assert_eq!(
+            last.resume(&scopes, &pauses, at(1), 2).unwrap().plans.len(),
+            2
+        );
+        assert!(last.has_backlog(), "three left");
+        assert_eq!(
+            last.resume(&scopes, &pauses, at(1), 3).unwrap().plans.len(),
+            3
+        );
+        assert!(!last.has_backlog());
+        last.give_back(vec![(4, at(0))]);
+        assert!(last.has_backlog());
+        last.forget();
+        assert!(!last.has_backlog());
     }
 
     #[test]
