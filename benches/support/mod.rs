@@ -397,17 +397,20 @@ pub struct ReplicaRun {
     pub won: Vec<usize>,
 }
 
-/// `stores.len()` replicas (each its own scheduler, pool and runner id, ticking by itself as
-/// in production, every 20 ms) share one job of `scopes_n` scopes with one due plan each. The
-/// job starts paused; once every replica runs, the pause is lifted and each replica's next tick
-/// finds every plan due at once (replicas woken by one plan boundary). Measured from the
-/// resume until every row is SUCCESS; checks each plan ran exactly once. `job` must be new.
+/// `stores.len()` replicas (each its own scheduler, pool and runner id) ticking by themselves as
+/// in production (a 30 s tick interval: they wake at plan boundaries) share one job of
+/// `scopes_n` scopes on a 5 s cadence. The job starts paused; the pause is lifted just after a
+/// plan boundary, so every replica wakes at the next boundary, sees the resume and finds every
+/// scope's plan due at once (replicas woken by one plan boundary). Measured from that boundary
+/// until every row is SUCCESS; checks each plan ran exactly once. `job` must be new, and a run
+/// must end within the cadence.
 pub async fn replicas_throughput(
     stores: &[Arc<dyn Store>],
     scopes_n: usize,
     job: &str,
 ) -> ReplicaRun {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    const CADENCE_MS: i64 = 5_000;
     let scope_list: Arc<[Scope]> = scopes(scopes_n).into();
     stores[0]
         .pause_set(&cronlease::Pause::new(job, None, "bench", "start together"))
@@ -419,7 +422,7 @@ pub async fn replicas_throughput(
     for (i, store) in stores.iter().enumerate() {
         let count = ran.clone();
         let spec = JobSpec::builder(job)
-            .every("1h")
+            .every("5s")
             .scopes(Scopes::Static(scope_list.clone()))
             .handler(move |_ctx: JobContext| {
                 count[i].fetch_add(1, Ordering::Relaxed);
@@ -428,7 +431,7 @@ pub async fn replicas_throughput(
             .build()
             .expect("spec");
         let s = scheduler(store.clone(), scopes_n + 1, true)
-            .tick_interval(Duration::from_millis(20))
+            .tick_interval(Duration::from_secs(30))
             .runner_id(format!("replica-{i}"))
             .job(spec)
             .start()
@@ -436,8 +439,18 @@ pub async fn replicas_throughput(
             .expect("start");
         replicas.push(s);
     }
-    let started = Instant::now();
+    // Just after a boundary (every replica's paused tick there re-armed for the next one), lift
+    // the pause; the next boundary wakes them all.
+    let boundary = |ms: i64| (ms.div_euclid(CADENCE_MS) + 1) * CADENCE_MS;
+    let after = boundary(Utc::now().timestamp_millis()) + 200;
+    actix_rt::time::sleep(Duration::from_millis(
+        (after - Utc::now().timestamp_millis()).max(0) as u64,
+    ))
+    .await;
     stores[0].pause_clear(job, None).await.expect("resume");
+    let woken = boundary(Utc::now().timestamp_millis());
+    let started = Instant::now()
+        + Duration::from_millis((woken - Utc::now().timestamp_millis()).max(0) as u64);
     while ran.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() < scopes_n {
         actix_rt::time::sleep(Duration::from_micros(500)).await;
     }
