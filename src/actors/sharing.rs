@@ -45,7 +45,8 @@ pub(super) async fn take_over_due(
     pauses: &PauseSet,
     db_now: DateTime<Utc>,
 ) -> Result<Vec<(Scope, DateTime<Utc>)>> {
-    let looked = sharing.foreign.take_due(db_now);
+    let latest_only = spec.catch_up == crate::plan::CatchUp::LatestOnly;
+    let looked = sharing.foreign.take_due(db_now, latest_only);
     if looked.is_empty() {
         return Ok(Vec::new());
     }
@@ -67,8 +68,5 @@ pub(super) async fn take_over_due(
     if !missing.is_empty() {
         tracing::info!(job = %spec.name, plans = missing.len(), "plans of other runners' scopes had no row at the handoff; offering them");
     }
-    Ok(plans_to_take_over(
-        missing,
-        spec.catch_up == crate::plan::CatchUp::LatestOnly,
-    ))
+    Ok(plans_to_take_over(missing, latest_only))
 }

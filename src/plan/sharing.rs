@@ -16,7 +16,7 @@
 //! every replica and version computes the same owner; a runner joining or leaving moves only
 //! the scopes it gains or owned.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
@@ -115,6 +115,9 @@ pub(crate) struct ForeignPlans {
     /// The plans in the queue, as keyed hashes: a walk that finds a plan again (its scope's
     /// newest plan is not moved until a row is seen) does not queue it twice.
     held: HashSet<u64>,
+    /// The newest plan in the queue per scope (keyed hash of the scope): under `LatestOnly` an
+    /// older plan of a scope is dropped when looked at while a newer one waits.
+    newest: HashMap<u64, DateTime<Utc>>,
     keys: RandomState,
 }
 
@@ -129,16 +132,32 @@ impl ForeignPlans {
         if !self.held.insert(self.key(scope, plan_time)) {
             return false;
         }
+        self.note_newest(scope, plan_time);
         self.queue.push_back((check_at, scope.clone(), plan_time));
         true
     }
 
-    /// The plans to look at by database time `now`, taken out, oldest first.
-    pub(crate) fn take_due(&mut self, now: DateTime<Utc>) -> Vec<(Scope, DateTime<Utc>)> {
+    /// The plans to look at by database time `now`, taken out, oldest first. Under
+    /// `latest_only`, a plan of a scope with a newer plan still set aside is dropped instead:
+    /// the owner that ran the newer plan skipped it, as catch-up does, and offering it at its
+    /// handoff would run it after the newer one (a runner that woke just before a boundary saw
+    /// the plan before it due, then the boundary's).
+    pub(crate) fn take_due(
+        &mut self,
+        now: DateTime<Utc>,
+        latest_only: bool,
+    ) -> Vec<(Scope, DateTime<Utc>)> {
         let mut due = Vec::new();
         while self.queue.front().is_some_and(|(at, ..)| *at <= now) {
             let (_, scope, plan_time) = self.queue.pop_front().expect("checked above");
             self.held.remove(&self.key(&scope, plan_time));
+            let scope_key = self.keys.hash_one(&scope);
+            let newest = self.newest.get(&scope_key).copied();
+            if newest.is_none_or(|newest| newest <= plan_time) {
+                self.newest.remove(&scope_key);
+            } else if latest_only {
+                continue;
+            }
             due.push((scope, plan_time));
         }
         due
@@ -154,9 +173,18 @@ impl ForeignPlans {
     pub(crate) fn put_back(&mut self, plans: Vec<(Scope, DateTime<Utc>)>, check_at: DateTime<Utc>) {
         for (scope, plan_time) in plans.into_iter().rev() {
             if self.held.insert(self.key(&scope, plan_time)) {
+                self.note_newest(&scope, plan_time);
                 self.queue.push_front((check_at, scope, plan_time));
             }
         }
+    }
+
+    fn note_newest(&mut self, scope: &Scope, plan_time: DateTime<Utc>) {
+        let newest = self
+            .newest
+            .entry(self.keys.hash_one(scope))
+            .or_insert(plan_time);
+        *newest = (*newest).max(plan_time);
     }
 
     /// Plans set aside.
@@ -280,20 +308,48 @@ mod tests {
         assert!(!foreign.set_aside(&tenant(1), at(0), at(4)), "queued once");
         assert_eq!(foreign.len(), 2);
         assert_eq!(foreign.next_check(), Some(at(2)));
-        assert!(foreign.take_due(at(1)).is_empty());
-        assert_eq!(foreign.take_due(at(2)), vec![(tenant(1), at(0))]);
+        assert!(foreign.take_due(at(1), true).is_empty());
+        assert_eq!(foreign.take_due(at(2), true), vec![(tenant(1), at(0))]);
         assert_eq!(foreign.next_check(), Some(at(3)));
-        assert_eq!(foreign.take_due(at(9)), vec![(tenant(2), at(0))]);
+        assert_eq!(foreign.take_due(at(9), true), vec![(tenant(2), at(0))]);
         assert_eq!(foreign.next_check(), None);
         // A failed look puts plans back in front, once.
         foreign.set_aside(&tenant(3), at(0), at(20));
         foreign.put_back(vec![(tenant(1), at(0)), (tenant(3), at(0))], at(9));
         assert_eq!(foreign.len(), 2);
-        assert_eq!(foreign.take_due(at(9)), vec![(tenant(1), at(0))]);
-        assert_eq!(foreign.take_due(at(20)), vec![(tenant(3), at(0))]);
+        assert_eq!(foreign.take_due(at(9), true), vec![(tenant(1), at(0))]);
+        assert_eq!(foreign.take_due(at(20), true), vec![(tenant(3), at(0))]);
         // Taken out, a plan may be set aside again.
         assert!(foreign.set_aside(&tenant(1), at(0), at(30)));
         assert_eq!(foreign.len(), 1);
+    }
+
+    #[test]
+    fn under_latest_only_a_newer_plan_set_aside_drops_an_older_one_of_its_scope() {
+        // A runner woke just before a boundary and set aside the plan before it, then the
+        // boundary's: the owner ran the boundary's plan, so the older one is never offered.
+        let set_aside = || {
+            let mut foreign = ForeignPlans::default();
+            foreign.set_aside(&tenant(1), at(0), at(2));
+            foreign.set_aside(&tenant(2), at(0), at(2));
+            foreign.set_aside(&tenant(1), at(5), at(7));
+            foreign
+        };
+        let mut latest_only = set_aside();
+        assert_eq!(latest_only.take_due(at(2), true), vec![(tenant(2), at(0))]);
+        assert_eq!(latest_only.take_due(at(7), true), vec![(tenant(1), at(5))]);
+        // Every plan is looked at under EveryPlan, oldest first.
+        let mut every_plan = set_aside();
+        assert_eq!(
+            every_plan.take_due(at(2), false),
+            vec![(tenant(1), at(0)), (tenant(2), at(0))]
+        );
+        assert_eq!(every_plan.take_due(at(7), false), vec![(tenant(1), at(5))]);
+        // Once the newer plan is looked at, an older one set aside again is offered.
+        let mut again = set_aside();
+        again.take_due(at(7), true);
+        again.set_aside(&tenant(1), at(0), at(9));
+        assert_eq!(again.take_due(at(9), true), vec![(tenant(1), at(0))]);
     }
 
     #[test]
