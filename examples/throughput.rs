@@ -18,9 +18,10 @@
 //! - `--limit`: alternates the database work alone (the claim and success statements in the
 //!   runtime's batch sizes) with the end-to-end run, and prints `end-to-end / limit`.
 //! - `--replicas N`: alternates one replica with N replicas (each its own scheduler, pool and
-//!   runner id, ticking by itself) on one database; prints aggregate executions/s, conflicts
-//!   per claimed plan, deadlocks, each replica's share of the plans, and the time of the read
-//!   a replica makes at the handoff to learn which of the other replicas' plans have rows.
+//!   runner id, ticking by itself) on one database; prints aggregate executions/s at the job's
+//!   first plan boundary and at the next (the job running), conflicts per claimed plan,
+//!   deadlocks, each replica's share of the plans, and the time of the read a replica makes at
+//!   the handoff to learn which of the other replicas' plans have rows.
 //! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them, and run
 //!   on to the next minute's plans, due one by one, for the steady state's start lag), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
@@ -368,9 +369,12 @@ async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snap
     let n = stores.len();
     // A snapshot takes the counters' values so far: each one after a run holds that run's.
     drop(snapshotter.snapshot());
-    let (mut singles, mut many) = (Vec::new(), Vec::new());
+    // Rates per run: the first boundary (the replicas' first tick of the job) and the next (the
+    // job already running), for one replica and for n.
+    let (mut singles, mut many) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
     let (mut claimed, mut conflicted, mut deadlocks) = (0usize, 0u64, 0u64);
     let mut won = vec![0usize; n];
+    let rate = |elapsed: std::time::Duration| args.scopes as f64 / elapsed.as_secs_f64();
     for run in 0..args.runs {
         let single =
             support::replicas_throughput(&stores[..1], args.scopes, &format!("one-{run}")).await;
@@ -384,35 +388,52 @@ async fn replica_runs(args: &Args, stores: &[Arc<dyn Store>], snapshotter: &Snap
             Some(("outcome", "conflicted")),
         );
         deadlocks += counter(&snapshot, cronlease::telemetry::DB_DEADLOCKS, None);
-        let (single_rate, rate) = (
-            args.scopes as f64 / single.elapsed.as_secs_f64(),
-            args.scopes as f64 / replicas.elapsed.as_secs_f64(),
-        );
+        let (first_1, first_n) = (rate(single.first), rate(replicas.first));
+        let (next_1, next_n) = (rate(single.next), rate(replicas.next));
         println!(
-            "run {}: 1 replica {single_rate:.0} /s, {n} replicas {rate:.0} /s (ratio {:.2}), \
-             ran {:?}, conflicted {run_conflicts}",
+            "run {}: first boundary: 1 replica {first_1:.0} /s, {n} replicas {first_n:.0} /s \
+             (ratio {:.2}); next boundary: 1 replica {next_1:.0} /s, {n} replicas {next_n:.0} /s \
+             (ratio {:.2}); ran {:?}, conflicted {run_conflicts}, early plans {}",
             run + 1,
-            rate / single_rate,
+            first_n / first_1,
+            next_n / next_1,
             replicas.won,
+            single.early + replicas.early,
         );
-        singles.push(single_rate);
-        many.push(rate);
+        singles.0.push(first_1);
+        singles.1.push(next_1);
+        many.0.push(first_n);
+        many.1.push(next_n);
         claimed += replicas.won.iter().sum::<usize>();
         conflicted += run_conflicts;
         for (total, won_now) in won.iter_mut().zip(&replicas.won) {
             *total += won_now;
         }
     }
-    let (single, rate) = (median(&mut singles), median(&mut many));
     let shares: Vec<String> = won
         .iter()
         .map(|w| format!("{:.0} %", 100.0 * *w as f64 / claimed as f64))
         .collect();
-    println!(
-        "1 replica: {single:.0} /s  {n} replicas: {rate:.0} /s  ratio: {:.2}  (medians of {} runs)",
-        rate / single,
-        args.runs
-    );
+    for (boundary, single, many) in [
+        (
+            "first boundary (each replica's first tick of the job)",
+            &mut singles.0,
+            &mut many.0,
+        ),
+        (
+            "next boundary (the job running)",
+            &mut singles.1,
+            &mut many.1,
+        ),
+    ] {
+        let (single, rate) = (median(single), median(many));
+        println!(
+            "{boundary}: 1 replica: {single:.0} /s  {n} replicas: {rate:.0} /s  ratio: {:.2}  \
+             (medians of {} runs)",
+            rate / single,
+            args.runs
+        );
+    }
     println!(
         "conflicts per claimed plan: {:.3} ({conflicted} conflicted / {claimed} claimed, \
          cronlease_claims_total{{outcome=conflicted}} of the {n}-replica runs)",

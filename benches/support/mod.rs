@@ -391,19 +391,28 @@ pub fn reset_peak_rss() -> bool {
 /// What one run of [`replicas_throughput`] measured.
 #[derive(Debug, Clone)]
 pub struct ReplicaRun {
-    /// From the job's resume until every row is SUCCESS.
-    pub elapsed: Duration,
+    /// The first boundary after the resume, the replicas' first tick of the job (each reads
+    /// every scope's newest plan first): from the boundary until every row is SUCCESS.
+    pub first: Duration,
+    /// The boundary after it, the replicas already running the job as in production: from the
+    /// boundary until every row of its plans is SUCCESS.
+    pub next: Duration,
     /// Plans each replica ran, in replica order.
     pub won: Vec<usize>,
+    /// Plans of the boundary before the first that ran: a replica woke just before the first
+    /// boundary, when the plan before it was the newest due (0 in most runs).
+    pub early: usize,
 }
 
 /// `stores.len()` replicas (each its own scheduler, pool and runner id) ticking by themselves as
 /// in production (a 30 s tick interval: they wake at plan boundaries) share one job of
-/// `scopes_n` scopes on a 5 s cadence. The job starts paused; the pause is lifted just after a
-/// plan boundary, so every replica wakes at the next boundary, sees the resume and finds every
-/// scope's plan due at once (replicas woken by one plan boundary). Measured from that boundary
-/// until every row is SUCCESS; checks each plan ran exactly once. `job` must be new, and a run
-/// must end within the cadence.
+/// `scopes_n` scopes on a 5 s cadence. The job starts paused; the pause is lifted halfway
+/// between two plan boundaries, so every replica wakes at the next boundary, sees the resume and
+/// finds every scope's plan due at once (replicas woken by one plan boundary). Two boundaries
+/// are measured, each from the boundary until every handler of its plan time has run and no
+/// attempt is running: the first, the replicas' first tick of the job, and the one after it,
+/// the replicas running the job as they do in production. Checks that exactly these plans ran,
+/// each once. `job` must be new, and each burst must end within the cadence.
 pub async fn replicas_throughput(
     stores: &[Arc<dyn Store>],
     scopes_n: usize,
@@ -418,14 +427,22 @@ pub async fn replicas_throughput(
         .expect("pause");
     let ran: Arc<Vec<AtomicUsize>> =
         Arc::new((0..stores.len()).map(|_| AtomicUsize::new(0)).collect());
+    // Handler runs per plan time (ms).
+    let plans_ran: Arc<Mutex<std::collections::BTreeMap<i64, usize>>> = Arc::default();
     let mut replicas = Vec::with_capacity(stores.len());
     for (i, store) in stores.iter().enumerate() {
         let count = ran.clone();
+        let per_plan = plans_ran.clone();
         let spec = JobSpec::builder(job)
             .every("5s")
             .scopes(Scopes::Static(scope_list.clone()))
-            .handler(move |_ctx: JobContext| {
+            .handler(move |ctx: JobContext| {
                 count[i].fetch_add(1, Ordering::Relaxed);
+                *per_plan
+                    .lock()
+                    .expect("plans")
+                    .entry(ctx.plan_time().timestamp_millis())
+                    .or_default() += 1;
                 async { Ok(JobOutput::default()) }
             })
             .build()
@@ -439,27 +456,48 @@ pub async fn replicas_throughput(
             .expect("start");
         replicas.push(s);
     }
-    // Just after a boundary (every replica's paused tick there re-armed for the next one), lift
-    // the pause; the next boundary wakes them all.
     let boundary = |ms: i64| (ms.div_euclid(CADENCE_MS) + 1) * CADENCE_MS;
-    let after = boundary(Utc::now().timestamp_millis()) + 200;
+    // The instant of the wall clock's `ms`.
+    let instant_of = |ms: i64| {
+        Instant::now() + Duration::from_millis((ms - Utc::now().timestamp_millis()).max(0) as u64)
+    };
+    // Halfway between two boundaries (every replica's paused tick at the first one long done and
+    // re-armed for the next, even on a loaded machine), lift the pause; the next boundary wakes
+    // them all. Lifted just after a boundary, a replica whose paused tick there ran late would
+    // see the resume and start that boundary's plans early.
+    let after = boundary(Utc::now().timestamp_millis()) + CADENCE_MS / 2;
     actix_rt::time::sleep(Duration::from_millis(
         (after - Utc::now().timestamp_millis()).max(0) as u64,
     ))
     .await;
     stores[0].pause_clear(job, None).await.expect("resume");
-    let woken = boundary(Utc::now().timestamp_millis());
-    let started = Instant::now()
-        + Duration::from_millis((woken - Utc::now().timestamp_millis()).max(0) as u64);
-    while ran.iter().map(|n| n.load(Ordering::Relaxed)).sum::<usize>() < scopes_n {
-        actix_rt::time::sleep(Duration::from_micros(500)).await;
-    }
-    for s in &replicas {
-        while s.running().await.expect("running") > 0 {
+    let first_boundary = boundary(Utc::now().timestamp_millis());
+    let mut bursts = Vec::with_capacity(2);
+    for burst in 1..=2 {
+        let plan_ms = first_boundary + (burst as i64 - 1) * CADENCE_MS;
+        let started = instant_of(plan_ms);
+        let ran_of = || {
+            plans_ran
+                .lock()
+                .expect("plans")
+                .get(&plan_ms)
+                .copied()
+                .unwrap_or(0)
+        };
+        while ran_of() < scopes_n {
             actix_rt::time::sleep(Duration::from_micros(500)).await;
         }
+        for s in &replicas {
+            while s.running().await.expect("running") > 0 {
+                actix_rt::time::sleep(Duration::from_micros(500)).await;
+            }
+        }
+        bursts.push(started.elapsed());
+        assert!(
+            Utc::now().timestamp_millis() < first_boundary + burst as i64 * CADENCE_MS,
+            "burst {burst} ended within the cadence"
+        );
     }
-    let elapsed = started.elapsed();
     let success = replicas[0]
         .counts(Some(job))
         .await
@@ -467,13 +505,31 @@ pub async fn replicas_throughput(
         .into_iter()
         .find(|(status, _)| *status == Status::Success)
         .map_or(0, |(_, n)| n);
-    assert_eq!(success as usize, scopes_n, "every plan ran exactly once");
+    let plans_ran = plans_ran.lock().expect("plans").clone();
+    // A replica that woke just before the first boundary saw the plan before it due (the newest
+    // due plan once resumed) and ran it for its own scopes: counted apart.
+    let early: usize = plans_ran.range(..first_boundary).map(|(_, n)| n).sum();
+    assert_eq!(
+        plans_ran
+            .range(first_boundary..)
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        2 * scopes_n,
+        "exactly the two boundaries' plans ran: {plans_ran:?}"
+    );
+    assert_eq!(
+        success as usize,
+        2 * scopes_n + early,
+        "every plan ran exactly once"
+    );
     for s in replicas {
         s.shutdown().await;
     }
     ReplicaRun {
-        elapsed,
+        first: bursts[0],
+        next: bursts[1],
         won: ran.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
+        early,
     }
 }
 
