@@ -394,9 +394,20 @@ pub async fn rows(store: &dyn Store, job: &str) -> Vec<Execution> {
         .expect("list executions")
 }
 
-/// Waits until every row of `job` is in a terminal state and there are at least `n` rows.
+/// Waits until every row of `job` is in a terminal state and there are at least `n` rows, then
+/// returns them. Polls the counts by status, not the rows: listing a burst's tens of thousands
+/// of rows every 20 ms would compete with the writes it waits for. The bound is generous: the
+/// three backends' suites may share the machine with other tests.
 pub async fn settled(store: &dyn Store, job: &str, n: usize) -> Vec<Execution> {
-    eventually(20, &format!("{n} settled rows of {job}"), || async {
+    eventually(120, &format!("{n} settled rows of {job}"), || async {
+        let counts = store.execution_count_by_status(Some(job)).await.ok()?;
+        let total: i64 = counts.iter().map(|(_, count)| count).sum();
+        let running = counts
+            .iter()
+            .any(|(status, count)| *status == Status::Running && *count > 0);
+        if total < n as i64 || running {
+            return None;
+        }
         let rows = rows(store, job).await;
         (rows.len() >= n && rows.iter().all(|r| r.status != Status::Running)).then_some(rows)
     })
