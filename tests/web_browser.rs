@@ -338,13 +338,23 @@ async fn the_dashboard_works_in_a_real_browser_sqlite() {
         .click()
         .await
         .expect("click pause");
-    let pauses = scheduler.pauses(Some("report")).await.expect("pauses");
-    assert!(!pauses.is_empty(), "clicking pause paused the job");
-    let page = text(&client).await;
-    assert!(
-        page.to_lowercase().contains("paused"),
-        "the page shows the pause: {page}"
-    );
+    // The click returns once the form is submitted, not always once its answer has loaded.
+    common::eventually(30, "clicking pause to pause the job", || {
+        let scheduler = scheduler.clone();
+        async move {
+            let pauses = scheduler.pauses(Some("report")).await.ok()?;
+            (!pauses.is_empty()).then_some(())
+        }
+    })
+    .await;
+    common::eventually(30, "the page to show the pause", || async {
+        text(&client)
+            .await
+            .to_lowercase()
+            .contains("paused")
+            .then_some(())
+    })
+    .await;
     screenshot(&client, "job-paused").await;
 
     // A phone-sized window.
