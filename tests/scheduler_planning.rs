@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{CountingStore, Runs, rows, scheduler, settled, tenants};
+use common::{CountingStore, Runs, SlowClockSends, eventually, rows, scheduler, settled, tenants};
 use cronlease::store::{ClaimRequest, PlanClaim, SuccessWrite};
 use cronlease::{CatchUp, JobSpec, OverlapPolicy, Scope, Status, floor_plan};
 
@@ -35,6 +35,38 @@ on_every_backend! {
         // Lease stamps come from the database clock too.
         assert!(rows[0].started_at.unwrap() > local + TimeDelta::minutes(50));
         s.shutdown().await;
+    }
+}
+
+on_every_backend! {
+    async fn a_tick_woken_for_a_plan_reads_the_clock_at_or_after_it(db: TestDb) {
+        // Every other clock read reaches the database 300 ms after it was sent. A wake-up
+        // counted from the moment such a read was sent comes 300 ms early: the next read, a
+        // prompt one, would find the plan it was woken for not due yet.
+        let store = Arc::new(SlowClockSends {
+            inner: db.store.clone(),
+            delay: Duration::from_millis(300),
+            calls: Default::default(),
+            clocks: Mutex::default(),
+        });
+        let runs = Runs::default();
+        let s = scheduler(store.clone())
+            .auto_tick(true)
+            .job(JobSpec::builder("prompt").every("1s").handler(runs.ok_handler()).build().unwrap())
+            .start()
+            .await
+            .unwrap();
+        eventually(30, "six plans to run", || async { (runs.len() >= 6).then_some(()) }).await;
+        s.shutdown().await;
+        let clocks = store.clocks.lock().unwrap().clone();
+        // The first tick came at start, anywhere in a second; the others were woken by a plan
+        // boundary and read the clock within the 300 ms delay (and the tick's own work) after it.
+        let early: Vec<_> = clocks[1..]
+            .iter()
+            .filter(|t| t.timestamp_subsec_millis() >= 600)
+            .collect();
+        assert!(clocks.len() >= 6, "{clocks:?}");
+        assert!(early.is_empty(), "clock reads up to 400 ms before a plan boundary: {early:?} of {clocks:?}");
     }
 }
 

@@ -180,7 +180,7 @@ pub(crate) struct JobTick {
     pub(crate) report: TickReport,
     /// When to tick again, counted from `clock_read_at`.
     pub(crate) wake_in: Duration,
-    /// When the database clock was read (the reference point of `wake_in`).
+    /// When the database clock's reading arrived (the reference point of `wake_in`).
     pub(crate) clock_read_at: Instant,
     /// The job met a transient database error: its next tick backs off.
     pub(crate) db_trouble: bool,
@@ -207,10 +207,15 @@ impl JobTick {
 /// Ticks one job. `Err` only when the database clock could not be read; every later error is
 /// logged, counted and reported in the tick (the job is skipped for the rest of this tick).
 pub(crate) async fn tick_job(env: TickEnv, job: &mut JobState) -> Result<JobTick> {
-    let clock_read_at = Instant::now();
     // The clock, the job's pauses and whether it has control requests come in one statement:
     // obeying pauses costs nothing, nor does having no trigger or backfill.
     let clock = env.rt.store.tick_clock(&job.shared.spec.name).await?;
+    // Taken once the answer is in, never before the database read its clock: wake-ups counted
+    // from it come at or after their time on the database clock. Counted from the moment the
+    // statement was sent, a wake-up came early by the time the statement took to reach the
+    // database (tens of milliseconds on a loaded machine), and the tick found the plan before
+    // the boundary it was woken for still the newest due.
+    let clock_read_at = Instant::now();
     let db_now = clock.now;
     let pauses = PauseSet::new(clock.paused);
     let requests = Requests {

@@ -994,3 +994,21 @@ delegate_store!(SlowFailureReplies, |_this, _op| {}, after: {
         actix_rt::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
 });
+
+/// A store whose clock reads reach the database late on every other call (the first, third, ..
+/// wait `delay` before the read), as over a congested network. It keeps the database clock just
+/// before each read.
+pub struct SlowClockSends {
+    pub inner: Arc<dyn Store>,
+    pub delay: std::time::Duration,
+    pub calls: AtomicUsize,
+    pub clocks: std::sync::Mutex<Vec<DateTime<Utc>>>,
+}
+
+delegate_store!(SlowClockSends, |this, op| if op == "tick_clock" {
+    if this.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        actix_rt::time::sleep(this.delay).await;
+    }
+    let now = this.inner.db_now().await?;
+    this.clocks.lock().unwrap().push(now);
+});
