@@ -25,7 +25,7 @@
 //! - `--burst`: all `--scopes` plans due at once (add `--stagger 30s` to spread them, and run
 //!   on to the next minute's plans, due one by one, for the steady state's start lag), then
 //!   idle ticks; prints time until all started and all SUCCESS, start-lag percentiles, the idle
-//!   tick's time and allocations, and peak RSS.
+//!   tick's time and allocations, and peak RSS. `--shared-scopes` as with `--idle` below.
 //! - `--idle`: a job of `--scopes` scopes whose latest plans all ran, in a scheduler started
 //!   after them, ticked five times: prints each tick's time, the allocations of the ticks after
 //!   the first, and the process's peak RSS while the scheduler holds the scopes (against its RSS
@@ -106,7 +106,8 @@ struct Args {
     runs: usize,
     mode: Mode,
     stagger: Option<String>,
-    /// `--idle` with a provider that hands out one shared list instead of a copy per call.
+    /// `--idle` or `--burst` with a provider that hands out one shared list instead of a copy
+    /// per call.
     shared_scopes: bool,
     partitioned: bool,
     analyze: bool,
@@ -168,7 +169,7 @@ fn parse_args() -> Result<Args, String> {
                 return Err(
                     "usage: throughput [--scopes N] [--backend sqlite|postgres|mysql] \
                      [--database-url URL] [--lag-seconds S] [--runs R] \
-                     [--partitioned] [--analyze] [--seed-history] [--limit | --replicas N | --burst [--stagger WINDOW] | \
+                     [--partitioned] [--analyze] [--seed-history] [--limit | --replicas N | --burst [--stagger WINDOW] [--shared-scopes] | \
                      --idle [--shared-scopes] | --history ROWS | --prune-day ROWS]"
                         .into(),
                 );
@@ -185,8 +186,8 @@ fn parse_args() -> Result<Args, String> {
     if args.stagger.is_some() && args.mode != Mode::Burst {
         return Err("--stagger goes with --burst".into());
     }
-    if args.shared_scopes && args.mode != Mode::Idle {
-        return Err("--shared-scopes goes with --idle".into());
+    if args.shared_scopes && !matches!(args.mode, Mode::Idle | Mode::Burst) {
+        return Err("--shared-scopes goes with --idle or --burst".into());
     }
     Ok(args)
 }
@@ -488,6 +489,7 @@ async fn burst_run(args: &Args, store: Arc<dyn Store>) {
         stagger,
         idle_ticks,
         "burst",
+        args.shared_scopes,
         allocation_counters,
     )
     .await;

@@ -564,6 +564,31 @@ pub struct BurstRun {
     pub idle_peak_rss_mb: f64,
 }
 
+/// A scope provider over `list` that counts its calls. It hands out a new copy of the list at
+/// every call, as one reading a table would, or, when `shared`, the same list
+/// (`Scopes::shared_provider`), as one keeping its scopes in memory would.
+fn counted_provider(
+    list: Arc<[Scope]>,
+    shared: bool,
+) -> (Scopes, Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let called = calls.clone();
+    let scopes = if shared {
+        Scopes::shared_provider(move || {
+            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let list = list.clone();
+            async move { Ok(list) }
+        })
+    } else {
+        Scopes::provider(move || {
+            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let list = list.clone();
+            async move { Ok(list.to_vec()) }
+        })
+    };
+    (scopes, calls)
+}
+
 /// The top-of-the-hour burst: `scopes_n` scopes whose plans are all due at once (a `1h`
 /// cadence whose current plan has no row yet), ticked by hand back to back (as the runner does
 /// while due plans remain) until every plan has started, then until every row is SUCCESS; then
@@ -581,6 +606,7 @@ pub async fn burst(
     stagger: Option<&str>,
     idle_ticks: usize,
     job: &str,
+    shared: bool,
     allocations: fn() -> (u64, u64),
 ) -> BurstRun {
     type Start = (chrono::DateTime<Utc>, chrono::DateTime<Utc>, Scope);
@@ -593,16 +619,10 @@ pub async fn burst(
     let steady_plan_ms = next_minute_ms + 60_000;
     let steady_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let steady_count = steady_started.clone();
-    let provided = scope_list.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let called = calls.clone();
+    let (provider, calls) = counted_provider(scope_list, shared);
     let mut spec = JobSpec::builder(job)
         .every(if stagger.is_some() { "1m" } else { "1h" })
-        .scopes(Scopes::provider(move || {
-            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let provided = provided.clone();
-            async move { Ok(provided.to_vec()) }
-        }))
+        .scopes(provider)
         .handler(move |ctx: JobContext| {
             record
                 .lock()
@@ -794,22 +814,7 @@ pub async fn idle(
     let measured = reset_peak_rss();
     let baseline_rss_mb = peak_rss_mb();
 
-    let provided = scope_list.clone();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let called = calls.clone();
-    let scopes = if shared {
-        Scopes::shared_provider(move || {
-            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let provided = provided.clone();
-            async move { Ok(provided) }
-        })
-    } else {
-        Scopes::provider(move || {
-            called.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let provided = provided.clone();
-            async move { Ok(provided.to_vec()) }
-        })
-    };
+    let (scopes, calls) = counted_provider(scope_list, shared);
     let spec = JobSpec::builder(job)
         .every("1h")
         .scopes(scopes)

@@ -99,8 +99,8 @@ pub(crate) struct Offer<'a> {
     pub(crate) token: Uuid,
 }
 
-/// A row the guarded claim reads under the job's lock: every RUNNING row of the job, and the
-/// row of each plan offered, if it has one.
+/// A row the guarded claim reads under the job's lock: every RUNNING row of the offered plans'
+/// scopes, and the row of each plan offered, if it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GuardRow {
     /// The row's id.
@@ -138,7 +138,10 @@ pub(crate) struct GuardDecision {
 
 /// Decides, under the job's claim lock, which offered plans are claimed, skipped, left waiting
 /// or held back by the limit, and which running attempts are cancelled. `rows` are the rows
-/// read under the lock: every RUNNING row of the job and the existing rows of the plans.
+/// read under the lock: every RUNNING row of the offered plans' scopes and the existing rows of
+/// the plans. `job_running` is the number of RUNNING rows of the whole job, which only the
+/// limit needs: stores count them when the guard has a limit, so a claim without one reads
+/// nothing of the scopes it does not offer (`None`: the RUNNING rows in `rows`).
 /// `steal`: whether the claim may take over stale leases (a plan whose own row went stale is
 /// then sent to the claim, as without a guard; the scope stays busy for its other plans).
 pub(crate) fn decide(
@@ -146,16 +149,18 @@ pub(crate) fn decide(
     steal: bool,
     plans: &[Offer<'_>],
     rows: &[GuardRow],
+    job_running: Option<usize>,
 ) -> GuardDecision {
     let mut decision = GuardDecision::default();
     let by_plan: HashMap<(&Scope, DateTime<Utc>), &GuardRow> =
         rows.iter().map(|r| ((&r.scope, r.plan_time), r)).collect();
     let mut running_in: HashMap<&Scope, Vec<&GuardRow>> = HashMap::new();
-    let mut running = 0usize;
+    let mut running_read = 0usize;
     for row in rows.iter().filter(|r| r.status == Status::Running) {
-        running += 1;
+        running_read += 1;
         running_in.entry(&row.scope).or_default().push(row);
     }
+    let mut running = job_running.unwrap_or(running_read);
     let delay = chrono::Duration::from_std(guard.schedule_delay).unwrap_or_default();
 
     // The candidates of each scope, oldest first; plans with nothing to claim are settled here.
@@ -233,7 +238,7 @@ pub(crate) fn decide(
             OverlapPolicy::CancelOther => {
                 decision.skip.extend_from_slice(older);
                 decision.cancel.extend(busy.iter().map(|r| (r.id, r.token)));
-                running -= busy.len();
+                running = running.saturating_sub(busy.len());
                 start.push(newest);
             }
             OverlapPolicy::AllowAll => unreachable!("handled above"),
@@ -285,6 +290,16 @@ mod tests {
             started_at: Some(t(started)),
             stale: false,
         }
+    }
+
+    /// The decision on rows that hold every RUNNING row of the job.
+    fn decide(
+        guard: &ClaimGuard,
+        steal: bool,
+        plans: &[Offer<'_>],
+        rows: &[GuardRow],
+    ) -> GuardDecision {
+        super::decide(guard, steal, plans, rows, None)
     }
 
     fn guard(overlap: OverlapPolicy) -> ClaimGuard {
@@ -409,6 +424,26 @@ mod tests {
         assert!(d.claim[0] == 1 || d.claim[0] == 2);
         assert_eq!(d.limited.len(), 2);
         assert!(d.limited.contains(&0));
+    }
+
+    #[test]
+    fn the_limit_counts_the_jobs_running_attempts_the_store_counted_not_only_those_read() {
+        // The store read only the rows of the offered scopes (none run) and counted two
+        // RUNNING rows elsewhere in the job: a limit of three leaves room for one plan.
+        let plans = [plan("b", 60), plan("c", 60)];
+        let g = ClaimGuard {
+            overlap: OverlapPolicy::Skip,
+            max_running: Some(3),
+            ..ClaimGuard::default()
+        };
+        let d = super::decide(&g, true, &plans, &[], Some(2));
+        assert_eq!(d.claim.len(), 1);
+        assert_eq!(d.limited.len(), 1);
+        // Counted, a running attempt of an offered scope is not counted twice.
+        let rows = [row("b", 0, Status::Running, 1)];
+        let d = super::decide(&g, true, &plans, &rows, Some(2));
+        assert_eq!(d.skip, vec![0]);
+        assert_eq!(d.claim, vec![1]);
     }
 
     #[test]

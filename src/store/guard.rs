@@ -38,11 +38,14 @@ pub(crate) struct GuardPlan<'a> {
     decision: GuardDecision,
 }
 
-/// Decides what to do with `request`'s plans given the rows read under the job's lock.
+/// Decides what to do with `request`'s plans given the rows read under the job's lock: the
+/// RUNNING rows of the offered plans' scopes, the existing rows of the plans, and, when the
+/// guard has a limit, the number of the job's RUNNING rows (`job_running`).
 pub(crate) fn plan<'a>(
     request: &ClaimRequest<'a>,
     guard: &ClaimGuard,
     rows: &[GuardRow],
+    job_running: Option<usize>,
 ) -> GuardPlan<'a> {
     let offers: Vec<Offer<'_>> = request
         .plans
@@ -53,7 +56,13 @@ pub(crate) fn plan<'a>(
             token: p.token,
         })
         .collect();
-    let decision = decide(guard, request.allow_stale_reentry, &offers, rows);
+    let decision = decide(
+        guard,
+        request.allow_stale_reentry,
+        &offers,
+        rows,
+        job_running,
+    );
     let pick = |ids: &[usize]| -> Vec<PlanClaim> {
         ids.iter().map(|&i| request.plans[i].clone()).collect()
     };

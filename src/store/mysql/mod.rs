@@ -544,26 +544,35 @@ impl MySqlStore {
         const OP: &str = "execution_claim";
         let fail = |e| db_error(OP, e);
         let mut tx = self.begin_locked(conn, request.job, OP).await?;
-        let mut raw = sqlx::query(sql::CLAIM_GUARD_RUNNING)
-            .bind(request.job)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(fail)?;
+        let mut raw = Vec::new();
         for batch in json_batches(
             request
                 .plans
                 .iter()
                 .map(|p| json!([p.scope.kind, p.scope.id, datetime(p.plan_time)])),
         ) {
-            raw.extend(
-                sqlx::query(sql::CLAIM_GUARD_RESOLVE)
-                    .bind(batch)
-                    .bind(request.job)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(fail)?,
-            );
+            for read in [sql::CLAIM_GUARD_RUNNING, sql::CLAIM_GUARD_RESOLVE] {
+                raw.extend(
+                    sqlx::query(read)
+                        .bind(&batch)
+                        .bind(request.job)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(fail)?,
+                );
+            }
         }
+        // Only the limit needs the job's other running attempts, and only their number.
+        let job_running = match guard.max_running {
+            Some(_) => Some(
+                sqlx::query_scalar::<_, i64>(sql::CLAIM_GUARD_RUNNING_COUNT)
+                    .bind(request.job)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(fail)? as usize,
+            ),
+            None => None,
+        };
         // Staleness by the database clock, read only when some lease could be stale.
         let now = if raw
             .iter()
@@ -598,7 +607,7 @@ impl MySqlStore {
         .into_iter()
         .filter(|r| seen.insert(r.id))
         .collect();
-        let plan = super::guard::plan(request, guard, &rows);
+        let plan = super::guard::plan(request, guard, &rows, job_running);
         if !plan.cancel.is_empty() {
             // Every row this transaction writes, locked first and by id (the one lock order):
             // the claim's own locking then finds them held.
@@ -2631,7 +2640,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 8);
+        assert_eq!(applied, 9);
         let isolation: String = sqlx::query_scalar("SELECT @@SESSION.tx_isolation")
             .fetch_one(store.pool())
             .await
@@ -2669,7 +2678,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 8
+                    known: 9
                 })
             ),
             "{refused:?}"

@@ -478,12 +478,22 @@ pub(super) const CLAIM_GUARD_LOCK_ROW: &str =
 pub(super) const CLAIM_GUARD_LOCK: &str =
     "SELECT job_name FROM cronlease_claim_locks WHERE job_name = ? FOR UPDATE";
 
-/// The job's RUNNING rows (the stale index, which leads with `status`), for a guarded claim.
+/// The RUNNING rows of the offered plans' scopes (the running index, which leads with
+/// `status`), for a guarded claim: cost grows with the plans offered, not with the attempts of
+/// the job running elsewhere. $1: `[[scope kind, scope id, plan time], ..]`; $2: the job.
 pub(super) const CLAIM_GUARD_RUNNING: &str = "\
 SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
   e.stale_after
-FROM cronlease_executions AS e
-WHERE e.status = 'RUNNING' AND e.job_name = ?";
+FROM JSON_TABLE(?, '$[*]' COLUMNS (
+    scope_kind VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[0]',
+    scope_id VARCHAR(512) CHARACTER SET utf8mb4 PATH '$[1]')) AS p
+  STRAIGHT_JOIN cronlease_executions AS e FORCE INDEX (cronlease_executions_running)
+  ON e.status = 'RUNNING' AND e.job_name = ? AND e.scope_kind = p.scope_kind
+  AND e.scope_id = p.scope_id";
+
+/// The number of RUNNING rows of a job, for a guarded claim under a concurrency limit.
+pub(super) const CLAIM_GUARD_RUNNING_COUNT: &str = "\
+SELECT COUNT(*) FROM cronlease_executions WHERE status = 'RUNNING' AND job_name = ?";
 
 /// The existing rows of the offered plans, for a guarded claim. $1: `[[scope kind, scope id,
 /// plan time], ..]`; $2: the job.

@@ -206,8 +206,20 @@ CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
 ",
     ),
+    // The RUNNING rows of given scopes, for the guarded claim. Its predicate is written so that
+    // only a statement that names it (`status IN ('RUNNING', '-')`, equal in meaning as the CHECK
+    // refuses '-') can use it, and that statement cannot use the stale index: with statistics
+    // that put one row in the partial indexes, the planner took the stale index and filtered
+    // every running row of the job once per scope offered.
+    (
+        9,
+        "running_scopes",
+        "
+CREATE INDEX cronlease_executions_running ON cronlease_executions
+  (job_name, scope_kind, scope_id) WHERE status IN ('RUNNING', '-');
+",
+    ),
 ];
-
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the
 /// advisory lock, then reads the version, so concurrent replicas apply each migration once.
 pub(super) async fn run(pool: &PgPool) -> Result<()> {

@@ -201,6 +201,17 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(fail)?;
+        // Only the limit needs the job's other running attempts, and only their number.
+        let job_running = match guard.max_running {
+            Some(_) => Some(
+                sqlx::query_scalar::<_, i64>(sql::CLAIM_GUARD_RUNNING_COUNT)
+                    .bind(request.job)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(fail)? as usize,
+            ),
+            None => None,
+        };
         let rows = super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: Uuid = row.try_get("id").map_err(dec)?;
@@ -221,7 +232,7 @@ impl PgStore {
                     .unwrap_or(false),
             })
         }));
-        let plan = super::guard::plan(request, guard, &rows);
+        let plan = super::guard::plan(request, guard, &rows, job_running);
         if !plan.cancel.is_empty() {
             sqlx::query(q(&self.sql.claim_guard_cancel))
                 .bind(plan.cancel.iter().map(|c| c.0).collect::<Vec<Uuid>>())
@@ -1583,7 +1594,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .expect("count");
-        assert_eq!(applied, 8);
+        assert_eq!(applied, 9);
         // NUL, which PostgreSQL text and jsonb refuse, does not lose a terminal write.
         let plan = crate::store::PlanClaim::new(Scope::global(), Utc::now());
         let claim = |plan: crate::store::PlanClaim| {
@@ -1643,7 +1654,7 @@ mod tests {
                 refused,
                 Err(Error::SchemaTooNew {
                     found: 99,
-                    known: 8
+                    known: 9
                 })
             ),
             "{refused:?}"
@@ -1730,6 +1741,43 @@ mod tests {
                 "{name} scans the partial stale index:\n{plan}"
             );
         }
+        // A guarded claim of 2,000 plans reads the running rows of the offered scopes only: it
+        // probes the running index by scope, never scans the job's 2,500 running rows.
+        let offered: Vec<String> = (5_001..7_001)
+            .map(|i: i64| (i * 4 + 1).to_string())
+            .collect();
+        let guard_rows = sqlx::query_scalar(explain(&store.sql.claim_guard_rows))
+            .bind("job-1")
+            .bind(vec!["tenant"; offered.len()])
+            .bind(&offered)
+            .bind(vec![Utc::now(); offered.len()])
+            .fetch_all(store.pool())
+            .await
+            .map(plan)
+            .expect("explain guard rows");
+        let lines: Vec<&str> = guard_rows.lines().collect();
+        assert!(
+            guard_rows.contains("using cronlease_executions_running"),
+            "the guard's read does not use the running index:\n{guard_rows}"
+        );
+        let probes = lines.iter().enumerate().filter(|(i, line)| {
+            line.contains("using cronlease_executions_running")
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.contains("scope_id ="))
+        });
+        assert_eq!(
+            probes.count(),
+            lines
+                .iter()
+                .filter(|l| l.contains("cronlease_executions_running"))
+                .count(),
+            "the guard's read scans the running index beyond the offered scopes:\n{guard_rows}"
+        );
+        assert!(
+            !guard_rows.contains("cronlease_executions_stale"),
+            "the guard's read scans the job's running rows:\n{guard_rows}"
+        );
         // The sweep and supersede find the job's rows through their partial index, by job.
         let sweep = sqlx::query_scalar(explain(&store.sql.sweep_stale))
             .bind("job-1")

@@ -89,6 +89,8 @@ ALTER TABLE cronlease_executions
   ADD CONSTRAINT cronlease_executions_plan_key UNIQUE (job_name, scope_kind, scope_id, plan_time);
 CREATE INDEX cronlease_executions_stale ON cronlease_executions (job_name, stale_after)
   WHERE status = 'RUNNING';
+CREATE INDEX cronlease_executions_running ON cronlease_executions
+  (job_name, scope_kind, scope_id) WHERE status IN ('RUNNING', '-');
 CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_retry_at)
   WHERE status = 'FAILED';
 CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
@@ -102,6 +104,8 @@ ALTER TABLE cronlease_executions
   ADD CONSTRAINT cronlease_executions_plan_key UNIQUE (job_name, scope_kind, scope_id, plan_time);
 CREATE INDEX cronlease_executions_stale ON cronlease_executions (job_name, stale_after)
   WHERE status = 'RUNNING';
+CREATE INDEX cronlease_executions_running ON cronlease_executions
+  (job_name, scope_kind, scope_id) WHERE status IN ('RUNNING', '-');
 CREATE INDEX cronlease_executions_retry ON cronlease_executions (job_name, next_retry_at)
   WHERE status = 'FAILED';
 CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)

@@ -439,15 +439,22 @@ ORDER BY job_name, scope_kind, scope_id";
 pub(super) const CLAIM_GUARD_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('cronlease.claim:' || $1::text, 0))";
 
-/// What a guarded claim decides on: every RUNNING row of the job (the partial stale index) and
-/// the existing row of each offered plan (one unique-key probe each). $2..$4 are the plans'
-/// scope kinds, scope ids and plan times.
+/// What a guarded claim decides on: the RUNNING rows of the offered plans' scopes (one probe of
+/// the partial running index per scope: `OFFSET 0` keeps the lateral read from being turned
+/// into a join that scans the job's running rows, and its status test names that index's
+/// predicate, see `migrate.rs`) and the existing row of each offered plan (one unique-key probe
+/// each): cost grows with the plans offered, not with the attempts of the job running
+/// elsewhere. $2..$4 are the plans' scope kinds, scope ids and plan times.
 pub(super) const CLAIM_GUARD_ROWS: &str = "\
 SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
   e.stale_after < {NOW} AS stale
 FROM cronlease_executions AS e
 WHERE e.id IN (
-  SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'
+  SELECT r.id FROM (SELECT DISTINCT scope_kind, scope_id FROM UNNEST($2::text[], $3::text[])
+      AS o(scope_kind, scope_id)) AS o
+  CROSS JOIN LATERAL (SELECT r.id FROM cronlease_executions AS r
+    WHERE r.job_name = $1 AND r.status IN ('RUNNING', '-') AND r.scope_kind = o.scope_kind
+      AND r.scope_id = o.scope_id OFFSET 0) AS r
   UNION
   SELECT x.id FROM UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS u(scope_kind, scope_id, plan_time)
   JOIN cronlease_executions AS x ON x.job_name = $1 AND x.scope_kind = u.scope_kind
@@ -462,7 +469,11 @@ SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.s
   e.stale_after < {NOW} AS stale
 FROM cronlease_executions AS e
 WHERE e.id IN (
-  SELECT r.id FROM cronlease_executions AS r WHERE r.job_name = $1 AND r.status = 'RUNNING'
+  SELECT r.id FROM (SELECT DISTINCT scope_kind, scope_id FROM UNNEST($2::text[], $3::text[])
+      AS o(scope_kind, scope_id)) AS o
+  CROSS JOIN LATERAL (SELECT r.id FROM cronlease_executions AS r
+    WHERE r.job_name = $1 AND r.status IN ('RUNNING', '-') AND r.scope_kind = o.scope_kind
+      AND r.scope_id = o.scope_id OFFSET 0) AS r
   UNION
   SELECT x.id FROM UNNEST($2::text[], $3::text[], $4::timestamptz[]) AS u(scope_kind, scope_id, plan_time)
   JOIN cronlease_executions AS x ON x.job_name = $1 AND x.scope_kind = u.scope_kind
@@ -470,6 +481,10 @@ WHERE e.id IN (
 ORDER BY e.job_name, e.scope_kind, e.scope_id, e.plan_time",
     "\nFOR UPDATE OF e"
 );
+
+/// The number of RUNNING rows of job $1, for a guarded claim under a concurrency limit.
+pub(super) const CLAIM_GUARD_RUNNING_COUNT: &str =
+    "SELECT COUNT(*) FROM cronlease_executions WHERE job_name = $1 AND status = 'RUNNING'";
 
 /// Cancels running attempts for a newer plan of their scope (`CancelOther`): SUPERSEDED with the
 /// code `overlap_cancelled`, fenced by id + token + RUNNING. The owner's next heartbeat finds its

@@ -280,8 +280,15 @@ CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
 ",
     ),
+    (
+        9,
+        "running_scopes",
+        "
+CREATE INDEX cronlease_executions_running ON cronlease_executions
+  (job_name, scope_kind, scope_id) WHERE status = 'RUNNING';
+",
+    ),
 ];
-
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before
 /// reading the version, so concurrent processes apply each migration once.
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -603,6 +603,17 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(fail)?;
+        // Only the limit needs the job's other running attempts, and only their number.
+        let job_running = match guard.max_running {
+            Some(_) => Some(
+                sqlx::query_scalar::<_, i64>(sql::CLAIM_GUARD_RUNNING_COUNT)
+                    .bind(request.job)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(fail)? as usize,
+            ),
+            None => None,
+        };
         let rows = super::skip_corrupt(rows.iter().map(|row| {
             let dec = |e: sqlx::Error| corrupt("?", e.to_string());
             let id: String = row.try_get(0).map_err(dec)?;
@@ -627,7 +638,7 @@ impl Store for SqliteStore {
                     .unwrap_or(false),
             })
         }));
-        let plan = super::guard::plan(request, guard, &rows);
+        let plan = super::guard::plan(request, guard, &rows, job_running);
         if !plan.cancel.is_empty() {
             sqlx::query(q(&self.sql.claim_guard_cancel))
                 .bind(batch_json(&plan.cancel))
@@ -1470,4 +1481,40 @@ fn skip_row(row: &sqlx::sqlite::SqliteRow) -> Result<SkipSpan> {
         row.try_get(8).map_err(dec)?,
         from_millis(row.try_get(9).map_err(dec)?),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guarded claim reads the running rows of the offered scopes by one probe each of the
+    /// running index, never the job's running rows, nor each scope's history.
+    #[actix_rt::test]
+    async fn the_guard_reads_running_rows_by_scope() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let plans = r#"[["id", "tenant", "1", 0, "token"]]"#;
+        // EXPLAIN QUERY PLAN rows: (id, parent, unused, detail).
+        let plan = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            store.sql.claim_guard_rows
+        )))
+        .bind("job")
+        .bind(plans)
+        .fetch_all(store.pool())
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get::<String, _>(3))
+        .collect::<Vec<_>>()
+        .join("\n");
+        assert!(
+            plan.contains(
+                "USING INDEX cronlease_executions_running (job_name=? AND scope_kind=? AND scope_id=?)"
+            ),
+            "{plan}"
+        );
+    }
 }

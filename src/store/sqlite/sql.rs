@@ -348,13 +348,18 @@ WHERE (?1 IS NULL OR job_name = ?1)
 ORDER BY job_name, scope_kind, scope_id";
 
 /// What a guarded claim decides on (inside its `BEGIN IMMEDIATE` transaction, which is the job's
-/// claim lock: SQLite has one writer): every RUNNING row of the job (the partial stale index)
-/// and the existing row of each offered plan (one unique-key probe each). ?2 is the claim's
-/// plans, `[[id, scope_kind, scope_id, plan_time_ms, token], ...]`.
+/// claim lock: SQLite has one writer): the RUNNING rows of the offered plans' scopes (the
+/// partial running index, one probe per plan) and the existing row of each offered plan (one
+/// unique-key probe each). Cost grows with the plans offered, not with the attempts of the job
+/// running elsewhere. ?2 is the claim's plans, `[[id, scope_kind, scope_id, plan_time_ms,
+/// token], ...]`.
 pub(super) const CLAIM_GUARD_ROWS: &str = "\
 SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
   e.stale_after < {NOW} AS stale
-FROM cronlease_executions AS e WHERE e.job_name = ?1 AND e.status = 'RUNNING'
+FROM jsonb_each(?2) AS p
+CROSS JOIN cronlease_executions AS e INDEXED BY cronlease_executions_running
+  ON e.job_name = ?1 AND e.status = 'RUNNING' AND e.scope_kind = p.value ->> 1
+  AND e.scope_id = p.value ->> 2
 UNION
 SELECT e.id, e.lease_token, e.scope_kind, e.scope_id, e.plan_time, e.status, e.started_at,
   e.stale_after < {NOW} AS stale
@@ -362,6 +367,10 @@ FROM jsonb_each(?2) AS p
 CROSS JOIN cronlease_executions AS e
   ON e.job_name = ?1 AND e.scope_kind = p.value ->> 1 AND e.scope_id = p.value ->> 2
   AND e.plan_time = p.value ->> 3";
+
+/// The number of RUNNING rows of job ?1, for a guarded claim under a concurrency limit.
+pub(super) const CLAIM_GUARD_RUNNING_COUNT: &str = "\
+SELECT COUNT(*) FROM cronlease_executions WHERE job_name = ?1 AND status = 'RUNNING'";
 
 /// Cancels running attempts for a newer plan of their scope (`CancelOther`): SUPERSEDED with the
 /// code `overlap_cancelled`, fenced by id + token + RUNNING. ?1 is `[[id, token], ...]`.
