@@ -224,6 +224,7 @@ CREATE TABLE cronlease_claim_locks (
         ],
     ),
 ];
+
 /// Applies the migrations the database lacks, holding the database's migration lock.
 pub(super) async fn run(pool: &MySqlPool) -> Result<()> {
     let mut conn = pool.acquire().await.map_err(|e| db_error("migrate", e))?;

@@ -220,6 +220,7 @@ CREATE INDEX cronlease_executions_running ON cronlease_executions
 ",
     ),
 ];
+
 /// Applies the migrations the database lacks. Each runs in a transaction that first takes the
 /// advisory lock, then reads the version, so concurrent replicas apply each migration once.
 pub(super) async fn run(pool: &PgPool) -> Result<()> {

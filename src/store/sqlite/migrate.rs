@@ -280,6 +280,8 @@ CREATE INDEX cronlease_executions_finished ON cronlease_executions (finished_at)
   WHERE status IN ('SUCCESS', 'DEAD', 'SUPERSEDED', 'SKIPPED');
 ",
     ),
+    // The RUNNING rows of given scopes, for the guarded claim, which names it (`INDEXED BY`):
+    // one probe per scope offered instead of every running row of the job.
     (
         9,
         "running_scopes",
@@ -289,6 +291,7 @@ CREATE INDEX cronlease_executions_running ON cronlease_executions
 ",
     ),
 ];
+
 /// Applies the migrations the database lacks. `BEGIN IMMEDIATE` takes the write lock before
 /// reading the version, so concurrent processes apply each migration once.
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
