@@ -4,13 +4,14 @@
 //! owns it. It gathers fenced terminal writes and flushes them as one statement for successes and
 //! one for failures, when `max_batch` writes are waiting or `linger` after the first one,
 //! whichever comes first. Each kind has at most one statement in flight: writes that arrive
-//! meanwhile wait for it and go out together as soon as it settles (group commit), so the batch
+//! meanwhile wait for it and go out together as soon as it returns (group commit), so the batch
 //! grows with the database's latency instead of the statements queueing up behind each other,
 //! each committing a few rows. A flush that fails transiently is retried with the database
 //! backoff (the job's Heartbeat keeps the leases alive meanwhile, as they stay in its book). Once
-//! a batch is settled it counts and logs each outcome (written, or fenced out because the lease
-//! was lost), takes the leases out of their job's book and tells the Supervisor, in one message,
-//! which attempts ended, so their execution slots free up.
+//! a batch's statement returned and the next batch is on its way, it counts and logs each outcome
+//! (written, or fenced out because the lease was lost), takes the leases out of their job's book
+//! and tells the Supervisor, in one message, which attempts ended, so their execution slots free
+//! up.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -164,8 +165,8 @@ impl Completer {
         }
     }
 
-    /// Writes one batch with `write` (retried while the database fails transiently), settles
-    /// every attempt in it, then sends what waited for it.
+    /// Writes one batch with `write` (retried while the database fails transiently), sends what
+    /// waited for it, then settles every attempt in it.
     fn write_batch<W: Send + Sync + 'static>(
         &mut self,
         ctx: &mut Context<Self>,
@@ -178,22 +179,23 @@ impl Completer {
         let writes = Arc::new(writes);
         ctx.spawn(
             async move {
-                let written = retry_transient(policy, operation, policy.give_up_after, || {
+                retry_transient(policy, operation, policy.give_up_after, || {
                     let (store, writes) = (store.clone(), writes.clone());
                     async move { write(&*store, &writes).await }
                 })
-                .await;
-                settle(ended, written, &ended_to);
+                .await
             }
             .into_actor(self)
-            .map(move |(), act, ctx| {
+            .map(move |written, act, ctx| {
                 match kind {
                     Kind::Success => act.successes.in_flight = false,
                     Kind::Failure => act.failures.in_flight = false,
                 }
                 // What arrived meanwhile goes out now: it waited for this statement, which the
-                // database has just shown it can take, so a linger would only add latency.
+                // database has just shown it can take, so a linger would only add latency. It
+                // goes before this batch is settled, so the database does not wait for that.
                 act.send(kind, ctx);
+                settle(ended, written, &ended_to);
             }),
         );
     }
@@ -201,7 +203,15 @@ impl Completer {
 
 /// Counts and logs each outcome, takes the leases out of their books and reports them ended.
 fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<AttemptsEnded>) {
-    let written = written.map(|ids| ids.into_iter().collect::<HashSet<Uuid>>());
+    // Every write of the batch landed (the usual case): no need to look each one up.
+    let all_written = matches!(&written, Ok(ids) if ids.len() == ended.len());
+    let written = written.map(|ids| {
+        if all_written {
+            HashSet::default()
+        } else {
+            ids.into_iter().collect::<HashSet<Uuid>>()
+        }
+    });
     let mut leases = Vec::with_capacity(ended.len());
     let mut retries: HashMap<Arc<str>, Duration> = HashMap::new();
     let mut run: Option<JobRun> = None;
@@ -217,17 +227,19 @@ fn settle(ended: Vec<Ended>, written: Result<Vec<Uuid>>, ended_to: &Recipient<At
         };
         run.durations.record(attempt.ran.as_secs_f64());
         match &written {
-            Ok(written) if written.contains(&attempt.lease.id) => match &attempt.failure {
-                None => run.succeeded(&attempt),
-                Some(failure) => {
-                    attempt.note_failure_written(failure);
-                    if let Some(retry_in) = failure.retry_in {
-                        let job = attempt.job.spec.name.clone();
-                        let soonest = retries.entry(job).or_insert(retry_in);
-                        *soonest = (*soonest).min(retry_in);
+            Ok(written) if all_written || written.contains(&attempt.lease.id) => {
+                match &attempt.failure {
+                    None => run.succeeded(&attempt),
+                    Some(failure) => {
+                        attempt.note_failure_written(failure);
+                        if let Some(retry_in) = failure.retry_in {
+                            let job = attempt.job.spec.name.clone();
+                            let soonest = retries.entry(job).or_insert(retry_in);
+                            *soonest = (*soonest).min(retry_in);
+                        }
                     }
                 }
-            },
+            }
             Ok(_) => attempt.note_fenced_out(),
             Err(error) => {
                 tracing::error!(%error, job = %attempt.job.spec.name, execution = %attempt.lease.id, "could not record the outcome; the lease will go stale and the plan re-run");

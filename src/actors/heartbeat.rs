@@ -28,7 +28,8 @@ const RENEW_BATCH: usize = 5000;
 /// The running leases of one job and until when each is renewed.
 #[derive(Default)]
 pub(crate) struct LeaseBook {
-    leases: Mutex<HashMap<Uuid, Tracked>>,
+    /// By execution id: ids this runner's claims made, not input, so a fast hash suffices.
+    leases: Mutex<HashMap<Uuid, Tracked, foldhash::fast::RandomState>>,
 }
 
 struct Tracked {
@@ -40,7 +41,7 @@ struct Tracked {
 }
 
 impl LeaseBook {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Tracked>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Tracked, foldhash::fast::RandomState>> {
         // The map stays consistent whatever panicked while holding the lock.
         self.leases
             .lock()

@@ -152,8 +152,9 @@ pub(crate) struct JobState {
     pub(crate) sharing: Sharing,
 }
 
-/// The running Executors by lease, shared by the Supervisor and the ticks (one thread).
-pub(crate) type Running = Rc<RefCell<HashMap<Lease, Addr<Executor>>>>;
+/// The running Executors by lease, shared by the Supervisor and the ticks (one thread). Leases
+/// are ids and tokens this runner made, not input, so a fast hash suffices.
+pub(crate) type Running = Rc<RefCell<HashMap<Lease, Addr<Executor>, foldhash::fast::RandomState>>>;
 
 /// What a tick shares with the Supervisor while it runs.
 #[derive(Clone)]

@@ -13,7 +13,7 @@
 //! the policy. "Due" here is the plan time plus the job's `schedule_delay`
 //! (a stagger offset is not counted: a staggered plan is compared by its unstaggered time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -166,6 +166,22 @@ pub(crate) fn decide(
     // The candidates of each scope, oldest first; plans with nothing to claim are settled here.
     let mut order: Vec<usize> = (0..plans.len()).collect();
     order.sort_by_key(|&i| plans[i].plan_time);
+    if rows.is_empty() {
+        // The usual claim: no plan has a row and nothing of the offered scopes runs, so each
+        // scope's oldest plan is a start and the others wait their turn (under AllowAll all
+        // start). The same outcome as below, without grouping the plans by scope.
+        let mut seen: HashSet<&Scope> = HashSet::with_capacity(plans.len());
+        let mut start = Vec::with_capacity(plans.len());
+        for i in order {
+            if guard.overlap == OverlapPolicy::AllowAll || seen.insert(plans[i].scope) {
+                start.push(i);
+            } else {
+                decision.wait.push(i);
+            }
+        }
+        limit(guard, plans, start, running, &mut decision);
+        return decision;
+    }
     let mut candidates: HashMap<&Scope, Vec<usize>> = HashMap::new();
     for &i in &order {
         let plan = &plans[i];
@@ -245,11 +261,24 @@ pub(crate) fn decide(
         }
     }
 
-    // The limit: the oldest plans start while it allows, the rest are held back.
+    limit(guard, plans, start, running, &mut decision);
+    decision
+}
+
+/// The limit: of the plans that would start, the oldest are claimed while the job's
+/// `max_running` allows (`running` attempts run already), the rest are held back.
+fn limit(
+    guard: &ClaimGuard,
+    plans: &[Offer<'_>],
+    mut start: Vec<usize>,
+    running: usize,
+    decision: &mut GuardDecision,
+) {
     start.sort_by_key(|&i| (plans[i].plan_time, i));
     let room = guard
         .max_running
         .map_or(usize::MAX, |n| (n as usize).saturating_sub(running));
+    decision.claim.reserve(start.len().min(room));
     for (n, i) in start.into_iter().enumerate() {
         if n < room {
             decision.claim.push(i);
@@ -257,7 +286,6 @@ pub(crate) fn decide(
             decision.limited.push(i);
         }
     }
-    decision
 }
 
 #[cfg(test)]
@@ -506,5 +534,67 @@ mod tests {
         let d = decide(&guard(OverlapPolicy::Skip), true, &plans, &rows);
         assert_eq!(d.settled, vec![0]);
         assert_eq!(d.claim, vec![1]);
+    }
+
+    /// Sorted copies of each list, to compare decisions whose order within a list may differ.
+    fn sorted(d: &GuardDecision) -> [Vec<usize>; 5] {
+        let sort = |v: &Vec<usize>| {
+            let mut v = v.clone();
+            v.sort_unstable();
+            v
+        };
+        [
+            sort(&d.claim),
+            sort(&d.skip),
+            sort(&d.wait),
+            sort(&d.limited),
+            sort(&d.settled),
+        ]
+    }
+
+    #[test]
+    fn a_claim_that_read_no_row_decides_as_one_that_read_rows() {
+        // No row read is the usual claim and takes a shorter way; a SUCCESS row of a plan not
+        // offered changes nothing and sends the decision the general way: both must agree.
+        let plans = [
+            plan("a", 120),
+            plan("b", 60),
+            plan("a", 60),
+            plan("c", 180),
+            plan("b", 120),
+            plan("a", 180),
+            plan("d", 60),
+        ];
+        let unrelated = [row("a", 0, Status::Success, 1)];
+        for overlap in [
+            OverlapPolicy::Skip,
+            OverlapPolicy::BufferOne,
+            OverlapPolicy::CancelOther,
+            OverlapPolicy::AllowAll,
+        ] {
+            for max_running in [None, Some(0), Some(2), Some(3), Some(10)] {
+                for job_running in [None, Some(1)] {
+                    let g = ClaimGuard {
+                        overlap,
+                        max_running,
+                        ..ClaimGuard::default()
+                    };
+                    let short = super::decide(&g, true, &plans, &[], job_running);
+                    let long = super::decide(&g, true, &plans, &unrelated, job_running);
+                    assert_eq!(
+                        sorted(&short),
+                        sorted(&long),
+                        "{overlap} {max_running:?} {job_running:?}"
+                    );
+                    // The claim and the held back plans stay oldest first.
+                    assert_eq!(short.claim, long.claim);
+                    assert_eq!(short.limited, long.limited);
+                }
+            }
+        }
+        // Each scope's oldest plan starts, the others wait.
+        let d = decide(&guard(OverlapPolicy::Skip), true, &plans, &[]);
+        assert_eq!(d.claim, vec![1, 2, 6, 3]);
+        assert_eq!(d.wait, vec![0, 4, 5]);
     }
 }

@@ -17,6 +17,7 @@ mod migrate;
 mod row;
 mod sql;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -656,7 +657,11 @@ impl Store for SqliteStore {
             .iter()
             .all(|p| !known.contains(&(&p.scope, p.plan_time)));
         let fresh = if all_new && !plan.claim.plans.is_empty() {
-            let plans = claim_plans(&plan.claim.plans);
+            let plans = if plan.claims_as_offered() {
+                Cow::Borrowed(&offered)
+            } else {
+                Cow::Owned(claim_plans(&plan.claim.plans))
+            };
             self.claim_fresh_on(&mut tx, &plan.claim, &plans).await?
         } else {
             None
