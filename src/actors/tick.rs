@@ -576,16 +576,16 @@ async fn sweep_plan_claim(
         max_running: spec.max_concurrent,
         schedule_delay: spec.schedule_delay,
     };
-    let mut pending = &due[..];
+    // Each batch moves its plans into its request (they are not copied).
+    let due_count = due.len();
+    let mut pending = due.into_iter();
     let mut rounds = 0;
-    while !pending.is_empty() && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
+    while pending.len() > 0 && rounds < MAX_CLAIM_ROUNDS && !env.stopping.get() {
         let take = pending.len().min(env.free.get()).min(CLAIM_BATCH);
         if take == 0 {
             break;
         }
         rounds += 1;
-        let (batch, rest) = pending.split_at(take);
-        pending = rest;
         env.free.set(env.free.get() - take);
         let request = ClaimRequest {
             job: &spec.name,
@@ -594,8 +594,9 @@ async fn sweep_plan_claim(
             stale_timeout: spec.stale_timeout,
             allow_stale_reentry: spec.allow_stale_reentry && takeover,
             steal_not_after: Some(deadline),
-            plans: batch.to_vec(),
+            plans: pending.by_ref().take(take).collect(),
         };
+        let batch = &request.plans;
         // Retried with the same ids and tokens: if a try committed but its reply was lost (the
         // connection dropped), the next try finds rows RUNNING under these tokens and adopts
         // them instead of leaving them to go stale (SPEC §5.1, §7). Rows left behind when it
@@ -664,25 +665,23 @@ async fn sweep_plan_claim(
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
     }
-    if !pending.is_empty() {
+    let unsent = pending.len();
+    if unsent > 0 {
         // Not sent (no free slot, shutdown): the walk's plans go back to the front of its
         // backlog, the others are held for the next tick.
-        let sent = due.len() - pending.len();
+        let sent = due_count - unsent;
         let mut back = Vec::new();
-        for (plan, index) in pending.iter().zip(&listed[sent..]) {
+        for (plan, index) in pending.zip(&listed[sent..]) {
             match index {
                 Some(i) => back.push((*i, plan.plan_time)),
-                None => job.held.push((plan.scope.clone(), plan.plan_time)),
+                None => job.held.push((plan.scope, plan.plan_time)),
             }
         }
         job.last_walk.give_back(back);
     }
-    tick.report.deferred += pending.len() + left_out;
+    tick.report.deferred += unsent + left_out;
     let backlog_left = job.last_walk.has_backlog();
-    if (!pending.is_empty() || left_out > 0 || backlog_left)
-        && env.free.get() > 0
-        && !env.stopping.get()
-    {
+    if (unsent > 0 || left_out > 0 || backlog_left) && env.free.get() > 0 && !env.stopping.get() {
         // Slots are free but the claim rounds ran out (this tick's plans, or the walk's backlog
         // a resumed tick drew from): come back at once, not at the next boundary.
         tick.more_due = true;
