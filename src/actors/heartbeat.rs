@@ -28,9 +28,11 @@ const RENEW_BATCH: usize = 5000;
 /// The running leases of one job and until when each is renewed.
 #[derive(Default)]
 pub(crate) struct LeaseBook {
-    /// By execution id: ids this runner's claims made, not input, so a fast hash suffices.
-    leases: Mutex<HashMap<Uuid, Tracked, foldhash::fast::RandomState>>,
+    leases: Mutex<Leases>,
 }
+
+/// By execution id: ids this runner's claims made, not input, so a fast hash suffices.
+type Leases = HashMap<Uuid, Tracked, foldhash::fast::RandomState>;
 
 struct Tracked {
     lease: Lease,
@@ -41,7 +43,7 @@ struct Tracked {
 }
 
 impl LeaseBook {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Tracked, foldhash::fast::RandomState>> {
+    fn lock(&self) -> MutexGuard<'_, Leases> {
         // The map stays consistent whatever panicked while holding the lock.
         self.leases
             .lock()

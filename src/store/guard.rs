@@ -74,14 +74,10 @@ pub(crate) fn plan<'r, 'a>(
     let claim = if everything {
         Cow::Borrowed(request)
     } else {
+        // The request's other fields are copied; its plans are not.
         Cow::Owned(ClaimRequest {
-            job: request.job,
-            max_attempts: request.max_attempts,
-            runner_id: request.runner_id,
-            stale_timeout: request.stale_timeout,
-            allow_stale_reentry: request.allow_stale_reentry,
-            steal_not_after: request.steal_not_after,
             plans: pick(&decision.claim),
+            ..*request
         })
     };
     GuardPlan {
