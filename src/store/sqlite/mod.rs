@@ -16,6 +16,7 @@ pub(crate) mod error;
 mod migrate;
 mod row;
 mod sql;
+mod writer;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -30,7 +31,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Connection as _, Row};
 use uuid::Uuid;
 
 use super::deadline::StoreDeadlines;
@@ -50,6 +51,7 @@ use crate::scope::Scope;
 use crate::store::registry;
 use crate::store::rowmap::{corrupt, count, decode_into, found_at, parsed, uuid};
 use checkpoint::Checkpointer;
+use writer::{Writer, WriterConn};
 
 /// Default SQLite busy timeout: how long a statement waits for another connection's write lock
 /// (the default [`StoreDeadlines::lock`]).
@@ -76,9 +78,9 @@ const READER_CACHE_SIZE: &str = "-8192";
 pub struct SqliteStore {
     /// Reads.
     pool: SqlitePool,
-    /// Writes: one connection, so this process's writers queue in the pool instead of meeting
+    /// Writes: one connection, so this process's writers queue for it instead of meeting
     /// SQLite's lock and its busy-handler sleeps; other processes still wait on the busy timeout.
-    writer: SqlitePool,
+    writer: Arc<Writer>,
     sql: Arc<Statements>,
     /// Checkpoints the WAL off the writer (file stores opened by this crate).
     checkpointer: Option<Arc<Checkpointer>>,
@@ -210,8 +212,8 @@ impl SqliteStore {
     /// deadlines.
     ///
     /// A call past its deadline keeps its connection: SQLite runs in this process, so the
-    /// abandoned statement still ends within the busy timeout, and the pool waits for it before
-    /// handing the connection out again.
+    /// abandoned statement still ends within the busy timeout, and the connection runs the next
+    /// statement only after it (an abandoned transaction is rolled back first).
     pub async fn connect_with_deadlines(
         options: SqliteConnectOptions,
         deadlines: StoreDeadlines,
@@ -243,7 +245,7 @@ impl SqliteStore {
             .await
             .map_err(|e| error::open_error(&path, e))?;
         let (writer, checkpointer) = if in_memory {
-            (pool.clone(), None)
+            (Writer::Pool(pool.clone()), None)
         } else {
             let checkpointer = Checkpointer::start(pool.clone());
             let options = if checkpointer.is_some() {
@@ -254,16 +256,14 @@ impl SqliteStore {
             } else {
                 options
             };
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
+            let writer = Writer::open(options)
                 .await
                 .map_err(|e| error::open_error(&path, e))?;
             (writer, checkpointer)
         };
         Ok(SqliteStore {
             pool,
-            writer,
+            writer: Arc::new(writer),
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             checkpointer,
             deadlines,
@@ -274,7 +274,7 @@ impl SqliteStore {
     /// yourself; a dedicated single-connection writer, as `connect` sets up, avoids lock waits).
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStore {
-            writer: pool.clone(),
+            writer: Arc::new(Writer::Pool(pool.clone())),
             pool,
             sql: Arc::new(Statements::new(TimeDelta::zero())),
             checkpointer: None,
@@ -305,11 +305,8 @@ impl SqliteStore {
         >,
     ) -> Result<String> {
         let fail = |e| db_error(operation, e);
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(fail)?;
+        let mut conn = self.write(operation).await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
         write.execute(&mut *tx).await.map_err(fail)?;
         let value = read_back.fetch_one(&mut *tx).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
@@ -326,8 +323,7 @@ impl SqliteStore {
         request: &ClaimRequest<'_>,
         plans: &str,
     ) -> Result<Option<Vec<Claimed>>> {
-        let fail = |e| db_error("execution_claim", e);
-        let mut conn = self.writer.acquire().await.map_err(fail)?;
+        let mut conn = self.write("execution_claim").await?;
         self.claim_fresh_on(&mut conn, request, plans).await
     }
 
@@ -374,6 +370,14 @@ impl SqliteStore {
                 })
                 .collect(),
         ))
+    }
+
+    /// The writer connection, for one write of `operation` (held until the result is dropped).
+    async fn write(&self, operation: &'static str) -> Result<WriterConn<'_>> {
+        self.writer
+            .acquire()
+            .await
+            .map_err(|e| db_error(operation, e))
     }
 
     /// Notes a committed write for the background checkpoint.
@@ -477,7 +481,7 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrate::run(&self.writer).await
+        migrate::run(&self.pool).await
     }
 
     async fn migration_status(&self) -> Result<MigrationStatus> {
@@ -591,13 +595,11 @@ impl Store for SqliteStore {
             return Ok(GuardedClaim::default());
         }
         let fail = |e| db_error("execution_claim", e);
-        // The write lock first: it is the job's claim lock (SQLite has one writer).
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(fail)?;
+        // Encoded before the writer is taken, so other writes need not wait for it.
         let offered = claim_plans(&request.plans);
+        // The write lock first: it is the job's claim lock (SQLite has one writer).
+        let mut conn = self.write("execution_claim").await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
         let rows = sqlx::query(q(&self.sql.claim_guard_rows))
             .bind(request.job)
             .bind(&offered)
@@ -711,7 +713,7 @@ impl Store for SqliteStore {
             .collect();
         let rows = sqlx::query(q(&self.sql.heartbeat))
             .bind(batch_json(&batch))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write("execution_heartbeat").await?)
             .await
             .map_err(|e| db_error("execution_heartbeat", e))?;
         self.wrote();
@@ -737,7 +739,7 @@ impl Store for SqliteStore {
         let batch = batch_json(&batch);
         let written = sqlx::query(q(&self.sql.finish_success))
             .bind(&batch)
-            .execute(&self.writer)
+            .execute(&mut *self.write("execution_finish_success").await?)
             .await
             .map_err(|e| db_error("execution_finish_success", e))?
             .rows_affected();
@@ -747,7 +749,7 @@ impl Store for SqliteStore {
         }
         let written: String = sqlx::query_scalar(sql::EXECUTION_FINISHED_SUCCESS)
             .bind(&batch)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.write("execution_finish_success").await?)
             .await
             .map_err(|e| db_error("execution_finish_success", e))?;
         let written: Vec<String> =
@@ -776,7 +778,7 @@ impl Store for SqliteStore {
             .collect();
         let rows = sqlx::query(q(&self.sql.finish_failure))
             .bind(batch_json(&batch))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write("execution_finish_failure").await?)
             .await
             .map_err(|e| db_error("execution_finish_failure", e))?;
         self.wrote();
@@ -793,7 +795,7 @@ impl Store for SqliteStore {
             .bind(job)
             .bind(allow_reentry)
             .bind(not_after.map(|t| t.timestamp_millis()))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write("execution_sweep_stale").await?)
             .await
             .map_err(|e| db_error("execution_sweep_stale", e))?;
         if !rows.is_empty() {
@@ -813,7 +815,7 @@ impl Store for SqliteStore {
     async fn execution_supersede(&self, job: &str) -> Result<Vec<Uuid>> {
         let rows = sqlx::query(q(&self.sql.supersede))
             .bind(job)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write("execution_supersede").await?)
             .await
             .map_err(|e| db_error("execution_supersede", e))?;
         if !rows.is_empty() {
@@ -891,7 +893,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(q(&self.sql.replay))
             .bind(json!(ids).to_string())
             .bind(i64::from(extra_attempts))
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write("execution_replay").await?)
             .await
             .map_err(|e| db_error("execution_replay", e))?;
         self.wrote();
@@ -911,7 +913,7 @@ impl Store for SqliteStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(jobs.only())
             .bind(jobs.except_json())
-            .execute(&self.writer)
+            .execute(&mut *self.write("execution_prune").await?)
             .await
             .map_err(|e| db_error("execution_prune", e))?;
         self.wrote();
@@ -1007,7 +1009,7 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(&pause.paused_by)
             .bind(&pause.reason)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.write("pause_set").await?)
             .await
             .map_err(|e| db_error("pause_set", e))?;
         self.wrote();
@@ -1020,7 +1022,8 @@ impl Store for SqliteStore {
         let (kind, id) = super::pause_key(scope);
         let fail = |e| db_error("pause_clear", e);
         // The paused interval goes to the ledger in the same transaction as the pause goes.
-        let mut tx = self.writer.begin().await.map_err(fail)?;
+        let mut conn = self.write("pause_clear").await?;
+        let mut tx = conn.begin().await.map_err(fail)?;
         sqlx::query(q(&self.sql.pause_record))
             .bind(job)
             .bind(kind)
@@ -1071,7 +1074,7 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(&trigger.idempotency_key)
             .bind(&trigger.requested_by)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.write("trigger_create").await?)
             .await
             .map_err(|e| db_error("trigger_create", e))?;
         self.wrote();
@@ -1106,11 +1109,8 @@ impl Store for SqliteStore {
             .collect();
         let plans = batch_json(&plans);
         let started = batch_json(&start.started);
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(fail)?;
+        let mut conn = self.write("trigger_start").await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
         let inserted = sqlx::query(q(&self.sql.trigger_start_insert))
             .bind(start.job)
             .bind(start.max_attempts as i64)
@@ -1156,7 +1156,7 @@ impl Store for SqliteStore {
             .bind(backfill.to.timestamp_millis())
             .bind(backfill.rerun)
             .bind(&backfill.requested_by)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.write("backfill_create").await?)
             .await
             .map_err(|e| db_error("backfill_create", e))?;
         self.wrote();
@@ -1188,7 +1188,7 @@ impl Store for SqliteStore {
     async fn backfill_cancel(&self, id: Uuid) -> Result<bool> {
         let done = sqlx::query(q(&self.sql.backfill_cancel))
             .bind(id.to_string())
-            .execute(&self.writer)
+            .execute(&mut *self.write("backfill_cancel").await?)
             .await
             .map_err(|e| db_error("backfill_cancel", e))?;
         self.wrote();
@@ -1216,7 +1216,7 @@ impl Store for SqliteStore {
             .bind(was_time)
             .bind(was_kind)
             .bind(was_id)
-            .execute(&self.writer)
+            .execute(&mut *self.write("backfill_advance").await?)
             .await
             .map_err(|e| db_error("backfill_advance", e))?;
         self.wrote();
@@ -1242,7 +1242,7 @@ impl Store for SqliteStore {
             .bind(batch_json(&batch))
             .bind(finished_before.timestamp_millis())
             .bind(extra_attempts as i64)
-            .execute(&self.writer)
+            .execute(&mut *self.write("execution_rerun").await?)
             .await
             .map_err(|e| db_error("execution_rerun", e))?;
         self.wrote();
@@ -1272,7 +1272,7 @@ impl Store for SqliteStore {
             .collect();
         sqlx::query(q(&self.sql.skip_record))
             .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&self.writer)
+            .execute(&mut *self.write("skip_record").await?)
             .await
             .map_err(|e| db_error("skip_record", e))?;
         self.wrote();
@@ -1357,7 +1357,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(q(&self.sql.skip_prune))
             .bind(duration_ms(older_than))
             .bind(limit as i64)
-            .execute(&self.writer)
+            .execute(&mut *self.write("skip_prune").await?)
             .await
             .map_err(|e| db_error("skip_prune", e))?;
         self.wrote();
