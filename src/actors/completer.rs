@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use super::executor::JobShared;
-use super::retry_transient;
+use super::{db_task, retry_transient};
 use crate::error::Result;
 use crate::execution::{ErrorCode, Status};
 use crate::retry::DbRetry;
@@ -178,13 +178,13 @@ impl Completer {
         let (store, policy, ended_to) = (self.store.clone(), self.db_retry, self.ended_to.clone());
         let writes = Arc::new(writes);
         ctx.spawn(
-            async move {
+            db_task(async move {
                 retry_transient(policy, operation, policy.give_up_after, || {
                     let (store, writes) = (store.clone(), writes.clone());
                     async move { write(&*store, &writes).await }
                 })
                 .await
-            }
+            })
             .into_actor(self)
             .map(move |written, act, ctx| {
                 match kind {

@@ -130,6 +130,29 @@ where
     }
 }
 
+/// Runs a database call as a task of its own on this thread's runtime instead of among the
+/// actors' futures, spawned at once. Its replies then wait at most one turn of the actors' queue
+/// (tokio runs the actors' `LocalSet` in turns of a few dozen tasks between its other tasks), not
+/// behind every Executor a claim has just started: each round trip of a claim or a success write
+/// would otherwise wait for thousands of Executor wake-ups, and the database for it. Dropping the
+/// returned future aborts the call, as dropping the call itself would; a panic in it is raised
+/// here.
+pub(crate) fn db_task<T, F>(call: F) -> impl Future<Output = T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(call));
+    async move {
+        match task.await {
+            Ok(value) => value,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only an abort cancels the task, and only dropping this future aborts it.
+            Err(error) => unreachable!("a database task was cancelled while awaited: {error}"),
+        }
+    }
+}
+
 /// Logs and counts a failed store call that the caller will simply retry at its next turn.
 pub(crate) fn note_db_error(operation: &'static str, error: &Error) {
     if error.is_transient() {
@@ -137,5 +160,58 @@ pub(crate) fn note_db_error(operation: &'static str, error: &Error) {
         tracing::warn!(%error, operation, "transient database error; will retry");
     } else {
         tracing::error!(%error, operation, "database error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// The caller gets the call's answer.
+    #[actix_rt::test]
+    async fn a_database_task_returns_its_answer() {
+        assert_eq!(db_task(async { 6 * 7 }).await, 42);
+    }
+
+    /// A panic in the call is raised where the call is awaited, as it would be without a task.
+    #[actix_rt::test]
+    async fn a_panic_in_a_database_task_reaches_its_caller() {
+        let outcome = std::panic::AssertUnwindSafe(db_task(async { panic!("the call broke") }))
+            .catch_unwind()
+            .await;
+        let message = outcome.expect_err("the panic is raised");
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"the call broke"));
+    }
+
+    /// Dropping the awaited future stops the call, as dropping the call itself would.
+    #[actix_rt::test]
+    async fn dropping_a_database_task_stops_the_call() {
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(dropped.clone());
+        let call = db_task(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        // The task has started: it holds the guard until it is stopped.
+        actix_rt::task::yield_now().await;
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(call);
+        for _ in 0..10 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            actix_rt::task::yield_now().await;
+        }
+        assert!(dropped.load(Ordering::SeqCst), "the call was stopped");
     }
 }

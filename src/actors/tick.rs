@@ -587,41 +587,44 @@ async fn sweep_plan_claim(
         }
         rounds += 1;
         env.free.set(env.free.get() - take);
-        let request = ClaimRequest {
-            job: &spec.name,
-            max_attempts: spec.max_attempts,
-            runner_id: &rt.runner_id,
-            stale_timeout: spec.stale_timeout,
-            allow_stale_reentry: spec.allow_stale_reentry && takeover,
-            steal_not_after: Some(deadline),
-            plans: pending.by_ref().take(take).collect(),
-        };
-        let batch = &request.plans;
+        let plans: Vec<PlanClaim> = pending.by_ref().take(take).collect();
+        let (store, db_retry) = (rt.store.clone(), rt.db_retry);
+        let (job_name, runner_id) = (spec.name.clone(), rt.runner_id.clone());
+        let (max_attempts, stale_timeout) = (spec.max_attempts, spec.stale_timeout);
+        let allow_stale_reentry = spec.allow_stale_reentry && takeover;
         // Retried with the same ids and tokens: if a try committed but its reply was lost (the
         // connection dropped), the next try finds rows RUNNING under these tokens and adopts
         // them instead of leaving them to go stale (SPEC §5.1, §7). Rows left behind when it
-        // gives up are swept once stale.
-        let outcome = if guard.is_open() {
-            super::retry_transient(
-                rt.db_retry,
-                "execution_claim",
-                rt.db_retry.give_up_after,
-                || rt.store.execution_claim(&request),
-            )
-            .await
-            .map(|claimed| GuardedClaim {
-                claimed,
-                ..GuardedClaim::default()
-            })
-        } else {
-            super::retry_transient(
-                rt.db_retry,
-                "execution_claim",
-                rt.db_retry.give_up_after,
-                || rt.store.execution_claim_guarded(&request, &guard),
-            )
-            .await
-        };
+        // gives up are swept once stale. The plans come back with the outcome.
+        let (outcome, plans) = super::db_task(async move {
+            let request = ClaimRequest {
+                job: &job_name,
+                max_attempts,
+                runner_id: &runner_id,
+                stale_timeout,
+                allow_stale_reentry,
+                steal_not_after: Some(deadline),
+                plans,
+            };
+            let outcome = if guard.is_open() {
+                super::retry_transient(db_retry, "execution_claim", db_retry.give_up_after, || {
+                    store.execution_claim(&request)
+                })
+                .await
+                .map(|claimed| GuardedClaim {
+                    claimed,
+                    ..GuardedClaim::default()
+                })
+            } else {
+                super::retry_transient(db_retry, "execution_claim", db_retry.give_up_after, || {
+                    store.execution_claim_guarded(&request, &guard)
+                })
+                .await
+            };
+            (outcome, request.plans)
+        })
+        .await;
+        let batch = &plans;
         let mut outcome = match outcome {
             Ok(outcome) => outcome,
             Err(error) => {
