@@ -665,9 +665,9 @@ async fn sweep_plan_claim(
         note_guard(env, &spec.name, &outcome, tick);
         job.held
             .extend(outcome.waiting.iter().chain(&outcome.limited).cloned());
-        // A write that waited for this claim's connection goes first: it was woken as the claim
-        // let go, so one turn of the actors' thread lets it reach the database before 2,000
-        // Executors start.
+        // A write that waited for this claim's connection (SQLite's one writer) goes first: it
+        // was woken as the claim let go, so one turn of the actors' thread lets it reach the
+        // database before 2,000 Executors start.
         tokio::task::yield_now().await;
         // Start each batch's executors at once, so handlers run while the next batch is claimed.
         start_claimed(env, &job.shared, claimed);
