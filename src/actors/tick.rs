@@ -522,9 +522,10 @@ async fn sweep_plan_claim(
         tick.wake_at(at, db_now);
     }
     tick.report.planned += due.len();
-    // Oldest plans first across scopes, in random order among equals: a runner short of slots
-    // serves every scope in turn, and replicas ticking together try different scopes first.
-    claim_order(&mut due, |plan| plan.1);
+    // Oldest plans first across scopes; among equals, the scopes in the unique key's order from
+    // a random start: a runner short of slots serves every scope in turn, replicas ticking
+    // together try different scopes first, and each claim statement inserts neighbouring keys.
+    claim_order(&mut due, |(source, plan_time)| (*plan_time, source.scope()));
     // Only as many as the claim rounds can send become claims; the rest wait for the next
     // ticks: the walk's plans as its backlog, the others as held plans.
     let left_out = due.len().saturating_sub(MAX_CLAIM_ROUNDS * CLAIM_BATCH);
@@ -550,8 +551,8 @@ async fn sweep_plan_claim(
             Source::Owned(..) => None,
         })
         .collect();
-    // Ids (UUID v7, in creation order) follow the order the plans were found, not the shuffled
-    // claim order: rows of one plan time list in the order of the scopes.
+    // Ids (UUID v7, in creation order) follow the order the plans were found, not the claim
+    // order: rows of one plan time list in the order of the scopes.
     let mut found_order: Vec<usize> = (0..due.len()).collect();
     found_order.sort_by_key(|&k| (due[k].0.found_key(), due[k].1));
     let mut ids = vec![Uuid::nil(); due.len()];

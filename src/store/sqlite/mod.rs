@@ -248,6 +248,9 @@ impl SqliteStore {
             (Writer::Pool(pool.clone()), None)
         } else {
             let checkpointer = Checkpointer::start(pool.clone());
+            // A claim's insert keeps a statement journal inside its transaction; on disk, past
+            // 64 KiB, it was a temporary file created and deleted at every claim.
+            let options = options.pragma("temp_store", "MEMORY");
             let options = if checkpointer.is_some() {
                 options.pragma(
                     "wal_autocheckpoint",
