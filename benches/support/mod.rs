@@ -164,7 +164,9 @@ fn scheduler(
 }
 
 /// End-to-end no-op throughput: `scopes` scopes with one due plan each, from the tick until
-/// every row is SUCCESS. `job` must be new to the database. Returns the elapsed time.
+/// every row is SUCCESS. `job` must be new to the database. Returns the elapsed time. A run that
+/// crosses the top of an hour also runs the plans of the new hour its last ticks find (after
+/// every older plan: at most one tick's worth), counted in the check below.
 pub async fn noop_throughput(store: Arc<dyn Store>, scopes_n: usize, job: &str) -> Duration {
     let spec = JobSpec::builder(job)
         .every("1h")
@@ -197,8 +199,8 @@ pub async fn noop_throughput(store: Arc<dyn Store>, scopes_n: usize, job: &str) 
         .find(|(status, _)| *status == Status::Success)
         .map_or(0, |(_, n)| n);
     assert_eq!(
-        success as usize, scopes_n,
-        "every execution recorded SUCCESS"
+        success as usize, won,
+        "every execution claimed recorded SUCCESS"
     );
     s.shutdown().await;
     elapsed
